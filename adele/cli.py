@@ -1,0 +1,283 @@
+"""The ``adele`` command. Thin: parses arguments, calls engine / noise / reporting.
+
+Every user mistake surfaces as ``error: <one line>`` and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from .errors import AdeleError, ConfigError
+
+EPILOG_MAIN = """\
+examples:
+  adele demo                                   # noise -> baseline -> ADELE on the embedded brain data
+  adele train --data colin27 --method adele --out runs/adele --set data.noise=final
+  adele noise --data colin27 --out data/colin27-noisy --recipe final --seed 0
+  adele data export colin27 data/colin27
+  adele config show                            # every setting and its default
+
+Run `adele COMMAND --help` for the options of each command.
+"""
+
+
+def _fmt(text: str) -> str:
+    return textwrap.dedent(text).strip("\n") + "\n"
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .models import available_models
+
+    p = argparse.ArgumentParser(
+        prog="adele",
+        description="Train segmentation networks on noisy annotations with ADELE (adaptive early-learning correction, CVPR 2022).",
+        epilog=EPILOG_MAIN,
+        formatter_class=_Formatter,
+    )
+    p.add_argument("--version", action="version", version=f"adele {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    # ------------------------------------------------------------------ train
+    t = sub.add_parser(
+        "train",
+        help="train a baseline or ADELE model",
+        formatter_class=_Formatter,
+        description="Train a segmentation model on a dataset folder (generic format) or the embedded data.",
+        epilog=_fmt("""
+            examples:
+              adele train --data colin27 --out runs/base --epochs 40
+              adele train --data colin27 --method adele --out runs/adele --set data.noise=final
+              adele train --data data/my-set --config my.yaml --out runs/x --set optim.lr=0.005 train.batch_size=8
+              adele train --out runs/x --resume                # continue after an interruption
+              torchrun --nproc_per_node 2 -m adele train --data colin27 --out runs/ddp
+
+            The resolved config is saved as RUN/config.yaml; RUN also gets checkpoints/,
+            history.csv, TensorBoard events (tb/) and metrics.json.
+            """),
+    )
+    _add_train_args(t, available_models())
+
+    # ------------------------------------------------------------------ demo
+    d = sub.add_parser(
+        "demo",
+        help="noise -> baseline -> ADELE on the embedded data, side by side",
+        formatter_class=_Formatter,
+        description="The main job: synthesize human-like label noise on the embedded Colin27 brain slices, train a baseline and ADELE on the noisy labels, and print per-class test Dice side by side.",
+        epilog=_fmt("""
+            examples:
+              adele demo                       # default: runs/demo, ~6 minutes on 2 CPU cores
+              adele demo --epochs 10 --out /tmp/demo-quick
+            """),
+    )
+    d.add_argument("--out", default="runs/demo", help="folder for the runs (default: runs/demo)")
+    d.add_argument("--epochs", type=int, default=None, help="epochs per run (default: from the demo config)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--recipe", default="final", help="noise recipe (default: final)")
+    d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    d.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
+
+    # ------------------------------------------------------------------ data
+    da = sub.add_parser("data", help="export or check datasets", formatter_class=_Formatter,
+                        description="Dataset utilities.", epilog=_fmt("""
+            examples:
+              adele data export colin27 data/colin27
+              adele data check data/colin27
+            """))
+    dsub = da.add_subparsers(dest="data_command", metavar="ACTION")
+    ex = dsub.add_parser("export", help="write an embedded dataset in the generic format", formatter_class=_Formatter,
+                         description="Write an embedded dataset as a folder in the generic format (PNG images and labels, dataset.json).",
+                         epilog=_fmt("""
+            examples:
+              adele data export colin27 data/colin27
+              adele data export colin27 data/colin27 --overwrite
+
+            Result: DIR/dataset.json, DIR/{train,val,test}/{images,labels}/z<slice>.png, DIR/LICENSE.txt
+            """))
+    ex.add_argument("name", choices=["colin27"], help="embedded dataset name")
+    ex.add_argument("out", help="output folder (must not exist or be empty)")
+    ex.add_argument("--overwrite", action="store_true")
+    ch = dsub.add_parser("check", help="validate a dataset folder", formatter_class=_Formatter,
+                         description="Validate a dataset folder: every image has a label of the same shape, class ids are valid, files decode.",
+                         epilog="example:\n  adele data check data/colin27\n")
+    ch.add_argument("path")
+
+    # ------------------------------------------------------------------ noise
+    n = sub.add_parser(
+        "noise",
+        help="write a copy of a dataset with synthetic annotation noise",
+        formatter_class=_Formatter,
+        description="Copy a dataset, replace the chosen split's labels with noisy ones (keeping the originals in labels_clean/), and report how wrong they are.",
+        epilog=_fmt("""
+            examples:
+              adele noise --data colin27 --out data/colin27-final --recipe final
+              adele noise --data data/my-set --out data/my-set-noisy --recipe 'final+missing:p=0.1' --seed 3
+              adele noise --data colin27 --out data/x --recipe 'markov:strength=0.7' --splits train val
+
+            recipes: under, over, final (random under/over per image, the paper's main setting), mixed,
+            markov[:strength=,p_expand=], missing[:p=], confusion[:p=], extra[:p=]; join with '+'.
+            morphological parameters: target_area=1000, iterations=2-4 (e.g. 'final:target_area=800,iterations=1-3').
+            """),
+    )
+    n.add_argument("--data", required=True, help="dataset folder or 'colin27'")
+    n.add_argument("--out", required=True, help="output folder (new)")
+    n.add_argument("--recipe", default="final")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--splits", nargs="+", default=["train"], help="splits to noise (default: train)")
+    n.add_argument("--previews", type=int, default=4, help="number of preview PNGs to write")
+    n.add_argument("--overwrite", action="store_true")
+
+    # ------------------------------------------------------------------ config
+    c = sub.add_parser("config", help="show the default or resolved configuration", formatter_class=_Formatter,
+                       description="Print the configuration as YAML: every field, with defaults and overrides applied.",
+                       epilog="examples:\n  adele config show\n  adele config show --config configs/demo.yaml --set train.epochs=5\n")
+    csub = c.add_subparsers(dest="config_command", metavar="ACTION")
+    cs = csub.add_parser("show", help="print the resolved config")
+    cs.add_argument("--config", default=None)
+    cs.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE")
+    return p
+
+
+def _add_train_args(t: argparse.ArgumentParser, models: list[str]) -> None:
+    t.add_argument("--data", default=None, help="dataset folder in the generic format, or 'colin27' (embedded)")
+    t.add_argument("--method", choices=["baseline", "adele"], default=None, help="baseline (cross-entropy) or adele")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--config", default=None, help="YAML config file (see `adele config show`)")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    t.add_argument("--model", default=None, help=f"model from the registry: {', '.join(models)}")
+    t.add_argument("--train-labels", choices=["noisy", "clean"], default=None, help="train on train/labels (noisy, default) or train/labels_clean")
+    t.add_argument("--noise", default=None, help="synthesize noisy train labels on the fly with this recipe (clean ones kept for analysis)")
+    t.add_argument("--no-correction", action="store_true", help="ADELE without label correction (ablation)")
+    t.add_argument("--no-consistency", action="store_true", help="ADELE without the multi-scale consistency loss (ablation)")
+    t.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    t.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override any config field, e.g. optim.lr=0.005 adele.correction.every=5")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+
+
+def train_config_from_args(args: argparse.Namespace):
+    from .config import load_config, parse_override
+
+    overrides: dict[str, Any] = {}
+    flag_map = {
+        "data": "data.path", "method": "method", "epochs": "train.epochs", "seed": "train.seed", "batch_size": "train.batch_size",
+        "lr": "optim.lr", "device": "train.device", "model": "model.name", "train_labels": "data.train_labels", "noise": "data.noise",
+    }
+    for attr, key in flag_map.items():
+        v = getattr(args, attr, None)
+        if v is not None:
+            overrides[key] = v
+    if args.no_correction:
+        overrides["adele.correction.enabled"] = False
+    if args.no_consistency:
+        overrides["adele.consistency.enabled"] = False
+    if args.amp:
+        overrides["train.amp"] = True
+    for item in args.set:
+        k, v = parse_override(item)
+        overrides[k] = v
+    config_path = args.config
+    if args.resume and config_path is None and (Path(args.out) / "config.yaml").is_file():
+        config_path = str(Path(args.out) / "config.yaml")
+    return load_config(config_path, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .engine.trainer import Trainer
+    from .reporting.tables import format_metrics_table
+
+    cfg = train_config_from_args(args)
+    trainer = Trainer(cfg, args.out)
+    trainer.prepare_run_dir(resume=args.resume, overwrite=args.overwrite)
+    if args.resume:
+        trainer.resume()
+    results = trainer.fit()
+    if trainer.is_main:
+        print(format_metrics_table({cfg.method: results}, split="test" if "test" in results else "val"))
+        print(f"run folder: {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(out=args.out, epochs=args.epochs, seed=args.seed, recipe=args.recipe, device=args.device, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.data_command == "export":
+        from .data import export_colin27
+
+        out = export_colin27(args.out, overwrite=args.overwrite)
+        print(f"wrote {args.name} to {out}")
+        return 0
+    if args.data_command == "check":
+        from .data import open_dataset
+
+        src = open_dataset(args.path)
+        counts = ", ".join(f"{k}: {len(v)}" for k, v in src.splits.items())
+        print(f"ok: {src.name}, {src.num_classes} classes ({', '.join(src.classes)}), {counts}")
+        return 0
+    parser.parse_args(["data", "--help"])
+    return 2
+
+
+def cmd_noise(args: argparse.Namespace) -> int:
+    from .noise.command import run_noise_command
+
+    run_noise_command(args.data, args.out, args.recipe, seed=args.seed, splits=args.splits, overwrite=args.overwrite, previews=args.previews)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .config import load_config
+
+    if args.config_command != "show":
+        parser.parse_args(["config", "--help"])
+        return 2
+    cfg = load_config(args.config, list(args.set))
+    print(cfg.to_yaml(), end="")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "demo":
+            return cmd_demo(args)
+        if args.command == "data":
+            return cmd_data(args, parser)
+        if args.command == "noise":
+            return cmd_noise(args)
+        if args.command == "config":
+            return cmd_config(args, parser)
+    except AdeleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; resume with --resume", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

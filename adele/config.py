@@ -1,0 +1,335 @@
+"""Every default in one place: frozen dataclasses, loaded from YAML, validated once.
+
+A config is built from (lowest to highest priority) the defaults below, a YAML
+file (``--config FILE``) and ``key=value`` overrides from the command line
+(``--set train.epochs=20 adele.correction.tau_fg=0.8``). Unknown keys, wrong
+types and out-of-range values raise :class:`~adele.errors.ConfigError` naming
+the field. The resolved config is saved as ``config.yaml`` in every run folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    #: dataset folder in the generic format, or ``colin27`` for the embedded data
+    path: str = "colin27"
+    #: resize every image/label to (H, W) before training; null keeps native size
+    size: Optional[tuple[int, int]] = (112, 96)
+    #: which labels to train on: ``noisy`` (train/labels) or ``clean`` (train/labels_clean)
+    train_labels: Literal["noisy", "clean"] = "noisy"
+    #: per-image intensity normalization
+    normalize: Literal["zscore", "unit", "imagenet"] = "zscore"
+    #: random horizontal flip during training
+    hflip: bool = False
+    #: random scale range for training crops (VOC-style); null disables
+    scale_range: Optional[tuple[float, float]] = None
+    #: random crop size (H, W) for training; null disables
+    crop: Optional[tuple[int, int]] = None
+    num_workers: int = 0
+    #: noise recipe applied to the training labels at load time (see ``adele noise``); null = use labels as they are
+    noise: Optional[str] = None
+    noise_seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "unet"
+    #: channels of the first U-Net level (doubles at each level)
+    width: int = 16
+    depth: int = 4
+    dropout: float = 0.0
+    #: optional path to pretrained weights (a state dict) loaded before training
+    pretrained: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.99
+    weight_decay: float = 0.0
+    nesterov: bool = False
+    schedule: Literal["constant", "poly", "cosine"] = "constant"
+    poly_power: float = 0.9
+    #: gradient clipping by global norm; 0 disables
+    clip_grad: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 5
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = False
+    channels_last: bool = False
+    #: evaluate on val every N epochs (the last epoch is always evaluated)
+    eval_every: int = 1
+    #: keep only the last checkpoint (plus ``best.pt``) to save disk
+    keep_last: int = 1
+    threads: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """Per-class memorization onset detection (ADELE section 1)."""
+
+    #: relative derivative change threshold r
+    r: float = 0.9
+    #: trim leading epochs whose IoU rose by less than this (official: 0.1); null disables
+    trim_flat: Optional[float] = 0.1
+    min_points: int = 3
+    #: do not flag a class whose best train IoU is below this (guards against flat, low curves)
+    min_peak_iou: float = 0.2
+    #: do not flag a class whose IoU never rose by this much above its first value
+    min_rise: float = 0.1
+    #: horizon of the onset computation in epochs; null = train.epochs
+    horizon: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class CorrectionConfig:
+    """Adaptive label correction (ADELE section 2)."""
+
+    enabled: bool = True
+    #: correct again every N epochs after a class is flagged (official: 10)
+    every: int = 10
+    tau_bg: float = 0.7
+    tau_fg: float = 0.7
+    #: ``eval``: clean pass in eval mode after the epoch; ``train``: reuse the softmax maps recorded during the epoch (official)
+    predictions: Literal["eval", "train"] = "eval"
+    scales: tuple[float, ...] = (1.0,)
+    hflip: bool = False
+    temperature: float = 1.0
+    #: start each round again from the original noisy labels instead of the current ones
+    restart_from_original: bool = False
+    correct_ignore: bool = False
+
+
+@dataclass(frozen=True)
+class ConsistencyConfig:
+    """Multi-scale consistency regularization (ADELE section 3)."""
+
+    enabled: bool = True
+    scales: tuple[float, ...] = (1.0, 0.7, 1.5)
+    lam: float = 1.0
+    rho: float = 0.8
+    mask: Literal["image", "pixel", "none"] = "image"
+    #: skip the extra scales for a batch whose consistency mask is empty (exact: the term would be 0)
+    skip_when_masked: bool = True
+
+
+@dataclass(frozen=True)
+class AdeleConfig:
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    correction: CorrectionConfig = field(default_factory=CorrectionConfig)
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    method: Literal["baseline", "adele"] = "baseline"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    adele: AdeleConfig = field(default_factory=AdeleConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **overrides: Any) -> "Config":
+        """Return a copy with dotted-key overrides applied, e.g. ``replace(**{"train.epochs": 3})``."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            _set_dotted(data, key, value)
+        return from_dict(data)
+
+
+# ----------------------------------------------------------------------------- conversion
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, dict) or part not in node or not isinstance(node[part], dict):
+            raise ConfigError(f"unknown config key '{key}': '{'.'.join(parts[: i + 1])}' is not a section; run `adele config show` for all keys")
+        node = node[part]
+    if parts[-1] not in node:
+        raise ConfigError(f"unknown config key '{key}'; valid keys here: {', '.join(node)}")
+    node[parts[-1]] = value
+
+
+def _convert(value: Any, tp: Any, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], name)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(map(str, args))}")
+        return value
+    if origin is tuple:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and args and args[-1] is Ellipsis:
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected a list, got {value!r}")
+        if args and args[-1] is Ellipsis:
+            return tuple(_convert(v, args[0], name) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{name}: expected {len(args)} values, got {list(value)}")
+        return tuple(_convert(v, a, name) for v, a in zip(value, args))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected a mapping of settings, got {value!r}")
+        return _build(tp, value, name)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{name}: expected a string, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(f"unknown config key '{where}'; valid keys: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{prefix}.{key}" if prefix else key
+        kwargs[key] = _convert(value, hints[key], where)
+    return cls(**kwargs)
+
+
+def from_dict(data: dict) -> Config:
+    """Build and validate a :class:`Config` from a (possibly partial) nested dict."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config must be a mapping of sections, got {type(data).__name__}")
+    cfg = _build(Config, data)
+    validate(cfg)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.epochs=5"`` -> ``("train.epochs", 5)`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like section.key=value, e.g. train.epochs=20")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None) -> Config:
+    """Defaults <- YAML file <- overrides; validated once."""
+    data = Config().to_dict()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found; pass an existing YAML file to --config")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{where}: not valid YAML; fix the syntax") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections (data:, model:, train:, ...)")
+        _merge(data, loaded, "")
+    items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides or [])
+    for key, value in items:
+        _set_dotted(data, key, value)
+    return from_dict(data)
+
+
+def _merge(base: dict, new: dict, prefix: str) -> None:
+    for key, value in new.items():
+        where = f"{prefix}{key}"
+        if key not in base:
+            raise ConfigError(f"unknown config key '{where}'; valid keys: {', '.join(base)}")
+        if isinstance(base[key], dict) and isinstance(value, dict):
+            _merge(base[key], value, where + ".")
+        else:
+            base[key] = value
+
+
+def validate(cfg: Config) -> None:
+    """Range checks that types alone cannot express."""
+
+    def check(ok: bool, name: str, msg: str) -> None:
+        if not ok:
+            raise ConfigError(f"{name}: {msg}")
+
+    t, o, d, a = cfg.train, cfg.optim, cfg.data, cfg.adele
+    check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
+    check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
+    check(t.eval_every >= 1, "train.eval_every", "must be >= 1")
+    check(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
+    check(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")
+    check(o.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+    check(cfg.model.width >= 1 and cfg.model.depth >= 1, "model.width/depth", "must be >= 1")
+    check(0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)")
+    if d.size is not None:
+        check(all(s >= 8 for s in d.size), "data.size", f"each side must be >= 8, got {list(d.size)}")
+    if d.crop is not None:
+        check(all(s >= 8 for s in d.crop), "data.crop", "each side must be >= 8")
+    if d.scale_range is not None:
+        check(0 < d.scale_range[0] <= d.scale_range[1], "data.scale_range", "must be [low, high] with 0 < low <= high")
+    check(d.num_workers >= 0, "data.num_workers", "must be >= 0")
+    det, cor, con = a.detection, a.correction, a.consistency
+    check(0 < det.r < 1, "adele.detection.r", f"must be in (0, 1), got {det.r}")
+    check(det.min_points >= 3, "adele.detection.min_points", "must be >= 3")
+    check(cor.every >= 1, "adele.correction.every", "must be >= 1")
+    for name in ("tau_bg", "tau_fg"):
+        tau = getattr(cor, name)
+        check(0.5 <= tau < 1, f"adele.correction.{name}", f"must be in [0.5, 1), got {tau}")
+    check(cor.temperature > 0, "adele.correction.temperature", "must be > 0")
+    check(len(cor.scales) >= 1 and all(s > 0 for s in cor.scales), "adele.correction.scales", "must be positive numbers")
+    check(len(con.scales) >= 1 and all(s > 0 for s in con.scales), "adele.consistency.scales", "must be positive numbers")
+    check(con.lam >= 0, "adele.consistency.lam", "must be >= 0")
+    check(0 <= con.rho <= 1, "adele.consistency.rho", "must be in [0, 1]")

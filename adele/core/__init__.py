@@ -1,0 +1,51 @@
+"""The ADELE method as pure functions on arrays and tensors.
+
+curves       memorization onset detection (curve fit, per-class flagging)
+correction   the label correction rule
+store        compact memory-mapped prediction store (2 bytes / pixel)
+consistency  multi-scale consistency loss
+"""
+
+from adele.core.consistency import consistency_loss, multiscale_logits, multiscale_loss
+from adele.core.correction import (
+    ChangePrecision,
+    CorrectionResult,
+    change_precision,
+    class_change_counts,
+    classes_present,
+    correct_labels,
+)
+from adele.core.curves import (
+    CurveFit,
+    MemorizationDetector,
+    OnsetResult,
+    curve,
+    curve_derivative,
+    detect_onset,
+    fit_curve,
+    flat_start_length,
+    onset_epoch,
+)
+from adele.core.store import PredictionStore
+
+__all__ = [
+    "ChangePrecision",
+    "CorrectionResult",
+    "CurveFit",
+    "MemorizationDetector",
+    "OnsetResult",
+    "PredictionStore",
+    "change_precision",
+    "class_change_counts",
+    "classes_present",
+    "consistency_loss",
+    "correct_labels",
+    "curve",
+    "curve_derivative",
+    "detect_onset",
+    "fit_curve",
+    "flat_start_length",
+    "multiscale_logits",
+    "multiscale_loss",
+    "onset_epoch",
+]

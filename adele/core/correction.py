@@ -1,0 +1,176 @@
+"""Adaptive label correction (ADELE section 2), vectorized with lookup tables.
+
+A pixel's label y is replaced by the model's predicted class k when
+
+    confident:  (k != 0 and p > tau_fg) or (k == 0 and p > tau_bg)
+    y in {0} U flagged          (only background / flagged labels may change)
+    k in {0} U flagged          (only background / flagged classes may be written)
+    k in {0} U present(image)   (no class is invented in an image)
+
+where p is the probability of k. Since tau >= 0.5, p > tau means k is the
+argmax, so "max foreground prob > tau_fg or background prob > tau_bg" (the
+paper's wording) reduces to the test above. Ignore pixels are untouched
+unless ``correct_ignore``.
+
+Confidence may be float p in [0, 1] or uint8 q = round(255 p) (see
+``PredictionStore``). In the quantized domain a pixel is confident iff
+q > floor(255 tau), i.e. p >= (floor(255 tau) + 0.5) / 255, which agrees with
+p > tau except where |p - tau| <= 0.5/255.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CorrectionResult:
+    """labels: corrected labels, same shape/dtype as input (uint8).
+    changed: bool mask of the same shape, True where the label changed."""
+
+    labels: np.ndarray
+    changed: np.ndarray
+
+
+@dataclass(frozen=True)
+class ChangePrecision:
+    """per_class: (C,) float64 fraction of changed pixels (by new label) equal
+    to the clean label, NaN where none changed. overall: float, same over all
+    classes. changed / correct: (C,) int64 counts."""
+
+    per_class: np.ndarray
+    overall: float
+    changed: np.ndarray
+    correct: np.ndarray
+
+
+def _check_tau(tau: float, name: str) -> None:
+    if not 0.5 <= tau < 1.0:
+        raise ValueError(f"{name} must be in [0.5, 1) so that p > {name} implies argmax; got {tau}")
+
+
+def _as_uint8(x: np.ndarray, name: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x
+    if not np.issubdtype(x.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer class map (uint8), got dtype {x.dtype}")
+    if x.size and (x.min() < 0 or x.max() > 255):
+        raise ValueError(f"{name} values must lie in 0..255, got {x.min()}..{x.max()}")
+    return x.astype(np.uint8)
+
+
+def classes_present(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(N, H, W) or (H, W) uint8 labels -> (N, C) bool, class c occurs in image n.
+    Background (0) is always marked present."""
+    labels = _as_uint8(labels, "labels")
+    flat = labels.reshape(1, -1) if labels.ndim == 2 else labels.reshape(labels.shape[0], -1)
+    out = np.stack([np.bincount(row, minlength=256)[:num_classes] > 0 for row in flat])
+    out[:, 0] = True
+    return out
+
+
+def _threshold_table(conf_dtype, tau_bg: float, tau_fg: float) -> tuple[np.ndarray, object]:
+    """(256,) per-predicted-class threshold in the dtype of conf, and the 'never' value."""
+    if conf_dtype == np.uint8:
+        table = np.full(256, int(np.floor(tau_fg * 255)), dtype=np.uint8)
+        table[0] = int(np.floor(tau_bg * 255))
+        return table, np.uint8(255)  # q > 255 is never true
+    table = np.full(256, tau_fg, dtype=conf_dtype)
+    table[0] = tau_bg
+    return table, np.inf
+
+
+def correct_labels(
+    labels: np.ndarray,
+    pred: np.ndarray,
+    conf: np.ndarray,
+    flagged: np.ndarray,
+    tau_bg: float = 0.7,
+    tau_fg: float = 0.7,
+    allowed: Optional[np.ndarray] = None,
+    ignore_index: int = 255,
+    correct_ignore: bool = False,
+) -> CorrectionResult:
+    """Apply the ADELE correction rule to a batch of label maps.
+
+    labels, pred: (N, H, W) or (H, W) uint8 (current labels, argmax class).
+    conf: same shape, float32/float64 probability of ``pred`` in [0, 1] or
+      uint8 quantized q = round(255 p).
+    flagged: (C,) bool, classes whose labels may be corrected (0 always may).
+    allowed: (N, C) bool (or (C,) for a single image), classes allowed to be
+      written per image; default = classes present in ``labels`` (+ background).
+    Returns CorrectionResult(labels: new uint8 array, changed: bool mask).
+    """
+    _check_tau(tau_bg, "tau_bg")
+    _check_tau(tau_fg, "tau_fg")
+    labels, pred = _as_uint8(labels, "labels"), _as_uint8(pred, "pred")
+    conf = np.asarray(conf)
+    if conf.dtype not in (np.uint8, np.float32, np.float64):
+        conf = conf.astype(np.float32)
+    if not labels.shape == pred.shape == conf.shape or labels.ndim not in (2, 3):
+        raise ValueError(f"labels, pred, conf must share one (N, H, W) or (H, W) shape; "
+                         f"got {labels.shape}, {pred.shape}, {conf.shape}")
+    shape = labels.shape
+    labels, pred, conf = (x.reshape((-1,) + shape[-2:]) for x in (labels, pred, conf))
+    flagged = np.asarray(flagged, dtype=bool).ravel()
+    C = flagged.size
+    if allowed is None:
+        allowed = classes_present(labels, C)
+    allowed = np.asarray(allowed, dtype=bool).reshape(labels.shape[0], C).copy()
+    allowed[:, 0] = True
+
+    writable = np.zeros(256, dtype=bool)  # classes that may be written: {0} U flagged
+    writable[:C] = flagged
+    writable[0] = True
+    changeable = writable.copy()  # current labels that may change
+    if correct_ignore:
+        changeable[ignore_index] = True
+    thresholds, never = _threshold_table(conf.dtype, tau_bg, tau_fg)
+
+    new = labels.copy()
+    changed = np.empty(labels.shape, dtype=bool)
+    per_image_ok = writable.copy()
+    for n in range(labels.shape[0]):
+        per_image_ok[:C] = writable[:C] & allowed[n]
+        thr = np.where(per_image_ok, thresholds, never)  # (256,) 'never' where pred not allowed
+        m = changed[n]
+        np.greater(conf[n], thr.take(pred[n]), out=m)
+        m &= changeable.take(labels[n])
+        m &= labels[n] != pred[n]
+        np.copyto(new[n], pred[n], where=m)
+    return CorrectionResult(new.reshape(shape), changed.reshape(shape))
+
+
+def class_change_counts(old: np.ndarray, new: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) int64: number of changed pixels whose NEW label is class c.
+    old, new: same-shape integer label maps."""
+    old, new = np.asarray(old), np.asarray(new)
+    moved = new[old != new].astype(np.int64)
+    counts = np.bincount(moved, minlength=max(num_classes, 256))
+    return counts[:num_classes].astype(np.int64)
+
+
+def change_precision(
+    old: np.ndarray, new: np.ndarray, clean: np.ndarray, num_classes: int,
+    ignore_index: int = 255,
+) -> ChangePrecision:
+    """Fraction of changed pixels that now equal the clean label.
+
+    old, new, clean: same-shape integer label maps. Pixels whose clean label
+    is ``ignore_index`` are left out. Per class = grouped by NEW label.
+    """
+    old, new, clean = np.asarray(old), np.asarray(new), np.asarray(clean)
+    moved = (old != new) & (clean != ignore_index)
+    cls = new[moved].astype(np.int64)
+    hit = new[moved] == clean[moved]
+    size = max(num_classes, 256)
+    changed = np.bincount(cls, minlength=size)[:num_classes].astype(np.int64)
+    correct = np.bincount(cls[hit], minlength=size)[:num_classes].astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(changed > 0, correct / np.maximum(changed, 1), np.nan)
+    overall = float(hit.mean()) if hit.size else float("nan")
+    return ChangePrecision(per_class, overall, changed, correct)

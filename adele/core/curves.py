@@ -1,0 +1,348 @@
+"""Memorization onset detection (ADELE section 1).
+
+Per class, the training IoU between predictions and the current labels is
+tracked once per epoch. The curve is fitted with
+
+    f(t) = a * (1 - exp(-t**b / c)),   a in [0, 1], b in [0, 1], c >= 0,
+
+and the class is flagged once the fitted slope has dropped far below its
+slope at t = 1 ("the class has been learned; what follows is memorization").
+
+    relative_change(t) = | |f'(t)| - |f'(1)| | / |f'(1)|,  t = 1 .. horizon-1
+    onset = 1 + #{t : relative_change(t) <= r}      (values > 1 count as 0)
+    flagged  <=>  current_epoch >= onset
+
+Guards beyond the paper's rule (each one a measured or stated pitfall):
+  * the horizon is the *planned* number of epochs, not the current curve length;
+  * a class whose IoU has not risen meaningfully is never flagged;
+  * the official flat-start trim is optional and never trims below `min_points`;
+  * NaN (class absent), short, flat, decreasing curves and fit failures give
+    ``flagged=False`` with a reason instead of an exception.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy.optimize import OptimizeWarning, curve_fit
+
+_T_EPS = 1e-6  # added to t in f'(t) so that t = 0 with b < 1 stays finite
+
+
+# --------------------------------------------------------------------------
+# The curve
+# --------------------------------------------------------------------------
+def curve(t, a: float, b: float, c: float):
+    """f(t) = a * (1 - exp(-t**b / c)).  t: scalar or (T,) float -> same shape."""
+    return a * (1.0 - np.exp(-np.power(t, b) / c))
+
+
+def curve_derivative(t, a: float, b: float, c: float):
+    """f'(t) = (a*b/c) * t**(b-1) * exp(-t**b / c), evaluated at t + 1e-6.
+
+    t: scalar or (T,) float -> same shape, float64.
+    """
+    t = np.asarray(t, dtype=np.float64) + _T_EPS
+    return (a * b / c) * np.power(t, b - 1.0) * np.exp(-np.power(t, b) / c)
+
+
+@dataclass(frozen=True)
+class CurveFit:
+    """Result of :func:`fit_curve`. a, b, c are NaN when ``ok`` is False."""
+
+    a: float
+    b: float
+    c: float
+    ok: bool
+    reason: str = ""
+
+
+def _failed(reason: str) -> CurveFit:
+    return CurveFit(np.nan, np.nan, np.nan, ok=False, reason=reason)
+
+
+def fit_curve(y: np.ndarray) -> CurveFit:
+    """Fit f(t) to a curve of T >= 3 finite values; never raises.
+
+    y: (T,) float. Points are placed at t = linspace(0, T, T) (epoch units, as
+    in the official code) with sigma = geomspace(1, 0.1, T) so that late
+    points weigh more; trust-region least squares from (1, 1, 1) within
+    a in [0, 1], b in [0, 1], c in [0, inf).
+    """
+    y = np.asarray(y, dtype=np.float64).ravel()
+    T = y.size
+    if T < 3:
+        return _failed(f"fit needs >= 3 points, got {T}")
+    if not np.all(np.isfinite(y)):
+        return _failed("curve contains NaN/inf")
+    t = np.linspace(0, T, T)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", OptimizeWarning)
+            params, _ = curve_fit(
+                curve, t, y, p0=(1.0, 1.0, 1.0),
+                bounds=([0.0, 0.0, 0.0], [1.0, 1.0, np.inf]),
+                sigma=np.geomspace(1.0, 0.1, T), absolute_sigma=True,
+                method="trf",
+            )
+    except (RuntimeError, ValueError, TypeError, OptimizeWarning,
+            FloatingPointError, np.linalg.LinAlgError) as err:
+        return _failed(f"fit failed: {type(err).__name__}: {err}")
+    a, b, c = (float(p) for p in params)
+    if not np.all(np.isfinite(params)):
+        return _failed(f"fit gave non-finite parameters {params}")
+    return CurveFit(a, b, c, ok=True)
+
+
+# --------------------------------------------------------------------------
+# Onset
+# --------------------------------------------------------------------------
+def _check_settings(horizon: int, r: float, min_points: int) -> None:
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1 (planned number of epochs), got {horizon}")
+    if not 0.0 < r < 1.0:
+        raise ValueError(f"r must be in (0, 1), got {r}")
+    if min_points < 3:
+        raise ValueError(f"min_points must be >= 3 (three curve parameters), got {min_points}")
+
+
+def onset_epoch(a: float, b: float, c: float, horizon: int, r: float = 0.9) -> int:
+    """1 + #{t in 1..horizon-1 : relative_change(t) <= r}; relative_change > 1 counts as 0.
+
+    ``horizon`` is the planned total number of epochs (NOT the current curve
+    length). The ratio f'(t)/f'(1) is computed in log space, so a steep fit
+    (tiny c, where f' underflows) still gives the right count; ``a`` cancels.
+    Raises ValueError when f' is identically zero or undefined (a, b or c <= 0,
+    or non-finite), or when horizon < 1 or r is outside (0, 1).
+    For b = 1: onset = 1 + #{t in 1..H-1 : t <= 1 + c * ln(1 / (1 - r))}.
+    """
+    _check_settings(horizon, r, 3)
+    if not all(np.isfinite([a, b, c])) or min(a, b, c) <= 0.0:
+        raise ValueError(f"degenerate fit (f' is zero or undefined): a={a}, b={b}, c={c}")
+    t = np.arange(1, horizon, dtype=np.float64) + _T_EPS
+    t1 = 1.0 + _T_EPS
+    with np.errstate(all="ignore"):
+        log_ratio = (b - 1.0) * np.log(t / t1) - (np.power(t, b) - t1**b) / c
+        rel = np.abs(np.exp(log_ratio) - 1.0)  # = | |f'(t)| - |f'(1)| | / |f'(1)|
+    rel[rel > 1.0] = 0.0
+    return 1 + int(np.count_nonzero(rel <= r))
+
+
+@dataclass(frozen=True)
+class OnsetResult:
+    """Onset decision for one class.
+
+    flagged: current epoch >= onset.  onset: epoch (1-based, same units as
+    the curve) or None when no valid fit.  fit: the curve fit or None.
+    trimmed: leading flat points dropped before fitting.  reason: why.
+    """
+
+    flagged: bool
+    onset: Optional[int] = None
+    fit: Optional[CurveFit] = None
+    trimmed: int = 0
+    reason: str = ""
+
+
+def flat_start_length(y: np.ndarray, trim_flat: float) -> int:
+    """Number of leading points of y (T,) while the IoU rose by < trim_flat to the next point."""
+    steps = np.diff(np.asarray(y, dtype=np.float64))
+    rising = np.flatnonzero(steps >= trim_flat)
+    return int(rising[0]) if rising.size else int(steps.size)
+
+
+def _epoch_of(epochs: np.ndarray, k: int) -> int:
+    """Epoch of the k-th (1-based) fitted point; past the data, one epoch per step."""
+    if k <= epochs.size:
+        return int(epochs[k - 1])
+    return int(epochs[-1]) + (k - epochs.size)
+
+
+def detect_onset(
+    ious: Sequence[float],
+    current_epoch: int,
+    horizon: int,
+    r: float = 0.9,
+    min_points: int = 3,
+    trim_flat: Optional[float] = 0.1,
+    min_peak_iou: float = 0.2,
+    min_rise: float = 0.1,
+) -> OnsetResult:
+    """Decide whether one class has started memorizing. Never raises on ``ious``.
+
+    ious: (E,) float, train IoU of one class per epoch (epoch 1 first); NaN or
+    inf = class absent that epoch (dropped; the onset is mapped back to real
+    epochs). current_epoch: 1-based epoch of the last entry.
+    horizon: planned total number of epochs. Other arguments: see module doc.
+    Raises ValueError only for invalid settings (horizon < 1, min_points < 3,
+    r outside (0, 1)).
+    """
+    _check_settings(horizon, r, min_points)
+    y = np.asarray(ious, dtype=np.float64).ravel()
+    valid = np.isfinite(y)
+    epochs = np.flatnonzero(valid) + 1
+    y = y[valid]
+    if y.size == 0:
+        return OnsetResult(False, reason="class absent (no finite IoU)")
+    if y.size < min_points:
+        return OnsetResult(False, reason=f"too short ({y.size} < {min_points} valid points)")
+
+    rise, peak = float(y.max() - y[0]), float(y.max())
+    if rise <= min_rise and y[-1] < y[0]:
+        return OnsetResult(False, reason=f"decreasing curve (rise {rise:.3f} < {min_rise})")
+    if peak < min_peak_iou or rise < min_rise:
+        return OnsetResult(False, reason=f"not risen (peak {peak:.3f}, rise {rise:.3f})")
+
+    notes, trimmed = [], 0
+    if trim_flat is not None:
+        trimmed = flat_start_length(y, trim_flat)
+        if y.size - trimmed < min_points:
+            notes.append(f"trim of {trimmed} skipped (would leave < {min_points} points)")
+            trimmed = 0
+    fit = fit_curve(y[trimmed:])
+    if not fit.ok:
+        return OnsetResult(False, fit=fit, trimmed=trimmed, reason=fit.reason)
+
+    with np.errstate(all="ignore"):  # last fitted point sits at t = T (linspace(0, T, T))
+        fitted_end = float(curve(float(y.size - trimmed), fit.a, fit.b, fit.c))
+    if not fitted_end >= min_peak_iou:
+        return OnsetResult(False, fit=fit, trimmed=trimmed,
+                           reason=f"fit near-flat (fitted IoU {fitted_end:.3f} < {min_peak_iou})")
+    first_epoch = int(epochs[trimmed])
+    try:
+        local = onset_epoch(fit.a, fit.b, fit.c, max(horizon - first_epoch + 1, 1), r)
+    except ValueError as err:
+        return OnsetResult(False, fit=fit, trimmed=trimmed, reason=str(err))
+    onset = _epoch_of(epochs[trimmed:], local)
+    flagged = current_epoch >= onset
+    notes.insert(0, "memorization onset reached" if flagged else "onset not reached yet")
+    return OnsetResult(flagged, onset, fit, trimmed, "; ".join(notes))
+
+
+# --------------------------------------------------------------------------
+# Stateful tracker
+# --------------------------------------------------------------------------
+class MemorizationDetector:
+    """Track per-class IoU curves and flag classes once memorization starts.
+
+    Call :meth:`update` once per check (normally once per epoch). The curve of
+    class c is ``history[:, c]``; its index (1-based) is the epoch unit that
+    ``horizon`` and the onsets are expressed in. A flagged class stays flagged.
+    Background (class 0) is not watched by default and never flagged here.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        horizon: int,
+        r: float = 0.9,
+        min_points: int = 3,
+        trim_flat: Optional[float] = 0.1,
+        min_peak_iou: float = 0.2,
+        min_rise: float = 0.1,
+        classes_to_watch: Optional[Sequence[int]] = None,
+    ):
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 (background + 1), got {num_classes}")
+        watch = range(1, num_classes) if classes_to_watch is None else classes_to_watch
+        watch = sorted({int(c) for c in watch})
+        if any(not 1 <= c < num_classes for c in watch):
+            raise ValueError(f"classes_to_watch must be in 1..{num_classes - 1} "
+                             f"(background 0 is never flagged), got {watch}")
+        self.num_classes = int(num_classes)
+        self.watch = watch
+        self.settings = dict(horizon=int(horizon), r=float(r), min_points=int(min_points),
+                             trim_flat=None if trim_flat is None else float(trim_flat),
+                             min_peak_iou=float(min_peak_iou), min_rise=float(min_rise))
+        _check_settings(int(horizon), float(r), int(min_points))
+        self._history: list[np.ndarray] = []
+        self._epochs: list[int] = []
+        self._flagged: dict[int, OnsetResult] = {}
+        self._flag_epoch: dict[int, int] = {}
+        self.newly_flagged: list[int] = []
+        self.last_results: list[OnsetResult] = []
+
+    def update(self, epoch: int, ious: np.ndarray) -> list[OnsetResult]:
+        """Append one check and re-evaluate not-yet-flagged watched classes.
+
+        epoch: label of this check (recorded as the flag epoch).
+        ious: (C,) float, per-class train IoU, NaN = class absent.
+        Returns (C,) list of OnsetResult indexed by class.
+        """
+        ious = np.asarray(ious, dtype=np.float64).ravel()
+        if ious.size != self.num_classes:
+            raise ValueError(f"ious has {ious.size} entries, detector expects {self.num_classes}")
+        self._history.append(ious.copy())
+        self._epochs.append(int(epoch))
+        hist, now = self.history, len(self._history)
+        self.newly_flagged = []
+        results = []
+        for c in range(self.num_classes):
+            if c in self._flagged:
+                results.append(self._flagged[c])
+            elif c not in self.watch:
+                results.append(OnsetResult(False, reason="not watched"))
+            else:
+                res = detect_onset(hist[:, c], now, **self.settings)
+                if res.flagged:
+                    self._flagged[c], self._flag_epoch[c] = res, int(epoch)
+                    self.newly_flagged.append(c)
+                results.append(res)
+        self.last_results = results
+        return results
+
+    @property
+    def flagged(self) -> np.ndarray:
+        """(C,) bool, True for classes flagged so far."""
+        out = np.zeros(self.num_classes, dtype=bool)
+        out[list(self._flagged)] = True
+        return out
+
+    @property
+    def onsets(self) -> dict[int, int]:
+        """{class: onset} for flagged classes (curve-index units)."""
+        return {c: res.onset for c, res in sorted(self._flagged.items())}
+
+    @property
+    def flag_epochs(self) -> dict[int, int]:
+        """{class: epoch label of the update() that flagged it}."""
+        return dict(sorted(self._flag_epoch.items()))
+
+    @property
+    def history(self) -> np.ndarray:
+        """(E, C) float64, one row per update(); NaN = class absent."""
+        if not self._history:
+            return np.zeros((0, self.num_classes))
+        return np.stack(self._history)
+
+    # ---- checkpointing (plain python types only, JSON-serializable) ----
+    def state_dict(self) -> dict:
+        hist = [[None if not np.isfinite(v) else float(v) for v in row] for row in self._history]
+        flagged = [
+            dict(cls=c, onset=res.onset, epoch=self._flag_epoch[c], trimmed=res.trimmed,
+                 reason=res.reason, a=res.fit.a, b=res.fit.b, c=res.fit.c)
+            for c, res in sorted(self._flagged.items())
+        ]
+        return dict(num_classes=self.num_classes, watch=list(self.watch),
+                    settings=dict(self.settings), epochs=list(self._epochs),
+                    history=hist, flagged=flagged)
+
+    def load_state_dict(self, state: dict) -> None:
+        if int(state["num_classes"]) != self.num_classes:
+            raise ValueError(f"state has {state['num_classes']} classes, "
+                             f"detector has {self.num_classes}")
+        self._history = [np.array([np.nan if v is None else v for v in row], dtype=np.float64)
+                         for row in state["history"]]
+        self._epochs = [int(e) for e in state["epochs"]]
+        self._flagged, self._flag_epoch = {}, {}
+        for rec in state["flagged"]:
+            c = int(rec["cls"])
+            fit = CurveFit(float(rec["a"]), float(rec["b"]), float(rec["c"]), ok=True)
+            self._flagged[c] = OnsetResult(True, int(rec["onset"]), fit,
+                                           int(rec["trimmed"]), str(rec["reason"]))
+            self._flag_epoch[c] = int(rec["epoch"])
+        self.newly_flagged, self.last_results = [], []

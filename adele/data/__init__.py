@@ -1,0 +1,26 @@
+"""Datasets: the embedded Colin27 data, the generic folder format, loaders."""
+from .colin27 import export_colin27, load_colin27
+from .folder import ArraySplit, FolderSplit, Source, open_dataset, write_dataset_json
+from .io import read_image, read_label, write_array
+
+
+def open_source(path: str, check_files: bool = True) -> Source:
+    """``colin27`` -> the embedded data; anything else -> a validated dataset folder."""
+    if path == "colin27":
+        return load_colin27()
+    return open_dataset(path, check_files=check_files)
+
+
+__all__ = [
+    "ArraySplit",
+    "FolderSplit",
+    "Source",
+    "export_colin27",
+    "load_colin27",
+    "open_dataset",
+    "open_source",
+    "read_image",
+    "read_label",
+    "write_array",
+    "write_dataset_json",
+]

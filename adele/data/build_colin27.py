@@ -1,0 +1,144 @@
+"""Rebuild the embedded Colin27 + AAL dataset byte-for-byte from Debian's ``mricron-data``.
+
+Usage::
+
+    apt-get install mricron-data
+    python -m adele.data.build_colin27            # rewrites adele/data/colin27.npz
+    python -m adele.data.build_colin27 --check    # exit 1 if the committed file differs
+
+Source volumes (both 181 x 217 x 181 voxels, 1 mm, same grid):
+
+* ``ch2.nii.gz``: the Colin27 single-subject T1 MRI (Holmes et al. 1998).
+* ``aal.nii.gz`` + ``aal.nii.txt``: the AAL atlas, 116 hand-drawn regions
+  (Tzourio-Mazoyer et al. 2002) on that brain.
+
+What the script does:
+
+1. Axial slices (z) that contain at least one AAL voxel are kept, oriented
+   with anterior up: ``slice = vol[:, :, z].T[::-1]`` gives (217, 181) = (H, W).
+2. AAL regions are grouped into 9 anatomical classes (plus background) of very
+   different sizes, by the AAL code's leading digits (see ``GROUPS``).
+3. Intensities are normalized per volume: divided by the 99.5th percentile of
+   the brain voxels, clipped to [0, 1] and quantized to uint8.
+4. The slices are cut into contiguous blocks of ``BLOCK`` slices separated by
+   ``GAP`` dropped slices, and the blocks go to train/val/test in the repeating
+   pattern ``PATTERN``, so neighbouring slices never straddle two splits.
+5. Arrays are written into a zip (npz) with fixed timestamps, so the output is
+   identical on every run.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+SOURCE_DIR = Path("/usr/share/mricron/templates")
+OUT_PATH = Path(__file__).with_name("colin27.npz")
+
+#: class name -> AAL label indices (1-based, from aal.nii.txt)
+GROUPS: dict[str, tuple[int, ...]] = {
+    "frontal": tuple(range(1, 29)),  # precentral .. rectus (AAL 2xxx)
+    "insula": (29, 30),  # 3xxx
+    "cingulate": tuple(range(31, 37)),  # 40xx
+    "hippocampus_amygdala": tuple(range(37, 43)),  # 41xx-42xx
+    "occipital": tuple(range(43, 57)),  # 5xxx
+    "parietal": tuple(range(57, 71)),  # 6xxx
+    "deep_grey": tuple(range(71, 79)),  # caudate, putamen, pallidum, thalamus (7xxx)
+    "temporal": tuple(range(79, 91)),  # 8xxx
+    "cerebellum": tuple(range(91, 117)),  # cerebellum + vermis (9xxx)
+}
+CLASSES = ("background",) + tuple(GROUPS)
+BLOCK = 6
+GAP = 2
+PATTERN = ("train", "val", "train", "test", "train", "train")
+
+
+def _load(name: str) -> np.ndarray:
+    import nibabel as nib
+
+    path = SOURCE_DIR / name
+    if not path.exists():
+        sys.exit(f"error: {path} not found; install it with `apt-get install mricron-data`")
+    return np.asarray(nib.load(str(path)).dataobj)
+
+
+def build() -> dict[str, np.ndarray]:
+    """Return the dataset arrays (see module docstring)."""
+    t1 = _load("ch2.nii.gz").astype(np.float64)
+    aal = _load("aal.nii.gz").astype(np.int64)
+    lut = np.zeros(256, dtype=np.uint8)
+    for cls, regions in enumerate(GROUPS.values(), start=1):
+        lut[list(regions)] = cls
+    classes = lut[aal]
+
+    brain = aal > 0
+    scale = np.percentile(t1[brain], 99.5)
+    image = np.clip(t1 / scale, 0.0, 1.0)
+    image = np.round(image * 255).astype(np.uint8)
+
+    zs = np.flatnonzero(brain.any(axis=(0, 1)))
+    images, labels, splits, slice_z = [], [], [], []
+    block_idx, pos = 0, 0
+    while pos + BLOCK <= len(zs):
+        split = PATTERN[block_idx % len(PATTERN)]
+        for z in zs[pos : pos + BLOCK]:
+            images.append(image[:, :, z].T[::-1])
+            labels.append(classes[:, :, z].T[::-1])
+            splits.append(split)
+            slice_z.append(int(z))
+        pos += BLOCK + GAP
+        block_idx += 1
+    split_codes = {"train": 0, "val": 1, "test": 2}
+    return {
+        "images": np.ascontiguousarray(np.stack(images)),
+        "labels": np.ascontiguousarray(np.stack(labels)),
+        "split": np.array([split_codes[s] for s in splits], dtype=np.uint8),
+        "slice_z": np.array(slice_z, dtype=np.int16),
+        "classes": np.array(json.dumps(list(CLASSES))),
+    }
+
+
+def write_npz(arrays: dict[str, np.ndarray], path: Path) -> bytes:
+    """Write an npz whose bytes depend only on the arrays (fixed zip timestamps)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for key in sorted(arrays):
+            npy = io.BytesIO()
+            np.lib.format.write_array(npy, np.asanyarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, npy.getvalue(), compresslevel=9)
+    data = buf.getvalue()
+    path.write_bytes(data)
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=OUT_PATH)
+    parser.add_argument("--check", action="store_true", help="compare with the existing file instead of replacing it")
+    args = parser.parse_args(argv)
+    arrays = build()
+    if args.check:
+        tmp = args.out.with_suffix(".check.npz")
+        new = write_npz(arrays, tmp)
+        tmp.unlink()
+        old = args.out.read_bytes() if args.out.exists() else b""
+        same = new == old
+        print(f"{'identical' if same else 'DIFFERENT'}: sha256 {hashlib.sha256(new).hexdigest()}")
+        return 0 if same else 1
+    data = write_npz(arrays, args.out)
+    counts = {s: int((arrays['split'] == i).sum()) for i, s in enumerate(("train", "val", "test"))}
+    print(f"wrote {args.out} ({len(data) / 1e6:.2f} MB, sha256 {hashlib.sha256(data).hexdigest()[:16]}), slices {counts}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""Turn a :class:`~adele.data.folder.Source` split into tensors ready for training.
+
+A :class:`PreparedSplit` holds, in memory, the preprocessed images
+(float32 ``(C_in, H, W)``), the training labels the model currently learns
+from (uint8 ``(H, W)``, rewritten by label correction), the original labels
+and, when known, the clean labels. :class:`TrainDataset` serves it to a
+DataLoader with augmentation that is a pure function of (seed, epoch, index),
+so an interrupted run resumes bit-for-bit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..errors import DatasetError
+from .folder import Source, check_label_values
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def preprocess_image(img: np.ndarray, size: Optional[Sequence[int]], normalize: str) -> torch.Tensor:
+    """``img``: float32 (H, W) or (H, W, 3) -> float32 tensor (C_in, H', W')."""
+    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
+    t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+    if size is not None and tuple(t.shape[-2:]) != tuple(size):
+        t = F.interpolate(t[None], size=tuple(size), mode="bilinear", align_corners=False, antialias=True)[0]
+    if normalize == "zscore":
+        mean = t.mean(dim=(1, 2), keepdim=True)
+        std = t.std(dim=(1, 2), keepdim=True).clamp_min(1e-6)
+        t = (t - mean) / std
+    elif normalize == "imagenet":
+        if t.shape[0] != 3:
+            t = t.expand(3, -1, -1)
+        t = (t - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return t.contiguous()
+
+
+def resize_label(lab: np.ndarray, size: Optional[Sequence[int]]) -> np.ndarray:
+    """Nearest-neighbour resize of a uint8 (H, W) label map."""
+    if size is None or tuple(lab.shape) == tuple(size):
+        return np.ascontiguousarray(lab, dtype=np.uint8)
+    t = torch.from_numpy(np.ascontiguousarray(lab))[None, None].float()
+    out = F.interpolate(t, size=tuple(size), mode="nearest-exact")[0, 0]
+    return out.to(torch.uint8).numpy()
+
+
+@dataclass
+class PreparedSplit:
+    """A split in memory. ``labels`` is the list the trainer rewrites."""
+
+    ids: list[str]
+    images: list[torch.Tensor]
+    labels: list[np.ndarray]
+    original: list[np.ndarray]
+    clean: Optional[list[np.ndarray]] = None
+    noise_events: list[dict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.images[0].shape[0])
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        return [tuple(lab.shape) for lab in self.labels]  # type: ignore[misc]
+
+
+def prepare_split(
+    source: Source,
+    split: str,
+    size: Optional[Sequence[int]],
+    normalize: str,
+    train_labels: str = "noisy",
+    noise: Optional[str] = None,
+    noise_seed: int = 0,
+) -> PreparedSplit:
+    """Load, preprocess and resize one split of ``source``.
+
+    For the training split, ``noise`` (a recipe string, see :mod:`adele.noise`)
+    synthesizes noisy labels from the given ones, which then serve as the clean
+    reference; ``train_labels="clean"`` trains on the clean labels instead.
+    """
+    s = source.splits[split]
+    labels = [np.asarray(s.label(i), dtype=np.uint8) for i in range(len(s))]
+    clean = [np.asarray(s.clean_label(i), dtype=np.uint8) for i in range(len(s))] if s.has_clean else None
+    events: list[dict] = []
+    if noise and split == "train":
+        from ..noise import noise_dataset, parse_recipe
+
+        try:
+            recipe = parse_recipe(noise)
+        except ValueError as exc:
+            raise DatasetError(f"data.noise: {exc}") from None
+        if clean is None:
+            clean = labels
+        labels, events = noise_dataset(clean, recipe, noise_seed, source.num_classes, source.ignore_index)
+    if train_labels == "clean" and split == "train":
+        if clean is None:
+            raise DatasetError(f"{source.root or source.name}: train/labels_clean not found; --train-labels clean needs clean labels (or set data.noise)")
+        labels = clean
+    images = []
+    for i in range(len(s)):
+        img = s.image(i)
+        if img.shape[:2] != labels[i].shape:
+            raise DatasetError(f"{source.name}/{split}/{s.ids[i]}: label shape {labels[i].shape} differs from image shape {img.shape[:2]}")
+        images.append(preprocess_image(img, size, normalize))
+    lab = [resize_label(x, size) for x in labels]
+    for i, x in enumerate(lab):
+        check_label_values(x, source.num_classes, source.ignore_index, f"{source.name}/{split}/{s.ids[i]}")
+    chans = {int(t.shape[0]) for t in images}
+    if len(chans) > 1:
+        raise DatasetError(f"{source.name}/{split}: images mix grayscale and RGB; convert them to one channel count")
+    return PreparedSplit(
+        ids=list(s.ids),
+        images=images,
+        labels=[x.copy() for x in lab],
+        original=lab,
+        clean=[resize_label(x, size) for x in clean] if clean is not None else None,
+        noise_events=events,
+    )
+
+
+class TrainDataset(Dataset):
+    """Serves ``(image (C,H,W) float32, label (H,W) int64, index)`` with seeded augmentation."""
+
+    def __init__(self, split: PreparedSplit, seed: int, hflip: bool = False, scale_range=None, crop=None, ignore_index: int = 255):
+        self.split = split
+        self.seed = seed
+        self.hflip = hflip
+        self.scale_range = scale_range
+        self.crop = crop
+        self.ignore_index = ignore_index
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, i: int):
+        img = self.split.images[i]
+        lab = torch.from_numpy(self.split.labels[i].astype(np.int64))
+        if self.hflip or self.scale_range or self.crop:
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            if self.scale_range:
+                f = float(rng.uniform(*self.scale_range))
+                size = [max(8, round(s * f)) for s in img.shape[-2:]]
+                img = F.interpolate(img[None], size=size, mode="bilinear", align_corners=False)[0]
+                lab = F.interpolate(lab[None, None].float(), size=size, mode="nearest-exact")[0, 0].long()
+            if self.crop:
+                img, lab = _random_crop(img, lab, self.crop, rng, self.ignore_index)
+            if self.hflip and rng.random() < 0.5:
+                img, lab = img.flip(-1), lab.flip(-1)
+        return img, lab, i
+
+
+def _random_crop(img: torch.Tensor, lab: torch.Tensor, crop, rng: np.random.Generator, ignore_index: int):
+    ch, cw = crop
+    h, w = lab.shape
+    ph, pw = max(0, ch - h), max(0, cw - w)
+    if ph or pw:
+        img = F.pad(img, (0, pw, 0, ph), value=0.0)
+        lab = F.pad(lab, (0, pw, 0, ph), value=ignore_index)
+        h, w = lab.shape
+    y = int(rng.integers(0, h - ch + 1))
+    x = int(rng.integers(0, w - cw + 1))
+    return img[:, y : y + ch, x : x + cw], lab[y : y + ch, x : x + cw]
+
+
+def collate(batch):
+    imgs, labs, idx = zip(*batch)
+    return torch.stack(imgs), torch.stack(labs), torch.tensor(idx)

@@ -1,0 +1,423 @@
+"""Training loop for the baseline and ADELE, with exact resume.
+
+One epoch: train (cross-entropy, or ADELE's multi-scale loss), per-class train
+IoU against the current labels, memorization onset detection and, when due,
+a label-correction round; then validation, logs and an atomic checkpoint.
+Everything that changes across epochs lives in the checkpoint or in files
+that the checkpoint names, so ``--resume`` continues bit-for-bit on CPU.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ..config import Config
+from ..data import open_source
+from ..data.dataset import PreparedSplit, TrainDataset, collate, prepare_split
+from ..data.folder import Source
+from ..errors import ConfigError, RunError
+from ..metrics import SegMetrics, nanmean, scores_from_confusion
+from ..models import build_model
+from . import checkpoint as ckpt
+from .adele import AdeleState
+from .distributed import DistInfo, all_reduce_sum, dist_info
+
+try:  # progress bars are a nicety; never a hard failure
+    from tqdm.auto import tqdm
+except ImportError:  # pragma: no cover
+    tqdm = None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: cuda requested but no CUDA device is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def lr_at(cfg: Config, step: int, total: int) -> float:
+    o = cfg.optim
+    if o.schedule == "poly":
+        return o.lr * (1 - step / max(1, total)) ** o.poly_power
+    if o.schedule == "cosine":
+        return o.lr * 0.5 * (1 + math.cos(math.pi * step / max(1, total)))
+    return o.lr
+
+
+def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    o = cfg.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov and o.momentum > 0)
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+
+
+def _progress(iterable, **kw):
+    if tqdm is None or not sys.stderr.isatty() or os.environ.get("ADELE_NO_PROGRESS"):
+        return iterable
+    return tqdm(iterable, dynamic_ncols=True, **kw)
+
+
+@dataclass
+class RunData:
+    source: Source
+    train: PreparedSplit
+    val: Optional[PreparedSplit]
+    test: Optional[PreparedSplit]
+
+
+def load_run_data(cfg: Config, source: Optional[Source] = None) -> RunData:
+    """Open and validate the dataset, then prepare train/val/test in memory."""
+    d = cfg.data
+    source = source or open_source(d.path)
+    splits = {}
+    for name in ("train", "val", "test"):
+        if name in source.splits:
+            splits[name] = prepare_split(source, name, d.size, d.normalize, d.train_labels, d.noise if name == "train" else None, d.noise_seed)
+        else:
+            splits[name] = None
+    return RunData(source, splits["train"], splits["val"], splits["test"])
+
+
+class Trainer:
+    """Owns the model, optimizer, data and run folder of one training run."""
+
+    def __init__(self, cfg: Config, run_dir: str | Path, data: Optional[RunData] = None, model: Optional[torch.nn.Module] = None, log: Callable[[str], None] = print):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.log = log
+        self.dist: DistInfo = dist_info()
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.device = resolve_device(cfg.train.device) if not self.dist.enabled or not torch.cuda.is_available() else torch.device("cuda", self.dist.local_rank)
+        self.data = data or load_run_data(cfg)
+        src = self.data.source
+        self.classes = list(src.classes)
+        self.num_classes = src.num_classes
+        self.ignore_index = src.ignore_index
+        torch.manual_seed(cfg.train.seed)
+        self.model = model if model is not None else build_model(
+            cfg.model.name, in_channels=self.data.train.in_channels, num_classes=self.num_classes,
+            width=cfg.model.width, depth=cfg.model.depth, dropout=cfg.model.dropout,
+        )
+        if cfg.model.pretrained:
+            self._load_pretrained(cfg.model.pretrained)
+        self.model.to(self.device)
+        if cfg.train.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.net = self.model
+        if self.dist.enabled:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.optimizer = make_optimizer(cfg, self.model)
+        self.amp = cfg.train.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.memorization: list[dict] = []
+        self.best = {"epoch": 0, "val_mean_dice": -1.0}
+        self.adele = AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log) if cfg.method == "adele" else None
+        self.train_ds = TrainDataset(self.data.train, cfg.train.seed, cfg.data.hflip, cfg.data.scale_range, cfg.data.crop, self.ignore_index)
+        self._tb = None
+
+    # ------------------------------------------------------------------ setup
+
+    def _load_pretrained(self, path: str) -> None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"model.pretrained: {p} not found; give the path of a saved state dict")
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        state = state.get("model", state) if isinstance(state, dict) else state
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        self.log(f"loaded pretrained weights from {p} ({len(missing)} missing, {len(unexpected)} unexpected keys)")
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.rank == 0
+
+    def prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
+        d = self.run_dir
+        if resume:
+            if not (d / "config.yaml").is_file():
+                raise RunError(f"{d}: no run to resume here (config.yaml missing); drop --resume to start a new run")
+            if not ckpt.list_checkpoints(d):
+                raise RunError(f"{d}: no checkpoint to resume from; drop --resume to start again")
+            return
+        if d.exists() and any(d.iterdir()):
+            if not overwrite:
+                raise RunError(f"{d}: run folder exists and is not empty; choose a new --out, pass --resume to continue, or --overwrite to replace it")
+            if self.is_main:
+                shutil.rmtree(d)
+        self.dist.barrier()
+        if self.is_main:
+            d.mkdir(parents=True, exist_ok=True)
+            ckpt.atomic_write_text(self.cfg.to_yaml(), d / "config.yaml")
+            info = {"classes": self.classes, "ignore_index": self.ignore_index, "dataset": self.data.source.name,
+                    "train_ids": self.data.train.ids, "has_clean": self.data.train.clean is not None}
+            ckpt.atomic_write_text(json.dumps(info, indent=1), d / "run.json")
+        self.dist.barrier()
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict:
+        return ckpt.to_tensor_tree({
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "rng": ckpt.rng_state(),
+            "history": self.history,
+            "memorization": self.memorization,
+            "best": self.best,
+            "adele": self.adele.state_dict() if self.adele else None,
+            "config": self.cfg.to_dict(),
+            "model_name": self.cfg.model.name,
+        })
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("model_name", self.cfg.model.name) != self.cfg.model.name:
+            raise RunError(f"checkpoint was made with model '{state.get('model_name')}', config asks for '{self.cfg.model.name}'; use the run's own config")
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError:
+            raise RunError("checkpoint does not match this model (different architecture, width or class count); resume with the run's own config") from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        self.memorization = list(state.get("memorization", []))
+        self.best = dict(state["best"])
+        ckpt.set_rng_state(state["rng"])
+        if self.adele and state.get("adele"):
+            self.adele.load_state_dict(state["adele"])
+
+    def resume(self) -> None:
+        found = ckpt.load_latest(self.run_dir, map_location="cpu")
+        if found is None:
+            raise RunError(f"{self.run_dir}: no readable checkpoint; start a new run")
+        epoch, state = found
+        self.load_state_dict(state)
+        self.log(f"resumed from epoch {epoch}")
+
+    def save_checkpoint(self) -> None:
+        if self.is_main:
+            state = self.state_dict()
+            ckpt.atomic_save(state, ckpt.checkpoint_path(self.run_dir, self.epoch))
+            ckpt.prune(self.run_dir, max(2, self.cfg.train.keep_last))
+        self.dist.barrier()
+
+    # ------------------------------------------------------------------ loop
+
+    def loader(self, epoch: int) -> DataLoader:
+        self.train_ds.set_epoch(epoch)
+        g = torch.Generator().manual_seed(self.cfg.train.seed * 100003 + epoch)
+        if self.dist.enabled:
+            from torch.utils.data.distributed import DistributedSampler
+
+            sampler = DistributedSampler(self.train_ds, num_replicas=self.dist.world_size, rank=self.dist.rank, shuffle=True, seed=self.cfg.train.seed, drop_last=False)
+            sampler.set_epoch(epoch)
+            return DataLoader(self.train_ds, batch_size=self.cfg.train.batch_size, sampler=sampler, collate_fn=collate, num_workers=self.cfg.data.num_workers)
+        return DataLoader(self.train_ds, batch_size=self.cfg.train.batch_size, shuffle=True, generator=g, collate_fn=collate, num_workers=self.cfg.data.num_workers)
+
+    def fit(self) -> dict:
+        cfg = self.cfg
+        steps_per_epoch = math.ceil(len(self.train_ds) / (cfg.train.batch_size * self.dist.world_size))
+        total_steps = steps_per_epoch * cfg.train.epochs
+        epochs = range(self.epoch + 1, cfg.train.epochs + 1)
+        bar = _progress(epochs, desc="epochs", position=0) if self.is_main else epochs
+        for epoch in bar:
+            self.epoch = epoch
+            t0 = time.perf_counter()
+            row = self.train_epoch(epoch, (epoch - 1) * steps_per_epoch, total_steps)
+            if self.adele:
+                row.update(self.adele.after_epoch(epoch, row["_train_cm"], self.net, self.device, self.dist))
+            row.pop("_train_cm")
+            if self.data.val is not None and (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs):
+                val = self.evaluate(self.data.val)
+                row["val_mean_dice"] = val["mean_dice"]
+                row["val_mean_iou"] = val["mean_iou"]
+                for n in self.classes[1:]:
+                    row[f"val_dice/{n}"] = val["dice"][n]
+                if (val["mean_dice"] or 0) > self.best["val_mean_dice"]:
+                    self.best = {"epoch": epoch, "val_mean_dice": val["mean_dice"] or 0.0}
+            row["time_s"] = round(time.perf_counter() - t0, 3)
+            self.history.append(row)
+            self.write_logs(row)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{row['loss']:.3f}", val_dice=f"{row.get('val_mean_dice') or float('nan'):.3f}")
+            self.save_checkpoint()
+        return self.finish()
+
+    def train_epoch(self, epoch: int, step0: int, total_steps: int) -> dict:
+        cfg, C = self.cfg, self.num_classes
+        self.net.train()
+        cm = torch.zeros(C, C, dtype=torch.int64, device=self.device)
+        mem = torch.zeros(3, C, C, dtype=torch.int64, device=self.device) if self.data.train.clean is not None else None
+        loss_sum, cons_sum, n_batches = 0.0, 0.0, 0
+        loader = self.loader(epoch)
+        batches = _progress(loader, desc=f"epoch {epoch}", leave=False, position=1) if self.is_main else loader
+        for step, (img, lab, idx) in enumerate(batches, start=step0):
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(cfg, step, total_steps)
+            img = img.to(self.device, non_blocking=True)
+            lab = lab.to(self.device, non_blocking=True)
+            if cfg.train.channels_last:
+                img = img.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, enabled=self.amp):
+                if self.adele and cfg.adele.consistency.enabled:
+                    out = self.adele.loss(self.net, img, lab)
+                    logits = out["logits"]
+                    cons_sum += float(out["consistency"])
+                else:
+                    logits = self.net(img)
+                    out = {"total": F.cross_entropy(logits.float(), lab, ignore_index=self.ignore_index)}
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(out["total"]).backward()
+            if cfg.optim.clip_grad > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.clip_grad)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            loss_sum += float(out["total"].detach())
+            n_batches += 1
+            with torch.no_grad():
+                pred = logits.detach().argmax(1)
+                valid = lab != self.ignore_index
+                cm += torch.bincount(lab[valid] * C + pred[valid], minlength=C * C).view(C, C)
+                if mem is not None:
+                    self._memorization_counts(mem, pred, idx)
+                if self.adele:
+                    self.adele.record_train_predictions(idx, logits.detach())
+        cm = all_reduce_sum(cm, self.dist)
+        stats = torch.tensor([loss_sum, cons_sum, n_batches], dtype=torch.float64, device=self.device)
+        stats = all_reduce_sum(stats, self.dist)
+        ious = scores_from_confusion(cm)["iou"]
+        row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "loss": float(stats[0] / max(1, stats[2]))}
+        if self.adele and cfg.adele.consistency.enabled:
+            row["consistency"] = float(stats[1] / max(1, stats[2]))
+        row["train_mean_iou"] = nanmean(ious[1:])
+        for n, v in zip(self.classes, ious):
+            row[f"train_iou/{n}"] = None if np.isnan(v) else float(v)
+        row["_train_cm"] = cm.cpu().numpy()
+        if mem is not None:
+            mem = all_reduce_sum(mem, self.dist).cpu().numpy()
+            self.memorization.append({"epoch": epoch, "wrong": mem[0].tolist(), "pred_clean": mem[1].tolist(), "pred_noisy": mem[2].tolist()})
+        return row
+
+    def _memorization_counts(self, mem: torch.Tensor, pred: torch.Tensor, idx: torch.Tensor) -> None:
+        """Count, on pixels whose original (noisy) label is wrong, predictions of the clean vs the noisy class.
+
+        ``mem[0][clean, noisy]``: wrong pixels; ``mem[1]``: of those predicted as the clean class;
+        ``mem[2]``: predicted as the noisy class. Unaugmented batches only (exact pixel alignment).
+        """
+        if self.cfg.data.crop or self.cfg.data.scale_range or self.cfg.data.hflip:
+            return
+        C = self.num_classes
+        tr = self.data.train
+        noisy = torch.from_numpy(np.stack([tr.original[i] for i in idx.tolist()])).to(self.device).long()
+        clean = torch.from_numpy(np.stack([tr.clean[i] for i in idx.tolist()])).to(self.device).long()
+        wrong = (noisy != clean) & (noisy != self.ignore_index) & (clean != self.ignore_index)
+        key = (clean * C + noisy)[wrong]
+        p = pred[wrong]
+        mem[0] += torch.bincount(key, minlength=C * C).view(C, C)
+        mem[1] += torch.bincount(key[p == clean[wrong]], minlength=C * C).view(C, C)
+        mem[2] += torch.bincount(key[p == noisy[wrong]], minlength=C * C).view(C, C)
+
+    @torch.no_grad()
+    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        with torch.autocast(self.device.type, enabled=self.amp):
+            return self.model(images.to(self.device)).float()
+
+    @torch.no_grad()
+    def evaluate(self, split: PreparedSplit, labels: Optional[list[np.ndarray]] = None) -> dict:
+        """Dice/IoU of the current model on ``split`` (its ``original`` labels unless ``labels`` given)."""
+        labels = labels if labels is not None else split.original
+        metrics = SegMetrics(self.num_classes, self.ignore_index)
+        bs = self.cfg.train.batch_size if len({tuple(l.shape) for l in labels}) == 1 else 1
+        for s in range(0, len(split), bs):
+            img = torch.stack(split.images[s : s + bs])
+            lab = torch.from_numpy(np.stack(labels[s : s + bs])).long()
+            pred = self.predict_logits(img).argmax(1).cpu()
+            metrics.update(pred, lab)
+        return metrics.compute(self.classes)
+
+    def write_logs(self, row: dict) -> None:
+        if not self.is_main:
+            return
+        path = self.run_dir / "history.csv"
+        keys = list(self.history[0].keys()) if len(self.history) == 1 else None
+        all_keys: list[str] = []
+        for r in self.history:
+            all_keys += [k for k in r if k not in all_keys]
+        tmp_rows = [{k: ("" if r.get(k) is None else r.get(k)) for k in all_keys} for r in self.history]
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=all_keys)
+        w.writeheader()
+        w.writerows(tmp_rows)
+        ckpt.atomic_write_text(buf.getvalue(), path)
+        del keys
+        if self.memorization:
+            ckpt.atomic_write_text(json.dumps(self.memorization), self.run_dir / "memorization.json")
+        tb = self._tensorboard()
+        if tb is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and v is not None and k != "epoch":
+                    tb.add_scalar(k, v, row["epoch"])
+            tb.flush()
+
+    def _tensorboard(self):
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.run_dir / "tb"))
+            except Exception:  # noqa: BLE001 - tensorboard is optional at run time
+                self._tb = False
+        return self._tb or None
+
+    def finish(self) -> dict:
+        results: dict[str, Any] = {"method": self.cfg.method, "epochs": self.epoch, "classes": self.classes, "best_val": self.best}
+        for name in ("val", "test"):
+            split = getattr(self.data, name)
+            if split is not None:
+                results[name] = self.evaluate(split)
+        if self.data.train.clean is not None:
+            results["train_label_quality"] = label_agreement(self.data.train.labels, self.data.train.clean, self.num_classes, self.ignore_index, self.classes)
+        if self.adele:
+            results["adele"] = self.adele.summary()
+        if self.is_main:
+            ckpt.atomic_write_text(json.dumps(results, indent=1), self.run_dir / "metrics.json")
+            ckpt.atomic_save({"model": self.model.state_dict(), "config": self.cfg.to_dict(), "classes": self.classes,
+                              "in_channels": self.data.train.in_channels, "ignore_index": self.ignore_index, "model_name": self.cfg.model.name},
+                             self.run_dir / "model.pt")
+        if self._tb:
+            self._tb.close()
+        return results
+
+
+def label_agreement(labels: list[np.ndarray], clean: list[np.ndarray], num_classes: int, ignore_index: int, classes: list[str]) -> dict:
+    """Dice per class between a set of label maps and the clean ones (dataset level)."""
+    m = SegMetrics(num_classes, ignore_index)
+    for a, b in zip(labels, clean):
+        m.update(torch.from_numpy(a[None].astype(np.int64)), torch.from_numpy(b[None].astype(np.int64)))
+    out = m.compute(classes)
+    return {"dice": out["dice"], "mean_dice": out["mean_dice"], "mean_iou": out["mean_iou"]}

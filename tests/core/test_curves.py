@@ -1,0 +1,259 @@
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import OptimizeWarning
+
+import adele.core.curves as curves
+from adele.core.curves import (
+    CurveFit,
+    MemorizationDetector,
+    curve,
+    curve_derivative,
+    detect_onset,
+    fit_curve,
+    flat_start_length,
+    onset_epoch,
+)
+
+
+def b1_curve(T, a, c):
+    """y on the fit's own grid t = linspace(0, T, T), b = 1."""
+    return curve(np.linspace(0, T, T), a, 1.0, c)
+
+
+def closed_form_onset(c, horizon, r=0.9):
+    limit = 1 + c * math.log(1 / (1 - r))
+    return 1 + sum(1 for t in range(1, horizon) if t <= limit)
+
+
+# ---------------------------------------------------------------- the curve
+def test_curve_derivative_matches_finite_difference():
+    t, (a, b, c) = np.array([0.5, 2.0, 7.0]), (0.7, 0.6, 3.0)
+    h = 1e-5
+    numeric = (curve(t + 1e-6 + h, a, b, c) - curve(t + 1e-6 - h, a, b, c)) / (2 * h)
+    np.testing.assert_allclose(curve_derivative(t, a, b, c), numeric, rtol=1e-5)
+    assert np.isfinite(curve_derivative(0.0, a, b, c))
+
+
+@pytest.mark.parametrize("a,c", [(0.8, 5.0), (0.6, 2.3), (0.95, 11.7)])
+def test_fit_recovers_b1_parameters(a, c):
+    fit = fit_curve(b1_curve(30, a, c))
+    assert fit.ok, fit.reason
+    np.testing.assert_allclose([fit.a, fit.b, fit.c], [a, 1.0, c], rtol=1e-3)
+
+
+@pytest.mark.parametrize("c,horizon", [(5.0, 100), (2.3, 100), (11.7, 100), (5.0, 10), (5.0, 2)])
+def test_onset_epoch_closed_form_b1(c, horizon):
+    assert onset_epoch(0.8, 1.0, c, horizon) == closed_form_onset(c, horizon)
+
+
+def test_onset_epoch_steep_fit_does_not_underflow():
+    # f'(1) underflows to 0 in linear space; in log space the onset is 2.
+    assert onset_epoch(0.9, 1.0, 1e-4, 100) == 2
+
+
+@pytest.mark.parametrize("params", [(0.0, 1.0, 1.0), (0.5, 0.0, 1.0), (0.5, 1.0, 0.0), (np.nan, 1, 1)])
+def test_onset_epoch_degenerate_raises(params):
+    with pytest.raises(ValueError, match="degenerate"):
+        onset_epoch(*params, horizon=50)
+
+
+@pytest.mark.parametrize("a,c", [(0.8, 5.0), (0.6, 2.3), (0.95, 11.7)])
+def test_detect_onset_closed_form(a, c):
+    T, H = 30, 100
+    expected = closed_form_onset(c, H)
+    res = detect_onset(b1_curve(T, a, c), current_epoch=T, horizon=H, trim_flat=None)
+    assert res.onset == expected
+    assert res.flagged == (T >= expected)
+    assert res.trimmed == 0
+
+
+def test_horizon_is_the_planned_length_not_the_curve_length():
+    y = b1_curve(8, 0.8, 5.0)  # closed-form onset 13 for a long run
+    planned = detect_onset(y, current_epoch=8, horizon=100, trim_flat=None)
+    assert planned.onset == 13 and not planned.flagged
+    # the pitfall: horizon = current length forces onset <= current epoch
+    pitfall = detect_onset(y, current_epoch=8, horizon=8, trim_flat=None)
+    assert pitfall.onset <= 8 and pitfall.flagged
+
+
+def test_flagged_once_current_epoch_reaches_onset():
+    y = b1_curve(20, 0.8, 5.0)
+    assert not detect_onset(y, current_epoch=12, horizon=100, trim_flat=None).flagged
+    assert detect_onset(y, current_epoch=13, horizon=100, trim_flat=None).flagged
+
+
+# ---------------------------------------------------------------- flat-start trim
+def test_flat_start_length():
+    assert flat_start_length(np.array([0.0, 0.05, 0.1, 0.4, 0.5]), 0.1) == 2
+    assert flat_start_length(np.array([0.0, 0.3, 0.35]), 0.1) == 0
+    assert flat_start_length(np.array([0.0, 0.05, 0.1]), 0.1) == 2  # never rises: all but last
+
+
+def test_trim_shifts_onset_by_trimmed_epochs():
+    c, H = 5.0, 100
+    y = np.concatenate([[0.0, 0.0, 0.0], b1_curve(25, 0.8, c)])
+    res = detect_onset(y, current_epoch=y.size, horizon=H, trim_flat=0.1)
+    assert res.trimmed == 3
+    assert res.onset == closed_form_onset(c, H - 3) + 3
+    assert res.fit.ok and abs(res.fit.c - c) < 1e-2
+
+
+def test_trim_is_safe_when_curve_never_jumps():
+    y = np.linspace(0.0, 0.6, 12)  # rises 0.055 per epoch: official trim eats everything
+    res = detect_onset(y, current_epoch=12, horizon=100, trim_flat=0.1)
+    assert res.trimmed == 0
+    assert "skipped" in res.reason
+    assert res.fit is not None and res.fit.ok and res.onset is not None
+
+
+def test_trim_keeps_exactly_min_points():
+    y = np.array([0.0, 0.0, 0.0, 0.5, 0.7, 0.75])  # trim drops 2, keeps the last flat point
+    res = detect_onset(y, current_epoch=6, horizon=50, trim_flat=0.1, min_points=4)
+    assert res.trimmed == 2 and "skipped" not in res.reason
+    res = detect_onset(y, current_epoch=6, horizon=50, trim_flat=0.1, min_points=5)
+    assert res.trimmed == 0 and "skipped" in res.reason
+
+
+# ---------------------------------------------------------------- degenerate input
+@pytest.mark.parametrize(
+    "ious,reason",
+    [
+        ([], "absent"),
+        ([np.nan] * 6, "absent"),
+        ([0.1, 0.6], "too short"),
+        ([np.nan, 0.2, np.nan, 0.7, np.nan], "too short"),
+        (np.zeros(15), "not risen"),
+        (np.full(15, 0.5), "not risen"),
+        (np.full(15, 0.05) + np.linspace(0, 0.1, 15), "not risen"),  # peak < 0.2
+        (np.linspace(0.9, 0.3, 15), "decreasing"),
+    ],
+)
+def test_degenerate_curves_are_not_flagged(ious, reason):
+    res = detect_onset(ious, current_epoch=len(ious), horizon=100)
+    assert not res.flagged and res.onset is None
+    assert reason in res.reason
+
+
+def test_nan_entries_are_dropped_and_onset_mapped_to_epochs():
+    c, H = 5.0, 100
+    y = np.concatenate([[np.nan, np.nan], b1_curve(25, 0.8, c)])
+    res = detect_onset(y, current_epoch=y.size, horizon=H, trim_flat=None)
+    assert res.onset == closed_form_onset(c, H - 2) + 2
+    y_mid = y.copy()
+    y_mid[10] = np.nan  # an interior gap: still a valid fit, never an exception
+    assert detect_onset(y_mid, current_epoch=y.size, horizon=H).onset is not None
+
+
+def test_decreasing_curve_is_fittable_but_not_flagged():
+    y = np.linspace(0.9, 0.3, 15)
+    assert isinstance(fit_curve(y), CurveFit)  # no exception
+    res = detect_onset(y, current_epoch=15, horizon=100, min_rise=0.0)
+    assert not res.flagged and res.reason
+
+
+def test_rise_then_collapse_gives_near_flat_fit():
+    y = np.array([0.0, 0.3, 0.25, 0.15, 0.1, 0.05, 0.05, 0.04])
+    res = detect_onset(y, current_epoch=8, horizon=100)
+    assert not res.flagged and "near-flat" in res.reason
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("no convergence"), ValueError("bad"),
+                                 OptimizeWarning("covariance")])
+def test_fit_failure_is_reported(monkeypatch, exc):
+    def boom(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(curves, "curve_fit", boom)
+    fit = fit_curve(b1_curve(10, 0.8, 3.0))
+    assert not fit.ok and "fit failed" in fit.reason
+    res = detect_onset(b1_curve(10, 0.8, 3.0), current_epoch=10, horizon=100)
+    assert not res.flagged and "fit failed" in res.reason
+
+
+def test_non_finite_parameters_are_a_failure(monkeypatch):
+    monkeypatch.setattr(curves, "curve_fit", lambda *a, **k: (np.array([np.nan, 1, 1]), None))
+    assert not fit_curve(b1_curve(10, 0.8, 3.0)).ok
+
+
+def test_degenerate_fit_parameters_are_not_flagged(monkeypatch):
+    monkeypatch.setattr(curves, "fit_curve", lambda y: CurveFit(0.9, 0.0, 0.5, ok=True))
+    res = detect_onset(b1_curve(10, 0.8, 3.0), current_epoch=10, horizon=100)
+    assert not res.flagged and "degenerate" in res.reason
+
+
+def test_detect_onset_never_raises_on_random_input():
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        y = rng.uniform(-0.2, 1.2, size=rng.integers(0, 12))
+        y[rng.random(y.size) < 0.2] = np.nan
+        y[rng.random(y.size) < 0.05] = np.inf
+        res = detect_onset(y, current_epoch=y.size, horizon=30)
+        assert isinstance(res.flagged, bool) and res.reason
+
+
+def test_invalid_settings_raise():
+    with pytest.raises(ValueError, match="horizon"):
+        detect_onset([0.1, 0.5, 0.7], 3, horizon=0)
+    with pytest.raises(ValueError, match="min_points"):
+        detect_onset([0.1, 0.5, 0.7], 3, horizon=10, min_points=2)
+
+
+# ---------------------------------------------------------------- detector
+def detector_run(det, epochs, rng):
+    """Class 1 learns fast (c=3), class 2 stays near zero, class 3 absent, 0 rises too."""
+    fast = b1_curve(40, 0.8, 3.0)
+    for e in range(1, epochs + 1):
+        ious = np.array([fast[e - 1], fast[e - 1], 0.02 * rng.random(), np.nan])
+        det.update(e, ious)
+
+
+def test_detector_flags_and_stays_flagged():
+    det = MemorizationDetector(num_classes=4, horizon=40)
+    rng = np.random.default_rng(0)
+    detector_run(det, 10, rng)
+    assert det.flagged.tolist() == [False, True, False, False]  # background never
+    onset, flag_epoch = det.onsets[1], det.flag_epochs[1]
+    assert flag_epoch == onset  # flagged in the epoch the onset was reached
+    replay = detect_onset(det.history[:onset, 1], current_epoch=onset, horizon=40)
+    assert replay.flagged and replay.onset == onset
+    res = det.update(11, np.array([0.0, 0.0, 0.0, np.nan]))  # IoU collapses afterwards
+    assert det.flagged[1] and det.onsets[1] == onset and det.flag_epochs[1] == flag_epoch
+    assert res[1].flagged and det.newly_flagged == []
+    assert "not watched" in res[0].reason and not res[2].flagged
+    assert det.history.shape == (11, 4)
+
+
+def test_detector_newly_flagged_only_once():
+    det = MemorizationDetector(num_classes=4, horizon=40)
+    rng = np.random.default_rng(0)
+    seen = []
+    fast = b1_curve(40, 0.8, 3.0)
+    for e in range(1, 12):
+        det.update(e, np.array([0.0, fast[e - 1], 0.01 * rng.random(), np.nan]))
+        seen += det.newly_flagged
+    assert seen == [1]
+
+
+def test_detector_state_dict_json_round_trip():
+    det = MemorizationDetector(num_classes=4, horizon=40)
+    detector_run(det, 10, np.random.default_rng(0))
+    state = json.loads(json.dumps(det.state_dict(), allow_nan=False))
+    clone = MemorizationDetector(num_classes=4, horizon=40)
+    clone.load_state_dict(state)
+    np.testing.assert_array_equal(clone.history, det.history)  # NaN positions equal too
+    assert clone.onsets == det.onsets and clone.flag_epochs == det.flag_epochs
+    nxt = np.array([0.5, 0.7, 0.3, 0.1])
+    assert [r.flagged for r in clone.update(11, nxt)] == [r.flagged for r in det.update(11, nxt)]
+
+
+def test_detector_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="background"):
+        MemorizationDetector(num_classes=3, horizon=10, classes_to_watch=[0, 1])
+    det = MemorizationDetector(num_classes=3, horizon=10)
+    with pytest.raises(ValueError, match="expects 3"):
+        det.update(1, np.zeros(4))
+    with pytest.raises(ValueError, match="classes"):
+        det.load_state_dict(MemorizationDetector(num_classes=5, horizon=10).state_dict())
