@@ -120,7 +120,10 @@ def correct_labels(
     C = flagged.size
     if allowed is None:
         allowed = classes_present(labels, C)
-    allowed = np.asarray(allowed, dtype=bool).reshape(labels.shape[0], C).copy()
+    allowed = np.asarray(allowed, dtype=bool)
+    if allowed.size != labels.shape[0] * C:
+        raise ValueError(f"allowed must be (N, C) = ({labels.shape[0]}, {C}) bool, got {allowed.shape}")
+    allowed = allowed.reshape(labels.shape[0], C).copy()
     allowed[:, 0] = True
 
     writable = np.zeros(256, dtype=bool)  # classes that may be written: {0} U flagged

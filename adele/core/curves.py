@@ -193,8 +193,9 @@ def detect_onset(
 
     rise, peak = float(y.max() - y[0]), float(y.max())
     if rise <= min_rise and y[-1] < y[0]:
-        return OnsetResult(False, reason=f"decreasing curve (rise {rise:.3f} < {min_rise})")
-    if peak < min_peak_iou or rise < min_rise:
+        return OnsetResult(False, reason=f"decreasing curve (rise {rise:.3f} <= {min_rise}, "
+                                         f"ends below its start)")
+    if peak < min_peak_iou or rise < min_rise or rise <= 0.0:
         return OnsetResult(False, reason=f"not risen (peak {peak:.3f}, rise {rise:.3f})")
 
     notes, trimmed = [], 0

@@ -30,6 +30,28 @@ _INDEX, _PRED, _CONF = "index.json", "pred.u8", "conf.u8"
 _VERSION = 1
 
 
+def _argmax_max(probs) -> tuple[np.ndarray, np.ndarray]:
+    """(C, H, W) numpy float or torch tensor -> argmax (H, W) uint8 (first maximum), max (H, W).
+
+    CUDA tensors are reduced on the device (only 2 bytes/pixel move to the host);
+    on CPU the loop below is about twice as fast as numpy's argmax over axis 0.
+    """
+    if probs.ndim != 3 or probs.shape[0] > 256:
+        raise ValueError(f"probs must be (C, H, W) with C <= 256, got shape {tuple(probs.shape)}")
+    if torch is not None and isinstance(probs, torch.Tensor):
+        probs = probs.detach()
+        if probs.device.type != "cpu":
+            p_max, k = probs.max(dim=0)
+            return k.to(torch.uint8).cpu().numpy(), p_max.float().cpu().numpy()
+        probs = probs.float().numpy()
+    probs = np.asarray(probs)
+    p_max = probs.max(axis=0)
+    k = np.zeros(p_max.shape, dtype=np.uint8)
+    for c in range(probs.shape[0] - 1, -1, -1):  # descending, so the lowest index wins ties
+        np.copyto(k, np.uint8(c), where=probs[c] == p_max)
+    return k, p_max
+
+
 class PredictionStore:
     """Per-pixel argmax class + quantized confidence for a fixed list of images."""
 
@@ -110,17 +132,7 @@ class PredictionStore:
 
         probs: (C, H, W) softmax probabilities, numpy float or torch tensor (any device), C <= 256.
         """
-        if torch is not None and isinstance(probs, torch.Tensor):
-            p_max, k = probs.detach().max(dim=0)
-            p_max, k = p_max.float().cpu().numpy(), k.cpu().numpy()
-        else:
-            probs = np.asarray(probs)
-            if probs.ndim != 3:
-                raise ValueError(f"probs must be (C, H, W), got shape {probs.shape}")
-            k = probs.argmax(axis=0)
-            p_max = np.take_along_axis(probs, k[None], axis=0)[0]
-        if probs.shape[0] > 256:
-            raise ValueError(f"at most 256 classes fit in uint8, got {probs.shape[0]}")
+        k, p_max = _argmax_max(probs)
         pred, conf = self._views(i)
         if k.shape != pred.shape:
             raise ValueError(f"image {i} has shape {pred.shape} in the store, probs give {k.shape}")

@@ -14,11 +14,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..errors import AdeleError
+
 #: 3x3 structuring element with full 8-connectivity.
 STRUCT8 = np.ones((3, 3), dtype=bool)
 
 
-class LabelError(ValueError):
+class LabelError(AdeleError, ValueError):
     """A label map (or its declared class count) is not usable for noise synthesis."""
 
 

@@ -169,7 +169,8 @@ def preview_png(
         finite = np.isfinite(img)
         lo, hi = (img[finite].min(), img[finite].max()) if finite.any() else (0.0, 0.0)
         img = np.where(finite, img, lo)
-        gray = np.zeros(img.shape, np.uint8) if hi <= lo else np.round(255 * (img - lo) / (hi - lo)).astype(np.uint8)
+        span = hi - lo if hi > lo else 1.0
+        gray = np.round(255 * (img - lo) / span).astype(np.uint8)
 
     up = lambda a: np.repeat(np.repeat(a, scale, axis=0), scale, axis=1)  # noqa: E731
     rgb = np.repeat(up(gray)[..., None], 3, axis=2)

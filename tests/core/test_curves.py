@@ -154,6 +154,11 @@ def test_decreasing_curve_is_fittable_but_not_flagged():
     assert not res.flagged and res.reason
 
 
+def test_constant_curve_not_flagged_even_without_min_rise():
+    res = detect_onset(np.full(15, 0.5), current_epoch=15, horizon=100, min_rise=0.0)
+    assert not res.flagged and "not risen" in res.reason
+
+
 def test_rise_then_collapse_gives_near_flat_fit():
     y = np.array([0.0, 0.3, 0.25, 0.15, 0.1, 0.05, 0.05, 0.04])
     res = detect_onset(y, current_epoch=8, horizon=100)

@@ -1,0 +1,144 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from adele.core.consistency import consistency_loss, multiscale_logits, multiscale_loss
+
+
+def logits_like(seed, shape=(2, 3, 5, 6), scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(shape, generator=g) * scale).requires_grad_()
+
+
+def kl_sum(probs, eps=1e-3):
+    """Reference: per-pixel sum_i KL(p_i || q), (B, H, W)."""
+    q = torch.stack(probs).mean(0).clamp(eps, 1 - eps)
+    return sum((p * (p.clamp(eps, 1 - eps).log() - q.log())).sum(1) for p in probs)
+
+
+def test_zero_when_all_scales_agree():
+    p = logits_like(0).softmax(1)
+    assert consistency_loss([p, p, p], mask="none").item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_positive_when_scales_disagree_and_matches_reference():
+    probs = [logits_like(s).softmax(1) for s in range(3)]
+    loss = consistency_loss(probs, mask="none")
+    assert loss.item() > 0
+    assert loss.item() == pytest.approx(kl_sum(probs).mean().item(), rel=1e-5)
+
+
+def test_gradient_reaches_every_scale():
+    logits = [logits_like(s) for s in range(3)]
+    consistency_loss([lg.softmax(1) for lg in logits], mask="none").backward()
+    assert all(lg.grad is not None and lg.grad.abs().sum() > 0 for lg in logits)
+
+
+def test_detach_target_gives_same_value():
+    probs = [logits_like(s).softmax(1) for s in range(3)]
+    a = consistency_loss(probs, mask="none")
+    b = consistency_loss(probs, mask="none", detach_target=True)
+    assert a.item() == pytest.approx(b.item())
+
+
+def test_weights_change_the_target():
+    probs = [logits_like(s).softmax(1) for s in range(2)]
+    equal = consistency_loss(probs, mask="none")
+    assert consistency_loss(probs, mask="none", weights=[1, 1]).item() == pytest.approx(equal.item())
+    assert consistency_loss(probs, mask="none", weights=[1, 0]).item() != pytest.approx(equal.item())
+    with pytest.raises(ValueError, match="weights"):
+        consistency_loss(probs, weights=[1, 1, 1])
+
+
+def test_image_mask_ignores_unconfident_images():
+    confident = [logits_like(s, (1, 3, 4, 4), scale=6.0) for s in range(3)]
+    flat = [logits_like(10 + s, (1, 3, 4, 4), scale=0.05) for s in range(3)]  # max q ~ 1/3
+    logits = [torch.cat([c, f]).detach().requires_grad_() for c, f in zip(confident, flat)]
+    probs = [lg.softmax(1) for lg in logits]
+    loss = consistency_loss(probs, rho=0.8, mask="image")
+    alone = consistency_loss([p[:1] for p in probs], rho=0.8, mask="image")
+    assert loss.item() == pytest.approx(alone.item()) and loss.item() > 0
+    loss.backward()
+    assert all(lg.grad[1].abs().sum() == 0 and lg.grad[0].abs().sum() > 0 for lg in logits)
+
+
+def test_pixel_mask_ignores_unconfident_pixels():
+    logits = [logits_like(s, (1, 3, 4, 4), scale=6.0).detach() for s in range(3)]
+    for lg in logits:
+        lg[..., 0, :] = 0.01 * lg[..., 0, :]  # first row: near uniform, max q < 0.8
+    logits = [lg.requires_grad_() for lg in logits]
+    probs = [lg.softmax(1) for lg in logits]
+    q_max = torch.stack(probs).mean(0).max(1).values
+    on = q_max >= 0.8
+    assert not on[..., 0, :].any() and on.any()
+    loss = consistency_loss(probs, rho=0.8, mask="pixel")
+    assert loss.item() == pytest.approx(kl_sum(probs)[on].mean().item(), rel=1e-3)
+    loss.backward()
+    assert all(lg.grad[..., 0, :].abs().sum() == 0 for lg in logits)
+
+
+def test_empty_mask_is_zero_and_differentiable():
+    logits = [logits_like(s, scale=0.01) for s in range(3)]
+    loss = consistency_loss([lg.softmax(1) for lg in logits], rho=0.9, mask="image")
+    loss.backward()
+    assert loss.item() == 0.0 and not torch.isnan(loss)
+    assert all(torch.isfinite(lg.grad).all() for lg in logits)
+
+
+def test_invalid_arguments():
+    p = logits_like(0).softmax(1)
+    with pytest.raises(ValueError, match="mask"):
+        consistency_loss([p], mask="bogus")
+    with pytest.raises(ValueError, match="equal"):
+        consistency_loss([p, p[:, :, :3]])
+
+
+def test_total_is_ce_sum_plus_lambda_consistency_over_scales():
+    logits = [logits_like(s, scale=4.0) for s in range(3)]
+    g = torch.Generator().manual_seed(5)
+    labels = torch.randint(0, 3, (2, 5, 6), generator=g)
+    labels[0, 0, :3] = 255
+    out = multiscale_loss(logits, labels, lam=0.5, rho=0.0, mask="image")
+    ce = sum(F.cross_entropy(lg, labels, ignore_index=255) for lg in logits)  # raw logits, no temperature
+    cons = consistency_loss([lg.softmax(1) for lg in logits], rho=0.0)
+    assert out["ce"].item() == pytest.approx(ce.item(), rel=1e-6)
+    assert out["consistency"].item() == pytest.approx(cons.item(), rel=1e-6)
+    assert out["total"].item() == pytest.approx((ce + 0.5 * cons).item() / 3, rel=1e-6)
+    out["total"].backward()
+    assert all(lg.grad.abs().sum() > 0 for lg in logits)
+
+
+def test_weighted_ce_matches_torch_mean_and_all_ignored_is_zero():
+    logits = [logits_like(s) for s in range(2)]
+    labels = torch.randint(0, 3, (2, 5, 6), generator=torch.Generator().manual_seed(0))
+    labels[1] = 255
+    w = torch.tensor([0.2, 1.0, 3.0])
+    out = multiscale_loss(logits, labels, ce_weight=w)
+    ref = sum(F.cross_entropy(lg, labels, weight=w, ignore_index=255) for lg in logits)
+    assert out["ce"].item() == pytest.approx(ref.item(), rel=1e-6)
+    empty = multiscale_loss(logits, torch.full_like(labels, 255))
+    assert empty["ce"].item() == 0.0 and torch.isfinite(empty["total"])
+
+
+class SizeRecorder(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.sizes = []
+
+    def forward(self, x):
+        self.sizes.append(tuple(x.shape[-2:]))
+        return self.conv(x)[..., ::2, ::2]  # output stride 2, like a real network
+
+
+def test_multiscale_logits_shapes_and_identity_scale():
+    torch.manual_seed(0)
+    model = SizeRecorder()
+    images = torch.randn(2, 1, 20, 30)
+    outs = multiscale_logits(model, images, scales=(1.0, 0.7, 1.5))
+    assert model.sizes == [(20, 30), (14, 21), (30, 45)]
+    assert all(o.shape == (2, 4, 20, 30) for o in outs)
+    direct = F.interpolate(model(images), size=(20, 30), mode="bilinear", align_corners=False)
+    assert torch.equal(outs[0], direct)
+    outs = multiscale_logits(model, images, scales=(1.0,), out_size=(10, 15))
+    assert outs[0].shape == (2, 4, 10, 15)

@@ -1,0 +1,179 @@
+import numpy as np
+import pytest
+
+from adele.core.correction import (
+    change_precision,
+    class_change_counts,
+    classes_present,
+    correct_labels,
+)
+from adele.core.store import PredictionStore
+
+# 4 classes; only class 1 is flagged.
+FLAGGED = np.array([False, True, False, False])
+
+
+def one_pixel(label, pred, conf, context=(1, 2, 3), flagged=FLAGGED, **kw):
+    """Correct the first pixel of a 1 x 4 image whose other pixels hold `context`."""
+    labels = np.array([[label, *context]], dtype=np.uint8)
+    preds = labels.copy()
+    preds[0, 0] = pred
+    confs = np.zeros(labels.shape, dtype=np.asarray(conf).dtype)
+    confs[0, 0] = conf
+    res = correct_labels(labels, preds, confs, flagged, **kw)
+    assert res.labels.shape == labels.shape and res.labels.dtype == np.uint8
+    assert res.changed[0, 1:].sum() == 0
+    return int(res.labels[0, 0]), bool(res.changed[0, 0])
+
+
+# ---------------------------------------------------------------- each condition of the rule
+def test_flagged_label_becomes_confident_background():
+    assert one_pixel(label=1, pred=0, conf=np.float32(0.9)) == (0, True)
+
+
+def test_background_becomes_confident_flagged_class():
+    assert one_pixel(label=0, pred=1, conf=np.float32(0.9)) == (1, True)
+
+
+def test_unflagged_label_is_untouched():
+    assert one_pixel(label=2, pred=0, conf=np.float32(0.99)) == (2, False)
+    assert one_pixel(label=2, pred=1, conf=np.float32(0.99)) == (2, False)
+
+
+def test_unflagged_prediction_is_not_written():
+    assert one_pixel(label=0, pred=2, conf=np.float32(0.99)) == (0, False)
+    assert one_pixel(label=1, pred=3, conf=np.float32(0.99)) == (1, False)
+
+
+def test_flagged_class_absent_from_image_is_not_invented():
+    assert one_pixel(label=0, pred=1, conf=np.float32(0.99), context=(0, 2, 3)) == (0, False)
+    # explicit `allowed` overrides the presence computed from labels
+    allowed = np.array([[True, False, True, True]])
+    assert one_pixel(label=0, pred=1, conf=np.float32(0.99), allowed=allowed) == (0, False)
+    allowed = np.array([[True, True, False, False]])
+    assert one_pixel(label=0, pred=1, conf=np.float32(0.99), context=(0, 2, 3),
+                     allowed=allowed) == (1, True)
+
+
+def test_flagged_to_other_flagged_class():
+    flagged = np.array([False, True, True, False])
+    assert one_pixel(label=1, pred=2, conf=np.float32(0.9), flagged=flagged) == (2, True)
+
+
+def test_ignore_pixels_untouched_unless_asked():
+    assert one_pixel(label=255, pred=0, conf=np.float32(0.99)) == (255, False)
+    assert one_pixel(label=255, pred=1, conf=np.float32(0.99), correct_ignore=True) == (1, True)
+    assert one_pixel(label=7, pred=0, conf=np.float32(0.99), ignore_index=7,
+                     correct_ignore=True) == (0, True)
+
+
+def test_same_label_is_not_counted_as_changed():
+    assert one_pixel(label=1, pred=1, conf=np.float32(0.99)) == (1, False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_tau_boundaries_are_strict(dtype):
+    tau = 0.7
+    at, above, below = dtype(tau), np.nextafter(dtype(tau), dtype(1)), dtype(0.69)
+    assert one_pixel(1, 0, at, tau_bg=tau) == (1, False)
+    assert one_pixel(1, 0, above, tau_bg=tau) == (0, True)
+    assert one_pixel(0, 1, at, tau_fg=tau) == (0, False)
+    assert one_pixel(0, 1, above, tau_fg=tau) == (1, True)
+    assert one_pixel(0, 1, below, tau_fg=tau) == (0, False)
+
+
+def test_background_and_foreground_thresholds_are_separate():
+    conf = np.float32(0.75)
+    assert one_pixel(1, 0, conf, tau_bg=0.8, tau_fg=0.7) == (1, False)  # bg needs > 0.8
+    assert one_pixel(0, 1, conf, tau_bg=0.8, tau_fg=0.7) == (1, True)   # fg needs > 0.7
+    assert one_pixel(0, 1, conf, tau_bg=0.7, tau_fg=0.8) == (0, False)
+
+
+@pytest.mark.parametrize("tau", [0.5, 0.7, 0.8, 0.95])
+def test_quantized_boundary(tau):
+    k = int(np.floor(tau * 255))
+    assert one_pixel(0, 1, np.uint8(k), tau_fg=tau) == (0, False)
+    assert one_pixel(0, 1, np.uint8(k + 1), tau_fg=tau) == (1, True)
+    assert one_pixel(1, 0, np.uint8(k), tau_bg=tau) == (1, False)
+    assert one_pixel(1, 0, np.uint8(k + 1), tau_bg=tau) == (0, True)
+
+
+@pytest.mark.parametrize("tau", [0.7, 0.8])
+def test_quantized_decisions_match_float_away_from_tau(tau):
+    rng = np.random.default_rng(0)
+    N, H, W, C = 4, 32, 32, 5
+    labels = rng.integers(0, C, (N, H, W), dtype=np.uint8)
+    labels[rng.random(labels.shape) < 0.05] = 255
+    pred = rng.integers(0, C, (N, H, W), dtype=np.uint8)
+    p = rng.uniform(0.5, 1.0, (N, H, W))
+    near = rng.random(p.shape) < 0.5  # half the pixels within 3/255 of tau
+    p[near] = tau + rng.uniform(-3 / 255, 3 / 255, near.sum())
+    p = p.astype(np.float32)
+    flagged = np.array([False, True, False, True, True])
+    kw = dict(flagged=flagged, tau_bg=tau, tau_fg=tau)
+    by_float = correct_labels(labels, pred, p, **kw)
+    by_quant = correct_labels(labels, pred, PredictionStore.quantize(p), **kw)
+    differ = by_float.changed != by_quant.changed
+    assert np.all(np.abs(p[differ].astype(np.float64) - tau) <= 1 / 255)
+    assert by_float.changed.sum() > 100  # the rule actually fired
+    np.testing.assert_array_equal(by_float.labels[~differ], by_quant.labels[~differ])
+
+
+def test_batch_equals_per_image_and_inputs_are_not_modified():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, (3, 8, 9), dtype=np.uint8)
+    pred = rng.integers(0, 4, (3, 8, 9), dtype=np.uint8)
+    conf = rng.random((3, 8, 9)).astype(np.float32)
+    before = labels.copy()
+    batch = correct_labels(labels, pred, conf, FLAGGED)
+    np.testing.assert_array_equal(labels, before)
+    for n in range(3):
+        single = correct_labels(labels[n], pred[n], conf[n], FLAGGED)
+        np.testing.assert_array_equal(single.labels, batch.labels[n])
+        np.testing.assert_array_equal(single.changed, batch.changed[n])
+    np.testing.assert_array_equal(batch.changed, batch.labels != labels)
+
+
+def test_integer_labels_are_accepted():
+    labels = np.array([[1, 1, 0]], dtype=np.int64)
+    res = correct_labels(labels, np.zeros((1, 3), np.int64), np.full((1, 3), 0.9, np.float32), FLAGGED)
+    assert res.labels.tolist() == [[0, 0, 0]]
+
+
+@pytest.mark.parametrize("tau", [0.4, 1.0])
+def test_invalid_tau_raises(tau):
+    z = np.zeros((2, 2), np.uint8)
+    with pytest.raises(ValueError, match="tau_fg"):
+        correct_labels(z, z, z, FLAGGED, tau_fg=tau)
+
+
+def test_shape_mismatch_raises():
+    z = np.zeros((2, 2), np.uint8)
+    with pytest.raises(ValueError, match="shape"):
+        correct_labels(z, np.zeros((2, 3), np.uint8), z, FLAGGED)
+    with pytest.raises(TypeError, match="uint8"):
+        correct_labels(z.astype(np.float32), z, z, FLAGGED)
+
+
+def test_classes_present():
+    labels = np.array([[[0, 2], [255, 2]], [[1, 1], [1, 1]]], dtype=np.uint8)
+    assert classes_present(labels, 4).tolist() == [[True, False, True, False], [True, True, False, False]]
+
+
+# ---------------------------------------------------------------- statistics
+def test_class_change_counts_and_precision():
+    old = np.array([[0, 0, 1, 1, 2, 0]], np.uint8)
+    new = np.array([[1, 1, 0, 1, 2, 0]], np.uint8)
+    clean = np.array([[1, 0, 0, 1, 2, 255]], np.uint8)
+    assert class_change_counts(old, new, 4).tolist() == [1, 2, 0, 0]
+    prec = change_precision(old, new, clean, 4)
+    assert prec.changed.tolist() == [1, 2, 0, 0] and prec.correct.tolist() == [1, 1, 0, 0]
+    np.testing.assert_allclose(prec.per_class[:2], [1.0, 0.5])
+    assert np.isnan(prec.per_class[2]) and np.isnan(prec.per_class[3])
+    assert prec.overall == pytest.approx(2 / 3)
+
+
+def test_precision_is_nan_when_nothing_changed():
+    x = np.zeros((2, 2), np.uint8)
+    prec = change_precision(x, x, x, 3)
+    assert np.isnan(prec.overall) and np.all(np.isnan(prec.per_class))

@@ -1,0 +1,59 @@
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adele.cli import main
+from adele.data import load_colin27, open_dataset
+from adele.data.build_colin27 import CLASSES, write_npz
+from adele.data.colin27 import NPZ_PATH, _arrays
+
+
+def test_embedded_dataset_shape_and_classes():
+    src = load_colin27()
+    assert src.classes == CLASSES and src.num_classes == 10
+    assert {k: len(v) for k, v in src.splits.items()} == {"train": 72, "val": 18, "test": 18}
+    tr = src.splits["train"]
+    assert tr.images.shape[1:] == (217, 181) and tr.labels.dtype == np.uint8
+    # every class appears in train, sizes differ by more than 10x (lobes vs deep structures)
+    counts = np.bincount(tr.labels.ravel(), minlength=10)[1:]
+    assert (counts > 0).all() and counts.max() / counts.min() > 10
+    assert NPZ_PATH.stat().st_size < 5e6
+
+
+def test_splits_are_separated_by_gaps():
+    a = _arrays()
+    z, split = a["slice_z"].astype(int), a["split"]
+    for i in range(len(z) - 1):
+        if split[i] != split[i + 1]:
+            assert z[i + 1] - z[i] > 1, "neighbouring slices must not straddle two splits"
+
+
+def test_npz_writer_is_deterministic(tmp_path):
+    arrays = {"a": np.arange(10, dtype=np.uint8), "classes": np.array(json.dumps(["x"]))}
+    b1 = write_npz(arrays, tmp_path / "1.npz")
+    b2 = write_npz(arrays, tmp_path / "2.npz")
+    assert b1 == b2
+
+
+@pytest.mark.skipif(not Path("/usr/share/mricron/templates/aal.nii.gz").exists(), reason="mricron-data not installed")
+def test_rebuild_is_byte_identical(tmp_path):
+    from adele.data.build_colin27 import build
+
+    data = write_npz(build(), tmp_path / "c.npz")
+    assert hashlib.sha256(data).hexdigest() == hashlib.sha256(NPZ_PATH.read_bytes()).hexdigest()
+
+
+def test_export_writes_generic_format(tmp_path, capsys):
+    out = tmp_path / "c27"
+    assert main(["data", "export", "colin27", str(out)]) == 0
+    src = open_dataset(out)
+    assert src.num_classes == 10 and len(src.splits["val"]) == 18
+    emb = load_colin27()
+    assert np.array_equal(src.splits["train"].label(3), emb.splits["train"].labels[3])
+    assert (out / "LICENSE.txt").exists()
+    # refusing to overwrite
+    assert main(["data", "export", "colin27", str(out)]) == 2
+    assert "overwrite" in capsys.readouterr().err

@@ -1,0 +1,89 @@
+import json
+
+import numpy as np
+import pytest
+
+from adele.cli import main
+from adele.config import load_config
+from adele.data import load_colin27
+from adele.data.folder import ArraySplit, Source
+from adele.engine import Trainer, load_run_data
+
+
+def small_colin27(n_train=16, n_eval=6):
+    full = load_colin27()
+    splits = {}
+    for name, n in (("train", n_train), ("val", n_eval), ("test", n_eval)):
+        s = full.splits[name]
+        step = max(1, len(s) // n)
+        idx = np.arange(0, len(s), step)[:n]
+        splits[name] = ArraySplit(tuple(s.ids[i] for i in idx), s.images[idx], s.labels[idx])
+    return Source(full.name, full.classes, 255, splits)
+
+
+FAST = ["data.size=[56, 48]", "model.width=8", "model.depth=3", "optim.name=adam", "optim.lr=0.003", "train.batch_size=4"]
+
+
+def test_baseline_trains_and_writes_run_folder(tmp_path):
+    cfg = load_config(None, FAST + ["train.epochs=10", "train.seed=1"])
+    run = tmp_path / "run"
+    tr = Trainer(cfg, run, data=load_run_data(cfg, small_colin27()), log=lambda m: None)
+    tr.prepare_run_dir(resume=False, overwrite=False)
+    res = tr.fit()
+    metrics = json.loads((run / "metrics.json").read_text())
+    for split in ("val", "test"):
+        m = metrics[split]
+        assert set(m["dice"]) == set(metrics["classes"]) and set(m["iou"]) == set(metrics["classes"])
+        assert {"mean_dice", "mean_iou", "per_image_mean_dice", "per_image_mean_iou"} <= set(m)
+    # above chance: a prediction drawn at random with the class frequencies has expected
+    # Dice equal to each class's frequency; require clearly more than that
+    labels = np.concatenate([x.ravel() for x in tr.data.test.original])
+    freq = np.bincount(labels, minlength=10)[1:] / labels.size
+    assert metrics["test"]["mean_dice"] > 2 * freq.mean(), metrics["test"]["dice"]
+    assert max(v for k, v in metrics["test"]["dice"].items() if k != "background") > 0.3
+    assert (run / "config.yaml").exists() and (run / "history.csv").exists() and (run / "model.pt").exists()
+    assert len(list((run / "checkpoints").glob("epoch_*.pt"))) >= 1
+    assert list((run / "tb").glob("events.*"))
+    assert res["test"]["mean_dice"] == metrics["test"]["mean_dice"]
+
+
+def test_resume_matches_uninterrupted(tmp_path):
+    cfg = load_config(None, FAST + ["train.epochs=4"])
+    data = small_colin27(8, 4)
+    a = Trainer(cfg, tmp_path / "a", data=load_run_data(cfg, data), log=lambda m: None)
+    a.prepare_run_dir(False, False)
+    full = a.fit()
+    # stop after 2 epochs, then resume in a fresh trainer
+    cfg2 = cfg.replace(**{"train.epochs": 2})
+    b = Trainer(cfg2, tmp_path / "b", data=load_run_data(cfg2, data), log=lambda m: None)
+    b.prepare_run_dir(False, False)
+    b.fit()
+    c = Trainer(cfg, tmp_path / "b", data=load_run_data(cfg, data), log=lambda m: None)
+    c.prepare_run_dir(resume=True, overwrite=False)
+    c.resume()
+    resumed = c.fit()
+    assert resumed["test"]["dice"] == full["test"]["dice"]
+    assert [r["loss"] for r in c.history] == [r["loss"] for r in a.history]
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path, capsys):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "keep.txt").write_text("x")
+    rc = main(["train", "--data", "colin27", "--out", str(run), "--epochs", "1"])
+    assert rc == 2 and "--overwrite" in capsys.readouterr().err
+    assert (run / "keep.txt").read_text() == "x"
+
+
+def test_resume_without_checkpoint(tmp_path, capsys):
+    rc = main(["train", "--data", "colin27", "--out", str(tmp_path / "none"), "--resume"])
+    assert rc == 2 and "resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cmd", [[], ["train"], ["data", "export"], ["demo"], ["noise"], ["config"]])
+def test_help_has_examples(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(cmd + ["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out

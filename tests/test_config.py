@@ -1,0 +1,62 @@
+import pytest
+
+from adele.cli import main
+from adele.config import Config, load_config
+from adele.errors import ConfigError
+
+
+def test_defaults_roundtrip_yaml(tmp_path):
+    cfg = Config()
+    p = tmp_path / "c.yaml"
+    p.write_text(cfg.to_yaml())
+    assert load_config(p) == cfg
+
+
+def test_overrides_apply_and_parse_types():
+    cfg = load_config(None, ["train.epochs=7", "optim.lr=0.5", "data.size=[64, 48]", "adele.consistency.scales=[1.0, 0.5]"])
+    assert cfg.train.epochs == 7 and cfg.optim.lr == 0.5
+    assert cfg.data.size == (64, 48) and cfg.adele.consistency.scales == (1.0, 0.5)
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("train.epochz=3", "unknown config key 'train.epochz'"),
+        ("optim.lr=-1", "optim.lr"),
+        ("train.epochs=abc", "train.epochs"),
+        ("optim.name=rmsprop", "optim.name"),
+        ("adele.correction.tau_fg=0.3", "tau_fg"),
+        ("nosection.x=1", "unknown config key"),
+        ("train.batch_size=0", "train.batch_size"),
+    ],
+)
+def test_bad_values_name_the_field(override, words):
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        load_config(None, [override])
+
+
+def test_bad_yaml(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)
+
+
+def test_unknown_key_in_yaml(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match="train.epoch"):
+        load_config(p)
+
+
+def test_config_show(capsys):
+    assert main(["config", "show", "--set", "train.epochs=3"]) == 0
+    assert "epochs: 3" in capsys.readouterr().out
+
+
+def test_cli_bad_override_exit_2(tmp_path, capsys):
+    rc = main(["train", "--data", "colin27", "--out", str(tmp_path / "r"), "--set", "optim.lr=-0.1"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: optim.lr") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
