@@ -16,7 +16,11 @@ The same recipe as a dict (e.g. from YAML)::
 Names and parameters (defaults in brackets):
 
 * ``under``, ``over``, ``final``, ``mixed`` -- :func:`~adele.noise.morph_noise`;
-  ``target_area`` [1000] (``none`` = native size), ``iterations`` [2-4].
+  ``target_area`` [2000] (``none`` = native size), ``iterations`` [2-4].
+  The paper normalizes SegTHOR organs to 1000 px; on the embedded brain
+  classes (two hemispheres per class) 1000 px gives foreground Dice 0.60 with
+  the clean labels and 2000 px gives 0.70, the middle of the range the paper
+  operates in, so 2000 is the default (``final:target_area=1000`` for the paper's value).
 * ``markov`` -- :func:`~adele.noise.markov_noise`; ``strength`` [0.5],
   ``p_expand`` [0.5], ``steps`` [none], ``smoothness`` [0.5].
 * ``missing`` -- :func:`~adele.noise.drop_objects`; ``p`` [0.1].
@@ -186,7 +190,8 @@ def _counting(name: str, fn) -> StepFn:
     return run
 
 
-_MORPH_PARAMS = {"target_area": (_target_area, 1000.0), "iterations": (_iterations, (2, 4))}
+DEFAULT_TARGET_AREA = 2000.0
+_MORPH_PARAMS = {"target_area": (_target_area, DEFAULT_TARGET_AREA), "iterations": (_iterations, (2, 4))}
 
 #: name -> (step function, {param: (parser, default)})
 _REGISTRY: dict[str, tuple[StepFn, dict[str, tuple[Callable[[Any], Any], Any]]]] = {
