@@ -283,7 +283,7 @@ class Trainer:
                 if self.adele and cfg.adele.consistency.enabled:
                     out = self.adele.loss(self.net, img, lab)
                     logits = out["logits"]
-                    cons_sum += float(out["consistency"])
+                    cons_sum += float(out["consistency"].detach())
                 else:
                     logits = self.net(img)
                     out = {"total": F.cross_entropy(logits.float(), lab, ignore_index=self.ignore_index)}
