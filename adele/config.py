@@ -49,8 +49,13 @@ class ModelConfig:
     width: int = 16
     depth: int = 4
     dropout: float = 0.0
-    #: optional path to pretrained weights (a state dict) loaded before training
+    #: optional path to pretrained weights (a state dict) loaded before training; for ``deeplab`` also an
+    #: ImageNet ResNet state dict with torchvision key names (backbone only)
     pretrained: Optional[str] = None
+    #: ``deeplab`` only: resnet18, resnet34, resnet50 or resnet101
+    backbone: str = "resnet50"
+    #: ``deeplab`` only: 8 (layer3+layer4 dilated, the DeepLab setting), 16 or 32
+    output_stride: int = 8
 
 
 @dataclass(frozen=True)
@@ -126,8 +131,9 @@ class ConsistencyConfig:
     lam: float = 1.0
     rho: float = 0.8
     mask: Literal["image", "pixel", "none"] = "image"
-    #: skip the extra scales for a batch whose consistency mask is empty (exact: the term would be 0)
-    skip_when_masked: bool = True
+    #: apply the multi-scale term on every N-th training step only (1 = every step, as in the paper);
+    #: other steps use plain cross-entropy at scale 1, which cuts the cost of the extra scales by N
+    every_steps: int = 1
 
 
 @dataclass(frozen=True)
@@ -314,6 +320,7 @@ def validate(cfg: Config) -> None:
     check(o.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
     check(cfg.model.width >= 1 and cfg.model.depth >= 1, "model.width/depth", "must be >= 1")
     check(0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)")
+    check(cfg.model.output_stride in (8, 16, 32), "model.output_stride", f"must be 8, 16 or 32, got {cfg.model.output_stride}")
     if d.size is not None:
         check(all(s >= 8 for s in d.size), "data.size", f"each side must be >= 8, got {list(d.size)}")
     if d.crop is not None:
@@ -332,4 +339,5 @@ def validate(cfg: Config) -> None:
     check(len(cor.scales) >= 1 and all(s > 0 for s in cor.scales), "adele.correction.scales", "must be positive numbers")
     check(len(con.scales) >= 1 and all(s > 0 for s in con.scales), "adele.consistency.scales", "must be positive numbers")
     check(con.lam >= 0, "adele.consistency.lam", "must be >= 0")
+    check(con.every_steps >= 1, "adele.consistency.every_steps", "must be >= 1")
     check(0 <= con.rho <= 1, "adele.consistency.rho", "must be in [0, 1]")

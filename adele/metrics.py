@@ -85,3 +85,28 @@ class SegMetrics:
 def _f(v) -> float | None:
     v = float(v)
     return None if np.isnan(v) else round(v, 6)
+
+
+def memorization_fractions(records: list[dict], classes: list[str] | tuple[str, ...]) -> dict:
+    """Early learning vs memorization on the wrongly labelled training pixels.
+
+    records: ``memorization.json`` of a run, one dict per epoch with ``wrong``,
+    ``pred_clean``, ``pred_noisy``: (C, C) counts indexed [clean][noisy].
+    For class c (wrong pixels whose *clean* label is c, i.e. row c) and for all
+    classes together ("total"):
+    ``early_learning`` = fraction predicted as the clean class,
+    ``memorized`` = fraction predicted as the (wrong) noisy class.
+    Returns {"names": classes + ["total"], "epochs": (E,) int,
+    "wrong", "early_learning", "memorized": (E, C + 1) arrays (NaN where no wrong pixel)}.
+    """
+    if not records:
+        raise ValueError("no memorization records")
+    epochs = np.array([int(r["epoch"]) for r in records])
+    arrays = {k: np.array([r[k] for r in records], dtype=np.float64) for k in ("wrong", "pred_clean", "pred_noisy")}
+    if arrays["wrong"].shape[1:] != (len(classes), len(classes)):
+        raise ValueError(f"memorization counts are {arrays['wrong'].shape[1:]}, expected ({len(classes)}, {len(classes)})")
+    rows = {k: np.concatenate([v.sum(-1), v.sum((-1, -2))[:, None]], axis=1) for k, v in arrays.items()}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        early = np.where(rows["wrong"] > 0, rows["pred_clean"] / rows["wrong"], np.nan)
+        mem = np.where(rows["wrong"] > 0, rows["pred_noisy"] / rows["wrong"], np.nan)
+    return {"names": list(classes) + ["total"], "epochs": epochs, "wrong": rows["wrong"], "early_learning": early, "memorized": mem}

@@ -4,6 +4,7 @@ curves       memorization onset detection (curve fit, per-class flagging)
 correction   the label correction rule
 store        compact memory-mapped prediction store (2 bytes / pixel)
 consistency  multi-scale consistency loss
+quality      per-image label quality scores from a model's softmax
 """
 
 from adele.core.consistency import consistency_loss, multiscale_logits, multiscale_loss
@@ -26,6 +27,7 @@ from adele.core.curves import (
     flat_start_length,
     onset_epoch,
 )
+from adele.core.quality import label_quality_scores
 from adele.core.store import PredictionStore
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "detect_onset",
     "fit_curve",
     "flat_start_length",
+    "label_quality_scores",
     "multiscale_logits",
     "multiscale_loss",
     "onset_epoch",

@@ -1,9 +1,10 @@
-"""Read and write 2D images and label maps: PNG (8/16-bit), NPY, NIfTI (.nii/.nii.gz).
+"""Read and write 2D images and label maps: PNG (8/16-bit), JPEG (images only), NPY, NIfTI (.nii/.nii.gz).
 
 Images come back as ``float32 (H, W)`` or ``(H, W, 3)`` scaled to [0, 1] for
-integer PNGs (8-bit / 255, 16-bit / 65535) and as stored for NPY/NIfTI.
-Labels come back as ``uint8 (H, W)``. Every failure is a one-line
-:class:`~adele.errors.DatasetError` naming the file.
+integer PNGs and JPEGs (8-bit / 255, 16-bit / 65535) and as stored for
+NPY/NIfTI. Labels come back as ``uint8 (H, W)``; a JPEG label is refused
+(lossy compression changes class ids at edges). Every failure is a one-line
+:class:`~adele.errors.DatasetError` naming the file. JPEG is read, never written.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import numpy as np
 
 from ..errors import DatasetError
 
-SUFFIXES = (".png", ".npy", ".nii.gz", ".nii")
+SUFFIXES = (".png", ".npy", ".nii.gz", ".nii", ".jpg", ".jpeg")
+#: suffixes allowed for images only (lossy: never for labels, never written)
+IMAGE_ONLY_SUFFIXES = (".jpg", ".jpeg")
 
 
 def suffix_of(path: str | Path) -> str:
@@ -49,6 +52,14 @@ def _read_raw(path: Path) -> np.ndarray:
                 if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                     arr = arr.astype(np.uint16) if arr.max(initial=0) <= 65535 else arr
                 return arr
+        if s in IMAGE_ONLY_SUFFIXES:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.load()
+                if im.mode not in ("L", "RGB"):
+                    im = im.convert("RGB")
+                return np.asarray(im)
         if s == ".npy":
             return np.load(path, allow_pickle=False)
         if s in (".nii", ".nii.gz"):
@@ -73,7 +84,7 @@ def read_image(path: str | Path) -> np.ndarray:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3):
         raise DatasetError(f"{path}: image has shape {arr.shape}; expected (H, W) grayscale or (H, W, 3) RGB")
-    if arr.dtype == np.uint8 and suffix_of(path) == ".png":
+    if arr.dtype == np.uint8 and suffix_of(path) in (".png",) + IMAGE_ONLY_SUFFIXES:
         out = arr.astype(np.float32) / 255.0
     elif arr.dtype == np.uint16 and suffix_of(path) == ".png":
         out = arr.astype(np.float32) / 65535.0
@@ -89,6 +100,8 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_label(path: str | Path) -> np.ndarray:
     """Read a label map: ``uint8 (H, W)`` of class ids (255 = ignore by default)."""
     path = Path(path)
+    if suffix_of(path) in IMAGE_ONLY_SUFFIXES:
+        raise DatasetError(f"{path}: JPEG labels are lossy (class ids change at edges); save labels as PNG, NPY or NIfTI")
     arr = _read_raw(path)
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         raise DatasetError(f"{path}: label is an RGB(A) image; labels must be single-channel class ids (convert colours to ids first)")
@@ -144,7 +157,8 @@ def write_array(path: str | Path, arr: np.ndarray, like: str | Path | None = Non
             nib.save(img, str(tmp_nii))
             os.replace(tmp_nii, tmp)
         else:
-            raise DatasetError(f"{path}: unsupported output type; use one of {', '.join(SUFFIXES)}")
+            kinds = [x for x in SUFFIXES if x not in IMAGE_ONLY_SUFFIXES]
+            raise DatasetError(f"{path}: unsupported output type; use one of {', '.join(kinds)}")
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -94,8 +94,16 @@ class AdeleState:
 
     # ------------------------------------------------------------------ loss
 
-    def loss(self, net: torch.nn.Module, img: torch.Tensor, lab: torch.Tensor) -> dict:
+    def loss(self, net: torch.nn.Module, img: torch.Tensor, lab: torch.Tensor, step: int = 0) -> dict:
+        """ADELE's training loss: CE at every scale + lambda * consistency, over the number of scales.
+
+        On steps that skip the multi-scale term (``consistency.every_steps``) it is plain CE at scale 1.
+        """
         con = self.a.consistency
+        if step % con.every_steps != 0:
+            logits = net(img).float()
+            ce = F.cross_entropy(logits, lab, ignore_index=self.ignore_index)
+            return {"total": ce, "ce": ce, "consistency": torch.zeros((), device=img.device), "logits": logits}
         scales = tuple(con.scales)
         logits_list = multiscale_logits(net, img, scales, tuple(lab.shape[-2:]))
         logits_list = [lg.float() for lg in logits_list]

@@ -30,7 +30,7 @@ from ..data.dataset import PreparedSplit, TrainDataset, collate, prepare_split
 from ..data.folder import Source
 from ..errors import ConfigError, RunError
 from ..metrics import SegMetrics, nanmean, scores_from_confusion
-from ..models import build_model
+from ..models import build_model_from_config
 from . import checkpoint as ckpt
 from .adele import AdeleState
 from .distributed import DistInfo, all_reduce_sum, dist_info
@@ -112,10 +112,7 @@ class Trainer:
         self.num_classes = src.num_classes
         self.ignore_index = src.ignore_index
         torch.manual_seed(cfg.train.seed)
-        self.model = model if model is not None else build_model(
-            cfg.model.name, in_channels=self.data.train.in_channels, num_classes=self.num_classes,
-            width=cfg.model.width, depth=cfg.model.depth, dropout=cfg.model.dropout,
-        )
+        self.model = model if model is not None else build_model_from_config(cfg.model, self.data.train.in_channels, self.num_classes)
         if cfg.model.pretrained:
             self._load_pretrained(cfg.model.pretrained)
         self.model.to(self.device)
@@ -143,7 +140,10 @@ class Trainer:
             raise ConfigError(f"model.pretrained: {p} not found; give the path of a saved state dict")
         state = torch.load(p, map_location="cpu", weights_only=True)
         state = state.get("model", state) if isinstance(state, dict) else state
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        if hasattr(self.model, "load_pretrained"):  # e.g. DeepLab: also accepts a torchvision ResNet state dict
+            missing, unexpected = self.model.load_pretrained(state)
+        else:
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
         self.log(f"loaded pretrained weights from {p} ({len(missing)} missing, {len(unexpected)} unexpected keys)")
 
     @property
@@ -281,7 +281,7 @@ class Trainer:
                 img = img.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, enabled=self.amp):
                 if self.adele and cfg.adele.consistency.enabled:
-                    out = self.adele.loss(self.net, img, lab)
+                    out = self.adele.loss(self.net, img, lab, step)
                     logits = out["logits"]
                     cons_sum += float(out["consistency"].detach())
                 else:

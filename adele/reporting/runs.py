@@ -1,0 +1,150 @@
+"""Read a finished (or running) run folder into plain Python objects.
+
+A run folder holds config.yaml, run.json, history.csv, metrics.json (once
+finished), model.pt; ADELE runs add adele_log.jsonl and labels/round_XXX.npz;
+runs with clean labels add memorization.json. Missing optional files give
+empty fields, never an exception; a folder that is not a run is a RunError.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import yaml
+
+from ..errors import RunError
+
+#: config fields that change how a run executes but not what it computes;
+#: runs equal in everything else (and differing in train.seed) are seeds of one setting
+EXECUTION_KEYS = ("train.seed", "train.device", "train.threads", "train.keep_last", "data.num_workers")
+
+
+@dataclass
+class RunInfo:
+    path: Path
+    name: str
+    config: dict
+    info: dict
+    history: list[dict] = field(default_factory=list)
+    metrics: Optional[dict] = None
+    adele_log: list[dict] = field(default_factory=list)
+    memorization: Optional[list[dict]] = None
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info.get("classes") or (self.metrics or {}).get("classes") or [])
+
+    @property
+    def method(self) -> str:
+        return str(self.config.get("method", "?"))
+
+    @property
+    def finished(self) -> bool:
+        return self.metrics is not None
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.history[-1]["epoch"]) if self.history else 0
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("train", {}).get("seed")
+
+    @property
+    def rounds(self) -> list[dict]:
+        """Correction rounds (metrics.json once finished, else adele_log.jsonl)."""
+        if self.metrics and self.metrics.get("adele"):
+            return list(self.metrics["adele"].get("rounds", []))
+        return [r["correction"] for r in self.adele_log if r.get("correction")]
+
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(epochs, values) of a history.csv column; missing values dropped."""
+        pts = [(r["epoch"], r.get(key)) for r in self.history if r.get(key) is not None]
+        if not pts:
+            return np.zeros(0), np.zeros(0)
+        e, v = zip(*pts)
+        return np.asarray(e, dtype=float), np.asarray(v, dtype=float)
+
+
+def _num(v: str) -> Any:
+    if v == "" or v is None:
+        return None
+    try:
+        f = float(v)
+    except ValueError:
+        return v
+    return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
+
+
+def read_history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise RunError(f"{path}: not valid JSON (was the run interrupted while writing?); re-run or resume it") from None
+
+
+def load_run(path: str | Path, name: Optional[str] = None) -> RunInfo:
+    """Read a run folder; RunError when it has no config.yaml / run.json."""
+    p = Path(path)
+    if not (p / "config.yaml").is_file() or not (p / "run.json").is_file():
+        raise RunError(f"{p}: not a run folder (config.yaml or run.json missing); pass the --out folder of `adele train`")
+    config = yaml.safe_load((p / "config.yaml").read_text()) or {}
+    log_path = p / "adele_log.jsonl"
+    adele_log = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()] if log_path.is_file() else []
+    return RunInfo(
+        path=p, name=name or p.name, config=config, info=_read_json(p / "run.json") or {},
+        history=read_history(p / "history.csv"), metrics=_read_json(p / "metrics.json"),
+        adele_log=adele_log, memorization=_read_json(p / "memorization.json") or None,
+    )
+
+
+def label_rounds(path: str | Path) -> list[Path]:
+    """labels/round_XXX.npz of a run, oldest first."""
+    d = Path(path) / "labels"
+    return sorted(q for q in d.glob("round_*.npz") if re.fullmatch(r"round_\d+\.npz", q.name)) if d.is_dir() else []
+
+
+def setting_key(config: dict) -> str:
+    """The config as canonical text without :data:`EXECUTION_KEYS` (runs with equal keys differ only by seed)."""
+    cfg = json.loads(json.dumps(config))
+    for key in EXECUTION_KEYS:
+        node = cfg
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return json.dumps(cfg, sort_keys=True)
+
+
+def group_by_setting(runs: list[RunInfo]) -> list[list[RunInfo]]:
+    """Groups of runs whose configs differ at most in train.seed (and execution fields), in input order."""
+    groups: dict[str, list[RunInfo]] = {}
+    for r in runs:
+        groups.setdefault(setting_key(r.config), []).append(r)
+    return list(groups.values())
+
+
+def unique_names(paths: list[Path]) -> list[str]:
+    """Folder names, prefixed by the parent folder where two runs share a name."""
+    names = [p.name for p in paths]
+    out = []
+    for p, n in zip(paths, names):
+        out.append(f"{p.parent.name}/{n}" if names.count(n) > 1 else n)
+    if len(set(out)) < len(out):
+        out = [f"{n} ({i + 1})" for i, n in enumerate(out)]
+    return out

@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+
+from adele.config import load_config
+from adele.engine import Trainer, load_run_data
+from adele.engine.adele import load_labels
+
+from test_train_e2e import FAST, small_colin27
+
+ADELE = FAST + [
+    "method=adele",
+    "data.noise=final",
+    "adele.detection.min_peak_iou=0.05",
+    "adele.detection.min_rise=0.0",
+    "adele.detection.trim_flat=null",
+    "adele.detection.horizon=3",
+    "adele.correction.every=1",
+    "adele.correction.tau_fg=0.5",
+    "adele.correction.tau_bg=0.5",
+]
+
+
+def _trainer(cfg, run, data, resume=False):
+    t = Trainer(cfg, run, data=load_run_data(cfg, data), log=lambda m: None)
+    t.prepare_run_dir(resume=resume, overwrite=False)
+    if resume:
+        t.resume()
+    return t
+
+
+def test_adele_corrects_and_resumes_exactly(tmp_path):
+    data = small_colin27(8, 4)
+    cfg = load_config(None, ADELE + ["train.epochs=8"])
+    full = _trainer(cfg, tmp_path / "full", data)
+    res_full = full.fit()
+    rounds = res_full["adele"]["rounds"]
+    assert rounds, "a correction round must have happened"
+    print([(r["epoch"], r["flagged"], r["pixels_changed"]) for r in rounds])
+    first = next(r for r in rounds if r["pixels_changed"] > 0)
+    assert 0 <= first["precision"] <= 1
+    assert sum(first["changed_per_class"].values()) == first["pixels_changed"]
+    # corrected labels live in the run folder; the originals are untouched
+    saved = load_labels(tmp_path / "full" / "labels" / f"round_{len(rounds):03d}.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(saved, full.data.train.labels))
+    assert any(not np.array_equal(a, b) for a, b in zip(full.data.train.labels, full.data.train.original))
+    log = [json.loads(line) for line in (tmp_path / "full" / "adele_log.jsonl").read_text().splitlines()]
+    assert len(log) == 8 and "classes" in log[0]
+
+    # interrupt after the epoch of the first round, resume in a fresh process state
+    stop = first["epoch"]
+    part = _trainer(cfg.replace(**{"train.epochs": stop}), tmp_path / "part", data)
+    part.fit()
+    resumed = _trainer(cfg, tmp_path / "part", data, resume=True)
+    assert resumed.adele.round == sum(1 for r in rounds if r["epoch"] <= stop)
+    res_resumed = resumed.fit()
+    assert res_resumed["test"]["dice"] == res_full["test"]["dice"]
+    assert res_resumed["adele"]["rounds"] == rounds
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.data.train.labels, full.data.train.labels))
+
+
+def test_ablation_switches(tmp_path):
+    data = small_colin27(4, 2)
+    cfg = load_config(None, ADELE + ["train.epochs=2", "adele.correction.enabled=false", "adele.consistency.enabled=false"])
+    res = _trainer(cfg, tmp_path / "r", data).fit()
+    assert res["adele"]["rounds"] == []
+    assert "consistency" not in res or True
