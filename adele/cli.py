@@ -85,10 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
 
     # ------------------------------------------------------------------ data
-    da = sub.add_parser("data", help="export or check datasets", formatter_class=_Formatter,
+    da = sub.add_parser("data", help="export, prepare or check datasets", formatter_class=_Formatter,
                         description="Dataset utilities.", epilog=_fmt("""
             examples:
               adele data export colin27 data/colin27
+              adele data prepare segthor data/raw/segthor data/segthor
+              adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo
               adele data check data/colin27
             """))
     dsub = da.add_subparsers(dest="data_command", metavar="ACTION")
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Validate a dataset folder: every image has a label of the same shape, class ids are valid, files decode.",
                          epilog="example:\n  adele data check data/colin27\n")
     ch.add_argument("path")
+    _add_prepare_parser(dsub)
 
     # ------------------------------------------------------------------ noise
     n = sub.add_parser(
@@ -143,6 +146,50 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--config", default=None)
     cs.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE")
     return p
+
+
+def _add_prepare_parser(dsub) -> None:
+    pr = dsub.add_parser("prepare", help="convert a public dataset (SegTHOR, PASCAL VOC) to the generic format", formatter_class=_Formatter,
+                         description="Convert a downloaded public dataset into the generic format that `adele train` reads.",
+                         epilog="examples:\n  adele data prepare segthor data/raw/segthor data/segthor\n"
+                                "  adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo\n")
+    psub = pr.add_subparsers(dest="prepare_name", metavar="DATASET")
+    sg = psub.add_parser("segthor", help="SegTHOR CT (4 thoracic organs)", formatter_class=_Formatter,
+                         description="SegTHOR: RAW/Patient_XX/{Patient_XX,GT}.nii.gz -> windowed, resized axial slices (16-bit PNG) "
+                                     "and uint8 labels, split by patient as in the ADELE paper (Patient_27 in test only).",
+                         epilog=_fmt("""
+            examples:
+              adele data prepare segthor data/raw/segthor data/segthor
+              adele data prepare segthor data/raw/segthor data/segthor-w --window -160 240 --size 256 --overwrite
+              adele data prepare segthor data/raw/segthor data/segthor-mine --split-file my_split.json
+
+            split file: {"train": ["Patient_01", ...], "val": [...], "test": [...]} (test optional).
+            Then: adele train --config configs/segthor.yaml --data data/segthor --out runs/segthor-adele
+            """))
+    sg.add_argument("raw", help="folder holding Patient_01/, Patient_02/, ... (the challenge's training set)")
+    sg.add_argument("out", help="output folder (must not exist or be empty)")
+    sg.add_argument("--size", type=int, default=256, help="slice size in pixels, square (default: 256, as in the paper)")
+    sg.add_argument("--window", type=float, nargs=2, default=[-1000.0, 1000.0], metavar=("LOW", "HIGH"),
+                    help="CT window in HU mapped to [0, 1] (default: -1000 1000)")
+    sg.add_argument("--all-slices", action="store_true", help="keep slices without foreground too (default: foreground slices only, as in the paper)")
+    sg.add_argument("--split-file", default=None, help="JSON patient split (default: the ADELE paper's split)")
+    sg.add_argument("--overwrite", action="store_true")
+    vc = psub.add_parser("voc", help="PASCAL VOC 2012 with pseudo-labels (weakly supervised setting)", formatter_class=_Formatter,
+                         description="PASCAL VOC 2012: train = JPEGs + your pseudo-labels (true labels kept in labels_clean/ for analysis), "
+                                     "val = JPEGs + true labels.",
+                         epilog=_fmt("""
+            examples:
+              adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo
+              adele data prepare voc data/raw/VOCdevkit data/voc-1464 --pseudo data/raw/seam_pseudo --train-list train --link
+
+            Then: adele train --config configs/voc.yaml --data data/voc --out runs/voc-adele
+            """))
+    vc.add_argument("devkit", help="the VOCdevkit folder (holding VOC2012/) or VOC2012 itself")
+    vc.add_argument("out", help="output folder (must not exist or be empty)")
+    vc.add_argument("--pseudo", required=True, help="folder of pseudo-label PNGs, <id>.png per training image (class ids, 255 = ignore)")
+    vc.add_argument("--train-list", choices=["train_aug", "train"], default="train_aug", help="training ids (default: train_aug, 10,582 images)")
+    vc.add_argument("--link", action="store_true", help="symlink the JPEGs instead of copying them")
+    vc.add_argument("--overwrite", action="store_true")
 
 
 def _add_train_args(t: argparse.ArgumentParser, models: list[str]) -> None:
@@ -230,6 +277,20 @@ def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         counts = ", ".join(f"{k}: {len(v)}" for k, v in src.splits.items())
         print(f"ok: {src.name}, {src.num_classes} classes ({', '.join(src.classes)}), {counts}")
         return 0
+    if args.data_command == "prepare":
+        if args.prepare_name == "segthor":
+            from .data.segthor import load_split_file, prepare_segthor
+
+            split = load_split_file(args.split_file) if args.split_file else None
+            prepare_segthor(args.raw, args.out, size=args.size, window=args.window, all_slices=args.all_slices, overwrite=args.overwrite, split=split)
+            return 0
+        if args.prepare_name == "voc":
+            from .data.voc import prepare_voc
+
+            prepare_voc(args.devkit, args.out, args.pseudo, train_list=args.train_list, link=args.link, overwrite=args.overwrite)
+            return 0
+        parser.parse_args(["data", "prepare", "--help"])
+        return 2
     parser.parse_args(["data", "--help"])
     return 2
 

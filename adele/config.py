@@ -74,6 +74,8 @@ class OptimConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 100
+    #: supervised loss: ``ce`` (cross-entropy, the paper) or ``ce_dice`` (cross-entropy + soft Dice)
+    loss: Literal["ce", "ce_dice"] = "ce"
     batch_size: int = 5
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"

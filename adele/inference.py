@@ -47,6 +47,41 @@ class LoadedModel:
         return len(self.classes)
 
 
+def saved_config(data: dict | str | Path) -> Config:
+    """The Config of a saved run (a dict, or a config.yaml path), tolerant of settings this version no longer has.
+
+    Keys unknown to this version are dropped (they came from an older or newer
+    version of adele); values are still validated.
+    """
+    import warnings
+
+    import yaml
+
+    if not isinstance(data, dict):
+        path = Path(data)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            raise RunError(f"{path}: unreadable run config; restore the run's config.yaml") from None
+    dropped: list[str] = []
+
+    def keep(saved: dict, ref: dict, prefix: str) -> dict:
+        out = {}
+        for k, v in saved.items():
+            if k not in ref:
+                dropped.append(prefix + k)
+            elif isinstance(ref[k], dict) and isinstance(v, dict):
+                out[k] = keep(v, ref[k], f"{prefix}{k}.")
+            else:
+                out[k] = v
+        return out
+
+    cfg = from_dict(keep(data if isinstance(data, dict) else {}, Config().to_dict(), ""))
+    if dropped:
+        warnings.warn(f"run config: ignored settings unknown to this version: {', '.join(dropped)}", stacklevel=2)
+    return cfg
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -68,7 +103,7 @@ def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool
     if path.is_file():
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            cfg = from_dict(state["config"])
+            cfg = saved_config(state["config"])
             classes, ignore, cin, origin = list(state["classes"]), int(state["ignore_index"]), int(state["in_channels"]), "model.pt"
         except (KeyError, TypeError, RuntimeError, EOFError, OSError, ValueError) as exc:
             raise RunError(f"{path}: unreadable ({type(exc).__name__}); re-run training or restore the file") from None
@@ -80,7 +115,7 @@ def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool
             raise RunError(f"{run}: no readable checkpoint and no model.pt")
         epoch, state = found
         info = json.loads((run / "run.json").read_text())
-        cfg = from_dict(state["config"])
+        cfg = saved_config(state["config"])
         classes, ignore, cin, origin = list(info["classes"]), int(info["ignore_index"]), int(in_channels), f"checkpoint epoch {epoch}"
     else:
         raise RunError(f"{path}: not found; the run has not finished (finish it with `adele train --out {run} --resume`)")

@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_noise.py                   # 72 synthetic 96x112 maps, 9 classes
     python benchmarks/bench_noise.py labels.npy --num-classes 9
+    python benchmarks/bench_noise.py colin27           # the embedded training labels
 
 ``labels.npy`` holds an ``(N, H, W)`` integer stack (0 = background, 255 = ignore).
 Each recipe runs ``--repeat`` times over the whole stack (seeded, so every run
@@ -46,7 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         recipes = [parse_recipe(spec) for spec in args.recipes]  # fail fast on a typo
     except ValueError as err:
         parser.error(str(err))
-    if args.labels:
+    if args.labels == "colin27":
+        from adele.data import load_colin27
+
+        labels = load_colin27().splits["train"].labels
+        num_classes = args.num_classes or 10
+        source = "embedded Colin27 training labels (72 x 217x181)"
+    elif args.labels:
         labels = np.load(args.labels)
         if labels.ndim != 3:
             parser.error(f"{args.labels} has shape {labels.shape}; expected an (N, H, W) stack")

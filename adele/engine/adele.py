@@ -28,6 +28,7 @@ from ..core import (
     multiscale_loss,
 )
 from ..data.dataset import PreparedSplit
+from ..losses import soft_dice_loss, supervised_loss
 from ..metrics import scores_from_confusion
 from . import checkpoint as ckpt
 from .distributed import DistInfo
@@ -102,12 +103,16 @@ class AdeleState:
         con = self.a.consistency
         if step % con.every_steps != 0:
             logits = net(img).float()
-            ce = F.cross_entropy(logits, lab, ignore_index=self.ignore_index)
+            ce = supervised_loss(logits, lab, self.cfg.train.loss, self.ignore_index)
             return {"total": ce, "ce": ce, "consistency": torch.zeros((), device=img.device), "logits": logits}
         scales = tuple(con.scales)
         logits_list = multiscale_logits(net, img, scales, tuple(lab.shape[-2:]))
         logits_list = [lg.float() for lg in logits_list]
         out = multiscale_loss(logits_list, lab, ignore_index=self.ignore_index, lam=con.lam, rho=con.rho, mask=con.mask)
+        if self.cfg.train.loss == "ce_dice":  # the supervised term at every scale, as the CE
+            dice = sum(soft_dice_loss(lg, lab, self.ignore_index) for lg in logits_list)
+            out["ce"] = out["ce"] + dice
+            out["total"] = (out["ce"] + con.lam * out["consistency"]) / len(logits_list)
         out["logits"] = logits_list[scales.index(1.0) if 1.0 in scales else 0]
         return out
 

@@ -30,6 +30,7 @@ from ..data.dataset import PreparedSplit, TrainDataset, collate, prepare_split
 from ..data.folder import Source
 from ..errors import ConfigError, RunError
 from ..metrics import SegMetrics, nanmean, scores_from_confusion
+from ..losses import supervised_loss
 from ..models import build_model_from_config
 from . import checkpoint as ckpt
 from .adele import AdeleState
@@ -286,7 +287,7 @@ class Trainer:
                     cons_sum += float(out["consistency"].detach())
                 else:
                     logits = self.net(img)
-                    out = {"total": F.cross_entropy(logits.float(), lab, ignore_index=self.ignore_index)}
+                    out = {"total": supervised_loss(logits, lab, cfg.train.loss, self.ignore_index)}
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out["total"]).backward()
             if cfg.optim.clip_grad > 0:

@@ -62,9 +62,9 @@ class RunInfo:
             return list(self.metrics["adele"].get("rounds", []))
         return [r["correction"] for r in self.adele_log if r.get("correction")]
 
-    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        """(epochs, values) of a history.csv column; missing values dropped."""
-        pts = [(r["epoch"], r.get(key)) for r in self.history if r.get(key) is not None]
+    def series(self, key: str, dropna: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(epochs, values) of a history.csv column; missing values dropped (or NaN with ``dropna=False``)."""
+        pts = [(r["epoch"], np.nan if r.get(key) is None else r[key]) for r in self.history if not dropna or r.get(key) is not None]
         if not pts:
             return np.zeros(0), np.zeros(0)
         e, v = zip(*pts)
@@ -147,4 +147,73 @@ def unique_names(paths: list[Path]) -> list[str]:
         out.append(f"{p.parent.name}/{n}" if names.count(n) > 1 else n)
     if len(set(out)) < len(out):
         out = [f"{n} ({i + 1})" for i, n in enumerate(out)]
+    return out
+
+
+@dataclass
+class ClassCurve:
+    """Training IoU of one class and its memorization-onset fit.
+
+    ``fit`` = (a, b, c) of f(t) = a (1 - exp(-t^b / c)) fitted to the epochs
+    ``fit_epochs`` (t = linspace(0, T, T) over them, T = len(fit_epochs)).
+    ``source``: "adele_log" (the fit used in training) or "post-hoc" (refitted
+    here from history.csv with the run's detection settings).
+    """
+
+    name: str
+    epochs: np.ndarray
+    iou: np.ndarray
+    fit: Optional[tuple[float, float, float]] = None
+    fit_epochs: Optional[np.ndarray] = None
+    onset: Optional[int] = None
+    flagged: bool = False
+    flag_epoch: Optional[int] = None
+    reason: str = ""
+    source: str = "post-hoc"
+
+    def fitted(self, until: float, n: int = 200) -> tuple[np.ndarray, np.ndarray, float]:
+        """(epochs, f values, last fitted epoch): the fit drawn against epochs up to ``until``."""
+        e0, T = float(self.fit_epochs[0]), len(self.fit_epochs)
+        span = max(float(self.fit_epochs[-1]) - e0, 1.0)  # the T points span t = 0..T
+        t = np.linspace(0.0, max(until - e0, span) * T / span, n)
+        from ..core import curve
+
+        with np.errstate(all="ignore"):
+            return e0 + t * span / T, curve(t, *self.fit), float(self.fit_epochs[-1])
+
+
+def class_curves(run: RunInfo) -> list[ClassCurve]:
+    """One :class:`ClassCurve` per foreground class (see its doc for the two sources)."""
+    from ..core import detect_onset
+
+    classes = run.classes
+    out = []
+    last = run.adele_log[-1] if run.adele_log else None
+    det = (run.config.get("adele") or {}).get("detection") or {}
+    horizon = det.get("horizon") or run.config.get("train", {}).get("epochs") or max(run.epochs_done, 1)
+    for ci, name in enumerate(classes[1:], start=1):
+        epochs, iou = run.series(f"train_iou/{name}", dropna=False)
+        cc = ClassCurve(name, epochs, iou)
+        if last is not None:
+            rec = last["classes"].get(name, {})
+            cc.source, cc.reason, cc.onset, cc.flagged = "adele_log", rec.get("reason", ""), rec.get("onset"), bool(rec.get("flagged"))
+            fit_epoch = last["epoch"]
+            if cc.flagged:
+                fit_epoch = next((r["epoch"] for r in run.adele_log if ci in r.get("flagged", [])), fit_epoch)
+                cc.flag_epoch = fit_epoch
+            if rec.get("a") is not None:
+                valid = [r["epoch"] for r in run.adele_log if r["epoch"] <= fit_epoch and r["train_iou"][ci] is not None]
+                cc.fit = (rec["a"], rec["b"], rec["c"])
+                cc.fit_epochs = np.asarray(valid[int(rec.get("trimmed") or 0):], dtype=float)
+        elif iou.size:
+            res = detect_onset(iou, len(iou), int(horizon), r=det.get("r", 0.9),
+                               min_points=det.get("min_points", 3), trim_flat=det.get("trim_flat", 0.1),
+                               min_peak_iou=det.get("min_peak_iou", 0.2), min_rise=det.get("min_rise", 0.1))
+            cc.onset, cc.flagged, cc.reason = res.onset, res.flagged, res.reason
+            if res.fit is not None and res.fit.ok:
+                cc.fit = (res.fit.a, res.fit.b, res.fit.c)
+                cc.fit_epochs = epochs[np.isfinite(iou)][res.trimmed:]
+        if cc.fit is not None and (cc.fit_epochs is None or len(cc.fit_epochs) < 2):
+            cc.fit = None
+        out.append(cc)
     return out

@@ -1,0 +1,181 @@
+"""Matplotlib figures of the report, drawn off-screen (Agg, no pyplot, no display).
+
+Each function takes plain arrays / run objects and a PNG path, and returns the path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from .runs import ClassCurve
+
+DPI = 110
+
+
+def _figure(nrows: int, ncols: int, w: float, h: float):
+    fig = Figure(figsize=(w, h), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def class_colors(n: int) -> np.ndarray:
+    """(n, 4) RGBA; class 0 (background) transparent."""
+    from matplotlib import colormaps
+
+    base = colormaps["tab10" if n <= 11 else "tab20"]
+    cols = np.array([base(i % base.N) for i in range(max(n - 1, 1))])
+    return np.vstack([[0, 0, 0, 0], cols])[:n]
+
+
+def _grid(n: int, ncols: int = 5) -> tuple[int, int]:
+    ncols = min(ncols, n)
+    return -(-n // ncols), ncols
+
+
+def iou_curves(curves: Sequence[ClassCurve], round_epochs: Sequence[int], path: Path, title: str = "") -> Path:
+    """Per-class train IoU (dots), fitted f(t) (line; dashed past the fitted points), onset (red) and correction rounds (grey)."""
+    rows, cols = _grid(len(curves) + 1)
+    fig, axes = _figure(rows, cols, 3.0 * cols, 2.3 * rows)
+    end = max((float(c.epochs[-1]) for c in curves if c.epochs.size), default=1.0)
+    for ax, cc in zip(axes.flat, curves):
+        ax.plot(cc.epochs, cc.iou, ".", ms=4, color="C0")
+        if cc.fit is not None:
+            e, f, last = cc.fitted(end)
+            ax.plot(e[e <= last], f[e <= last], "-", color="C1", lw=1.5)
+            ax.plot(e[e >= last], f[e >= last], "--", color="C1", lw=1)
+        for r in round_epochs:
+            ax.axvline(r, color="0.6", ls=":", lw=1)
+        if cc.onset is not None and cc.onset <= end:
+            ax.axvline(cc.onset, color="C3", lw=1.5, ls="-" if cc.flagged else "--")
+        state = f"onset {cc.onset}" + ("" if cc.flagged or cc.onset is None else " (not reached)") if cc.onset is not None else "no onset"
+        ax.set_title(f"{cc.name}: {state}", fontsize=9)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlim(0, end + 1)
+        ax.tick_params(labelsize=7)
+    legend_ax = axes.flat[len(curves)]
+    legend_ax.axis("off")
+    legend_ax.legend(handles=[
+        legend_ax.plot([], [], ".", color="C0")[0], legend_ax.plot([], [], "-", color="C1")[0],
+        legend_ax.plot([], [], "-", color="C3")[0], legend_ax.plot([], [], ":", color="0.6")[0],
+    ], labels=["train IoU", "fit a(1-exp(-t^b/c))", "memorization onset", "correction round"], loc="center", fontsize=8, frameon=False)
+    for ax in list(axes.flat)[len(curves) + 1 :]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def correction_rounds(rounds: Sequence[dict], classes: Sequence[str], path: Path) -> Path:
+    """Left: pixels changed per round, stacked by new class. Right: precision per round (bar) and per class (dots)."""
+    fig, axes = _figure(1, 2, 12, 3.6)
+    ax, bx = axes[0]
+    cols = class_colors(len(classes))
+    cols[0] = (0.55, 0.55, 0.55, 1.0)
+    x = np.arange(len(rounds))
+    ticks = [f"r{r['round']}\nep {r['epoch']}" for r in rounds]
+    bottom = np.zeros(len(rounds))
+    for k, name in enumerate(classes):
+        v = np.array([r.get("changed_per_class", {}).get(name, 0) for r in rounds], dtype=float)
+        if v.any():
+            ax.bar(x, v, bottom=bottom, color=cols[k], label=name, width=0.7)
+            bottom += v
+    ax.set_xticks(x, ticks, fontsize=7)
+    ax.set_ylabel("pixels changed")
+    ax.set_title("pixels changed per round, by new label", fontsize=9)
+    ax.legend(fontsize=7, ncols=2, frameon=False)
+    prec = [r.get("precision") for r in rounds]
+    if any(p is not None for p in prec):
+        bx.bar(x, [np.nan if p is None else p for p in prec], color="0.8", width=0.7, label="all changed pixels")
+        for k, name in enumerate(classes):
+            v = [(r.get("precision_per_class") or {}).get(name) for r in rounds]
+            v = np.array([np.nan if p is None else p for p in v], dtype=float)
+            if np.isfinite(v).any():
+                bx.plot(x, v, "o", color=cols[k], ms=4)
+        bx.set_ylim(0, 1.02)
+        bx.set_title("precision: changed pixels that now match the clean label", fontsize=9)
+        bx.legend(fontsize=7, frameon=False, loc="lower left")
+    else:
+        bx.text(0.5, 0.5, "precision needs clean labels", ha="center", va="center", transform=bx.transAxes)
+    bx.set_xticks(x, ticks, fontsize=7)
+    return _save(fig, path)
+
+
+def memorization(mem: dict, path: Path, title: str = "") -> Path:
+    """One panel per class + total: fraction of wrongly labelled pixels predicted as the clean vs the noisy class."""
+    names = mem["names"]
+    rows, cols = _grid(len(names), 6)
+    fig, axes = _figure(rows, cols, 2.4 * cols, 2.0 * rows)
+    for k, (ax, name) in enumerate(zip(axes.flat, names)):
+        ax.plot(mem["epochs"], mem["early_learning"][:, k], color="C2", label="clean class (early learning)")
+        ax.plot(mem["epochs"], mem["memorized"][:, k], color="C3", label="noisy class (memorized)")
+        n = int(mem["wrong"][-1, k]) if len(mem["wrong"]) else 0
+        ax.set_title(f"{name} ({n} px)", fontsize=8, fontweight="bold" if name == "total" else "normal")
+        ax.set_ylim(-0.02, 1.02)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    fig.suptitle(title or "wrongly labelled training pixels, by clean class: predicted as ...", fontsize=10)
+    return _save(fig, path)
+
+
+def memorization_compare(items: Sequence[tuple[str, dict]], path: Path) -> Path:
+    """All wrongly labelled pixels of several runs: early learning (solid) vs memorized (dashed)."""
+    fig, axes = _figure(1, 1, 7, 3.4)
+    ax = axes[0, 0]
+    for i, (name, mem) in enumerate(items):
+        ax.plot(mem["epochs"], mem["early_learning"][:, -1], "-", color=f"C{i}", label=f"{name}: clean class")
+        ax.plot(mem["epochs"], mem["memorized"][:, -1], "--", color=f"C{i}", label=f"{name}: noisy class")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("fraction of wrong pixels")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("wrongly labelled training pixels predicted as their clean (solid) or noisy (dashed) class", fontsize=9)
+    ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1, 0.5))
+    return _save(fig, path)
+
+
+def overlays(rows: Sequence[dict], columns: Sequence[str], classes: Sequence[str], path: Path) -> Path:
+    """Grid of examples: rows[i] = {"id", "image": (H, W) float, column name: (H, W) label map}."""
+    ncol = 1 + len(columns)
+    fig, axes = _figure(len(rows), ncol, 2.1 * ncol, 2.3 * len(rows) + 0.4)
+    cmap = ListedColormap(class_colors(len(classes)))
+    for r, row in enumerate(rows):
+        img = row["image"]
+        for c, col in enumerate(["image", *columns]):
+            ax = axes[r, c]
+            ax.imshow(img, cmap="gray", interpolation="nearest")
+            if col != "image":
+                lab = np.ma.masked_where((row[col] == 0) | (row[col] >= len(classes)), row[col])
+                ax.imshow(lab, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, alpha=0.55, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(col, fontsize=9)
+            if c == 0:
+                ax.set_ylabel(row["id"], fontsize=8)
+    cols = class_colors(len(classes))
+    fig.legend(handles=[Patch(color=cols[k], label=n) for k, n in enumerate(classes) if k > 0],
+               loc="outside lower center", ncols=min(5, len(classes) - 1), fontsize=7, frameon=False)
+    return _save(fig, path)
+
+
+def display_image(t: np.ndarray) -> np.ndarray:
+    """(C, H, W) preprocessed image -> (H, W) or (H, W, 3) in [0, 1] for display (per-image min-max)."""
+    a = np.asarray(t, dtype=np.float32)
+    a = a[0] if a.shape[0] == 1 else np.moveaxis(a[:3], 0, -1)
+    lo, hi = np.percentile(a, [1, 99.5])
+    return np.clip((a - lo) / max(hi - lo, 1e-6), 0, 1)
+

@@ -1,0 +1,334 @@
+"""``adele report``: one self-contained HTML page (index.html + figures/*.png) for one or more runs.
+
+The page references only files it writes next to itself (no CDN, fonts or
+scripts). Sections: runs and the settings that differ; val/test Dice and IoU
+side by side (mean ± std over seeds when runs differ only in ``train.seed``);
+training labels vs clean; memorization curves; then per run: per-class
+training IoU with the fitted onset curve, correction rounds, and example
+overlays (image, noisy label, corrected label, prediction, clean label).
+"""
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from ..errors import AdeleError
+from . import figures
+from .memorization import run_memorization
+from .runs import RunInfo, class_curves, group_by_setting, label_rounds, load_run, unique_names
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:16px 24px;color:#222;line-height:1.4}
+h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;border-bottom:2px solid #ddd;padding-bottom:3px;margin-top:1.8em}
+h3{font-size:1.05em;margin:1.2em 0 .4em}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+tr.mean td{font-weight:600;background:#fafafa}
+td.best{background:#e3f3e3}
+img{max-width:100%;border:1px solid #eee;margin:.3em 0}
+.note{color:#666;font-size:.85em}.scroll{overflow-x:auto}
+nav a{margin-right:12px}code{background:#f4f4f4;padding:0 3px}
+"""
+
+METRIC_NAMES = {"dice": "Dice", "iou": "IoU"}
+
+
+def _e(v) -> str:
+    return html.escape(str(v))
+
+
+def _fmt(v: Optional[float], nd: int = 3) -> str:
+    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{nd}f}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "run"
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()) -> str:
+    """Cells are HTML already; a row whose first cell starts with 'mean' is emphasized."""
+    out = ["<div class='scroll'><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    for row in rows:
+        cls = " class='mean'" if str(row[0]).startswith(("mean", "per-image")) else ""
+        out.append(f"<tr{cls}>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in row) + "</tr>")
+    return "\n".join(out) + "</table></div>"
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def runs_section(runs: list[RunInfo]) -> str:
+    rows = []
+    for r in runs:
+        m = r.metrics or {}
+        best = m.get("best_val", {})
+        rows.append([_e(r.name), _e(r.method), _e(r.info.get("dataset", "?")), _e(r.config.get("data", {}).get("noise") or "-"),
+                     f"{r.epochs_done}/{r.config.get('train', {}).get('epochs', '?')}", _e(r.seed),
+                     "yes" if r.finished else "<b>no</b> (no metrics.json)",
+                     f"{_fmt(best.get('val_mean_dice'))} @ {best.get('epoch', '-')}"])
+    parts = [_table(["run", "method", "dataset", "train noise", "epochs", "seed", "finished", "best val Dice"], rows)]
+    flats = [_flat(r.config) for r in runs]
+    keys = sorted({k for f in flats for k in f})
+    diff = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
+    if len(runs) > 1:
+        if diff:
+            parts.append("<p class='note'>settings that differ between the runs:</p>")
+            parts.append(_table(["setting"] + [_e(r.name) for r in runs], [[_e(k)] + [_e(f.get(k)) for f in flats] for k in diff]))
+        else:
+            parts.append("<p class='note'>all runs have the same settings.</p>")
+    return "\n".join(parts)
+
+
+def _group_label(group: list[RunInfo]) -> str:
+    if len(group) == 1:
+        return _e(group[0].name)
+    seeds = ", ".join(str(r.seed) for r in group)
+    return f"{_e(', '.join(r.name for r in group))}<br><span class='note'>mean ± std, {len(group)} seeds ({_e(seeds)})</span>"
+
+
+def _values(group: list[RunInfo], split: str, metric: str, key: Optional[str]) -> list[float]:
+    vals = []
+    for r in group:
+        s = (r.metrics or {}).get(split) or {}
+        v = s.get(metric, {}).get(key) if key is not None else s.get(metric)
+        if v is not None:
+            vals.append(float(v))
+    return vals
+
+
+def metrics_section(runs: list[RunInfo]) -> str:
+    """One table per split: rows = classes and means, columns = settings x (Dice, IoU)."""
+    groups = group_by_setting(runs)
+    classes = next((r.classes for r in runs if r.classes), [])
+    parts = []
+    for split in ("test", "val"):
+        if not any((r.metrics or {}).get(split) for r in runs):
+            continue
+        head = ["class"] + [f"{_group_label(g)}<br>{m}" for g in groups for m in METRIC_NAMES.values()]
+        spec = [(c, "{m}", c) for c in classes[1:]] + [("mean (fg)", "mean_{m}", None), ("per-image mean", "per_image_mean_{m}", None)]
+        rows = []
+        for label, metric, key in spec:
+            cells = {}
+            for gi, g in enumerate(groups):
+                for m in METRIC_NAMES:
+                    vals = _values(g, split, metric.format(m=m), key)
+                    cells[gi, m] = (float(np.mean(vals)) if vals else None, float(np.std(vals, ddof=1)) if len(vals) > 1 else None)
+            row = [_e(label)]
+            for gi in range(len(groups)):
+                for m in METRIC_NAMES:
+                    mean, std = cells[gi, m]
+                    best = mean is not None and len(groups) > 1 and mean >= max(cells[j, m][0] or -1 for j in range(len(groups)))
+                    text = _fmt(mean) + (f" ± {std:.3f}" if std is not None else "")
+                    row.append(f"<td class='best'>{text}</td>" if best else text)
+            rows.append(row)
+        parts.append(f"<h3>{split} split</h3>" + _table(head, rows))
+    if not parts:
+        return "<p class='note'>no metrics.json yet: the runs have not finished.</p>"
+    return "\n".join(parts) + "<p class='note'>Dataset-level scores (one confusion matrix over the split); 'mean (fg)' excludes background; best setting per row shaded.</p>"
+
+
+def label_quality_section(runs: list[RunInfo]) -> str:
+    rows = []
+    for r in runs:
+        q = (r.metrics or {}).get("train_label_quality")
+        rounds = r.rounds
+        start = rounds[0].get("agreement_before") if rounds else (q or {}).get("mean_dice")
+        end = (q or {}).get("mean_dice") if q else (rounds[-1].get("agreement_after") if rounds else None)
+        if start is None and end is None:
+            continue
+        rows.append([_e(r.name), _fmt(start), _fmt(end), str(len(rounds))])
+    if not rows:
+        return ""
+    return ("<h2 id='labels'>Training labels vs clean labels</h2>"
+            + _table(["run", "noisy labels (mean fg Dice)", "labels at the end", "correction rounds"], rows)
+            + "<p class='note'>Agreement of the labels the model trains on with the clean reference (known for synthetic noise).</p>")
+
+
+def memorization_section(runs: list[RunInfo], fig_dir: Path, slugs: dict[str, str]) -> str:
+    items = []
+    for r in runs:
+        if r.memorization:
+            try:
+                items.append((r.name, run_memorization(r)))
+            except (AdeleError, ValueError):
+                continue
+    if not items:
+        return ""
+    png = figures.memorization_compare(items, fig_dir / "memorization_all.png")
+    parts = ["<h2 id='memorization'>Early learning vs memorization</h2>",
+             f"<img src='figures/{png.name}' alt='memorization, all runs'>",
+             "<p class='note'>Training pixels whose noisy label is wrong: fraction the network predicts (train mode, during the epoch) "
+             "as their clean class vs as the wrong noisy class. A baseline learns the clean class first, then memorizes the noise.</p>"]
+    for name, mem in items:
+        png = figures.memorization(mem, fig_dir / f"{slugs[name]}_memorization.png", title=f"{name}: wrongly labelled training pixels by clean class")
+        parts.append(f"<img src='figures/{png.name}' alt='memorization per class, {_e(name)}'>")
+    return "\n".join(parts)
+
+
+def curves_block(r: RunInfo, fig_dir: Path, slug: str) -> str:
+    curves = class_curves(r)
+    if not any(c.epochs.size for c in curves):
+        return "<p class='note'>no training history yet.</p>"
+    rounds = r.rounds
+    source = "fit used during training (adele_log.jsonl)" if r.adele_log else "post-hoc fit with the run's detection settings (not used in training)"
+    png = figures.iou_curves(curves, [x["epoch"] for x in rounds], fig_dir / f"{slug}_iou.png", title=f"{r.name}: training IoU per class; {source}")
+    rows = []
+    for c in curves:
+        fit = "-" if c.fit is None else "a={:.2f} b={:.2f} c={:.2f}".format(*c.fit)
+        rows.append([_e(c.name), _e(c.onset if c.onset is not None else "-"), _e(c.flag_epoch or ("yes" if c.flagged else "-")), fit, _e(c.reason)])
+    return (f"<h3>Training IoU and memorization onset</h3><img src='figures/{png.name}' alt='training IoU curves, {_e(r.name)}'>"
+            + "<details><summary class='note'>onset details per class</summary>"
+            + _table(["class", "onset epoch", "flagged at" if r.adele_log else "flagged", "fit", "reason"], rows) + "</details>")
+
+
+def rounds_block(r: RunInfo, fig_dir: Path, slug: str) -> str:
+    rounds = r.rounds
+    if r.method != "adele":
+        return ""
+    if not rounds:
+        return "<h3>Label correction</h3><p class='note'>no correction round happened.</p>"
+    classes = r.classes
+    png = figures.correction_rounds(rounds, classes, fig_dir / f"{slug}_rounds.png")
+    rows = [[str(x["round"]), str(x["epoch"]), _e(", ".join(x.get("flagged", []))), str(x["pixels_changed"]), _fmt(x.get("precision")),
+             f"{_fmt(x.get('agreement_before'))} → {_fmt(x.get('agreement_after'))}"] for x in rounds]
+    per_class = []
+    for name in classes:
+        cells = []
+        for x in rounds:
+            n = (x.get("changed_per_class") or {}).get(name, 0)
+            p = (x.get("precision_per_class") or {}).get(name)
+            cells.append(f"{n}" + (f" ({p:.2f})" if p is not None else ""))
+        if any(c != "0" for c in cells):
+            per_class.append([_e(name)] + cells)
+    return ("<h3>Label correction rounds</h3>"
+            + _table(["round", "epoch", "flagged classes", "pixels changed", "precision", "label Dice vs clean"], rows)
+            + f"<img src='figures/{png.name}' alt='correction rounds, {_e(r.name)}'>"
+            + "<p class='note'>pixels changed per class (by new label), precision in brackets:</p>"
+            + _table(["class"] + [f"r{x['round']}" for x in rounds], per_class))
+
+
+class _DataCache:
+    """Training data per distinct data config (runs of one dataset share it)."""
+
+    def __init__(self):
+        self._cache: dict[str, object] = {}
+
+    def get(self, r: RunInfo):
+        import json
+
+        from ..engine.trainer import load_run_data
+        from ..inference import saved_config
+
+        cfg = saved_config(r.path / "config.yaml")
+        key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
+        if key not in self._cache:
+            self._cache[key] = load_run_data(cfg)
+        return self._cache[key]
+
+
+def pick_examples(runs: list[RunInfo], n: int, cache: "_DataCache") -> list[str]:
+    """Training ids to show: those the first ADELE run's corrections changed most, else evenly spaced."""
+    from ..engine.adele import load_labels
+
+    for r in runs:
+        files = label_rounds(r.path)
+        if files:
+            try:
+                original = cache.get(r).train.original
+                last = load_labels(files[-1])
+            except (AdeleError, OSError, ValueError, KeyError):
+                continue
+            if len(last) == len(original) and r.info.get("train_ids"):
+                changed = [-int(np.count_nonzero(a != b)) for a, b in zip(original, last)]
+                return [r.info["train_ids"][i] for i in np.argsort(changed, kind="stable")[:n]]
+    ids = next((r.info.get("train_ids") for r in runs if r.info.get("train_ids")), [])
+    if not ids or n <= 0:
+        return []
+    idx = np.unique(np.linspace(0, len(ids) - 1, n).round().astype(int))
+    return [ids[i] for i in idx]
+
+
+def examples_block(r: RunInfo, ids: list[str], fig_dir: Path, slug: str, cache: _DataCache, device: str) -> str:
+    import torch
+
+    from ..engine.adele import load_labels
+    from ..inference import load_run_model, predict_probs
+
+    if not ids:
+        return ""
+    try:
+        data = cache.get(r)
+        train = data.train
+        lm = load_run_model(r.path, device, allow_checkpoint=True, in_channels=train.in_channels)
+    except AdeleError as exc:
+        return f"<h3>Examples</h3><p class='note'>examples skipped: {_e(exc)}</p>"
+    if list(train.ids) != list(r.info.get("train_ids", train.ids)):
+        return "<h3>Examples</h3><p class='note'>examples skipped: the dataset's training images differ from the run's.</p>"
+    pos = {sid: i for i, sid in enumerate(train.ids)}
+    idx = [pos[s] for s in ids if s in pos]
+    files = label_rounds(r.path)
+    corrected = load_labels(files[-1]) if files else None
+    x = torch.stack([train.images[i] for i in idx]).to(lm.device)
+    pred = predict_probs(lm.model, x).argmax(1).cpu().numpy()
+    columns = ["noisy label"] + ([f"corrected ({files[-1].stem.replace('_', ' ')})"] if corrected is not None else []) + [f"prediction ({lm.origin})"]
+    columns += ["clean label"] if train.clean is not None else []
+    rows = []
+    for k, i in enumerate(idx):
+        row = {"id": train.ids[i], "image": figures.display_image(train.images[i].numpy()), columns[0]: train.original[i]}
+        if corrected is not None:
+            row[columns[1]] = corrected[i]
+        row[f"prediction ({lm.origin})"] = pred[k]
+        if train.clean is not None:
+            row["clean label"] = train.clean[i]
+        rows.append(row)
+    png = figures.overlays(rows, columns, r.classes, fig_dir / f"{slug}_examples.png")
+    return f"<h3>Examples (training images)</h3><img src='figures/{png.name}' alt='example overlays, {_e(r.name)}'>"
+
+
+# ----------------------------------------------------------------------------- page
+
+
+def build_report(run_dirs: Sequence[str | Path], out: str | Path, device: str = "cpu", examples: int = 4,
+                 log: Callable[[str], None] = print) -> Path:
+    """Write ``out/index.html`` and ``out/figures/*.png`` for the runs; returns the page path."""
+    paths = [Path(p) for p in run_dirs]
+    runs = [load_run(p, name) for p, name in zip(paths, unique_names(paths))]
+    out = Path(out)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for old in fig_dir.glob("*.png"):
+        old.unlink()
+    slugs = {r.name: f"{i:02d}_{_slug(r.name)}" for i, r in enumerate(runs)}
+    cache = _DataCache()
+    ids = pick_examples(runs, examples, cache)
+    body = [f"<h1>adele report: {_e(', '.join(r.name for r in runs))}</h1>",
+            "<nav><a href='#runs'>runs</a><a href='#metrics'>metrics</a><a href='#labels'>labels</a><a href='#memorization'>memorization</a>"
+            + "".join(f"<a href='#run-{slugs[r.name]}'>{_e(r.name)}</a>" for r in runs) + "</nav>",
+            "<h2 id='runs'>Runs</h2>", runs_section(runs),
+            "<h2 id='metrics'>Segmentation scores</h2>", metrics_section(runs),
+            label_quality_section(runs), memorization_section(runs, fig_dir, slugs)]
+    for r in runs:
+        log(f"report: {r.name}")
+        slug = slugs[r.name]
+        body += [f"<h2 id='run-{slug}'>{_e(r.name)} <span class='note'>({_e(r.method)})</span></h2>",
+                 curves_block(r, fig_dir, slug), rounds_block(r, fig_dir, slug), examples_block(r, ids, fig_dir, slug, cache, device)]
+    page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>adele report</title>"
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
