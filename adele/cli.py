@@ -19,6 +19,8 @@ examples:
   adele noise --data colin27 --out data/colin27-noisy --recipe final --seed 0
   adele data export colin27 data/colin27
   adele config show                            # every setting and its default
+  adele report runs/base runs/adele --out reports/c27  # HTML page + figures
+  adele predict --run runs/adele --input scans/ --out masks/
 
 Run `adele COMMAND --help` for the options of each command.
 """
@@ -145,7 +147,75 @@ def build_parser() -> argparse.ArgumentParser:
     cs = csub.add_parser("show", help="print the resolved config")
     cs.add_argument("--config", default=None)
     cs.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE")
+    _add_report_parsers(sub)
     return p
+
+
+def _add_report_parsers(sub) -> None:
+    """report, analyze, predict, export-labels: everything that reads a finished run."""
+    r = sub.add_parser("report", help="HTML report (index.html + PNG figures) of one or more runs", formatter_class=_Formatter,
+                       description="Write a self-contained HTML page comparing runs: val/test Dice and IoU (mean ± std over seeds), "
+                                   "per-class training IoU with the fitted memorization-onset curve, correction rounds, "
+                                   "memorization curves and example overlays.",
+                       epilog=_fmt("""
+            examples:
+              adele report runs/adele --out reports/adele
+              adele report runs/base runs/adele --out reports/c27 --examples 6
+              adele report runs/adele-s0 runs/adele-s1 runs/adele-s2 runs/base --out reports/seeds   # mean ± std over seeds
+
+            Open DIR/index.html in a browser; it references only files in DIR.
+            """))
+    r.add_argument("runs", nargs="+", metavar="RUN", help="run folders (the --out of `adele train`)")
+    r.add_argument("--out", required=True, help="output folder for index.html and figures/")
+    r.add_argument("--examples", type=int, default=4, help="training images shown as overlays (default: 4)")
+    r.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="device for the example predictions (default: cpu)")
+
+    a = sub.add_parser("analyze", help="analyses of a finished run", formatter_class=_Formatter, description="Analyses of a run folder.",
+                       epilog="example:\n  adele analyze memorization runs/base\n")
+    asub = a.add_subparsers(dest="analyze_command", metavar="ANALYSIS")
+    am = asub.add_parser("memorization", help="early learning vs memorization on the wrongly labelled pixels", formatter_class=_Formatter,
+                         description="Per epoch and class: among training pixels whose noisy label is wrong, the fraction predicted as the "
+                                     "clean class (early learning) and as the noisy class (memorized). Needs a run with clean labels.",
+                         epilog=_fmt("""
+            examples:
+              adele analyze memorization runs/base                 # writes runs/base/memorization.{csv,png}
+              adele analyze memorization runs/base --out reports/mem
+            """))
+    am.add_argument("run", metavar="RUN")
+    am.add_argument("--out", default=None, help="output folder (default: the run folder)")
+
+    pr = sub.add_parser("predict", help="segment new images with a trained run", formatter_class=_Formatter,
+                        description="Predict masks for a PNG/NPY/NIfTI file or a folder of them. Masks keep the input's format, size "
+                                    "and (NIfTI) affine and header; NIfTI volumes are segmented slice by slice along the last axis.",
+                        epilog=_fmt("""
+            examples:
+              adele predict --run runs/adele --input scan.nii.gz --out masks/
+              adele predict --run runs/adele --input images/ --out masks/ --probs --tta --device cuda
+
+            --probs writes DIR/probs/<name>.npy (float16, (C, H, W); (C, H, W, S) for a volume);
+            --tta averages scales 0.75, 1, 1.25 with horizontal flips.
+            """))
+    pr.add_argument("--run", required=True, help="run folder with model.pt")
+    pr.add_argument("--input", required=True, help="image file or folder of images")
+    pr.add_argument("--out", required=True, help="output folder for the masks")
+    pr.add_argument("--probs", action="store_true", help="also write probability maps")
+    pr.add_argument("--tta", action="store_true", help="multi-scale + flip test-time averaging")
+    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    ex = sub.add_parser("export-labels", help="export a run's corrected training labels as a dataset, ranked by suspicion",
+                        formatter_class=_Formatter,
+                        description="Write the run's corrected training labels (latest correction round, else the original labels) "
+                                    "as a dataset in the generic format at the training resolution, with label_quality.csv "
+                                    "(most suspicious image first) and suspect/<id>.png masks.",
+                        epilog=_fmt("""
+            examples:
+              adele export-labels --run runs/adele --out data/c27-corrected
+              adele train --data data/c27-corrected --out runs/retrain     # train again on the corrected labels
+            """))
+    ex.add_argument("--run", required=True, help="run folder with model.pt")
+    ex.add_argument("--out", required=True, help="output folder (new or empty)")
+    ex.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
 
 def _add_prepare_parser(dsub) -> None:
@@ -313,6 +383,39 @@ def cmd_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .reporting.html import build_report
+
+    print(f"wrote {build_report(args.runs, args.out, device=args.device, examples=args.examples)}")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.analyze_command != "memorization":
+        parser.parse_args(["analyze", "--help"])
+        return 2
+    from .reporting.memorization import analyze_memorization
+
+    csv_path, png, table = analyze_memorization(args.run, args.out)
+    print(table)
+    print(f"wrote {csv_path} and {png}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .inference import predict_files
+
+    predict_files(args.run, args.input, args.out, probs=args.probs, tta=args.tta, device=args.device)
+    return 0
+
+
+def cmd_export_labels(args: argparse.Namespace) -> int:
+    from .reporting.export import export_labels
+
+    export_labels(args.run, args.out, device=args.device, overwrite=args.overwrite)
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -330,6 +433,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_noise(args)
         if args.command == "config":
             return cmd_config(args, parser)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "analyze":
+            return cmd_analyze(args, parser)
+        if args.command == "predict":
+            return cmd_predict(args)
+        if args.command == "export-labels":
+            return cmd_export_labels(args)
     except AdeleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

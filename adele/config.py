@@ -49,6 +49,9 @@ class ModelConfig:
     width: int = 16
     depth: int = 4
     dropout: float = 0.0
+    #: U-Net normalization layers: ``batch`` (the paper), ``group`` (batch-size independent: identical
+    #: results for any split of a batch across processes) or ``instance``
+    norm: Literal["batch", "group", "instance"] = "batch"
     #: optional path to pretrained weights (a state dict) loaded before training; for ``deeplab`` also an
     #: ImageNet ResNet state dict with torchvision key names (backbone only)
     pretrained: Optional[str] = None

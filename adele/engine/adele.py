@@ -106,7 +106,7 @@ class AdeleState:
             ce = supervised_loss(logits, lab, self.cfg.train.loss, self.ignore_index)
             return {"total": ce, "ce": ce, "consistency": torch.zeros((), device=img.device), "logits": logits}
         scales = tuple(con.scales)
-        logits_list = multiscale_logits(net, img, scales, tuple(lab.shape[-2:]))
+        logits_list = net(img, scales=scales, out_size=tuple(lab.shape[-2:]))
         logits_list = [lg.float() for lg in logits_list]
         out = multiscale_loss(logits_list, lab, ignore_index=self.ignore_index, lam=con.lam, rho=con.rho, mask=con.mask)
         if self.cfg.train.loss == "ce_dice":  # the supervised term at every scale, as the CE

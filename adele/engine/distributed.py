@@ -46,3 +46,48 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
         t = t.clone()
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Shuffled indices for one epoch, sharded by rank: a pure function of (seed, epoch, rank, world).
+
+    The permutation is ``randperm(n)`` seeded with ``seed * 100003 + epoch``, padded by
+    wrapping to a multiple of the world size; rank ``r`` takes ``perm[r::world]``. With one
+    process and batch ``B * world`` the union of each step's batches is the same set of images
+    as with ``world`` processes and batch ``B``, so runs compare across world sizes and resume
+    exactly.
+    """
+
+    def __init__(self, n: int, seed: int, epoch: int, info: "DistInfo"):
+        g = torch.Generator().manual_seed(seed * 100003 + epoch)
+        perm = torch.randperm(n, generator=g).tolist()
+        pad = (-len(perm)) % info.world_size
+        perm = perm + perm[:pad]
+        self.indices = perm[info.rank :: info.world_size]
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class MultiScaleNet(torch.nn.Module):
+    """Wraps a segmentation model so one ``forward`` can run it at several scales.
+
+    DistributedDataParallel must see a single forward per backward; ADELE's
+    consistency loss needs the model at scales (1.0, 0.7, 1.5), so the scales
+    run inside this module's forward. ``net(x)`` -> logits; ``net(x, scales=...,
+    out_size=...)`` -> list of logits resized to ``out_size``.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, scales=None, out_size=None):
+        if scales is None:
+            return self.model(x)
+        from ..core import multiscale_logits
+
+        return multiscale_logits(self.model, x, scales, out_size)

@@ -34,7 +34,7 @@ from ..losses import supervised_loss
 from ..models import build_model_from_config
 from . import checkpoint as ckpt
 from .adele import AdeleState
-from .distributed import DistInfo, all_reduce_sum, dist_info
+from .distributed import DistInfo, EpochSampler, MultiScaleNet, all_reduce_sum, dist_info
 
 try:  # progress bars are a nicety; never a hard failure
     from tqdm.auto import tqdm
@@ -119,9 +119,9 @@ class Trainer:
         self.model.to(self.device)
         if cfg.train.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.net = self.model
+        self.net = MultiScaleNet(self.model)
         if self.dist.enabled:
-            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            self.net = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = make_optimizer(cfg, self.model)
         self.amp = cfg.train.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -226,15 +226,10 @@ class Trainer:
     # ------------------------------------------------------------------ loop
 
     def loader(self, epoch: int) -> DataLoader:
+        """Batches of ``train.batch_size`` images per process, shuffled by :class:`EpochSampler`."""
         self.train_ds.set_epoch(epoch)
-        g = torch.Generator().manual_seed(self.cfg.train.seed * 100003 + epoch)
-        if self.dist.enabled:
-            from torch.utils.data.distributed import DistributedSampler
-
-            sampler = DistributedSampler(self.train_ds, num_replicas=self.dist.world_size, rank=self.dist.rank, shuffle=True, seed=self.cfg.train.seed, drop_last=False)
-            sampler.set_epoch(epoch)
-            return DataLoader(self.train_ds, batch_size=self.cfg.train.batch_size, sampler=sampler, collate_fn=collate, num_workers=self.cfg.data.num_workers)
-        return DataLoader(self.train_ds, batch_size=self.cfg.train.batch_size, shuffle=True, generator=g, collate_fn=collate, num_workers=self.cfg.data.num_workers)
+        sampler = EpochSampler(len(self.train_ds), self.cfg.train.seed, epoch, self.dist)
+        return DataLoader(self.train_ds, batch_size=self.cfg.train.batch_size, sampler=sampler, collate_fn=collate, num_workers=self.cfg.data.num_workers)
 
     def fit(self) -> dict:
         cfg = self.cfg

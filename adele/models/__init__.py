@@ -54,8 +54,8 @@ def build_model_from_config(model_cfg: Any, in_channels: int, num_classes: int) 
     return build_model(name, in_channels=in_channels, num_classes=num_classes, **fields)
 
 
-def _unet(in_channels: int, num_classes: int, width: int = 16, depth: int = 4, dropout: float = 0.0, **_: Any) -> nn.Module:
-    return UNet(in_channels, num_classes, width=width, depth=depth, dropout=dropout)
+def _unet(in_channels: int, num_classes: int, width: int = 16, depth: int = 4, dropout: float = 0.0, norm: str = "batch", **_: Any) -> nn.Module:
+    return UNet(in_channels, num_classes, width=width, depth=depth, dropout=dropout, norm=norm)
 
 
 def _deeplab(in_channels: int, num_classes: int, backbone: str = "resnet50", output_stride: int = 8, dropout: float = 0.0, **_: Any) -> nn.Module:

@@ -32,11 +32,13 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def class_colors(n: int) -> np.ndarray:
-    """(n, 4) RGBA; class 0 (background) transparent."""
+    """(n, 4) RGBA; class 0 (background) transparent; no grey among the classes (grey reads as 'unlabelled')."""
     from matplotlib import colormaps
 
-    base = colormaps["tab10" if n <= 11 else "tab20"]
-    cols = np.array([base(i % base.N) for i in range(max(n - 1, 1))])
+    tab10 = [colormaps["tab10"](i) for i in range(10) if i != 7]
+    extra = [colormaps["tab20"](i) for i in range(1, 20, 2) if i != 15] + [colormaps["Set3"](i) for i in range(12)]
+    palette = tab10 + extra
+    cols = np.array([palette[i % len(palette)] for i in range(max(n - 1, 1))])
     return np.vstack([[0, 0, 0, 0], cols])[:n]
 
 
@@ -83,7 +85,7 @@ def correction_rounds(rounds: Sequence[dict], classes: Sequence[str], path: Path
     fig, axes = _figure(1, 2, 12, 3.6)
     ax, bx = axes[0]
     cols = class_colors(len(classes))
-    cols[0] = (0.55, 0.55, 0.55, 1.0)
+    cols[0] = (0.25, 0.25, 0.25, 1.0)
     x = np.arange(len(rounds))
     ticks = [f"r{r['round']}\nep {r['epoch']}" for r in rounds]
     bottom = np.zeros(len(rounds))
@@ -95,7 +97,8 @@ def correction_rounds(rounds: Sequence[dict], classes: Sequence[str], path: Path
     ax.set_xticks(x, ticks, fontsize=7)
     ax.set_ylabel("pixels changed")
     ax.set_title("pixels changed per round, by new label", fontsize=9)
-    ax.legend(fontsize=7, ncols=2, frameon=False)
+    if bottom.any():
+        ax.legend(fontsize=7, ncols=2, frameon=False)
     prec = [r.get("precision") for r in rounds]
     if any(p is not None for p in prec):
         bx.bar(x, [np.nan if p is None else p for p in prec], color="0.8", width=0.7, label="all changed pixels")

@@ -26,8 +26,8 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 a
 h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;border-bottom:2px solid #ddd;padding-bottom:3px;margin-top:1.8em}
 h3{font-size:1.05em;margin:1.2em 0 .4em}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em}
-th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;white-space:nowrap}
+th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.mean td{font-weight:600;background:#fafafa}
 td.best{background:#e3f3e3}
 img{max-width:100%;border:1px solid #eee;margin:.3em 0}
@@ -50,12 +50,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "run"
 
 
+_NUMERIC = re.compile(r"^[-+]?[\d.]+( ± [\d.]+)?( → [-\d.]+)?( \([\d.]+\))?$|^-$|^[\d.]+ @ [\d-]+$|^\d+/\S+$")
+_NUM = " class='n'"
+
+
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()) -> str:
     """Cells are HTML already; a row whose first cell starts with 'mean' is emphasized."""
     out = ["<div class='scroll'><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
     for row in rows:
         cls = " class='mean'" if str(row[0]).startswith(("mean", "per-image")) else ""
-        out.append(f"<tr{cls}>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in row) + "</tr>")
+        out.append(f"<tr{cls}>" + "".join(c if c.startswith("<td") else f"<td{_NUM if _NUMERIC.match(c) else ''}>{c}</td>" for c in row) + "</tr>")
     return "\n".join(out) + "</table></div>"
 
 
@@ -77,11 +81,13 @@ def runs_section(runs: list[RunInfo]) -> str:
     for r in runs:
         m = r.metrics or {}
         best = m.get("best_val", {})
-        rows.append([_e(r.name), _e(r.method), _e(r.info.get("dataset", "?")), _e(r.config.get("data", {}).get("noise") or "-"),
+        d = r.config.get("data", {})
+        labels = "clean" if d.get("train_labels") == "clean" else (f"noisy: {d['noise']}" if d.get("noise") else "as given")
+        rows.append([_e(r.name), _e(r.method), _e(r.info.get("dataset", "?")), _e(labels),
                      f"{r.epochs_done}/{r.config.get('train', {}).get('epochs', '?')}", _e(r.seed),
                      "yes" if r.finished else "<b>no</b> (no metrics.json)",
                      f"{_fmt(best.get('val_mean_dice'))} @ {best.get('epoch', '-')}"])
-    parts = [_table(["run", "method", "dataset", "train noise", "epochs", "seed", "finished", "best val Dice"], rows)]
+    parts = [_table(["run", "method", "dataset", "training labels", "epochs", "seed", "finished", "best val Dice"], rows)]
     flats = [_flat(r.config) for r in runs]
     keys = sorted({k for f in flats for k in f})
     diff = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
@@ -132,9 +138,10 @@ def metrics_section(runs: list[RunInfo]) -> str:
             for gi in range(len(groups)):
                 for m in METRIC_NAMES:
                     mean, std = cells[gi, m]
-                    best = mean is not None and len(groups) > 1 and mean >= max(cells[j, m][0] or -1 for j in range(len(groups)))
+                    others = [cells[j, m][0] for j in range(len(groups)) if cells[j, m][0] is not None]
+                    best = mean is not None and len(set(others)) > 1 and mean >= max(others)
                     text = _fmt(mean) + (f" ± {std:.3f}" if std is not None else "")
-                    row.append(f"<td class='best'>{text}</td>" if best else text)
+                    row.append(f"<td class='n best'>{text}</td>" if best else text)
             rows.append(row)
         parts.append(f"<h3>{split} split</h3>" + _table(head, rows))
     if not parts:
@@ -164,9 +171,11 @@ def memorization_section(runs: list[RunInfo], fig_dir: Path, slugs: dict[str, st
     for r in runs:
         if r.memorization:
             try:
-                items.append((r.name, run_memorization(r)))
+                mem = run_memorization(r)
             except (AdeleError, ValueError):
                 continue
+            if mem["wrong"][:, -1].any():  # a run trained on clean labels has no wrong pixel
+                items.append((r.name, mem))
     if not items:
         return ""
     png = figures.memorization_compare(items, fig_dir / "memorization_all.png")
@@ -297,7 +306,8 @@ def examples_block(r: RunInfo, ids: list[str], fig_dir: Path, slug: str, cache: 
             row["clean label"] = train.clean[i]
         rows.append(row)
     png = figures.overlays(rows, columns, r.classes, fig_dir / f"{slug}_examples.png")
-    return f"<h3>Examples (training images)</h3><img src='figures/{png.name}' alt='example overlays, {_e(r.name)}'>"
+    return (f"<h3>Examples (training images)</h3><img src='figures/{png.name}' alt='example overlays, {_e(r.name)}'>"
+            f"<p class='note'>At the training resolution; prediction of {_e(lm.origin)} in eval mode.</p>")
 
 
 # ----------------------------------------------------------------------------- page

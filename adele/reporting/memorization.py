@@ -58,6 +58,8 @@ def analyze_memorization(run_dir: str | Path, out: Optional[str | Path] = None) 
     """Write memorization.csv and memorization.png to ``out`` (default: the run folder); return (csv, png, table)."""
     run = load_run(run_dir)
     mem = run_memorization(run)
+    if not mem["wrong"][:, -1].any():
+        raise RunError(f"{run.path}: no wrongly labelled training pixel (the run trained on its clean labels); nothing to analyze")
     out = Path(out) if out is not None else run.path
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "memorization.csv"

@@ -1,0 +1,54 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from adele.cli import main
+from adele.data import open_dataset, read_label
+
+from test_report_html import ADELE_FORCED
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    run = tiny_run(*ADELE_FORCED)
+    out = tmp_path_factory.mktemp("export") / "labels"
+    assert main(["export-labels", "--run", str(run), "--out", str(out), "--device", "cpu"]) == 0
+    return run, out
+
+
+def test_export_is_a_valid_dataset(exported):
+    run, out = exported
+    src = open_dataset(out)
+    info = json.loads((run / "run.json").read_text())
+    assert list(src.classes) == info["classes"] and sorted(src.splits["train"].ids) == sorted(info["train_ids"])
+    assert src.splits["train"].has_clean and {"val", "test"} <= set(src.splits)
+    meta = json.loads((out / "dataset.json").read_text())
+    assert "training resolution" in meta["note"] and meta["resolution"] == [56, 48]
+    sid = info["train_ids"][0]
+    assert read_label(out / "train" / "labels" / f"{sid}.png").shape == (56, 48)
+    assert read_label(out / "train" / "labels_original" / f"{sid}.png").shape == (56, 48)
+    assert (out / "README.md").is_file()
+
+
+def test_label_quality_csv_sorted_worst_first(exported):
+    run, out = exported
+    rows = list(csv.DictReader((out / "label_quality.csv").open()))
+    ids = json.loads((run / "run.json").read_text())["train_ids"]
+    assert sorted(r["id"] for r in rows) == sorted(ids)
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores) and all(0 <= s <= 1 for s in scores)
+    assert all(0 <= float(r["disagree_frac"]) <= 1 and 0 <= float(r["true_error_frac"]) <= 1 for r in rows)
+    for r in rows:
+        mask = read_label(out / "suspect" / f"{r['id']}.png")
+        assert set(np.unique(mask)) <= {0, 255} and int((mask == 255).sum()) == int(r["suspect_pixels"])
+
+
+def test_export_refuses_to_overwrite_and_needs_model(exported, tmp_path, capsys):
+    run, out = exported
+    assert main(["export-labels", "--run", str(run), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["export-labels", "--run", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "not a run folder" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,82 @@
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from PIL import Image
+
+from adele.cli import main
+
+ADELE_FORCED = ["method=adele", "train.epochs=3", "adele.detection.min_peak_iou=0", "adele.detection.min_rise=0",
+                "adele.detection.trim_flat=null", "adele.detection.horizon=3", "adele.correction.every=1"]
+
+
+class _Refs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs, self.ids, self.tags = [], set(), set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        for k, v in attrs:
+            if k in ("src", "href") and v is not None:
+                self.refs.append(v)
+            if k == "id":
+                self.ids.add(v)
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_run):
+    return [tiny_run(), tiny_run("train.seed=1"), tiny_run(*ADELE_FORCED)]
+
+
+def _parse(index: Path) -> _Refs:
+    p = _Refs()
+    p.feed(index.read_text(encoding="utf-8"))
+    return p
+
+
+def test_report_is_self_contained(runs, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", *map(str, runs), "--out", str(out), "--examples", "2"]) == 0
+    index = out / "index.html"
+    page = index.read_text(encoding="utf-8")
+    refs = _parse(index)
+    assert refs.refs and "script" not in refs.tags and "link" not in refs.tags
+    imgs = [r for r in refs.refs if not r.startswith("#")]
+    assert len(imgs) >= 6  # memorization, per-run IoU curves and examples
+    for ref in refs.refs:
+        u = urlparse(ref)
+        assert not u.scheme and not u.netloc and not ref.startswith("/"), ref
+        if ref.startswith("#"):
+            assert ref[1:] in refs.ids, ref
+        else:
+            assert (out / ref).is_file(), ref
+            with Image.open(out / ref) as im:
+                assert im.format == "PNG" and im.size[0] > 200
+    assert "±" in page  # the two baseline runs differ only by seed: mean ± std
+    assert "memorization" in page and "Training IoU" in page and "Examples" in page
+
+
+def test_report_of_unfinished_run_and_bad_folder(runs, tmp_path, capsys):
+    run = tmp_path / "unfinished"
+    shutil.copytree(runs[2], run)
+    (run / "metrics.json").unlink()
+    (run / "model.pt").unlink()
+    assert main(["report", str(run), "--out", str(tmp_path / "r"), "--examples", "1"]) == 0
+    page = (tmp_path / "r" / "index.html").read_text(encoding="utf-8")
+    assert "not finished" in page or "no metrics.json" in page
+    assert "checkpoint epoch" in page  # the examples fall back to the newest checkpoint
+    capsys.readouterr()
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "not a run folder" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("cmd", [["report"], ["analyze"], ["analyze", "memorization"], ["predict"], ["export-labels"]])
+def test_help_has_examples(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(cmd + ["--help"])
+    assert e.value.code == 0
+    assert "example" in capsys.readouterr().out
