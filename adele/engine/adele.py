@@ -73,7 +73,9 @@ def predict_probs(model: torch.nn.Module, images: torch.Tensor, scales=(1.0,), h
 class AdeleState:
     """Everything ADELE adds to a run, with ``state_dict`` for checkpoints."""
 
-    def __init__(self, cfg: Config, num_classes: int, ignore_index: int, run_dir: Path, train: PreparedSplit, classes: list[str], log: Callable[[str], None] = print):
+    def __init__(self, cfg: Config, num_classes: int, ignore_index: int, run_dir: Path, train: PreparedSplit, classes: list[str],
+                 log: Callable[[str], None] = print, dist: Optional[DistInfo] = None):
+        self.dist = dist or DistInfo()
         self.cfg = cfg
         self.a = cfg.adele
         self.num_classes = num_classes
@@ -118,20 +120,27 @@ class AdeleState:
 
     # ------------------------------------------------------------------ store
 
+    def ensure_store(self, dist: DistInfo) -> PredictionStore:
+        """Open the run's prediction store, creating it on rank 0 first (collective call)."""
+        if self._store is None:
+            d = self.run_dir / "store"
+            if dist.rank == 0 and not (d / "index.json").is_file():
+                PredictionStore.create(d, self.train.shapes).flush()
+            dist.barrier()
+            self._store = PredictionStore.open(d)
+        return self._store
+
     @property
     def store(self) -> PredictionStore:
         if self._store is None:
-            d = self.run_dir / "store"
-            if (d / "index.json").is_file():
-                self._store = PredictionStore.open(d)
-            else:
-                self._store = PredictionStore.create(d, self.train.shapes)
+            raise RuntimeError("prediction store not opened; call ensure_store(dist) first")
         return self._store
 
     def record_train_predictions(self, idx: torch.Tensor, logits: torch.Tensor) -> None:
         """Official behaviour (``correction.predictions: train``): keep the training-time softmax."""
         if self.a.correction.predictions != "train" or not self.a.correction.enabled:
             return
+        self.ensure_store(self.dist)
         probs = (logits.float() / self.a.correction.temperature).softmax(1).cpu()
         self.store.write_batch(idx.tolist(), probs)
 
@@ -139,6 +148,7 @@ class AdeleState:
     def predict_train_set(self, net: torch.nn.Module, device: torch.device, dist: DistInfo) -> None:
         """Eval-mode pass over this rank's share of the training images into the store."""
         c = self.a.correction
+        self.ensure_store(dist)
         model = getattr(net, "module", net)
         idx = list(range(dist.rank, len(self.train), dist.world_size))
         bs = self.cfg.train.batch_size if len(set(self.train.shapes)) == 1 else 1
@@ -189,6 +199,7 @@ class AdeleState:
 
     def correction_round(self, epoch: int, net: torch.nn.Module, device: torch.device, dist: DistInfo) -> dict:
         c = self.a.correction
+        self.ensure_store(dist)
         if c.predictions == "eval":
             self.predict_train_set(net, device, dist)
         dist.barrier()

@@ -129,7 +129,7 @@ class Trainer:
         self.history: list[dict] = []
         self.memorization: list[dict] = []
         self.best = {"epoch": 0, "val_mean_dice": -1.0}
-        self.adele = AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log) if cfg.method == "adele" else None
+        self.adele = AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log, self.dist) if cfg.method == "adele" else None
         self.train_ds = TrainDataset(self.data.train, cfg.train.seed, cfg.data.hflip, cfg.data.scale_range, cfg.data.crop, self.ignore_index)
         self._tb = None
 

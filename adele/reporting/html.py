@@ -162,7 +162,7 @@ def label_quality_section(runs: list[RunInfo]) -> str:
     if not rows:
         return ""
     return ("<h2 id='labels'>Training labels vs clean labels</h2>"
-            + _table(["run", "noisy labels (mean fg Dice)", "labels at the end", "correction rounds"], rows)
+            + _table(["run", "training labels at the start (mean fg Dice vs clean)", "at the end", "correction rounds"], rows)
             + "<p class='note'>Agreement of the labels the model trains on with the clean reference (known for synthetic noise).</p>")
 
 
