@@ -211,6 +211,7 @@ class AdeleState:
             pred, conf = self.store.read(i)
             res = correct_labels(base[i], pred, conf, flagged, c.tau_bg, c.tau_fg, self.allowed[i], self.ignore_index, c.correct_ignore)
             after.append(res.labels)
+        ckpt.crash_point("correction", epoch)
         self.round += 1
         old_flat = np.concatenate([x.ravel() for x in before])
         new_flat = np.concatenate([x.ravel() for x in after])

@@ -20,7 +20,19 @@ import torch
 _NAME = re.compile(r"^epoch_(\d+)\.pt$")
 
 
-def atomic_save(obj: Any, path: Path) -> None:
+def crash_point(name: str, epoch: int) -> None:
+    """Fault injection for the crash/resume tests: ``ADELE_CRASH_AT=name:epoch`` kills the process here.
+
+    Points: ``batch`` (mid-epoch), ``correction`` (predictions stored, labels not yet saved),
+    ``checkpoint`` (temporary checkpoint written, not yet renamed).
+    """
+    if os.environ.get("ADELE_CRASH_AT") == f"{name}:{epoch}":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def atomic_save(obj: Any, path: Path, before_replace=None) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
@@ -29,6 +41,8 @@ def atomic_save(obj: Any, path: Path) -> None:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -219,7 +219,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         if self.is_main:
             state = self.state_dict()
-            ckpt.atomic_save(state, ckpt.checkpoint_path(self.run_dir, self.epoch))
+            ckpt.atomic_save(state, ckpt.checkpoint_path(self.run_dir, self.epoch), lambda: ckpt.crash_point("checkpoint", self.epoch))
             ckpt.prune(self.run_dir, max(2, self.cfg.train.keep_last))
         self.dist.barrier()
 
@@ -264,7 +264,8 @@ class Trainer:
         cfg, C = self.cfg, self.num_classes
         self.net.train()
         cm = torch.zeros(C, C, dtype=torch.int64, device=self.device)
-        mem = torch.zeros(3, C, C, dtype=torch.int64, device=self.device) if self.data.train.clean is not None else None
+        augmented = bool(cfg.data.crop or cfg.data.scale_range or cfg.data.hflip)  # pixel alignment with stored labels lost
+        mem = torch.zeros(3, C, C, dtype=torch.int64, device=self.device) if self.data.train.clean is not None and not augmented else None
         loss_sum, cons_sum, n_batches = 0.0, 0.0, 0
         loader = self.loader(epoch)
         batches = _progress(loader, desc=f"epoch {epoch}", leave=False, position=1) if self.is_main else loader
@@ -283,6 +284,8 @@ class Trainer:
                 else:
                     logits = self.net(img)
                     out = {"total": supervised_loss(logits, lab, cfg.train.loss, self.ignore_index)}
+            if step - step0 == 1:
+                ckpt.crash_point("batch", epoch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out["total"]).backward()
             if cfg.optim.clip_grad > 0:
@@ -322,8 +325,6 @@ class Trainer:
         ``mem[0][clean, noisy]``: wrong pixels; ``mem[1]``: of those predicted as the clean class;
         ``mem[2]``: predicted as the noisy class. Unaugmented batches only (exact pixel alignment).
         """
-        if self.cfg.data.crop or self.cfg.data.scale_range or self.cfg.data.hflip:
-            return
         C = self.num_classes
         tr = self.data.train
         noisy = torch.from_numpy(np.stack([tr.original[i] for i in idx.tolist()])).to(self.device).long()

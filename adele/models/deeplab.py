@@ -66,6 +66,9 @@ class DeepLab(nn.Module):
         Returns ``(missing, unexpected)`` like ``load_state_dict(strict=False)``;
         tensors whose shape differs (e.g. another class count) are skipped.
         """
+        for key in ("state_dict", "model"):
+            if isinstance(state.get(key), Mapping):
+                state = state[key]
         if any(k.startswith(("aspp.", "head.", "module.aspp.")) for k in state):
             own = self.state_dict()
             clean = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}

@@ -70,6 +70,27 @@ def _write_labels(root: Path, ids, labels) -> None:
         write_array(root / f"{sid}.png", np.asarray(lab, dtype=np.uint8))
 
 
+def score_labels(lm, split: PreparedSplit, labels: list[np.ndarray], ignore_index: int, batch_size: int = 8):
+    """:func:`label_quality_scores` of ``labels`` against the model's softmax on ``split``'s images, a batch at a time.
+
+    Returns (scores (N,), disagree_frac (N,), suspect: list of (H, W) bool).
+    """
+    import torch
+
+    from ..inference import predict_probs
+
+    bs = batch_size if len({tuple(t.shape) for t in split.images}) == 1 else 1
+    scores, disagree, suspect = [], [], []
+    for s in range(0, len(split), bs):
+        x = torch.stack(split.images[s : s + bs]).to(lm.device)
+        probs = predict_probs(lm.model, x).cpu().numpy()
+        sc, d, m = label_quality_scores(np.stack(labels[s : s + bs]), probs, ignore_index)
+        scores.append(sc)
+        disagree.append(d)
+        suspect.extend(m)
+    return np.concatenate(scores), np.concatenate(disagree), suspect
+
+
 def quality_csv(ids, scores, disagree, suspect, labels, clean=None, ignore_index: int = 255) -> str:
     """CSV text, sorted by score (lowest first)."""
     buf = io.StringIO()
@@ -89,7 +110,7 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
                   log: Callable[[str], None] = print) -> Path:
     """Write the dataset described in the module doc; returns ``out``."""
     from ..engine.trainer import load_run_data
-    from ..inference import load_run_model, predict_split, saved_config
+    from ..inference import load_run_model, saved_config
 
     run = load_run(run_dir)
     out = Path(out)
@@ -104,8 +125,7 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     if list(train.ids) != list(run.info.get("train_ids", train.ids)):
         raise RunError(f"{run.path}: the training images of {cfg.data.path} differ from those the run was trained on; export from the original dataset")
     labels, origin = current_labels(run.path, train)
-    probs = predict_split(lm, train)
-    scores, disagree, suspect = label_quality_scores(np.stack(labels), probs, data.source.ignore_index)
+    scores, disagree, suspect = score_labels(lm, train, labels, data.source.ignore_index)
 
     src, size = data.source, cfg.data.size
     shape = train.labels[0].shape
