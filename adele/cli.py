@@ -444,6 +444,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except AdeleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+        # a location the user chose cannot be written or read
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}; choose a location you can write to", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; resume with --resume", file=sys.stderr)
         return 130

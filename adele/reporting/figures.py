@@ -12,6 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from .runs import ClassCurve
 
@@ -66,6 +67,7 @@ def iou_curves(curves: Sequence[ClassCurve], round_epochs: Sequence[int], path: 
         ax.set_title(f"{cc.name}: {state}", fontsize=9)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlim(0, end + 1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
     legend_ax = axes.flat[len(curves)]
     legend_ax.axis("off")
@@ -126,7 +128,11 @@ def memorization(mem: dict, path: Path, title: str = "") -> Path:
         ax.plot(mem["epochs"], mem["memorized"][:, k], color="C3", label="noisy class (memorized)")
         n = int(mem["wrong"][-1, k]) if len(mem["wrong"]) else 0
         ax.set_title(f"{name} ({n} px)", fontsize=8, fontweight="bold" if name == "total" else "normal")
+        if not n:
+            ax.text(0.5, 0.5, "no wrong pixels", ha="center", va="center", transform=ax.transAxes, fontsize=8, color="0.5")
         ax.set_ylim(-0.02, 1.02)
+        ax.set_xlim(mem["epochs"][0] - 0.5, mem["epochs"][-1] + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
@@ -143,6 +149,7 @@ def memorization_compare(items: Sequence[tuple[str, dict]], path: Path) -> Path:
         ax.plot(mem["epochs"], mem["early_learning"][:, -1], "-", color=f"C{i}", label=f"{name}: clean class")
         ax.plot(mem["epochs"], mem["memorized"][:, -1], "--", color=f"C{i}", label=f"{name}: noisy class")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("fraction of wrong pixels")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("wrongly labelled training pixels predicted as their clean (solid) or noisy (dashed) class", fontsize=9)

@@ -29,7 +29,7 @@ table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;white-space:nowrap}
 th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.mean td{font-weight:600;background:#fafafa}
-td.best{background:#e3f3e3}
+tr td.best{background:#e3f3e3}
 img{max-width:100%;border:1px solid #eee;margin:.3em 0}
 .note{color:#666;font-size:.85em}.scroll{overflow-x:auto}
 nav a{margin-right:12px}code{background:#f4f4f4;padding:0 3px}
@@ -76,6 +76,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _yaml(v) -> str:
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
 def runs_section(runs: list[RunInfo]) -> str:
     rows = []
     for r in runs:
@@ -94,7 +98,7 @@ def runs_section(runs: list[RunInfo]) -> str:
     if len(runs) > 1:
         if diff:
             parts.append("<p class='note'>settings that differ between the runs:</p>")
-            parts.append(_table(["setting"] + [_e(r.name) for r in runs], [[_e(k)] + [_e(f.get(k)) for f in flats] for k in diff]))
+            parts.append(_table(["setting"] + [_e(r.name) for r in runs], [[_e(k)] + [_e(_yaml(f.get(k))) for f in flats] for k in diff]))
         else:
             parts.append("<p class='note'>all runs have the same settings.</p>")
     return "\n".join(parts)
