@@ -24,7 +24,7 @@ from .config import Config, from_dict
 from .data.dataset import PreparedSplit, preprocess_image
 from .data.io import SUFFIXES, read_image, suffix_of, write_array
 from .errors import ConfigError, DatasetError, RunError
-from .models import build_model
+from .models import build_model_from_config
 
 #: test-time augmentation of ``--tta``: these scales, each also flipped horizontally
 TTA_SCALES = (0.75, 1.0, 1.25)
@@ -119,8 +119,7 @@ def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool
         classes, ignore, cin, origin = list(info["classes"]), int(info["ignore_index"]), int(in_channels), f"checkpoint epoch {epoch}"
     else:
         raise RunError(f"{path}: not found; the run has not finished (finish it with `adele train --out {run} --resume`)")
-    m = cfg.model
-    model = build_model(m.name, in_channels=cin, num_classes=len(classes), width=m.width, depth=m.depth, dropout=m.dropout)
+    model = build_model_from_config(cfg.model, cin, len(classes))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError:

@@ -3,28 +3,9 @@ import os
 import numpy as np
 import pytest
 
+from adele.testing import make_dataset
+
 os.environ.setdefault("ADELE_NO_PROGRESS", "1")
-
-
-def make_dataset(root, n_train=4, n_val=2, n_test=2, size=(24, 20), classes=3, clean=False, fmt="png", seed=0):
-    """Write a tiny dataset in the generic format; returns root."""
-    from adele.data.folder import write_dataset_json
-    from adele.data.io import write_array
-
-    rng = np.random.default_rng(seed)
-    write_dataset_json(root, "tiny", ["background"] + [f"c{i}" for i in range(1, classes)], 255)
-    for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
-        for i in range(n):
-            lab = np.zeros(size, np.uint8)
-            for c in range(1, classes):
-                y, x = rng.integers(0, size[0] - 8), rng.integers(0, size[1] - 8)
-                lab[y : y + 8, x : x + 8] = c
-            img = (lab * 60 + rng.integers(0, 30, size)).astype(np.uint8)
-            write_array(root / split / "images" / f"im{i:02d}.{fmt}", img)
-            write_array(root / split / "labels" / f"im{i:02d}.{fmt}", lab)
-            if clean and split == "train":
-                write_array(root / split / "labels_clean" / f"im{i:02d}.{fmt}", lab)
-    return root
 
 
 @pytest.fixture
@@ -74,3 +55,14 @@ def tiny_run(small_colin27_dir, tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tiny models on one thread (2 shared cores: oversubscribed OpenMP threads spin); restored after."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -8,7 +8,7 @@ from PIL import Image
 from adele.cli import main
 from adele.data.io import write_array
 
-from conftest import make_dataset
+from adele.testing import make_dataset
 
 
 def _ds(tmp_path):

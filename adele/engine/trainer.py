@@ -253,6 +253,7 @@ class Trainer:
                 if (val["mean_dice"] or 0) > self.best["val_mean_dice"]:
                     self.best = {"epoch": epoch, "val_mean_dice": val["mean_dice"] or 0.0}
             row["time_s"] = round(time.perf_counter() - t0, 3)
+            row["peak_rss_mb"] = _peak_rss_mb()
             self.history.append(row)
             self.write_logs(row)
             if hasattr(bar, "set_postfix"):
@@ -409,6 +410,16 @@ class Trainer:
         if self._tb:
             self._tb.close()
         return results
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB), for the long-run memory check."""
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    except (ImportError, OSError):  # pragma: no cover - non-POSIX
+        return float("nan")
 
 
 def label_agreement(labels: list[np.ndarray], clean: list[np.ndarray], num_classes: int, ignore_index: int, classes: list[str]) -> dict:

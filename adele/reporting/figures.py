@@ -83,9 +83,11 @@ def iou_curves(curves: Sequence[ClassCurve], round_epochs: Sequence[int], path: 
 
 
 def correction_rounds(rounds: Sequence[dict], classes: Sequence[str], path: Path) -> Path:
-    """Left: pixels changed per round, stacked by new class. Right: precision per round (bar) and per class (dots)."""
-    fig, axes = _figure(1, 2, 12, 3.6)
-    ax, bx = axes[0]
+    """Left: pixels changed per round, stacked by new class. Right (with clean labels): precision per round (bar) and per class (dots)."""
+    prec = [r.get("precision") for r in rounds]
+    has_prec = any(p is not None for p in prec)
+    fig, axes = _figure(1, 2 if has_prec else 1, 12 if has_prec else 6.5, 3.6)
+    ax = axes[0, 0]
     cols = class_colors(len(classes))
     cols[0] = (0.25, 0.25, 0.25, 1.0)
     x = np.arange(len(rounds))
@@ -97,24 +99,25 @@ def correction_rounds(rounds: Sequence[dict], classes: Sequence[str], path: Path
             ax.bar(x, v, bottom=bottom, color=cols[k], label=name, width=0.7)
             bottom += v
     ax.set_xticks(x, ticks, fontsize=7)
+    ax.set_xlim(-0.6, len(rounds) - 0.4)
     ax.set_ylabel("pixels changed")
     ax.set_title("pixels changed per round, by new label", fontsize=9)
     if bottom.any():
         ax.legend(fontsize=7, ncols=2, frameon=False)
-    prec = [r.get("precision") for r in rounds]
-    if any(p is not None for p in prec):
+    else:
+        ax.text(0.5, 0.5, "no pixel changed", ha="center", va="center", transform=ax.transAxes, color="0.5")
+    if has_prec:
+        bx = axes[0, 1]
         bx.bar(x, [np.nan if p is None else p for p in prec], color="0.8", width=0.7, label="all changed pixels")
         for k, name in enumerate(classes):
-            v = [(r.get("precision_per_class") or {}).get(name) for r in rounds]
-            v = np.array([np.nan if p is None else p for p in v], dtype=float)
+            v = np.array([np.nan if p is None else p for p in ((r.get("precision_per_class") or {}).get(name) for r in rounds)], dtype=float)
             if np.isfinite(v).any():
                 bx.plot(x, v, "o", color=cols[k], ms=4)
         bx.set_ylim(0, 1.02)
-        bx.set_title("precision: changed pixels that now match the clean label", fontsize=9)
+        bx.set_xticks(x, ticks, fontsize=7)
+        bx.set_xlim(-0.6, len(rounds) - 0.4)
+        bx.set_title("precision: changed pixels that now match the clean label (dots: per class)", fontsize=9)
         bx.legend(fontsize=7, frameon=False, loc="lower left")
-    else:
-        bx.text(0.5, 0.5, "precision needs clean labels", ha="center", va="center", transform=bx.transAxes)
-    bx.set_xticks(x, ticks, fontsize=7)
     return _save(fig, path)
 
 

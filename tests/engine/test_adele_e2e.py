@@ -6,7 +6,8 @@ from adele.config import load_config
 from adele.engine import Trainer, load_run_data
 from adele.engine.adele import load_labels
 
-from test_train_e2e import FAST, small_colin27
+from adele.testing import small_colin27
+from test_train_e2e import FAST
 
 ADELE = FAST + [
     "method=adele",

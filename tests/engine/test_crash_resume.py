@@ -11,7 +11,7 @@ import pytest
 from adele.engine.adele import load_labels
 from adele.engine.checkpoint import list_checkpoints
 
-from conftest import make_dataset
+from adele.testing import make_dataset
 from test_distributed import SETTINGS
 
 ARGS = ["--method", "adele", "--batch-size", "4", "--set", *SETTINGS, "train.epochs=5"]

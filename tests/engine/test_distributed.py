@@ -9,7 +9,7 @@ import pytest
 
 from adele.engine.adele import load_labels
 
-from conftest import make_dataset
+from adele.testing import make_dataset
 
 SETTINGS = [
     "model.width=8", "model.depth=2", "model.norm=group", "data.size=null", "optim.name=adam", "optim.lr=0.01",

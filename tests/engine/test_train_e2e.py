@@ -5,23 +5,11 @@ import pytest
 
 from adele.cli import main
 from adele.config import load_config
-from adele.data import load_colin27
-from adele.data.folder import ArraySplit, Source
 from adele.engine import Trainer, load_run_data
+from adele.testing import small_colin27
 
 
-def small_colin27(n_train=16, n_eval=6):
-    full = load_colin27()
-    splits = {}
-    for name, n in (("train", n_train), ("val", n_eval), ("test", n_eval)):
-        s = full.splits[name]
-        step = max(1, len(s) // n)
-        idx = np.arange(0, len(s), step)[:n]
-        splits[name] = ArraySplit(tuple(s.ids[i] for i in idx), s.images[idx], s.labels[idx])
-    return Source(full.name, full.classes, 255, splits)
-
-
-FAST = ["data.size=[56, 48]", "model.width=8", "model.depth=3", "optim.name=adam", "optim.lr=0.003", "train.batch_size=4"]
+FAST = ["data.size=[56, 48]", "model.width=8", "model.depth=3", "optim.name=adam", "optim.lr=0.003", "train.batch_size=4", "train.threads=1"]
 
 
 def test_baseline_trains_and_writes_run_folder(tmp_path):

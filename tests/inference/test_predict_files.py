@@ -8,6 +8,8 @@ import torch
 from adele.cli import main
 from adele.data import load_colin27, read_label, write_array
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 NUM_CLASSES = 10
 
 
@@ -85,3 +87,11 @@ def test_predict_on_cuda_matches_cpu(run, slices, tmp_path):
         assert main(["predict", "--run", str(run), "--input", str(tmp_path / "in"), "--out", str(tmp_path / dev), "--device", dev]) == 0
     same = (read_label(tmp_path / "cpu" / "a.png") == read_label(tmp_path / "cuda" / "a.png")).mean()
     assert same > 0.99
+
+
+def test_saved_config_tolerates_settings_of_other_versions():
+    from adele.inference import saved_config
+
+    with pytest.warns(UserWarning, match="train.gone, removed"):
+        cfg = saved_config({"train": {"epochs": 3, "gone": 1}, "removed": {"x": 1}, "method": "adele"})
+    assert cfg.train.epochs == 3 and cfg.method == "adele"

@@ -3,9 +3,12 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from adele.cli import main
 from adele.metrics import memorization_fractions
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_memorization_fractions_by_clean_class():

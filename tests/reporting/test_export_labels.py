@@ -9,6 +9,8 @@ from adele.data import open_dataset, read_label
 
 from test_report_html import ADELE_FORCED
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def exported(tiny_run, tmp_path_factory):

@@ -8,6 +8,8 @@ from PIL import Image
 
 from adele.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ADELE_FORCED = ["method=adele", "train.epochs=3", "adele.detection.min_peak_iou=0", "adele.detection.min_rise=0",
                 "adele.detection.trim_flat=null", "adele.detection.horizon=3", "adele.correction.every=1"]
 

@@ -1,0 +1,149 @@
+"""Training-step cost of ADELE vs the baseline, input-pipeline share, and epoch-time scaling.
+
+    python benchmarks/bench_perf.py                 # all sections
+    python benchmarks/bench_perf.py --only step     # one section: step | pipeline | scaling
+
+Every comparison is a ratio measured in the same process, with the variants
+interleaved over several rounds (median kept), because this machine is noisy.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adele.config import load_config  # noqa: E402
+from adele.data import load_colin27  # noqa: E402
+from adele.data.folder import ArraySplit, Source  # noqa: E402
+from adele.engine.trainer import Trainer, load_run_data  # noqa: E402
+
+SETTINGS = ["data.size=[112,96]", "optim.name=adam", "optim.lr=0.002", "train.batch_size=2", "data.noise=final", "train.device=cpu"]
+VARIANTS = {
+    "baseline": ["method=baseline"],
+    "ADELE, paper (3 scales every step)": ["method=adele", "adele.consistency.every_steps=1"],
+    "ADELE, every 2nd step": ["method=adele", "adele.consistency.every_steps=2"],
+    "ADELE, every 4th step": ["method=adele", "adele.consistency.every_steps=4"],
+    "ADELE, every 5th step": ["method=adele", "adele.consistency.every_steps=5"],
+    "ADELE, default config": ["method=adele"],
+}
+
+
+def make_trainer(extra: list[str], tmp: Path, source=None) -> Trainer:
+    cfg = load_config(None, SETTINGS + extra)
+    return Trainer(cfg, tmp, data=load_run_data(cfg, source), log=lambda m: None)
+
+
+def time_steps(tr: Trainer, steps: int) -> float:
+    """Seconds per optimizer step over ``steps`` steps of the real training loop (no eval, no correction)."""
+    loader = tr.loader(1)
+    it = iter(loader)
+    net, opt = tr.net, tr.optimizer
+    net.train()
+    times = []
+    for step in range(steps):
+        try:
+            img, lab, idx = next(it)
+        except StopIteration:
+            it = iter(loader)
+            img, lab, idx = next(it)
+        t = time.perf_counter()
+        if tr.adele and tr.cfg.adele.consistency.enabled:
+            out = tr.adele.loss(net, img, lab, step)
+        else:
+            out = {"total": torch.nn.functional.cross_entropy(net(img), lab, ignore_index=255)}
+        opt.zero_grad(set_to_none=True)
+        out["total"].backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    return float(np.mean(times))
+
+
+def section_step(rounds: int, steps: int, tmp: Path) -> None:
+    trainers = {name: make_trainer(extra, tmp / name.replace(" ", "_")) for name, extra in VARIANTS.items()}
+    for tr in trainers.values():
+        time_steps(tr, 2)  # warm-up
+    results: dict[str, list[float]] = {n: [] for n in trainers}
+    for _ in range(rounds):
+        for name, tr in trainers.items():
+            results[name].append(time_steps(tr, steps))
+    base = statistics.median(results["baseline"])
+    print(f"\n### ADELE training-step cost (batch 2, 112x96, width-16 U-Net, CPU, {torch.get_num_threads()} threads; median of {rounds} rounds x {steps} steps)\n")
+    print("| variant | ms / step | ratio to baseline | goal |")
+    print("|---|---:|---:|---|")
+    for name, vals in results.items():
+        m = statistics.median(vals)
+        goal = "" if name == "baseline" else ("<= 1.6x" if "default" in name else "")
+        print(f"| {name} | {1000 * m:.1f} | {m / base:.2f}x | {goal} |")
+
+
+def section_pipeline(tmp: Path) -> None:
+    tr = make_trainer(VARIANTS["baseline"], tmp / "pipe")
+    loader = tr.loader(1)
+    t = time.perf_counter()
+    n = 0
+    for _ in range(3):
+        for _batch in loader:
+            n += 1
+    load_s = (time.perf_counter() - t) / n
+    step_s = time_steps(tr, 20)
+    print("\n### Input pipeline\n")
+    print("| measure | value | goal |")
+    print("|---|---:|---|")
+    print(f"| data loading per batch | {1000 * load_s:.2f} ms | |")
+    print(f"| training step (baseline) | {1000 * step_s:.1f} ms | |")
+    print(f"| loading share of step time | {100 * load_s / (load_s + step_s):.1f}% | < 5% |")
+
+
+def tiled_source(k: int) -> Source:
+    full = load_colin27()
+    tr = full.splits["train"]
+    ids = tuple(f"{i}_{t}" for t in range(k) for i in tr.ids)
+    splits = dict(full.splits)
+    splits["train"] = ArraySplit(ids, np.concatenate([tr.images] * k), np.concatenate([tr.labels] * k))
+    return Source(full.name, full.classes, 255, splits)
+
+
+def section_scaling(tmp: Path) -> None:
+    print("\n### Epoch time vs training-set size (baseline, tiled embedded set)\n")
+    print("| training images | epoch s | s per image | relative to 1x |")
+    print("|---:|---:|---:|---:|")
+    per = {}
+    for k in (1, 2, 4):
+        tr = make_trainer(VARIANTS["baseline"] + ["train.epochs=1"], tmp / f"scale{k}", tiled_source(k))
+        tr.train_epoch(1, 0, 10**6)  # warm-up epoch
+        t = time.perf_counter()
+        tr.train_epoch(2, 0, 10**6)
+        dt = time.perf_counter() - t
+        n = len(tr.data.train)
+        per[k] = dt / n
+        print(f"| {n} | {dt:.1f} | {1000 * dt / n:.1f} ms | {per[k] / per[1]:.2f}x per image |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=["step", "pipeline", "scaling"], default=None)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=10)
+    args = ap.parse_args()
+    import tempfile
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        if args.only in (None, "step"):
+            section_step(args.rounds, args.steps, tmp)
+        if args.only in (None, "pipeline"):
+            section_pipeline(tmp)
+        if args.only in (None, "scaling"):
+            section_scaling(tmp)
+
+
+if __name__ == "__main__":
+    main()
