@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-COMMON = ["data.size=[112,96]", "optim.name=adam", "optim.lr=0.002", "train.batch_size=5", "train.eval_every=10"]
+COMMON = ["data.size=[112,96]", "optim.name=adam", "optim.lr=0.002", "train.batch_size=2", "train.eval_every=10",
+          "adele.correction.restart_from_original=true"]
 VARIANTS = {
     "baseline_noisy": ["method=baseline"],
     "adele": ["method=adele"],
@@ -32,7 +33,8 @@ VARIANTS = {
     "adele_nocorr": ["method=adele", "adele.correction.enabled=false"],
     "adele_every4": ["method=adele", "adele.consistency.every_steps=4"],
 }
-LABELS = {"baseline_noisy": "baseline, noisy labels", "adele": "ADELE, noisy labels", "baseline_clean": "baseline, clean labels"}
+LABELS = {"baseline_noisy": "baseline, noisy labels", "adele": "ADELE, noisy labels", "baseline_clean": "baseline, clean labels",
+          "adele_nocons": "ADELE without consistency", "adele_nocorr": "ADELE without correction"}
 
 
 def run(out: Path, variant: str, seed: int, epochs: int, recipe: str, extra: list[str]) -> dict:
@@ -51,7 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/bench_adele"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--recipe", default="final")
     ap.add_argument("--variants", nargs="+", default=["baseline_noisy", "adele", "baseline_clean"], choices=list(VARIANTS))
     ap.add_argument("--set", nargs="*", default=[], help="extra overrides for every run")

@@ -204,8 +204,11 @@ class AdeleState:
             self.predict_train_set(net, device, dist)
         dist.barrier()
         flagged = self.detector.flagged
-        before = [lab.copy() for lab in self.train.labels]
+        # changes are counted against the labels the rule starts from: the current labels, or the
+        # original noisy ones when every round restarts from them
         base = self.train.original if c.restart_from_original else self.train.labels
+        before = [lab.copy() for lab in base]
+        current = [lab.copy() for lab in self.train.labels]
         after = []
         for i in range(len(self.train)):
             pred, conf = self.store.read(i)
@@ -226,7 +229,8 @@ class AdeleState:
             prec = change_precision(old_flat, new_flat, clean_flat, self.num_classes, self.ignore_index)
             info["precision"] = None if np.isnan(prec.overall) else float(prec.overall)
             info["precision_per_class"] = {n: (None if np.isnan(v) else float(v)) for n, v in zip(self.classes, prec.per_class)}
-            info["agreement_before"] = _mean_dice(old_flat, clean_flat, self.num_classes, self.ignore_index)
+            cur_flat = np.concatenate([x.ravel() for x in current])
+            info["agreement_before"] = _mean_dice(cur_flat, clean_flat, self.num_classes, self.ignore_index)
             info["agreement_after"] = _mean_dice(new_flat, clean_flat, self.num_classes, self.ignore_index)
         for i, lab in enumerate(after):
             self.train.labels[i][...] = lab
