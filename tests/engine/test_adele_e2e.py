@@ -19,6 +19,7 @@ ADELE = FAST + [
     "adele.correction.every=1",
     "adele.correction.tau_fg=0.5",
     "adele.correction.tau_bg=0.5",
+    "adele.consistency.every_steps=1",
 ]
 
 

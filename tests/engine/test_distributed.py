@@ -15,7 +15,7 @@ SETTINGS = [
     "model.width=8", "model.depth=2", "model.norm=group", "data.size=null", "optim.name=adam", "optim.lr=0.01",
     "train.epochs=4", "train.eval_every=2", "train.device=cpu", "train.threads=1",
     "adele.detection.min_peak_iou=0.05", "adele.detection.min_rise=0", "adele.detection.trim_flat=null",
-    "adele.detection.horizon=2", "adele.correction.every=1", "adele.correction.tau_bg=0.5", "adele.correction.tau_fg=0.5",
+    "adele.detection.horizon=2", "adele.correction.every=1", "adele.correction.tau_bg=0.5", "adele.correction.tau_fg=0.5", "adele.consistency.every_steps=1",
 ]
 
 
