@@ -47,3 +47,21 @@ def test_two_process_gloo_matches_one_process(tmp_path):
         a = load_labels(tmp_path / "one" / "labels" / f"round_{rounds:03d}.npz")
         b = load_labels(tmp_path / "two" / "labels" / f"round_{rounds:03d}.npz")
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.slow
+def test_resume_across_world_size_change(tmp_path):
+    """Epochs 1-2 with one process, 3-4 resumed with two: same result as one process throughout."""
+    data = make_dataset(tmp_path / "ds", n_train=8, n_val=2, n_test=2, size=(24, 20), clean=True)
+    one = _train(data, tmp_path / "one", 1, 4)
+    env = dict(os.environ, OMP_NUM_THREADS="1", ADELE_NO_PROGRESS="1")
+    base = ["-m", "adele", "train", "--data", str(data), "--method", "adele", "--out", str(tmp_path / "mixed")]
+    first = subprocess.run([sys.executable, *base, "--batch-size", "4", "--set", *SETTINGS, "train.epochs=2"], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *base, "--resume",
+                             "--batch-size", "2", "--set", *SETTINGS], env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    mixed = json.loads((tmp_path / "mixed" / "metrics.json").read_text())
+    for c, v in one["test"]["dice"].items():
+        w = mixed["test"]["dice"][c]
+        assert (v is None and w is None) or abs(v - w) < 1e-3, (c, v, w)
