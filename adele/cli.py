@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
             recipes: under, over, final (random under/over per image, the paper's main setting), mixed,
             markov[:strength=,p_expand=], missing[:p=], confusion[:p=], extra[:p=]; join with '+'.
+            --recipe also takes a YAML file: steps: [{name: final, target_area: 2000}, {name: missing, p: 0.1}]
             morphological parameters: target_area=1000, iterations=2-4 (e.g. 'final:target_area=800,iterations=1-3').
             """),
     )

@@ -93,10 +93,10 @@ def prepare_split(
     clean = [np.asarray(s.clean_label(i), dtype=np.uint8) for i in range(len(s))] if s.has_clean else None
     events: list[dict] = []
     if noise and split == "train":
-        from ..noise import noise_dataset, parse_recipe
+        from ..noise import load_recipe, noise_dataset
 
         try:
-            recipe = parse_recipe(noise)
+            recipe = load_recipe(noise)
         except ValueError as exc:
             raise DatasetError(f"data.noise: {exc}") from None
         if clean is None:

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DatasetError, RunError
-from .recipes import noise_dataset, parse_recipe
+from .recipes import load_recipe, noise_dataset
 from .report import format_table, noise_stats, preview_png
 
 
@@ -39,7 +39,7 @@ def run_noise_command(
     from ..data.folder import ArraySplit, FolderSplit, write_dataset_json
     from ..data.io import suffix_of, write_array
 
-    parsed = parse_recipe(recipe)  # RecipeError (exit 2) before anything is touched
+    parsed = load_recipe(recipe)  # RecipeError (exit 2) before anything is touched
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise RunError(f"{out}: exists; choose a new --out or pass --overwrite")

@@ -410,3 +410,21 @@ def noise_dataset(
         noisy.append(out)
         events.append(ev)
     return noisy, events
+
+
+def load_recipe(spec: str) -> Recipe:
+    """A spec string (``final+missing:p=0.1``) or the path of a YAML file holding ``{steps: [...]}``."""
+    from pathlib import Path
+
+    if spec.endswith((".yaml", ".yml")):
+        path = Path(spec)
+        if not path.is_file():
+            raise RecipeError(f"noise recipe file {spec} not found")
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError:
+            raise RecipeError(f"{spec}: not valid YAML; fix the syntax") from None
+        return recipe_from_dict(data)
+    return parse_recipe(spec)

@@ -48,3 +48,12 @@ def test_noise_command_errors_leave_nothing(tiny_dataset, tmp_path, capsys):
     (out / "x").write_text("keep")
     assert main(["noise", "--data", str(tiny_dataset), "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err and (out / "x").read_text() == "keep"
+
+
+def test_noise_recipe_from_yaml(tiny_dataset, tmp_path):
+    spec = tmp_path / "recipe.yaml"
+    spec.write_text("steps:\n  - {name: final, target_area: 100}\n  - {name: missing, p: 0.5}\n")
+    out = tmp_path / "y"
+    assert main(["noise", "--data", str(tiny_dataset), "--out", str(out), "--recipe", str(spec)]) == 0
+    report = json.loads((out / "noise_report.json").read_text())
+    assert report["recipe"].startswith("final") and "missing" in report["recipe"]
