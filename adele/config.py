@@ -104,8 +104,10 @@ class DetectionConfig:
     min_peak_iou: float = 0.2
     #: do not flag a class whose IoU never rose by this much above its first value
     min_rise: float = 0.1
-    #: horizon of the onset computation in epochs; null = train.epochs
+    #: horizon of the onset computation in checks; null = the planned number of checks
     horizon: Optional[int] = None
+    #: check every N training steps instead of once per epoch (long epochs, e.g. VOC); null = per epoch
+    every_steps: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -337,6 +339,7 @@ def validate(cfg: Config) -> None:
     det, cor, con = a.detection, a.correction, a.consistency
     check(0 < det.r < 1, "adele.detection.r", f"must be in (0, 1), got {det.r}")
     check(det.min_points >= 3, "adele.detection.min_points", "must be >= 3")
+    check(det.every_steps is None or det.every_steps >= 1, "adele.detection.every_steps", "must be >= 1 or null")
     check(cor.every >= 1, "adele.correction.every", "must be >= 1")
     for name in ("tau_bg", "tau_fg"):
         tau = getattr(cor, name)

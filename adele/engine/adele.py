@@ -86,14 +86,24 @@ class AdeleState:
         self.log = log
         det = self.a.detection
         self.detector = MemorizationDetector(
-            num_classes, horizon=det.horizon or cfg.train.epochs, r=det.r, min_points=det.min_points,
+            num_classes, horizon=det.horizon or self._default_horizon(cfg, len(train)), r=det.r, min_points=det.min_points,
             trim_flat=det.trim_flat, min_peak_iou=det.min_peak_iou, min_rise=det.min_rise,
         )
         self.round = 0
+        self._pending_new: list[int] = []
         self.rounds: list[dict] = []
         self.epochs_log: list[dict] = []
         self.allowed = np.stack([classes_present(lab, num_classes)[0] for lab in train.original])
         self._store: Optional[PredictionStore] = None
+
+    @staticmethod
+    def _default_horizon(cfg: Config, n_train: int) -> int:
+        """Planned number of checks: epochs, or training steps / ``detection.every_steps``."""
+        k = cfg.adele.detection.every_steps
+        if k is None:
+            return cfg.train.epochs
+        steps = cfg.train.epochs * -(-n_train // cfg.train.batch_size)
+        return max(3, steps // k)
 
     # ------------------------------------------------------------------ loss
 
@@ -161,8 +171,9 @@ class AdeleState:
 
     # ------------------------------------------------------------------ epoch hook
 
-    def after_epoch(self, epoch: int, train_cm: np.ndarray, net: torch.nn.Module, device: torch.device, dist: DistInfo) -> dict:
-        ious = scores_from_confusion(train_cm)["iou"]
+    def detect(self, epoch: int, cm: np.ndarray, step: Optional[int] = None) -> dict:
+        """One memorization check from a (C, C) confusion of training predictions vs current labels."""
+        ious = scores_from_confusion(cm)["iou"]
         results = self.detector.update(epoch, ious)
         flagged = self.detector.flagged
         rec = {
@@ -172,6 +183,8 @@ class AdeleState:
             "newly_flagged": [int(c) for c in self.detector.newly_flagged],
             "classes": {},
         }
+        if step is not None:
+            rec["step"] = step
         for c, res in enumerate(results):
             if c == 0:
                 continue
@@ -181,10 +194,22 @@ class AdeleState:
                 "a": None if fit is None else fit.a, "b": None if fit is None else fit.b, "c": None if fit is None else fit.c,
             }
         for c in self.detector.newly_flagged:
-            self.log(f"epoch {epoch}: class '{self.classes[c]}' flagged (memorization onset at epoch {self.detector.onsets.get(c)})")
+            where = f"step {step}" if step is not None else f"epoch {epoch}"
+            self.log(f"{where}: class '{self.classes[c]}' flagged (memorization onset at check {self.detector.onsets.get(c)})")
+        self._pending_new += [int(c) for c in self.detector.newly_flagged]
+        self.epochs_log.append(rec)
+        return rec
+
+    def after_epoch(self, epoch: int, train_cm: np.ndarray, net: torch.nn.Module, device: torch.device, dist: DistInfo) -> dict:
+        """Epoch-level check (unless checks run every K steps), then a correction round when due."""
+        if self.a.detection.every_steps is None:
+            self.detect(epoch, train_cm)
+        rec = self.epochs_log[-1] if self.epochs_log else {"epoch": epoch}
+        flagged = self.detector.flagged
+        newly, self._pending_new = self._pending_new, []
         row = {"flagged": int(flagged.sum())}
         corr = self.a.correction
-        due = bool(self.detector.newly_flagged) or (flagged.any() and epoch % corr.every == 0)
+        due = bool(newly) or (flagged.any() and epoch % corr.every == 0)
         if corr.enabled and due:
             info = self.correction_round(epoch, net, device, dist)
             rec["correction"] = info
@@ -192,7 +217,6 @@ class AdeleState:
             row["pixels_changed"] = info["pixels_changed"]
             if info.get("agreement_after") is not None:
                 row["label_agreement"] = info["agreement_after"]
-        self.epochs_log.append(rec)
         if dist.rank == 0:
             ckpt.atomic_write_text("\n".join(json.dumps(r) for r in self.epochs_log) + "\n", self.run_dir / "adele_log.jsonl")
         return row

@@ -265,6 +265,7 @@ class Trainer:
         cfg, C = self.cfg, self.num_classes
         self.net.train()
         cm = torch.zeros(C, C, dtype=torch.int64, device=self.device)
+        window = torch.zeros(C, C, dtype=torch.int64, device=self.device)  # for checks every K steps
         augmented = bool(cfg.data.crop or cfg.data.scale_range or cfg.data.hflip)  # pixel alignment with stored labels lost
         mem = torch.zeros(3, C, C, dtype=torch.int64, device=self.device) if self.data.train.clean is not None and not augmented else None
         loss_sum, cons_sum, n_batches = 0.0, 0.0, 0
@@ -304,6 +305,12 @@ class Trainer:
                     self._memorization_counts(mem, pred, idx)
                 if self.adele:
                     self.adele.record_train_predictions(idx, logits.detach())
+                    k = cfg.adele.detection.every_steps
+                    if k:
+                        window += torch.bincount(lab[valid] * C + pred[valid], minlength=C * C).view(C, C)
+                        if (step + 1) % k == 0:
+                            self.adele.detect(epoch, all_reduce_sum(window, self.dist).cpu().numpy(), step=step + 1)
+                            window.zero_()
         cm = all_reduce_sum(cm, self.dist)
         stats = torch.tensor([loss_sum, cons_sum, n_batches], dtype=torch.float64, device=self.device)
         stats = all_reduce_sum(stats, self.dist)

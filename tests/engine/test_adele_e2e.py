@@ -67,3 +67,14 @@ def test_ablation_switches(tmp_path):
     res = _trainer(cfg, tmp_path / "r", data).fit()
     assert res["adele"]["rounds"] == []
     assert "consistency" not in res or True
+
+
+def test_detection_every_k_steps(tmp_path):
+    data = small_colin27(8, 2)
+    cfg = load_config(None, ADELE + ["train.epochs=3", "adele.detection.every_steps=1", "adele.detection.horizon=null"])
+    t = _trainer(cfg, tmp_path / "k", data)
+    t.fit()
+    log = [json.loads(line) for line in (tmp_path / "k" / "adele_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 3 * 2 + 1))  # 8 images / batch 4 = 2 steps per epoch
+    assert t.adele.detector.history.shape == (6, 10)
+    assert t.adele.detector.settings["horizon"] == 6
