@@ -82,21 +82,61 @@ def auroc(suspicion: np.ndarray, positive: np.ndarray) -> float:
     return float((r[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
+def score_run(run: Path) -> tuple[dict, str]:
+    """{ranking: (spearman wrong, spearman dice, auroc quartile, auroc noisy, seconds)} and a one-line description."""
+    from adele.core.quality import label_quality_scores
+    from adele.engine import load_run_data
+    from adele.inference import load_run_model, predict_split, saved_config
+
+    lm = load_run_model(run, "auto")
+    data = load_run_data(saved_config(run / "config.yaml"))
+    tr, c = data.train, len(lm.classes)
+    if tr.clean is None:
+        raise SystemExit(f"error: {run}: the training set has no clean labels; nothing to compare with")
+    labels, clean = np.stack(tr.original), np.stack(tr.clean)
+    valid = (labels != 255) & (clean != 255)
+    wrong = np.array([(labels[i] != clean[i])[valid[i]].mean() for i in range(len(tr))])
+    dice_err = np.array([1 - fg_dice(labels[i], clean[i], c) for i in range(len(tr))])
+    probs = predict_split(lm, tr).astype(np.float32)
+
+    suspicion: dict[str, tuple[np.ndarray, float]] = {}
+    t0 = time.perf_counter()
+    scores, disagree, _ = label_quality_scores(labels, probs, 255)
+    dt = time.perf_counter() - t0
+    suspicion["adele score (`label_quality_scores`)"] = (-scores, dt)
+    suspicion["adele disagree_frac alone"] = (disagree, dt)
+    try:
+        from cleanlab.segmentation.rank import get_label_quality_scores
+    except ImportError:
+        print("cleanlab is not installed (pip install cleanlab); its rows are left out", file=sys.stderr)
+    else:
+        t0 = time.perf_counter()
+        cl, _ = get_label_quality_scores(labels.astype(np.int64), probs, method="softmin", verbose=False)
+        suspicion["cleanlab softmin (`get_label_quality_scores`)"] = (-np.asarray(cl), time.perf_counter() - t0)
+    top = wrong >= np.quantile(wrong, 0.75)
+    noisy = wrong > 0
+    out = {}
+    for name, (susp, dt) in suspicion.items():
+        out[name] = (spearmanr(susp, wrong)[0], spearmanr(susp, dice_err)[0], auroc(susp, top),
+                     auroc(susp, noisy) if 0 < noisy.sum() < len(noisy) else float("nan"), dt)
+    test = (load_run(run).metrics or {}).get("test", {}).get("mean_dice")
+    desc = (f"{run}: {len(tr)} training masks at {labels.shape[1]}x{labels.shape[2]}, {int(noisy.sum())} noisy "
+            f"(wrong-pixel fraction {wrong.min():.3f}..{wrong.max():.3f}, median {np.median(wrong):.3f}); "
+            f"model test mean Dice {'-' if test is None else f'{test:.3f}'}")
+    return out, desc
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", help="existing run folder (training set with clean labels); default: build data and train")
+    ap.add_argument("--run", nargs="+", help="existing run folder(s) whose training set has clean labels; default: build data and train")
     ap.add_argument("--work", help="folder for the dataset and the run (default: a temporary folder)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
-    from adele.core.quality import label_quality_scores
-    from adele.engine import load_run_data
-    from adele.inference import load_run_model, predict_split, saved_config
-
-    work = Path(args.work or tempfile.mkdtemp(prefix="bench-lq-"))
-    t_train = None
-    if args.run is None:
+    runs = [Path(r) for r in args.run or []]
+    if not runs:
+        work = Path(args.work or tempfile.mkdtemp(prefix="bench-lq-"))
         build_dataset(work / "data", args.seed)
         from adele.cli import main as adele
 
@@ -105,50 +145,29 @@ def main(argv: list[str] | None = None) -> int:
                     "--seed", str(args.seed), "--overwrite", "--set", *TRAIN])
         if rc:
             return rc
-        t_train = time.perf_counter() - t0
-    run = Path(args.run or work / "run")
-    lm = load_run_model(run, "auto")
-    data = load_run_data(saved_config(run / "config.yaml"))
-    tr, c = data.train, len(lm.classes)
-    if tr.clean is None:
-        print(f"error: {run}: the training set has no clean labels; nothing to compare with", file=sys.stderr)
-        return 2
-    labels, clean = np.stack(tr.original), np.stack(tr.clean)
-    valid = (labels != 255) & (clean != 255)
-    wrong = np.array([(labels[i] != clean[i])[valid[i]].mean() for i in range(len(tr))])
-    dice_err = np.array([1 - fg_dice(labels[i], clean[i], c) for i in range(len(tr))])
-    probs = predict_split(lm, tr).astype(np.float32)
-
-    methods: dict[str, tuple[np.ndarray, float]] = {}
-    t0 = time.perf_counter()
-    scores, disagree, _ = label_quality_scores(labels, probs, 255)
-    dt = time.perf_counter() - t0
-    methods["adele score (`label_quality_scores`)"] = (-scores, dt)
-    methods["adele disagree_frac alone"] = (disagree, dt)
-    try:
-        from cleanlab.segmentation.rank import get_label_quality_scores
-    except ImportError:
-        get_label_quality_scores = None
-        print("cleanlab is not installed (pip install cleanlab); its rows are left out", file=sys.stderr)
-    if get_label_quality_scores is not None:
-        t0 = time.perf_counter()
-        cl, _ = get_label_quality_scores(labels.astype(np.int64), probs, method="softmin", verbose=False)
-        methods["cleanlab softmin (`get_label_quality_scores`)"] = (-np.asarray(cl), time.perf_counter() - t0)
-
-    top = wrong >= np.quantile(wrong, 0.75)
-    noisy = wrong > 0
-    test = (load_run(run).metrics or {}).get("test", {}).get("mean_dice")
-    print(f"\n{len(tr)} training masks at {labels.shape[1]}x{labels.shape[2]}, {int(noisy.sum())} noisy "
-          f"(wrong-pixel fraction {wrong.min():.3f}..{wrong.max():.3f}, median {np.median(wrong):.3f}); "
-          f"model: {run.name}, test mean Dice {test if test is None else round(test, 3)}"
-          + (f", trained in {t_train:.0f} s" if t_train else "")
-          + f"; Python {platform.python_version()}, {platform.machine()}\n")
+        print(f"trained {work / 'run'} in {time.perf_counter() - t0:.0f} s")
+        runs = [work / "run"]
+    results = []
+    for run in runs:
+        res, desc = score_run(run)
+        results.append(res)
+        print(desc)
+    print(f"\nPython {platform.python_version()}, {platform.machine()}; "
+          + ("one run" if len(runs) == 1 else f"mean ± std over {len(runs)} runs") + "\n")
     print("| ranking | Spearman vs wrong-pixel fraction | Spearman vs 1 - fg Dice | AUROC noisiest quartile | AUROC noisy vs clean | time (s) |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, (susp, dt) in methods.items():
-        row = [spearmanr(susp, wrong)[0], spearmanr(susp, dice_err)[0], auroc(susp, top),
-               auroc(susp, noisy) if 0 < noisy.sum() < len(noisy) else float("nan")]
-        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + f" | {dt:.2f} |")
+    for name in results[0]:
+        vals = np.array([r[name] for r in results], dtype=float)
+        cells = []
+        for k in range(vals.shape[1]):
+            col = vals[:, k]
+            if np.isnan(col).all():
+                cells.append("-")
+            elif len(col) == 1 or k == 4:
+                cells.append(f"{np.nanmean(col):.{2 if k == 4 else 3}f}")
+            else:
+                cells.append(f"{np.mean(col):.3f} ± {np.std(col, ddof=1):.3f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
     return 0
 
 
