@@ -32,6 +32,9 @@ DEMO_SETTINGS: dict = {
     "train.epochs": 40,
     "train.eval_every": 10,
     "adele.correction.restart_from_original": True,
+    # measured on this data over 3 seeds (BENCHMARKS.md): the multi-scale consistency term
+    # lowered test Dice by 6 points, so the demo's ADELE runs detection + correction
+    "adele.consistency.enabled": False,
 }
 
 

@@ -27,14 +27,14 @@ COMMON = ["data.size=[112,96]", "optim.name=adam", "optim.lr=0.002", "train.batc
           "adele.correction.restart_from_original=true"]
 VARIANTS = {
     "baseline_noisy": ["method=baseline"],
-    "adele": ["method=adele"],
+    "adele": ["method=adele", "adele.consistency.enabled=false"],
+    "adele_cons": ["method=adele"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
-    "adele_nocons": ["method=adele", "adele.consistency.enabled=false"],
     "adele_nocorr": ["method=adele", "adele.correction.enabled=false"],
     "adele_every4": ["method=adele", "adele.consistency.every_steps=4"],
 }
 LABELS = {"baseline_noisy": "baseline, noisy labels", "adele": "ADELE, noisy labels", "baseline_clean": "baseline, clean labels",
-          "adele_nocons": "ADELE without consistency", "adele_nocorr": "ADELE without correction"}
+          "adele_cons": "ADELE + consistency (every 4th step)", "adele_nocorr": "ADELE without correction"}
 
 
 def run(out: Path, variant: str, seed: int, epochs: int, recipe: str, extra: list[str]) -> dict:
