@@ -79,7 +79,7 @@ def section_step(rounds: int, steps: int, tmp: Path) -> None:
     print("|---|---:|---:|---|")
     for name, vals in results.items():
         m = statistics.median(vals)
-        goal = "" if name == "baseline" else ("<= 1.6x" if "default" in name else "")
+        goal = "<= 1.6x" if "default" in name else ""
         print(f"| {name} | {1000 * m:.1f} | {m / base:.2f}x | {goal} |")
 
 
