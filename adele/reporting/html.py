@@ -2,7 +2,8 @@
 
 The page references only files it writes next to itself (no CDN, fonts or
 scripts). Sections: runs and the settings that differ; val/test Dice and IoU
-side by side (mean ± std over seeds when runs differ only in ``train.seed``);
+side by side (mean ± sample std over seeds when runs differ only in
+``train.seed`` / ``data.noise_seed``);
 training labels vs clean; memorization curves; then per run: per-class
 training IoU with the fitted onset curve, correction rounds, and example
 overlays (image, noisy label, corrected label, prediction, clean label).
@@ -92,7 +93,7 @@ def runs_section(runs: list[RunInfo]) -> str:
                      "yes" if r.finished else "<b>no</b> (no metrics.json)",
                      f"{_fmt(best.get('val_mean_dice'))} @ {best.get('epoch', '-')}"])
     parts = [_table(["run", "method", "dataset", "training labels", "epochs", "seed", "finished", "best val Dice"], rows)]
-    flats = [_flat(r.config) for r in runs]
+    flats = [_flat(r.resolved_config) for r in runs]
     keys = sorted({k for f in flats for k in f})
     diff = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
     if len(runs) > 1:
@@ -107,8 +108,12 @@ def runs_section(runs: list[RunInfo]) -> str:
 def _group_label(group: list[RunInfo]) -> str:
     if len(group) == 1:
         return _e(group[0].name)
+    import os
+
     seeds = ", ".join(str(r.seed) for r in group)
-    return f"{_e(', '.join(r.name for r in group))}<br><span class='note'>mean ± std, {len(group)} seeds ({_e(seeds)})</span>"
+    prefix = os.path.commonprefix([r.name for r in group])
+    names = f"{prefix}*" if len(prefix) >= 3 else ", ".join(r.name for r in group)
+    return f"{_e(names)}<br><span class='note'>mean ± std, {len(group)} seeds ({_e(seeds)})</span>"
 
 
 def _values(group: list[RunInfo], split: str, metric: str, key: Optional[str]) -> list[float]:

@@ -19,9 +19,9 @@ import yaml
 
 from ..errors import RunError
 
-#: config fields that change how a run executes but not what it computes;
-#: runs equal in everything else (and differing in train.seed) are seeds of one setting
-EXECUTION_KEYS = ("train.seed", "train.device", "train.threads", "train.keep_last", "data.num_workers")
+#: config fields that are seeds (train.seed; data.noise_seed, the realization of synthetic noise) or change
+#: how a run executes but not what it computes: runs equal in everything else are seeds of one setting
+EXECUTION_KEYS = ("train.seed", "data.noise_seed", "train.device", "train.threads", "train.keep_last", "data.num_workers")
 
 
 @dataclass
@@ -34,6 +34,21 @@ class RunInfo:
     metrics: Optional[dict] = None
     adele_log: list[dict] = field(default_factory=list)
     memorization: Optional[list[dict]] = None
+
+    @property
+    def resolved_config(self) -> dict:
+        """The config as this version of adele reads it: defaults filled in, settings it does not know dropped."""
+        import warnings
+
+        from ..errors import AdeleError
+        from ..inference import saved_config
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return saved_config(self.config).to_dict()
+        except AdeleError:
+            return self.config
 
     @property
     def classes(self) -> list[str]:
@@ -132,10 +147,10 @@ def setting_key(config: dict) -> str:
 
 
 def group_by_setting(runs: list[RunInfo]) -> list[list[RunInfo]]:
-    """Groups of runs whose configs differ at most in train.seed (and execution fields), in input order."""
+    """Groups of runs whose configs differ at most in train.seed / data.noise_seed (and execution fields), in input order."""
     groups: dict[str, list[RunInfo]] = {}
     for r in runs:
-        groups.setdefault(setting_key(r.config), []).append(r)
+        groups.setdefault(setting_key(r.resolved_config), []).append(r)
     return list(groups.values())
 
 

@@ -82,3 +82,16 @@ def test_help_has_examples(cmd, capsys):
         main(cmd + ["--help"])
     assert e.value.code == 0
     assert "example" in capsys.readouterr().out
+
+
+def test_runs_that_differ_only_in_seeds_are_grouped(tmp_path):
+    from adele.reporting.runs import RunInfo, group_by_setting
+
+    def run(name, seed, noise_seed, **extra):
+        cfg = {"method": "baseline", "train": {"seed": seed, "epochs": 3}, "data": {"noise": "final", "noise_seed": noise_seed}}
+        cfg["adele"] = {"consistency": extra} if extra else {}
+        return RunInfo(tmp_path / name, name, cfg, {})
+
+    # c omits a setting at its default value; d differs in a real setting
+    runs = [run("a", 0, 0), run("b", 1, 1, lam=1.0), run("c", 2, 2), run("d", 0, 0, lam=2.0)]
+    assert [[r.name for r in g] for g in group_by_setting(runs)] == [["a", "b", "c"], ["d"]]
