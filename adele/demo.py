@@ -4,7 +4,9 @@
    72 Colin27 training slices and report how wrong the labels are;
 2. train a baseline on the noisy labels;
 3. train ADELE on the same noisy labels;
-4. print per-class test Dice side by side, and what label correction did.
+4. print per-class test Dice side by side, and what label correction did;
+5. analyze memorization on the baseline and write an HTML report of both runs
+   (``runs/demo/report/index.html``).
 
 All settings are in :data:`DEMO_SETTINGS` (config overrides) so the demo is a
 plain pair of ``adele train`` runs that anyone can reproduce by hand.
@@ -76,6 +78,15 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
         last = ad["rounds"][-1]
         log(f"ADELE flagged {len(ad['onsets'])} classes; {len(ad['rounds'])} correction rounds; "
             f"training-label Dice vs clean {ad['rounds'][0].get('agreement_before', float('nan')):.3f} -> {last.get('agreement_after', float('nan')):.3f}")
+    from .reporting.html import build_report
+    from .reporting.memorization import analyze_memorization
+
+    log("\n== report")
+    _, _, table = analyze_memorization(out / "baseline")
+    log("baseline, wrongly labelled training pixels (early learning vs memorization):")
+    log(table)
+    page = build_report([out / "baseline", out / "adele"], out / "report", device=device, log=lambda m: None)
+    log(f"report: {page}")
     summary = {"noise": {"recipe": recipe, "fg_dice": float(stats["fg_dice"])},
                "test_mean_dice": {m: r["test"]["mean_dice"] for m, r in results.items()},
                "seconds": round(time.perf_counter() - t0, 1)}
