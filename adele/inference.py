@@ -259,7 +259,9 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
         else:
             p = _segment_slices(lm, [read_image(path)], path, tta, batch_size)[0]
             mask = p.argmax(0).astype(np.uint8)
-            write_array(out / path.name, mask)
+            # JPEG is lossy and would change class ids: JPEG inputs get PNG masks
+            name = f"{stem_of(path)}.png" if path.suffix.lower() in (".jpg", ".jpeg") else path.name
+            write_array(out / name, mask)
         if probs:
             write_array(out / "probs" / f"{stem_of(path)}.npy", p.astype(np.float16))
         written.append(out / path.name)

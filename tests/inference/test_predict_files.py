@@ -95,3 +95,15 @@ def test_saved_config_tolerates_settings_of_other_versions():
     with pytest.warns(UserWarning, match="train.gone, removed"):
         cfg = saved_config({"train": {"epochs": 3, "gone": 1}, "removed": {"x": 1}, "method": "adele"})
     assert cfg.train.epochs == 3 and cfg.method == "adele"
+
+
+def test_jpeg_input_gets_png_mask(run, slices, tmp_path):
+    from PIL import Image
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    Image.fromarray((slices[2] * 255).astype(np.uint8)).convert("RGB").convert("L").save(inp / "c.jpg", quality=95)
+    out = tmp_path / "out"
+    assert main(["predict", "--run", str(run), "--input", str(inp), "--out", str(out), "--device", "cpu"]) == 0
+    assert [p.name for p in out.iterdir()] == ["c.png"]
+    assert read_label(out / "c.png").shape == slices[2].shape
