@@ -23,7 +23,7 @@ from .config import load_config
 from .errors import RunError
 
 #: config overrides shared by both demo runs: configs/colin27.yaml (50 epochs, seed 0: the
-#: seed-0 runs of benchmarks/bench_adele.py; about 7 minutes on 2 CPU cores)
+#: seed-0 runs of benchmarks/bench_adele.py; about 6 minutes on 2 CPU cores)
 DEMO_SETTINGS: dict = {
     "data.path": "colin27",
     "data.size": [112, 96],
