@@ -9,6 +9,7 @@ that the checkpoint names, so ``--resume`` continues bit-for-bit on CPU.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -366,20 +367,14 @@ class Trainer:
     def write_logs(self, row: dict) -> None:
         if not self.is_main:
             return
-        path = self.run_dir / "history.csv"
-        keys = list(self.history[0].keys()) if len(self.history) == 1 else None
         all_keys: list[str] = []
         for r in self.history:
             all_keys += [k for k in r if k not in all_keys]
-        tmp_rows = [{k: ("" if r.get(k) is None else r.get(k)) for k in all_keys} for r in self.history]
-        import io
-
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=all_keys)
         w.writeheader()
-        w.writerows(tmp_rows)
-        ckpt.atomic_write_text(buf.getvalue(), path)
-        del keys
+        w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in all_keys} for r in self.history)
+        ckpt.atomic_write_text(buf.getvalue(), self.run_dir / "history.csv")
         if self.memorization:
             ckpt.atomic_write_text(json.dumps(self.memorization), self.run_dir / "memorization.json")
         tb = self._tensorboard()
