@@ -29,6 +29,7 @@ VARIANTS = {
     "baseline_noisy": ["method=baseline"],
     "adele": ["method=adele", "adele.consistency.enabled=false"],
     "adele_cons": ["method=adele"],
+    "adele_paper": ["method=adele", "adele.correction.restart_from_original=false", "adele.consistency.every_steps=1"],
     "adele_late": ["method=adele", "adele.consistency.enabled=false", "adele.detection.min_points=10"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_nocorr": ["method=adele", "adele.correction.enabled=false"],
@@ -36,7 +37,7 @@ VARIANTS = {
 }
 LABELS = {"baseline_noisy": "baseline, noisy labels", "adele": "ADELE, noisy labels", "baseline_clean": "baseline, clean labels",
           "adele_cons": "ADELE + consistency (every 4th step)", "adele_nocorr": "ADELE without correction",
-          "adele_late": "ADELE, fit needs 10 points"}
+          "adele_late": "ADELE, fit needs 10 points", "adele_paper": "ADELE, paper's rules unchanged"}
 
 
 def run(out: Path, variant: str, seed: int, epochs: int, recipe: str, extra: list[str]) -> dict:
