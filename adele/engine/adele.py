@@ -230,9 +230,8 @@ class AdeleState:
         flagged = self.detector.flagged
         # changes are counted against the labels the rule starts from: the current labels, or the
         # original noisy ones when every round restarts from them
+        # (correct_labels returns new arrays; the current labels are replaced only after the stats)
         base = self.train.original if c.restart_from_original else self.train.labels
-        before = [lab.copy() for lab in base]
-        current = [lab.copy() for lab in self.train.labels]
         after = []
         for i in range(len(self.train)):
             pred, conf = self.store.read(i)
@@ -240,7 +239,7 @@ class AdeleState:
             after.append(res.labels)
         ckpt.crash_point("correction", epoch)
         self.round += 1
-        old_flat = np.concatenate([x.ravel() for x in before])
+        old_flat = np.concatenate([x.ravel() for x in base])
         new_flat = np.concatenate([x.ravel() for x in after])
         counts = class_change_counts(old_flat, new_flat, self.num_classes)
         info = {
@@ -253,7 +252,7 @@ class AdeleState:
             prec = change_precision(old_flat, new_flat, clean_flat, self.num_classes, self.ignore_index)
             info["precision"] = None if np.isnan(prec.overall) else float(prec.overall)
             info["precision_per_class"] = {n: (None if np.isnan(v) else float(v)) for n, v in zip(self.classes, prec.per_class)}
-            cur_flat = np.concatenate([x.ravel() for x in current])
+            cur_flat = np.concatenate([x.ravel() for x in self.train.labels])
             info["agreement_before"] = _mean_dice(cur_flat, clean_flat, self.num_classes, self.ignore_index)
             info["agreement_after"] = _mean_dice(new_flat, clean_flat, self.num_classes, self.ignore_index)
         for i, lab in enumerate(after):
