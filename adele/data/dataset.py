@@ -151,13 +151,15 @@ class TrainDataset(Dataset):
         lab = torch.from_numpy(self.split.labels[i].astype(np.int64))
         if self.hflip or self.scale_range or self.crop:
             rng = np.random.default_rng([self.seed, self.epoch, i])
+            crop = self.crop
             if self.scale_range:
+                crop = crop or tuple(img.shape[-2:])  # rescaled images are cropped/padded back to their size so batches stack
                 f = float(rng.uniform(*self.scale_range))
                 size = [max(8, round(s * f)) for s in img.shape[-2:]]
                 img = F.interpolate(img[None], size=size, mode="bilinear", align_corners=False)[0]
                 lab = F.interpolate(lab[None, None].float(), size=size, mode="nearest-exact")[0, 0].long()
-            if self.crop:
-                img, lab = _random_crop(img, lab, self.crop, rng, self.ignore_index)
+            if crop:
+                img, lab = _random_crop(img, lab, crop, rng, self.ignore_index)
             if self.hflip and rng.random() < 0.5:
                 img, lab = img.flip(-1), lab.flip(-1)
         return img, lab, i

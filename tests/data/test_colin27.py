@@ -57,3 +57,23 @@ def test_export_writes_generic_format(tmp_path, capsys):
     # refusing to overwrite
     assert main(["data", "export", "colin27", str(out)]) == 2
     assert "overwrite" in capsys.readouterr().err
+
+
+def test_scale_augmentation_keeps_batches_stackable():
+    """A scale range without a crop size crops/pads each image back to the training size."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from adele.data.dataset import TrainDataset, collate, prepare_split
+    from adele.testing import small_colin27
+
+    split = prepare_split(small_colin27(n_train=4, n_eval=2), "train", (56, 48), "zscore", "noisy", None, 0)
+    ds = TrainDataset(split, seed=0, hflip=True, scale_range=(0.7, 1.4))
+    img, lab, _ = next(iter(DataLoader(ds, batch_size=4, collate_fn=collate)))
+    assert img.shape == (4, 1, 56, 48) and lab.shape == (4, 56, 48)
+    # shrunk images are padded with the ignore label, never with a class
+    assert set(torch.unique(lab).tolist()) <= set(range(10)) | {255}
+    ds.set_epoch(1)
+    again = torch.stack([ds[i][1] for i in range(4)])
+    ds.set_epoch(1)
+    assert torch.equal(again, torch.stack([ds[i][1] for i in range(4)]))  # seeded per (epoch, index)
