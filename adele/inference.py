@@ -159,7 +159,7 @@ def predict_split(lm: LoadedModel, split: PreparedSplit, batch_size: int = 8, tt
     All images of a split share one size when ``data.size`` is set; otherwise
     they are predicted one at a time and must still share a size to stack.
     """
-    bs = batch_size if len({tuple(t.shape) for t in split.images}) == 1 else 1
+    bs = batch_size if len(set(split.shapes)) == 1 else 1
     out = []
     for s in range(0, len(split), bs):
         x = torch.stack(split.images[s : s + bs]).to(lm.device)

@@ -34,9 +34,11 @@ VARIANTS = {
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_nocorr": ["method=adele", "adele.correction.enabled=false"],
     "adele_every4": ["method=adele", "adele.consistency.every_steps=4"],
+    "adele_cons1": ["method=adele", "adele.consistency.every_steps=1"],
 }
 LABELS = {"baseline_noisy": "baseline, noisy labels", "adele": "ADELE, noisy labels", "baseline_clean": "baseline, clean labels",
-          "adele_cons": "ADELE + consistency (every 4th step)", "adele_nocorr": "ADELE without correction",
+          "adele_cons": "ADELE + consistency (every 5th step, default)",
+          "adele_cons1": "ADELE + consistency (every step, paper)", "adele_every4": "ADELE + consistency (every 4th step)", "adele_nocorr": "ADELE without correction",
           "adele_late": "ADELE, fit needs 10 points", "adele_paper": "ADELE, paper's rules unchanged"}
 
 

@@ -41,6 +41,55 @@ def preprocess_image(img: np.ndarray, size: Optional[Sequence[int]], normalize: 
     return t.contiguous()
 
 
+class ImageList(Sequence):
+    """The preprocessed images of a split, as a read-only sequence of float32 ``(C_in, H, W)`` tensors.
+
+    8-bit images that are not resized and use the ``unit`` or ``imagenet``
+    normalization (VOC, RGB photographs) are kept as uint8 and normalized on
+    access: 4x less memory (PASCAL VOC train_aug: 6 GB instead of 24 GB), with
+    the same float values as :func:`preprocess_image` bit for bit.
+    """
+
+    def __init__(self, normalize: str):
+        self.normalize = normalize
+        self._items: list[torch.Tensor] = []
+
+    def add(self, img: np.ndarray, size: Optional[Sequence[int]]) -> None:
+        """Preprocess ``img`` (float32 (H, W) or (H, W, 3), as sources return it) and keep it."""
+        if self.normalize in ("unit", "imagenet") and (size is None or tuple(img.shape[:2]) == tuple(size)):
+            q = np.rint(img * 255.0)
+            if q.min() >= 0 and q.max() <= 255 and np.array_equal(q.astype(np.float32) / np.float32(255.0), img):
+                t = torch.from_numpy(q.astype(np.uint8))
+                self._items.append((t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)).contiguous())
+                return
+        self._items.append(preprocess_image(img, size, self.normalize))
+
+    def _decode(self, t: torch.Tensor) -> torch.Tensor:
+        if t.dtype != torch.uint8:
+            return t
+        out = t.float() / 255.0
+        if self.normalize == "imagenet":
+            if out.shape[0] != 3:
+                out = out.expand(3, -1, -1)
+            out = (out - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        return out.contiguous()
+
+    def channels(self, i: int) -> int:
+        return 3 if self.normalize == "imagenet" and self._items[i].dtype == torch.uint8 else int(self._items[i].shape[0])
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._decode(t) for t in self._items[i]]
+        return self._decode(self._items[i])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._items)
+
+
 def resize_label(lab: np.ndarray, size: Optional[Sequence[int]]) -> np.ndarray:
     """Nearest-neighbour resize of a uint8 (H, W) label map."""
     if size is None or tuple(lab.shape) == tuple(size):
@@ -55,7 +104,7 @@ class PreparedSplit:
     """A split in memory. ``labels`` is the list the trainer rewrites."""
 
     ids: list[str]
-    images: list[torch.Tensor]
+    images: Sequence[torch.Tensor]  # an ImageList, or any list of (C_in, H, W) float32 tensors
     labels: list[np.ndarray]
     original: list[np.ndarray]
     clean: Optional[list[np.ndarray]] = None
@@ -106,16 +155,16 @@ def prepare_split(
         if clean is None:
             raise DatasetError(f"{source.root or source.name}: train/labels_clean not found; --train-labels clean needs clean labels (or set data.noise)")
         labels = clean
-    images = []
+    images = ImageList(normalize)
     for i in range(len(s)):
         img = s.image(i)
         if img.shape[:2] != labels[i].shape:
             raise DatasetError(f"{source.name}/{split}/{s.ids[i]}: label shape {labels[i].shape} differs from image shape {img.shape[:2]}")
-        images.append(preprocess_image(img, size, normalize))
+        images.add(img, size)
     lab = [resize_label(x, size) for x in labels]
     for i, x in enumerate(lab):
         check_label_values(x, source.num_classes, source.ignore_index, f"{source.name}/{split}/{s.ids[i]}")
-    chans = {int(t.shape[0]) for t in images}
+    chans = {images.channels(i) for i in range(len(images))}
     if len(chans) > 1:
         raise DatasetError(f"{source.name}/{split}: images mix grayscale and RGB; convert them to one channel count")
     return PreparedSplit(

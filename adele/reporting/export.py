@@ -79,7 +79,7 @@ def score_labels(lm, split: PreparedSplit, labels: list[np.ndarray], ignore_inde
 
     from ..inference import predict_probs
 
-    bs = batch_size if len({tuple(t.shape) for t in split.images}) == 1 else 1
+    bs = batch_size if len(set(split.shapes)) == 1 else 1
     scores, disagree, suspect = [], [], []
     for s in range(0, len(split), bs):
         x = torch.stack(split.images[s : s + bs]).to(lm.device)

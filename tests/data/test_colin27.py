@@ -77,3 +77,25 @@ def test_scale_augmentation_keeps_batches_stackable():
     again = torch.stack([ds[i][1] for i in range(4)])
     ds.set_epoch(1)
     assert torch.equal(again, torch.stack([ds[i][1] for i in range(4)]))  # seeded per (epoch, index)
+
+
+@pytest.mark.parametrize("normalize", ["imagenet", "unit"])
+def test_8bit_images_kept_compact_and_decoded_bit_for_bit(normalize):
+    """RGB photographs (VOC) are held as uint8 and normalized on access, with preprocess_image's exact values."""
+    import torch
+
+    from adele.data.dataset import preprocess_image, prepare_split
+    from adele.data.folder import ArraySplit, Source
+
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (3, 20, 24, 3), dtype=np.uint8)
+    labs = rng.integers(0, 3, (3, 20, 24), dtype=np.uint8)
+    src = Source("rgb", ["background", "a", "b"], 255, {"train": ArraySplit(("x", "y", "z"), imgs, labs)})
+    split = prepare_split(src, "train", None, normalize)
+    assert split.images.nbytes == imgs.nbytes  # 1 byte per value, not 4
+    for i in range(3):
+        ref = preprocess_image(imgs[i].astype(np.float32) / 255.0, None, normalize)
+        assert torch.equal(split.images[i], ref)
+    assert [t.shape for t in split.images[0:2]] == [ref.shape] * 2 and split.in_channels == 3
+    # resized or z-scored images stay float32
+    assert prepare_split(src, "train", (10, 12), normalize).images.nbytes == 3 * 3 * 10 * 12 * 4
