@@ -110,20 +110,26 @@ def tiled_source(k: int) -> Source:
     return Source(full.name, full.classes, 255, splits)
 
 
-def section_scaling(tmp: Path) -> None:
-    print("\n### Epoch time vs training-set size (baseline, tiled embedded set)\n")
-    print("| training images | epoch s | s per image | relative to 1x |")
-    print("|---:|---:|---:|---:|")
-    per = {}
-    for k in (1, 2, 4):
-        tr = make_trainer(VARIANTS["baseline"] + ["train.epochs=1"], tmp / f"scale{k}", tiled_source(k))
-        tr.train_epoch(1, 0, 10**6)  # warm-up epoch
-        t = time.perf_counter()
-        tr.train_epoch(2, 0, 10**6)
-        dt = time.perf_counter() - t
-        n = len(tr.data.train)
-        per[k] = dt / n
-        print(f"| {n} | {dt:.1f} | {1000 * dt / n:.1f} ms | {per[k] / per[1]:.2f}x per image |")
+def section_scaling(tmp: Path, rounds: int) -> None:
+    """Epoch time at 1x/2x/4x the embedded training set; sizes interleaved over ``rounds`` rounds, median kept."""
+    variants = {"baseline": VARIANTS["baseline"], "ADELE, default config": VARIANTS["ADELE, default config"]}
+    print(f"\n### Epoch time vs training-set size (tiled embedded set; median of {rounds} interleaved rounds, {torch.get_num_threads()} threads)\n")
+    print("| variant | training images | epoch s (median) | epoch s (min-max) | ms per image | relative to 1x |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for vname, extra in variants.items():
+        trainers = {k: make_trainer(extra + ["train.epochs=1"], tmp / f"scale_{vname[:5]}_{k}", tiled_source(k)) for k in (1, 2, 4)}
+        for tr in trainers.values():
+            tr.train_epoch(1, 0, 10**6)  # warm-up epoch
+        times: dict[int, list[float]] = {k: [] for k in trainers}
+        for r in range(rounds):
+            for k, tr in trainers.items():
+                t = time.perf_counter()
+                tr.train_epoch(2 + r, 0, 10**6)
+                times[k].append(time.perf_counter() - t)
+        per = {k: statistics.median(v) / len(trainers[k].data.train) for k, v in times.items()}
+        for k, v in times.items():
+            n = len(trainers[k].data.train)
+            print(f"| {vname} | {n} | {statistics.median(v):.2f} | {min(v):.2f}-{max(v):.2f} | {1000 * per[k]:.1f} | {per[k] / per[1]:.2f}x per image |")
 
 
 def main() -> None:
@@ -142,7 +148,7 @@ def main() -> None:
         if args.only in (None, "pipeline"):
             section_pipeline(tmp)
         if args.only in (None, "scaling"):
-            section_scaling(tmp)
+            section_scaling(tmp, args.rounds)
 
 
 if __name__ == "__main__":
