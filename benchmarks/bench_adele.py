@@ -77,6 +77,11 @@ def main() -> None:
         print(f"| {c} | " + " | ".join(cell([r["test"]["dice"][c] for r in results[v]]) for v in args.variants) + " |")
     means = {v: [r["test"]["mean_dice"] for r in results[v]] for v in args.variants}
     print("| **mean** | " + " | ".join(f"**{cell(means[v])}**" for v in args.variants) + " |")
+    print(f"\nPer seed {args.seeds}: " + "; ".join(f"{v} " + ", ".join(f"{x:.3f}" for x in means[v]) for v in args.variants))
+    first = args.variants[0]
+    for v in args.variants[1:]:
+        d = 100 * (np.array(means[v]) - np.array(means[first]))
+        print(f"{v} - {first}, paired by seed: " + ", ".join(f"{x:+.1f}" for x in d) + f" points (mean {d.mean():+.1f}, std {d.std():.1f})")
     if {"baseline_noisy", "adele", "baseline_clean"} <= set(args.variants):
         noisy, ad, clean = (np.mean(means[k]) for k in ("baseline_noisy", "adele", "baseline_clean"))
         gap = clean - noisy
