@@ -40,7 +40,7 @@ def main() -> None:
     state = torch.load(args.run / "model.pt", map_location="cpu", weights_only=True)
     model = build_model_from_config(cfg.model, tr.in_channels, C)
     model.load_state_dict(state["model"])
-    images = torch.stack(tr.images)
+    images = torch.stack(list(tr.images))
     probs = torch.cat([predict_probs(model, images[i : i + 8]) for i in range(0, len(images), 8)])
     conf, pred = probs.max(1)
     pred, conf = pred.numpy().astype(np.uint8), conf.numpy()

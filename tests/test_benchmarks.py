@@ -1,0 +1,30 @@
+"""The diagnosis scripts in benchmarks/ run on small inputs (they are quoted in BENCHMARKS.md)."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def run(script, *args):
+    res = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, env=ENV, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_correction_ceiling_on_a_trained_run(tiny_run):
+    out = run("bench_correction_ceiling.py", str(tiny_run()), "--taus", "0.5", "0.9")
+    assert "model prediction" in out
+    rows = [line for line in out.splitlines() if re.match(r"\| 0\.[59] \|", line)]
+    changed = [int(r.split("|")[2]) for r in rows]
+    assert len(rows) == 2 and changed[0] >= changed[1]  # a higher threshold never changes more pixels
+
+
+def test_noise_ceiling_table():
+    out = run("bench_noise_ceiling.py", "--k", "3", "--sigmas", "0", "2")
+    values = [float(v) for v in re.findall(r"\| (0\.\d{3}) \|", out)]
+    assert len(values) == 3 and all(0.3 < v < 1.0 for v in values)
+    assert "3 realizations each" in out
