@@ -82,10 +82,12 @@ def main() -> None:
     for v in args.variants[1:]:
         d = 100 * (np.array(means[v]) - np.array(means[first]))
         print(f"{v} - {first}, paired by seed: " + ", ".join(f"{x:+.1f}" for x in d) + f" points (mean {d.mean():+.1f}, std {d.std():.1f})")
-    if {"baseline_noisy", "adele", "baseline_clean"} <= set(args.variants):
-        noisy, ad, clean = (np.mean(means[k]) for k in ("baseline_noisy", "adele", "baseline_clean"))
+    if {"baseline_noisy", "baseline_clean"} <= set(args.variants):
+        noisy, clean = np.mean(means["baseline_noisy"]), np.mean(means["baseline_clean"])
         gap = clean - noisy
-        print(f"\nADELE - noisy baseline: {100 * (ad - noisy):+.1f} Dice points; gap closed: {100 * (ad - noisy) / gap:.0f}% of {100 * gap:.1f} points")
+        for v in (v for v in args.variants if v.startswith("adele")):
+            ad = np.mean(means[v])
+            print(f"\n{v} - noisy baseline: {100 * (ad - noisy):+.1f} Dice points; gap closed: {100 * (ad - noisy) / gap:.0f}% of {100 * gap:.1f} points")
     for v in args.variants:
         if v.startswith("adele"):
             rounds = [r.get("adele", {}).get("rounds", []) for r in results[v]]

@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adele.config import load_config  # noqa: E402
+from adele.engine.adele import predict_probs  # noqa: E402
 from adele.engine.trainer import Trainer, label_agreement  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "colin27.yaml"
@@ -38,9 +39,9 @@ class EarlyLearningTrainer(Trainer):
         tr = self.data.train
         preds = []
         for s in range(0, len(tr), 8):
-            img = torch.stack(tr.images[s : s + 8])
-            logits = self.predict_logits(img) + self.predict_logits(img.flip(-1)).flip(-1)
-            preds += list(logits.argmax(1).cpu().numpy().astype(np.uint8))
+            with torch.no_grad():  # eval-mode softmax averaged with the horizontal flip, as correction predicts
+                probs = predict_probs(self.model, torch.stack(tr.images[s : s + 8]).to(self.device), hflip=True)
+            preds += list(probs.argmax(1).cpu().numpy().astype(np.uint8))
         clean = label_agreement(preds, tr.clean, self.num_classes, self.ignore_index, self.classes)["mean_dice"]
         noisy = label_agreement(preds, tr.original, self.num_classes, self.ignore_index, self.classes)["mean_dice"]
         test = self.evaluate(self.data.test)["mean_dice"]
