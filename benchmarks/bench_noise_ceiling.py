@@ -17,7 +17,8 @@ through the public CLI: the test Dice a perfect label corrector would reach
 with the same model and schedule.
 
     python benchmarks/bench_noise_ceiling.py --recipe final --k 21
-    python benchmarks/bench_noise_ceiling.py --train --sigma 2 --out runs/noise_ceiling --set train.loss=ce_dice
+    python benchmarks/bench_noise_ceiling.py --train --out runs/noise_ceiling
+    python benchmarks/bench_noise_ceiling.py --train --out runs/noise_ceiling_b --noise-seed 100
 """
 from __future__ import annotations
 
@@ -36,9 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adele.data.colin27 import export_colin27, load_colin27  # noqa: E402
 from adele.data.io import write_array  # noqa: E402
 from adele.noise import noise_dataset, noise_stats  # noqa: E402
-
-TRAIN = ["data.size=[112,96]", "optim.name=adam", "optim.lr=0.002", "train.batch_size=2", "train.eval_every=10",
-         "method=baseline"]
+from bench_adele import COMMON, VARIANTS  # noqa: E402  (the settings of the 3-seed benchmark)
 
 
 def consensus(votes: np.ndarray, sigma: float) -> np.ndarray:
@@ -56,7 +55,8 @@ def main() -> None:
     ap.add_argument("--train", action="store_true", help="train a baseline on the smoothed consensus")
     ap.add_argument("--sigma", type=float, default=2.0, help="smoothing of the consensus that --train uses")
     ap.add_argument("--out", type=Path, default=Path("runs/noise_ceiling"))
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="training seed")
+    ap.add_argument("--noise-seed", type=int, default=1000, help="realization k uses noise seed NOISE_SEED + k")
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--set", nargs="*", default=[], help="extra overrides for the training run")
     args = ap.parse_args()
@@ -66,12 +66,13 @@ def main() -> None:
     votes = np.zeros((C,) + tr.labels.shape, np.int32)
     first = None
     for k in range(args.k):
-        noisy = np.stack(noise_dataset(tr.labels, args.recipe, seed=1000 + k, num_classes=C)[0])
+        noisy = np.stack(noise_dataset(tr.labels, args.recipe, seed=args.noise_seed + k, num_classes=C)[0])
         first = noisy if first is None else first
         for c in range(C):
             votes[c] += noisy == c
     dice = lambda x: noise_stats(tr.labels, x, C, src.ignore_index)["fg_dice"]  # noqa: E731
-    print(f"\nRecipe `{args.recipe}` on the {len(tr.labels)} Colin27 training slices, {args.k} realizations each: "
+    print(f"\nRecipe `{args.recipe}` on the {len(tr.labels)} Colin27 training slices, {args.k} realizations each "
+          f"(noise seeds {args.noise_seed}-{args.noise_seed + args.k - 1}): "
           f"foreground Dice with the clean labels\n")
     print("| labels | Dice with clean |\n|---|---:|")
     print(f"| one realization | {dice(first):.3f} |")
@@ -88,7 +89,7 @@ def main() -> None:
         write_array(data / "train" / "labels_clean" / f"{sid}.png", tr.labels[i])
         write_array(data / "train" / "labels" / f"{sid}.png", cons[i])
     run_dir = args.out / "consensus_baseline"
-    sets = TRAIN + [f"train.seed={args.seed}", f"train.epochs={args.epochs}"] + args.set
+    sets = COMMON + VARIANTS["baseline_noisy"] + [f"train.seed={args.seed}", f"train.epochs={args.epochs}"] + args.set
     cmd = [sys.executable, "-m", "adele", "train", "--data", str(data), "--out", str(run_dir), "--overwrite", "--set", *sets]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
