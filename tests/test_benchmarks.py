@@ -28,3 +28,16 @@ def test_noise_ceiling_table():
     values = [float(v) for v in re.findall(r"\| (0\.\d{3}) \|", out)]
     assert len(values) == 3 and all(0.3 < v < 1.0 for v in values)
     assert "3 realizations each" in out
+
+
+def test_early_learning_trace_with_oracle_correction_columns(tmp_path):
+    out = run("bench_early_learning.py", "--epochs", "2", "--every", "1", "--taus", "0.5", "0.9",
+              "--out", str(tmp_path / "run"), "--set", "data.size=[56,48]")
+    rows = [line for line in out.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [r.split("|")[1].strip() for r in rows] == ["1", "2"]
+    cells = [[float(v) for v in r.strip(" |").split("|")[1:]] for r in rows]
+    assert all(len(c) == 5 and all(0.0 <= v <= 1.0 for v in c) for c in cells)
+    assert "labels corrected at tau 0.9 vs clean" in out
+    noisy_vs_clean = float(re.search(r"mean Dice with clean: (0\.\d+)", out).group(1))
+    # after one or two epochs the model is barely confident anywhere: a 0.9 threshold leaves the labels nearly as they were
+    assert abs(cells[0][4] - noisy_vs_clean) < 0.05
