@@ -19,6 +19,7 @@ with the same model and schedule.
     python benchmarks/bench_noise_ceiling.py --recipe final --k 21
     python benchmarks/bench_noise_ceiling.py --train --out runs/noise_ceiling
     python benchmarks/bench_noise_ceiling.py --train --out runs/noise_ceiling_b --noise-seed 100
+    python benchmarks/bench_noise_ceiling.py --train --out runs/noise_ceiling3 --seeds 0 1 2
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def main() -> None:
     ap.add_argument("--train", action="store_true", help="train a baseline on the smoothed consensus")
     ap.add_argument("--sigma", type=float, default=2.0, help="smoothing of the consensus that --train uses")
     ap.add_argument("--out", type=Path, default=Path("runs/noise_ceiling"))
-    ap.add_argument("--seed", type=int, default=0, help="training seed")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (one run each; mean +- std)")
     ap.add_argument("--noise-seed", type=int, default=1000, help="realization k uses noise seed NOISE_SEED + k")
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--set", nargs="*", default=[], help="extra overrides for the training run")
@@ -88,15 +89,18 @@ def main() -> None:
     for i, sid in enumerate(tr.ids):
         write_array(data / "train" / "labels_clean" / f"{sid}.png", tr.labels[i])
         write_array(data / "train" / "labels" / f"{sid}.png", cons[i])
-    run_dir = args.out / "consensus_baseline"
-    sets = COMMON + VARIANTS["baseline_noisy"] + [f"train.seed={args.seed}", f"train.epochs={args.epochs}"] + args.set
-    cmd = [sys.executable, "-m", "adele", "train", "--data", str(data), "--out", str(run_dir), "--overwrite", "--set", *sets]
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    m = json.loads((run_dir / "metrics.json").read_text())
-    print(f"\nBaseline trained {args.epochs} epochs on the consensus (sigma={args.sigma:g}, Dice with clean "
-          f"{dice(cons):.3f}), seed {args.seed}: test Dice {m['test']['mean_dice']:.3f} "
-          f"({time.perf_counter() - t:.0f} s)")
+    scores = []
+    for seed in args.seeds:
+        run_dir = args.out / f"consensus_baseline_s{seed}"
+        sets = COMMON + VARIANTS["baseline_noisy"] + [f"train.seed={seed}", f"train.epochs={args.epochs}"] + args.set
+        cmd = [sys.executable, "-m", "adele", "train", "--data", str(data), "--out", str(run_dir), "--overwrite", "--set", *sets]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        scores.append(json.loads((run_dir / "metrics.json").read_text())["test"]["mean_dice"])
+        print(f"\nBaseline trained {args.epochs} epochs on the consensus (sigma={args.sigma:g}, Dice with clean "
+              f"{dice(cons):.3f}), seed {seed}: test Dice {scores[-1]:.3f} ({time.perf_counter() - t:.0f} s)", flush=True)
+    if len(scores) > 1:
+        print(f"\nMean over seeds {args.seeds}: test Dice {np.mean(scores):.3f} +- {np.std(scores, ddof=1):.3f}")
 
 
 if __name__ == "__main__":
