@@ -60,3 +60,22 @@ def test_cli_bad_override_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: optim.lr") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+
+def test_colin27_ce_dice_preset_is_the_benchmarked_recipe(monkeypatch):
+    """configs/colin27-ce-dice.yaml = bench_adele.py's adele_cons variant with the overrides BENCHMARKS.md quotes."""
+    import sys
+    from pathlib import Path
+
+    from adele.config import load_config
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.setattr(sys, "path", [str(repo / "benchmarks")] + sys.path)
+    from bench_adele import COMMON, VARIANTS
+
+    preset = load_config(repo / "configs" / "colin27-ce-dice.yaml", ["method=adele"])
+    bench = load_config(None, COMMON + VARIANTS["adele_cons"] + [
+        "data.path=colin27", "data.noise=final", "train.epochs=100", "train.loss=ce_dice",
+        "adele.correction.tau_bg=0.9", "adele.correction.tau_fg=0.9", "adele.detection.min_points=10"])
+    assert preset == bench
