@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from adele.cli import main
@@ -62,16 +64,10 @@ def test_cli_bad_override_exit_2(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-
 def test_colin27_ce_dice_preset_is_the_benchmarked_recipe(monkeypatch):
     """configs/colin27-ce-dice.yaml = bench_adele.py's adele_cons variant with the overrides BENCHMARKS.md quotes."""
-    import sys
-    from pathlib import Path
-
-    from adele.config import load_config
-
     repo = Path(__file__).resolve().parents[1]
-    monkeypatch.setattr(sys, "path", [str(repo / "benchmarks")] + sys.path)
+    monkeypatch.syspath_prepend(str(repo / "benchmarks"))
     from bench_adele import COMMON, VARIANTS
 
     preset = load_config(repo / "configs" / "colin27-ce-dice.yaml", ["method=adele"])
