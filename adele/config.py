@@ -104,10 +104,16 @@ class DetectionConfig:
     min_peak_iou: float = 0.2
     #: do not flag a class whose IoU never rose by this much above its first value
     min_rise: float = 0.1
-    #: horizon of the onset computation in checks; null = the planned number of checks
+    #: horizon of the onset computation in epochs (f' is evaluated at epochs 1..horizon-1);
+    #: null = the planned number of epochs (official VOC: 16)
     horizon: Optional[int] = None
-    #: check every N training steps instead of once per epoch (long epochs, e.g. VOC); null = per epoch
+    #: record a training-IoU point every N training steps instead of once per epoch (long epochs;
+    #: official VOC: 100). Points are placed in epoch units and the decision is still taken once
+    #: per epoch; null = one point per epoch
     every_steps: Optional[int] = None
+    #: a class is flagged once (completed epochs - flag_offset) >= onset; 1 = the official
+    #: ``if_update(ious, epoch - 1)``, 0 flags one epoch earlier
+    flag_offset: int = 1
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,9 @@ class CorrectionConfig:
     scales: tuple[float, ...] = (1.0,)
     hflip: bool = False
     temperature: float = 1.0
+    #: how the views (scales, flips) are combined: ``probs`` = mean of softmax(logits / T);
+    #: ``logits`` = softmax(mean of logits / T), as the official VOC code does
+    average: Literal["probs", "logits"] = "probs"
     #: start each round again from the original noisy labels instead of the current ones
     restart_from_original: bool = False
     correct_ignore: bool = False
@@ -138,6 +147,9 @@ class ConsistencyConfig:
     lam: float = 1.0
     rho: float = 0.8
     mask: Literal["image", "pixel", "none"] = "image"
+    #: ``all`` = the masked sum over all B*H*W pixels (official ``torch.mean``); ``masked`` = over
+    #: the pixels that are on only
+    normalize: Literal["all", "masked"] = "all"
     #: apply the multi-scale term on every N-th training step only (1 = every step, as in the paper);
     #: other steps use plain cross-entropy at scale 1. The scales cost 1 + 0.49 + 2.25 forward/backward
     #: passes, so N = 5 keeps a step at about 1.5x a baseline step instead of 3.8x (benchmarks/bench_perf.py)
@@ -340,6 +352,12 @@ def validate(cfg: Config) -> None:
     check(0 < det.r < 1, "adele.detection.r", f"must be in (0, 1), got {det.r}")
     check(det.min_points >= 3, "adele.detection.min_points", "must be >= 3")
     check(det.every_steps is None or det.every_steps >= 1, "adele.detection.every_steps", "must be >= 1 or null")
+    check(det.horizon is None or det.horizon >= 2, "adele.detection.horizon", f"must be >= 2 epochs or null, got {det.horizon}")
+    check(det.flag_offset >= 0, "adele.detection.flag_offset", f"must be >= 0, got {det.flag_offset}")
+    augmented = [n for n, v in (("data.hflip", d.hflip), ("data.scale_range", d.scale_range), ("data.crop", d.crop)) if v]
+    check(not (cor.predictions == "train" and augmented), "adele.correction.predictions",
+          f"'train' stores the softmax of augmented training batches, which is not aligned with the stored labels "
+          f"when {', '.join(augmented)} is set; use 'eval' (a clean pass) or turn the augmentation off")
     check(cor.every >= 1, "adele.correction.every", "must be >= 1")
     for name in ("tau_bg", "tau_fg"):
         tau = getattr(cor, name)

@@ -1,8 +1,20 @@
 """Segmentation metrics: collect a confusion matrix, then reduce to Dice / IoU.
 
-Dataset-level scores come from one confusion matrix summed over all pixels;
-per-image scores are computed per image (a class absent from both label and
-prediction of an image is NaN there) and averaged with ``nanmean``.
+Conventions (the same everywhere in adele: training logs, ``metrics.json``,
+reports, benchmarks, label agreement):
+
+* ``cm[t, p]`` counts pixels of label ``t`` predicted as ``p``; ignore pixels
+  are never counted.
+* Per class, Dice = 2TP / (2TP + FP + FN) and IoU = TP / (TP + FP + FN).
+* **Means are taken over the foreground classes present in the ground truth**
+  (class 0, background, is never averaged in). A class absent from the
+  ground truth has no defined Dice: it is left out of the mean whether or
+  not the model predicted a few pixels of it, and its false-positive pixel
+  count is reported separately. This is MONAI's ``ignore_empty=True``
+  convention, applied at the dataset level (one confusion matrix summed over
+  all pixels of a split) and per image (each image's own label decides).
+  Without it two runs differ by whole points because one of them predicted
+  stray pixels of a class the test split does not contain.
 """
 from __future__ import annotations
 
@@ -10,12 +22,22 @@ import numpy as np
 import torch
 
 
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
-    """``pred``, ``target``: (...) integer tensors -> (C, C) int64, rows = target, cols = pred."""
+def confusion_matrix(pred, target, num_classes: int, ignore_index: int = 255):
+    """``pred``, ``target``: (...) integer arrays or tensors -> (C, C) int64 (same kind), rows = target, cols = pred.
+
+    Pixels whose target is ``ignore_index`` are skipped. NumPy in, NumPy out;
+    a tensor in gives a tensor on the same device (used in the training loop).
+    """
+    if isinstance(target, torch.Tensor):
+        valid = target != ignore_index
+        t = target[valid].long()
+        p = pred[valid].long()
+        return torch.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    target = np.asarray(target)
+    pred = np.asarray(pred)
     valid = target != ignore_index
-    t = target[valid].long()
-    p = pred[valid].long()
-    return torch.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    idx = target[valid].astype(np.int64) * num_classes + pred[valid].astype(np.int64)
+    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def per_image_confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
@@ -29,7 +51,12 @@ def per_image_confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: i
 
 
 def scores_from_confusion(cm: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
-    """(..., C, C) confusion -> dict of (..., C) float arrays ``dice``, ``iou`` (NaN where the class is absent from both)."""
+    """(..., C, C) confusion -> dict of (..., C) float64 arrays ``dice``, ``iou``.
+
+    NaN where a class is absent from both label and prediction (0/0). A class
+    absent from the label but predicted scores 0 here; :func:`present_in_truth`
+    and :func:`foreground_mean` decide what a *mean* counts.
+    """
     cm = np.asarray(cm.cpu() if isinstance(cm, torch.Tensor) else cm, dtype=np.float64)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     fn = cm.sum(-1) - tp
@@ -38,6 +65,28 @@ def scores_from_confusion(cm: np.ndarray | torch.Tensor) -> dict[str, np.ndarray
         dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
         iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
     return {"dice": dice, "iou": iou}
+
+
+def present_in_truth(cm: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(..., C, C) confusion -> (..., C) bool: the class has at least one ground-truth pixel."""
+    cm = np.asarray(cm.cpu() if isinstance(cm, torch.Tensor) else cm)
+    return cm.sum(-1) > 0
+
+
+def foreground_mean(scores: np.ndarray, present: np.ndarray) -> np.ndarray | float:
+    """Mean of (..., C) per-class scores over the foreground classes (1..C-1) present in the ground truth.
+
+    ``present``: (..., C) bool from :func:`present_in_truth`. NaN where no
+    foreground class is present (e.g. an image with background only).
+    """
+    s = np.where(np.asarray(present)[..., 1:], np.asarray(scores, dtype=np.float64)[..., 1:], np.nan)
+    return nanmean(s, axis=-1)
+
+
+def mean_dice(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int = 255) -> float:
+    """Dataset-level foreground mean Dice of label maps ``pred`` against ``target`` (any equal shapes, int)."""
+    cm = confusion_matrix(pred, target, num_classes, ignore_index)
+    return float(foreground_mean(scores_from_confusion(cm)["dice"], present_in_truth(cm)))
 
 
 def nanmean(x: np.ndarray, axis=None) -> np.ndarray | float:
@@ -65,19 +114,32 @@ class SegMetrics:
         self.per_image.extend(cms)
 
     def compute(self, class_names: list[str] | tuple[str, ...]) -> dict:
-        """Dice and IoU per class, foreground means (class 0 excluded), dataset-level and per-image."""
+        """Dice and IoU per class and their foreground means, dataset-level and per-image.
+
+        Returns ``dice``/``iou``: {class: score}, None for a class absent from
+        the split's ground truth; ``mean_dice``/``mean_iou`` over the foreground
+        classes present in the ground truth (listed in ``mean_classes``);
+        ``absent_classes``: {class: false-positive pixels} for foreground classes
+        absent from the ground truth; ``per_image_*``: the same rule per image,
+        then averaged over images (``per_image_mean_*``) or per class over the
+        images that contain it (``per_image_dice``/``per_image_iou``).
+        """
         ds = scores_from_confusion(self.cm)
+        present = present_in_truth(self.cm)
         out: dict = {}
         for key, arr in ds.items():
-            out[key] = {n: _f(v) for n, v in zip(class_names, arr)}
-            out[f"mean_{key}"] = _f(nanmean(arr[1:]))
+            out[key] = {n: (_f(v) if present[c] else None) for c, (n, v) in enumerate(zip(class_names, arr))}
+            out[f"mean_{key}"] = _f(foreground_mean(arr, present))
+        out["mean_classes"] = [n for c, n in enumerate(class_names) if c > 0 and present[c]]
+        fp = self.cm.sum(0) - np.diagonal(self.cm)
+        out["absent_classes"] = {n: int(fp[c]) for c, n in enumerate(class_names) if c > 0 and not present[c]}
         if self.per_image:
-            pi = scores_from_confusion(np.stack(self.per_image))
+            cms = np.stack(self.per_image)
+            pi, pi_present = scores_from_confusion(cms), present_in_truth(cms)
             for key, arr in pi.items():
-                per_class = nanmean(arr, axis=0)
+                per_class = nanmean(np.where(pi_present, arr, np.nan), axis=0)
                 out[f"per_image_{key}"] = {n: _f(v) for n, v in zip(class_names, per_class)}
-                # per image: mean over the foreground classes present, then mean over images
-                out[f"per_image_mean_{key}"] = _f(nanmean(nanmean(arr[:, 1:], axis=1)))
+                out[f"per_image_mean_{key}"] = _f(nanmean(foreground_mean(arr, pi_present)))
         out["num_images"] = len(self.per_image)
         return out
 

@@ -7,9 +7,18 @@ q = mean_i p_i clamped to [eps, 1 - eps]:
     consistency = sum_i KL(p_i || q)        (a Jensen-Shannon form)
     total       = (sum_i CE_i + lam * consistency) / n_scales
 
+KL(p || q) = sum_c p_c (log p_c - log q_c) with the unclamped p (0 log 0 = 0),
+as torch's ``kl_div(log q, p)`` in the official code.
+
 The consistency term is only used where the model is confident:
-'image' (official): a whole image counts iff max over its pixels of max_c q >= rho;
-'pixel': a pixel counts iff max_c q >= rho; 'none': everywhere.
+'image' (official): a whole image counts iff max over its non-ignored pixels
+of max_c q >= rho (ignore-index pixels, e.g. crop padding, never switch an
+image on); 'pixel': a pixel counts iff max_c q >= rho; 'none': everywhere.
+
+Normalization (``normalize``): 'all' (official, ``torch.mean``) divides the
+masked sum by all B*H*W pixels, so an image that is off contributes zeros;
+'masked' divides by the number of pixels that are on (a few confident
+pixels then carry the weight of a whole batch).
 Cross-entropy is applied to the raw logits of every scale (no temperature:
 the official softmax(weights) = 1/3 logit scaling made the model predict only
 background for ~40 epochs in a measured run).
@@ -24,11 +33,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 MASKS = ("image", "pixel", "none")
+NORMALIZE = ("all", "masked")
 
 
-def _confidence_mask(q: Tensor, rho: float, mask: str) -> Tensor:
-    """q: (B, C, H, W) -> (B, H, W) float mask of pixels where the term is on."""
+def _confidence_mask(q: Tensor, rho: float, mask: str, valid: Optional[Tensor] = None) -> Tensor:
+    """q: (B, C, H, W), valid: (B, H, W) bool or None -> (B, H, W) float mask of pixels where the term is on."""
     conf = q.max(dim=1).values  # (B, H, W)
+    if valid is not None:
+        conf = conf * valid.to(conf.dtype)
     if mask == "pixel":
         return (conf >= rho).float()
     if mask == "image":
@@ -44,16 +56,22 @@ def consistency_loss(
     eps: float = 1e-3,
     weights: Optional[Sequence[float]] = None,
     detach_target: bool = False,
+    valid: Optional[Tensor] = None,
+    normalize: str = "all",
 ) -> Tensor:
-    """sum_i KL(p_i || q), averaged over masked pixels; scalar Tensor.
+    """sum_i KL(p_i || q) per pixel, masked, then normalized; scalar Tensor.
 
     probs: list of S tensors (B, C, H, W), softmax probabilities of each scale.
     weights: (S,) non-negative weights for q (normalized to sum 1); default equal.
     detach_target: stop gradients through q (default False = JS form, as in the spec).
+    valid: (B, H, W) bool, False at ignore-index pixels (they never switch the mask on).
+    normalize: 'all' = masked sum / (B*H*W) (official), 'masked' = / number of pixels on.
     Returns 0 (still differentiable, zero gradient) when no pixel is on.
     """
     if mask not in MASKS:
         raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
     if len(probs) == 0 or any(p.shape != probs[0].shape or p.dim() != 4 for p in probs):
         raise ValueError(f"probs must be a non-empty list of equal (B, C, H, W) tensors, "
                          f"got {[tuple(p.shape) for p in probs]}")
@@ -63,14 +81,17 @@ def consistency_loss(
         raise ValueError(f"weights must be {len(probs)} non-negative numbers with a positive sum")
     w = (w / w.sum()).to(P)
     q = (w.view(-1, 1, 1, 1, 1) * P).sum(dim=0)  # (B, C, H, W)
-    with torch.no_grad():
-        on = _confidence_mask(q, rho, mask)  # (B, H, W)
     q = q.clamp(eps, 1.0 - eps)
+    with torch.no_grad():
+        on = _confidence_mask(q, rho, mask, valid)  # (B, H, W), from the clamped q as officially
     if detach_target:
         q = q.detach()
-    kl = (P * (P.clamp(eps, 1.0 - eps).log() - q.log().unsqueeze(0))).sum(dim=2)  # (S, B, H, W)
+    kl = (torch.xlogy(P, P) - P * q.log().unsqueeze(0)).sum(dim=2)  # (S, B, H, W)
     per_pixel = kl.sum(dim=0)  # (B, H, W)
-    return (per_pixel * on).sum() / on.sum().clamp_min(1.0)
+    total = (per_pixel * on).sum()
+    if normalize == "all":
+        return total / per_pixel.numel()
+    return total / on.sum().clamp_min(1.0)
 
 
 def multiscale_logits(
@@ -118,16 +139,17 @@ def multiscale_loss(
     eps: float = 1e-3,
     weights: Optional[Sequence[float]] = None,
     detach_target: bool = False,
+    normalize: str = "all",
 ) -> dict[str, Tensor]:
     """CE at every scale plus consistency.
 
     logits_list: S tensors (B, C, H, W) at label size; labels: (B, H, W) int, ignore_index = ignore.
-    Returns {'ce': sum_i CE_i, 'consistency': sum_i KL(p_i || q) (masked mean),
+    Returns {'ce': sum_i CE_i, 'consistency': sum_i KL(p_i || q) (masked, see ``normalize``),
              'total': (ce + lam * consistency) / S}; all scalar Tensors.
     """
     labels = labels.long()
     ce = sum(_cross_entropy(lg, labels, ce_weight, ignore_index) for lg in logits_list)
     probs = [lg.softmax(dim=1) for lg in logits_list]
     cons = consistency_loss(probs, rho=rho, mask=mask, eps=eps, weights=weights,
-                            detach_target=detach_target)
+                            detach_target=detach_target, valid=labels != ignore_index, normalize=normalize)
     return {"ce": ce, "consistency": cons, "total": (ce + lam * cons) / len(logits_list)}

@@ -10,11 +10,23 @@ slope at t = 1 ("the class has been learned; what follows is memorization").
 
     relative_change(t) = | |f'(t)| - |f'(1)| | / |f'(1)|,  t = 1 .. horizon-1
     onset = 1 + #{t : relative_change(t) <= r}      (values > 1 count as 0)
-    flagged  <=>  current_epoch >= onset
+    flagged  <=>  current_epoch - flag_offset >= onset
+
+Time is in epochs throughout, as in the official code: T points recorded
+every ``dt`` epochs (dt = 1 for one check per epoch; K / steps_per_epoch for
+a check every K steps, the official VOC setting) sit at
+t = linspace(0, T * dt, T), f' is evaluated at epochs 1 .. horizon-1, and
+points trimmed from a flat start shift the onset by trimmed * dt epochs.
+``flag_offset = 1`` is the official convention (``if_update(ious, epoch - 1)``:
+a class with onset k is flagged after epoch k + 1); 0 flags it one epoch earlier.
 
 Guards beyond the paper's rule (each one a measured or stated pitfall):
   * the horizon is the *planned* number of epochs, not the current curve length;
-  * a class whose IoU has not risen meaningfully is never flagged;
+  * a class whose IoU has not risen meaningfully is never flagged: its peak
+    must reach ``min_peak_iou`` and rise by ``min_rise`` above its early level
+    (the first point when that is below ``min_peak_iou``; otherwise the class
+    was learned within the first check and its early level is the untrained
+    network's IoU, 0, as f(0) = 0 in the fitted model);
   * the official flat-start trim is optional and never trims below `min_points`;
   * NaN (class absent), short, flat, decreasing curves and fit failures give
     ``flagged=False`` with a reason instead of an exception.
@@ -64,11 +76,12 @@ def _failed(reason: str) -> CurveFit:
     return CurveFit(np.nan, np.nan, np.nan, ok=False, reason=reason)
 
 
-def fit_curve(y: np.ndarray) -> CurveFit:
+def fit_curve(y: np.ndarray, dt: float = 1.0) -> CurveFit:
     """Fit f(t) to a curve of T >= 3 finite values; never raises.
 
-    y: (T,) float. Points are placed at t = linspace(0, T, T) (epoch units, as
-    in the official code) with sigma = geomspace(1, 0.1, T) so that late
+    y: (T,) float, one point every ``dt`` epochs. Points are placed at
+    t = linspace(0, T * dt, T) (epoch units, as in the official code:
+    ``linspace(0, len * eval_interval / iters_per_epoch, len)``) with sigma = geomspace(1, 0.1, T) so that late
     points weigh more; trust-region least squares from (1, 1, 1) within
     a in [0, 1], b in [0, 1], c in [0, inf).
     """
@@ -78,7 +91,7 @@ def fit_curve(y: np.ndarray) -> CurveFit:
         return _failed(f"fit needs >= 3 points, got {T}")
     if not np.all(np.isfinite(y)):
         return _failed("curve contains NaN/inf")
-    t = np.linspace(0, T, T)
+    t = np.linspace(0, T * float(dt), T)
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
@@ -136,13 +149,14 @@ def onset_epoch(a: float, b: float, c: float, horizon: int, r: float = 0.9) -> i
 class OnsetResult:
     """Onset decision for one class.
 
-    flagged: current epoch >= onset.  onset: epoch (1-based, same units as
-    the curve) or None when no valid fit.  fit: the curve fit or None.
+    flagged: current_epoch - flag_offset >= onset.  onset: epoch (1-based;
+    an int for one check per epoch, possibly fractional for checks every K
+    steps) or None when no valid fit.  fit: the curve fit or None.
     trimmed: leading flat points dropped before fitting.  reason: why.
     """
 
     flagged: bool
-    onset: Optional[int] = None
+    onset: Optional[float] = None
     fit: Optional[CurveFit] = None
     trimmed: int = 0
     reason: str = ""
@@ -155,48 +169,56 @@ def flat_start_length(y: np.ndarray, trim_flat: float) -> int:
     return int(rising[0]) if rising.size else int(steps.size)
 
 
-def _epoch_of(epochs: np.ndarray, k: int) -> int:
-    """Epoch of the k-th (1-based) fitted point; past the data, one epoch per step."""
-    if k <= epochs.size:
-        return int(epochs[k - 1])
-    return int(epochs[-1]) + (k - epochs.size)
+def _as_epoch(x: float) -> float:
+    """An onset as an int when it is a whole epoch (the per-epoch case), else rounded to 1e-6."""
+    x = float(x)
+    return int(round(x)) if abs(x - round(x)) < 1e-9 else round(x, 6)
 
 
 def detect_onset(
     ious: Sequence[float],
-    current_epoch: int,
+    current_epoch: float,
     horizon: int,
     r: float = 0.9,
     min_points: int = 3,
     trim_flat: Optional[float] = 0.1,
     min_peak_iou: float = 0.2,
     min_rise: float = 0.1,
+    dt: float = 1.0,
+    flag_offset: int = 1,
 ) -> OnsetResult:
     """Decide whether one class has started memorizing. Never raises on ``ious``.
 
-    ious: (E,) float, train IoU of one class per epoch (epoch 1 first); NaN or
-    inf = class absent that epoch (dropped; the onset is mapped back to real
-    epochs). current_epoch: 1-based epoch of the last entry.
-    horizon: planned total number of epochs. Other arguments: see module doc.
-    Raises ValueError only for invalid settings (horizon < 1, min_points < 3,
-    r outside (0, 1)).
+    ious: (E,) float, train IoU of one class, one point every ``dt`` epochs
+    (dt = 1: one per epoch, epoch 1 first); NaN or inf = class absent at that
+    check (dropped; the onset is mapped back to real time).
+    current_epoch: number of completed epochs (the official ``epoch_number``).
+    horizon: planned total number of epochs. flag_offset: flagged once
+    current_epoch - flag_offset >= onset (1 = official). Other arguments: see
+    module doc. Raises ValueError only for invalid settings (horizon < 1,
+    min_points < 3, r outside (0, 1), dt <= 0).
     """
     _check_settings(horizon, r, min_points)
+    if not dt > 0:
+        raise ValueError(f"dt must be > 0 (epochs between two checks), got {dt}")
     y = np.asarray(ious, dtype=np.float64).ravel()
     valid = np.isfinite(y)
-    epochs = np.flatnonzero(valid) + 1
+    index = np.flatnonzero(valid) + 1  # 1-based check number of each valid point
     y = y[valid]
     if y.size == 0:
         return OnsetResult(False, reason="class absent (no finite IoU)")
     if y.size < min_points:
         return OnsetResult(False, reason=f"too short ({y.size} < {min_points} valid points)")
 
-    rise, peak = float(y.max() - y[0]), float(y.max())
-    if rise <= min_rise and y[-1] < y[0]:
-        return OnsetResult(False, reason=f"decreasing curve (rise {rise:.3f} <= {min_rise}, "
+    peak = float(y.max())
+    start_rise = peak - float(y[0])
+    if start_rise <= min_rise and y[-1] < y[0]:
+        return OnsetResult(False, reason=f"decreasing curve (rise {start_rise:.3f} <= {min_rise}, "
                                          f"ends below its start)")
+    early = float(y[0]) if y[0] < min_peak_iou else 0.0
+    rise = peak - early
     if peak < min_peak_iou or rise < min_rise or rise <= 0.0:
-        return OnsetResult(False, reason=f"not risen (peak {peak:.3f}, rise {rise:.3f})")
+        return OnsetResult(False, reason=f"not risen (peak {peak:.3f}, rise {rise:.3f} above early level {early:.3f})")
 
     notes, trimmed = [], 0
     if trim_flat is not None:
@@ -204,22 +226,27 @@ def detect_onset(
         if y.size - trimmed < min_points:
             notes.append(f"trim of {trimmed} skipped (would leave < {min_points} points)")
             trimmed = 0
-    fit = fit_curve(y[trimmed:])
+    n = y.size - trimmed
+    fit = fit_curve(y[trimmed:], dt)
     if not fit.ok:
         return OnsetResult(False, fit=fit, trimmed=trimmed, reason=fit.reason)
 
-    with np.errstate(all="ignore"):  # last fitted point sits at t = T (linspace(0, T, T))
-        fitted_end = float(curve(float(y.size - trimmed), fit.a, fit.b, fit.c))
+    with np.errstate(all="ignore"):  # last fitted point sits at t = n * dt (linspace(0, n dt, n))
+        fitted_end = float(curve(n * float(dt), fit.a, fit.b, fit.c))
     if not fitted_end >= min_peak_iou:
         return OnsetResult(False, fit=fit, trimmed=trimmed,
                            reason=f"fit near-flat (fitted IoU {fitted_end:.3f} < {min_peak_iou})")
-    first_epoch = int(epochs[trimmed])
     try:
-        local = onset_epoch(fit.a, fit.b, fit.c, max(horizon - first_epoch + 1, 1), r)
+        local = onset_epoch(fit.a, fit.b, fit.c, horizon, r)
     except ValueError as err:
         return OnsetResult(False, fit=fit, trimmed=trimmed, reason=str(err))
-    onset = _epoch_of(epochs[trimmed:], local)
-    flagged = current_epoch >= onset
+    # official: onset = trimmed * dt + local. Checks with NaN (class absent) are not in the fit;
+    # the time they took is added back by mapping the local onset to the check it falls on.
+    k = max(1, int(round(local / dt)))  # 1-based fitted point at the local onset
+    fitted_index = index[trimmed:]
+    check = int(fitted_index[k - 1]) if k <= n else int(fitted_index[-1]) + (k - n)
+    onset = _as_epoch((check - k) * dt + local)
+    flagged = current_epoch - flag_offset >= onset
     notes.insert(0, "memorization onset reached" if flagged else "onset not reached yet")
     return OnsetResult(flagged, onset, fit, trimmed, "; ".join(notes))
 
@@ -230,10 +257,12 @@ def detect_onset(
 class MemorizationDetector:
     """Track per-class IoU curves and flag classes once memorization starts.
 
-    Call :meth:`update` once per check (normally once per epoch). The curve of
-    class c is ``history[:, c]``; its index (1-based) is the epoch unit that
-    ``horizon`` and the onsets are expressed in. A flagged class stays flagged.
-    Background (class 0) is not watched by default and never flagged here.
+    Call :meth:`update` once per check. With one check per epoch (``dt = 1``)
+    it records the point and decides; with checks every K steps (``dt = K /
+    steps_per_epoch``) call ``update(..., decide=False)`` at each check and
+    :meth:`decide` once at the end of each epoch, as the official VOC code
+    does. ``horizon`` and the onsets are in epochs. A flagged class stays
+    flagged. Background (class 0) is not watched by default and never flagged.
     """
 
     def __init__(
@@ -246,6 +275,8 @@ class MemorizationDetector:
         min_peak_iou: float = 0.2,
         min_rise: float = 0.1,
         classes_to_watch: Optional[Sequence[int]] = None,
+        dt: float = 1.0,
+        flag_offset: int = 1,
     ):
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 (background + 1), got {num_classes}")
@@ -254,11 +285,16 @@ class MemorizationDetector:
         if any(not 1 <= c < num_classes for c in watch):
             raise ValueError(f"classes_to_watch must be in 1..{num_classes - 1} "
                              f"(background 0 is never flagged), got {watch}")
+        if not dt > 0:
+            raise ValueError(f"dt must be > 0 (epochs between two checks), got {dt}")
+        if flag_offset < 0:
+            raise ValueError(f"flag_offset must be >= 0, got {flag_offset}")
         self.num_classes = int(num_classes)
         self.watch = watch
         self.settings = dict(horizon=int(horizon), r=float(r), min_points=int(min_points),
                              trim_flat=None if trim_flat is None else float(trim_flat),
-                             min_peak_iou=float(min_peak_iou), min_rise=float(min_rise))
+                             min_peak_iou=float(min_peak_iou), min_rise=float(min_rise),
+                             dt=float(dt), flag_offset=int(flag_offset))
         _check_settings(int(horizon), float(r), int(min_points))
         self._history: list[np.ndarray] = []
         self._epochs: list[int] = []
@@ -267,19 +303,26 @@ class MemorizationDetector:
         self.newly_flagged: list[int] = []
         self.last_results: list[OnsetResult] = []
 
-    def update(self, epoch: int, ious: np.ndarray) -> list[OnsetResult]:
-        """Append one check and re-evaluate not-yet-flagged watched classes.
+    def update(self, epoch: int, ious: np.ndarray, decide: bool = True) -> list[OnsetResult]:
+        """Append one check; with ``decide`` (default) also :meth:`decide` at ``epoch``.
 
-        epoch: label of this check (recorded as the flag epoch).
+        epoch: completed epochs at this check (the flag epoch when it decides).
         ious: (C,) float, per-class train IoU, NaN = class absent.
-        Returns (C,) list of OnsetResult indexed by class.
+        Returns (C,) list of OnsetResult indexed by class (``last_results``).
         """
         ious = np.asarray(ious, dtype=np.float64).ravel()
         if ious.size != self.num_classes:
             raise ValueError(f"ious has {ious.size} entries, detector expects {self.num_classes}")
         self._history.append(ious.copy())
         self._epochs.append(int(epoch))
-        hist, now = self.history, len(self._history)
+        if decide:
+            return self.decide(epoch)
+        self.newly_flagged = []
+        return self.last_results
+
+    def decide(self, epoch: int) -> list[OnsetResult]:
+        """Re-evaluate the not-yet-flagged watched classes after ``epoch`` completed epochs."""
+        hist = self.history
         self.newly_flagged = []
         results = []
         for c in range(self.num_classes):
@@ -288,7 +331,7 @@ class MemorizationDetector:
             elif c not in self.watch:
                 results.append(OnsetResult(False, reason="not watched"))
             else:
-                res = detect_onset(hist[:, c], now, **self.settings)
+                res = detect_onset(hist[:, c], epoch, **self.settings)
                 if res.flagged:
                     self._flagged[c], self._flag_epoch[c] = res, int(epoch)
                     self.newly_flagged.append(c)
@@ -304,8 +347,8 @@ class MemorizationDetector:
         return out
 
     @property
-    def onsets(self) -> dict[int, int]:
-        """{class: onset} for flagged classes (curve-index units)."""
+    def onsets(self) -> dict[int, float]:
+        """{class: onset epoch} for flagged classes."""
         return {c: res.onset for c, res in sorted(self._flagged.items())}
 
     @property
@@ -343,7 +386,7 @@ class MemorizationDetector:
         for rec in state["flagged"]:
             c = int(rec["cls"])
             fit = CurveFit(float(rec["a"]), float(rec["b"]), float(rec["c"]), ok=True)
-            self._flagged[c] = OnsetResult(True, int(rec["onset"]), fit,
+            self._flagged[c] = OnsetResult(True, _as_epoch(rec["onset"]), fit,
                                            int(rec["trimmed"]), str(rec["reason"]))
             self._flag_epoch[c] = int(rec["epoch"])
         self.newly_flagged, self.last_results = [], []

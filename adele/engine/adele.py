@@ -29,9 +29,9 @@ from ..core import (
 )
 from ..data.dataset import PreparedSplit
 from ..losses import soft_dice_loss, supervised_loss
-from ..metrics import scores_from_confusion
+from ..metrics import mean_dice, scores_from_confusion
 from . import checkpoint as ckpt
-from .distributed import DistInfo
+from .distributed import DistInfo, steps_per_epoch
 
 
 def save_labels(labels: list[np.ndarray], path: Path) -> None:
@@ -53,21 +53,33 @@ def load_labels(path: Path) -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def predict_probs(model: torch.nn.Module, images: torch.Tensor, scales=(1.0,), hflip: bool = False, temperature: float = 1.0) -> torch.Tensor:
-    """Eval-mode softmax ``(B, C, H, W)`` averaged over ``scales`` and, optionally, horizontal flip."""
+def predict_probs(model: torch.nn.Module, images: torch.Tensor, scales=(1.0,), hflip: bool = False,
+                  temperature: float = 1.0, average: str = "probs") -> torch.Tensor:
+    """Eval-mode class probabilities ``(B, C, H, W)`` of ``images`` (B, C_in, H, W), over several views.
+
+    Views: every scale in ``scales`` (input resized, logits resized back to (H, W)) and, with
+    ``hflip``, each of them mirrored (the output mirrored back). ``average="probs"``: mean over
+    views of softmax(logits / temperature); ``"logits"``: softmax(mean over views of logits /
+    temperature), the official VOC code. The model's train/eval mode is restored.
+    """
+    if average not in ("probs", "logits"):
+        raise ValueError(f"average must be 'probs' or 'logits', got {average!r}")
     was_training = model.training
     model.eval()
-    acc, n = None, 0
-    views = [False, True] if hflip else [False]
-    for flip in views:
-        x = images.flip(-1) if flip else images
-        for logits in multiscale_logits(model, x, scales, tuple(images.shape[-2:])):
-            p = (logits.float() / temperature).softmax(1)
-            p = p.flip(-1) if flip else p
-            acc = p if acc is None else acc + p
-            n += 1
-    model.train(was_training)
-    return acc / n
+    try:
+        acc, n = None, 0
+        for flip in ([False, True] if hflip else [False]):
+            x = images.flip(-1) if flip else images
+            for logits in multiscale_logits(model, x, scales, tuple(images.shape[-2:])):
+                v = logits.float() / temperature
+                v = v.softmax(1) if average == "probs" else v
+                v = v.flip(-1) if flip else v
+                acc = v if acc is None else acc + v
+                n += 1
+        out = acc / n
+        return out if average == "probs" else out.softmax(1)
+    finally:
+        model.train(was_training)
 
 
 class AdeleState:
@@ -85,25 +97,20 @@ class AdeleState:
         self.classes = classes
         self.log = log
         det = self.a.detection
+        per_epoch = steps_per_epoch(len(train), cfg.train.batch_size, self.dist.world_size)
+        #: epochs between two IoU points: 1, or every_steps / steps per epoch (official VOC: 100 / 1058)
+        self.check_dt = 1.0 if det.every_steps is None else det.every_steps / per_epoch
         self.detector = MemorizationDetector(
-            num_classes, horizon=det.horizon or self._default_horizon(cfg, len(train)), r=det.r, min_points=det.min_points,
+            num_classes, horizon=det.horizon or cfg.train.epochs, r=det.r, min_points=det.min_points,
             trim_flat=det.trim_flat, min_peak_iou=det.min_peak_iou, min_rise=det.min_rise,
+            dt=self.check_dt, flag_offset=det.flag_offset,
         )
         self.round = 0
-        self._pending_new: list[int] = []
+        self._checks: list[dict] = []  # IoU points of the current epoch when checked every K steps
         self.rounds: list[dict] = []
         self.epochs_log: list[dict] = []
         self.allowed = np.stack([classes_present(lab, num_classes)[0] for lab in train.original])
         self._store: Optional[PredictionStore] = None
-
-    @staticmethod
-    def _default_horizon(cfg: Config, n_train: int) -> int:
-        """Planned number of checks: epochs, or training steps / ``detection.every_steps``."""
-        k = cfg.adele.detection.every_steps
-        if k is None:
-            return cfg.train.epochs
-        steps = cfg.train.epochs * -(-n_train // cfg.train.batch_size)
-        return max(3, steps // k)
 
     # ------------------------------------------------------------------ loss
 
@@ -120,7 +127,8 @@ class AdeleState:
         scales = tuple(con.scales)
         logits_list = net(img, scales=scales, out_size=tuple(lab.shape[-2:]))
         logits_list = [lg.float() for lg in logits_list]
-        out = multiscale_loss(logits_list, lab, ignore_index=self.ignore_index, lam=con.lam, rho=con.rho, mask=con.mask)
+        out = multiscale_loss(logits_list, lab, ignore_index=self.ignore_index, lam=con.lam, rho=con.rho, mask=con.mask,
+                              normalize=con.normalize)
         if self.cfg.train.loss == "ce_dice":  # the supervised term at every scale, as the CE
             dice = sum(soft_dice_loss(lg, lab, self.ignore_index) for lg in logits_list)
             out["ce"] = out["ce"] + dice
@@ -165,16 +173,26 @@ class AdeleState:
         for s in range(0, len(idx), bs):
             chunk = idx[s : s + bs]
             images = torch.stack([self.train.images[i] for i in chunk]).to(device)
-            probs = predict_probs(model, images, c.scales, c.hflip, c.temperature)
+            probs = predict_probs(model, images, c.scales, c.hflip, c.temperature, c.average)
             self.store.write_batch(chunk, probs.cpu())
         self.store.flush()
 
     # ------------------------------------------------------------------ epoch hook
 
-    def detect(self, epoch: int, cm: np.ndarray, step: Optional[int] = None) -> dict:
-        """One memorization check from a (C, C) confusion of training predictions vs current labels."""
+    def record_check(self, epoch: int, cm: np.ndarray, step: int) -> None:
+        """One training-IoU point from a (C, C) confusion of the last ``every_steps`` steps (no decision)."""
         ious = scores_from_confusion(cm)["iou"]
-        results = self.detector.update(epoch, ious)
+        self.detector.update(epoch, ious, decide=False)
+        self._checks.append({"step": int(step), "train_iou": [None if np.isnan(v) else float(v) for v in ious]})
+
+    def detect(self, epoch: int, cm: np.ndarray) -> dict:
+        """The end-of-epoch decision; with one point per epoch, ``cm`` (C, C) of this epoch's training
+        predictions vs current labels gives that point first."""
+        ious = scores_from_confusion(cm)["iou"]
+        if self.a.detection.every_steps is None:
+            results = self.detector.update(epoch, ious)
+        else:
+            results = self.detector.decide(epoch)
         flagged = self.detector.flagged
         rec = {
             "epoch": epoch,
@@ -183,8 +201,8 @@ class AdeleState:
             "newly_flagged": [int(c) for c in self.detector.newly_flagged],
             "classes": {},
         }
-        if step is not None:
-            rec["step"] = step
+        if self._checks:
+            rec["checks"], self._checks = self._checks, []
         for c, res in enumerate(results):
             if c == 0:
                 continue
@@ -194,19 +212,19 @@ class AdeleState:
                 "a": None if fit is None else fit.a, "b": None if fit is None else fit.b, "c": None if fit is None else fit.c,
             }
         for c in self.detector.newly_flagged:
-            where = f"step {step}" if step is not None else f"epoch {epoch}"
-            self.log(f"{where}: class '{self.classes[c]}' flagged (memorization onset at check {self.detector.onsets.get(c)})")
-        self._pending_new += [int(c) for c in self.detector.newly_flagged]
+            self.log(f"epoch {epoch}: class '{self.classes[c]}' flagged (memorization onset at epoch {self.detector.onsets.get(c)})")
         self.epochs_log.append(rec)
         return rec
 
     def after_epoch(self, epoch: int, train_cm: np.ndarray, net: torch.nn.Module, device: torch.device, dist: DistInfo) -> dict:
-        """Epoch-level check (unless checks run every K steps), then a correction round when due."""
-        if self.a.detection.every_steps is None:
-            self.detect(epoch, train_cm)
-        rec = self.epochs_log[-1] if self.epochs_log else {"epoch": epoch}
+        """The epoch's memorization decision, then a correction round when due.
+
+        A round runs in the epoch a class is first flagged and in every epoch that is a multiple of
+        ``correction.every`` once any class is flagged (official SegTHOR schedule).
+        """
+        rec = self.detect(epoch, train_cm)
         flagged = self.detector.flagged
-        newly, self._pending_new = self._pending_new, []
+        newly = rec["newly_flagged"]
         row = {"flagged": int(flagged.sum())}
         corr = self.a.correction
         due = bool(newly) or (flagged.any() and epoch % corr.every == 0)
@@ -253,8 +271,8 @@ class AdeleState:
             info["precision"] = None if np.isnan(prec.overall) else float(prec.overall)
             info["precision_per_class"] = {n: (None if np.isnan(v) else float(v)) for n, v in zip(self.classes, prec.per_class)}
             cur_flat = np.concatenate([x.ravel() for x in self.train.labels])
-            info["agreement_before"] = _mean_dice(cur_flat, clean_flat, self.num_classes, self.ignore_index)
-            info["agreement_after"] = _mean_dice(new_flat, clean_flat, self.num_classes, self.ignore_index)
+            info["agreement_before"] = mean_dice(cur_flat, clean_flat, self.num_classes, self.ignore_index)
+            info["agreement_after"] = mean_dice(new_flat, clean_flat, self.num_classes, self.ignore_index)
         for i, lab in enumerate(after):
             self.train.labels[i][...] = lab
         if dist.rank == 0:
@@ -287,14 +305,7 @@ class AdeleState:
 
     def summary(self) -> dict:
         return {
-            "onsets": {self.classes[c]: int(e) for c, e in self.detector.onsets.items()},
+            "onsets": {self.classes[c]: e for c, e in self.detector.onsets.items()},
             "flag_epochs": {self.classes[c]: int(e) for c, e in self.detector.flag_epochs.items()},
             "rounds": self.rounds,
         }
-
-
-def _mean_dice(a: np.ndarray, b: np.ndarray, num_classes: int, ignore_index: int) -> float:
-    valid = b != ignore_index
-    cm = np.bincount(b[valid].astype(np.int64) * num_classes + a[valid].astype(np.int64), minlength=num_classes**2).reshape(num_classes, num_classes)
-    dice = scores_from_confusion(cm)["dice"][1:]
-    return float(np.nanmean(dice)) if np.isfinite(dice).any() else float("nan")

@@ -48,6 +48,12 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
+def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimizer steps in one epoch of ``n`` images: each of ``world_size`` processes takes
+    ceil(n / world_size) of them (:class:`EpochSampler`) in batches of ``batch_size``."""
+    return -(-(-(-n // world_size)) // batch_size)
+
+
 class EpochSampler(torch.utils.data.Sampler):
     """Shuffled indices for one epoch, sharded by rank: a pure function of (seed, epoch, rank, world).
 

@@ -30,12 +30,12 @@ from ..data import open_source
 from ..data.dataset import PreparedSplit, TrainDataset, collate, prepare_split
 from ..data.folder import Source
 from ..errors import ConfigError, RunError
-from ..metrics import SegMetrics, nanmean, scores_from_confusion
+from ..metrics import SegMetrics, foreground_mean, present_in_truth, scores_from_confusion
 from ..losses import supervised_loss
 from ..models import build_model_from_config
 from . import checkpoint as ckpt
 from .adele import AdeleState
-from .distributed import DistInfo, EpochSampler, MultiScaleNet, all_reduce_sum, dist_info
+from .distributed import DistInfo, EpochSampler, MultiScaleNet, all_reduce_sum, dist_info, steps_per_epoch
 
 try:  # progress bars are a nicety; never a hard failure
     from tqdm.auto import tqdm
@@ -234,14 +234,14 @@ class Trainer:
 
     def fit(self) -> dict:
         cfg = self.cfg
-        steps_per_epoch = math.ceil(len(self.train_ds) / (cfg.train.batch_size * self.dist.world_size))
-        total_steps = steps_per_epoch * cfg.train.epochs
+        per_epoch = steps_per_epoch(len(self.train_ds), cfg.train.batch_size, self.dist.world_size)
+        total_steps = per_epoch * cfg.train.epochs
         epochs = range(self.epoch + 1, cfg.train.epochs + 1)
         bar = _progress(epochs, desc="epochs", position=0) if self.is_main else epochs
         for epoch in bar:
             self.epoch = epoch
             t0 = time.perf_counter()
-            row = self.train_epoch(epoch, (epoch - 1) * steps_per_epoch, total_steps)
+            row = self.train_epoch(epoch, (epoch - 1) * per_epoch, total_steps)
             if self.adele:
                 row.update(self.adele.after_epoch(epoch, row["_train_cm"], self.net, self.device, self.dist))
             row.pop("_train_cm")
@@ -310,7 +310,7 @@ class Trainer:
                     if k:
                         window += torch.bincount(lab[valid] * C + pred[valid], minlength=C * C).view(C, C)
                         if (step + 1) % k == 0:
-                            self.adele.detect(epoch, all_reduce_sum(window, self.dist).cpu().numpy(), step=step + 1)
+                            self.adele.record_check(epoch, all_reduce_sum(window, self.dist).cpu().numpy(), step=step + 1)
                             window.zero_()
         cm = all_reduce_sum(cm, self.dist)
         stats = torch.tensor([loss_sum, cons_sum, n_batches], dtype=torch.float64, device=self.device)
@@ -319,7 +319,7 @@ class Trainer:
         row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "loss": float(stats[0] / max(1, stats[2]))}
         if self.adele and cfg.adele.consistency.enabled:
             row["consistency"] = float(stats[1] / max(1, stats[2]))
-        row["train_mean_iou"] = nanmean(ious[1:])
+        row["train_mean_iou"] = foreground_mean(ious, present_in_truth(cm))
         for n, v in zip(self.classes, ious):
             row[f"train_iou/{n}"] = None if np.isnan(v) else float(v)
         row["_train_cm"] = cm.cpu().numpy()

@@ -11,14 +11,70 @@ def logits_like(seed, shape=(2, 3, 5, 6), scale=3.0):
 
 
 def kl_sum(probs, eps=1e-3):
-    """Reference: per-pixel sum_i KL(p_i || q), (B, H, W)."""
+    """Reference: per-pixel sum_i KL(p_i || q), (B, H, W), with F.kl_div (target p unclamped)."""
     q = torch.stack(probs).mean(0).clamp(eps, 1 - eps)
-    return sum((p * (p.clamp(eps, 1 - eps).log() - q.log())).sum(1) for p in probs)
+    return sum(F.kl_div(q.log(), p, reduction="none").sum(1) for p in probs)
 
 
-def test_zero_when_all_scales_agree():
+def official_consistency(logits, labels, rho=0.8):
+    """The official multi-scale term, written from the paper's code description (not from ours):
+    q = clamp(mean softmax, 1e-3, 1 - 1e-3); an image is on iff max over (C, H, W) of
+    q * [label < 255] >= rho; per pixel sum over scales and classes of kl_div(log q, p) * on;
+    then torch.mean over all B*H*W pixels."""
+    probs = [F.softmax(lg, dim=1) for lg in logits]
+    q = torch.clamp(torch.stack(probs).sum(0) / len(probs), 1e-3, 1 - 1e-3)
+    keep = (labels < 255).float().unsqueeze(1)
+    on = torch.amax(q * keep, dim=(-3, -2, -1), keepdim=True).ge(rho).float()
+    per_scale = [torch.sum(F.kl_div(q.log(), p, reduction="none") * on, dim=1) for p in probs]
+    return torch.mean(sum(per_scale))
+
+
+def test_near_zero_when_all_scales_agree():
+    # q is clamped to [1e-3, 1 - 1e-3] while p is not (as officially), so agreement gives |loss| << 1e-3
     p = logits_like(0).softmax(1)
+    assert abs(consistency_loss([p, p, p], mask="none").item()) < 1e-3
+    p = logits_like(0, scale=0.5).softmax(1)  # no probability near 0 or 1: exactly zero
     assert consistency_loss([p, p, p], mask="none").item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_matches_the_official_formula_with_image_mask_and_ignore_pixels():
+    shape = (5, 3, 6, 7)
+    confident = [logits_like(s, shape, scale=6.0) for s in range(3)]
+    logits = [lg.detach().clone() for lg in confident]
+    for lg in logits:  # images 1..4 near uniform: only image 0 is on
+        lg[1:] *= 0.01
+    labels = torch.randint(0, 3, (5, 6, 7), generator=torch.Generator().manual_seed(3))
+    labels[0, :2] = 255
+    ours = multiscale_loss(logits, labels, rho=0.8, mask="image")["consistency"]
+    ref = official_consistency(logits, labels, rho=0.8)
+    assert ref.item() > 0
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-4)
+
+
+def test_official_normalization_is_over_all_pixels_not_the_masked_ones():
+    # 1 of 5 images confident: 'all' (official torch.mean) = 1/5 of 'masked'
+    logits = [logits_like(s, (5, 3, 4, 4), scale=6.0).detach() for s in range(3)]
+    for lg in logits:
+        lg[1:] *= 0.01
+    probs = [lg.softmax(1) for lg in logits]
+    full = consistency_loss(probs, rho=0.8, mask="image", normalize="all")
+    masked = consistency_loss(probs, rho=0.8, mask="image", normalize="masked")
+    assert full.item() > 0
+    assert full.item() == pytest.approx(masked.item() / 5, rel=1e-5)
+    assert consistency_loss(probs, mask="image").item() == pytest.approx(full.item())  # the default
+    with pytest.raises(ValueError, match="normalize"):
+        consistency_loss(probs, normalize="bogus")
+
+
+def test_ignore_pixels_never_switch_an_image_on():
+    logits = [logits_like(s, (1, 3, 4, 4), scale=0.01).detach() for s in range(3)]
+    for lg in logits:
+        lg[0, 0, 0, 0] = 20.0  # one very confident pixel ...
+    probs = [lg.softmax(1) for lg in logits]
+    valid = torch.ones(1, 4, 4, dtype=torch.bool)
+    assert consistency_loss(probs, rho=0.8, mask="image", valid=valid).item() != 0.0
+    valid[0, 0, 0] = False  # ... that is an ignore (padding) pixel
+    assert consistency_loss(probs, rho=0.8, mask="image", valid=valid).item() == 0.0
 
 
 def test_positive_when_scales_disagree_and_matches_reference():
@@ -57,7 +113,7 @@ def test_image_mask_ignores_unconfident_images():
     probs = [lg.softmax(1) for lg in logits]
     loss = consistency_loss(probs, rho=0.8, mask="image")
     alone = consistency_loss([p[:1] for p in probs], rho=0.8, mask="image")
-    assert loss.item() == pytest.approx(alone.item()) and loss.item() > 0
+    assert loss.item() == pytest.approx(alone.item() / 2) and loss.item() > 0  # mean over both images' pixels
     loss.backward()
     assert all(lg.grad[1].abs().sum() == 0 and lg.grad[0].abs().sum() > 0 for lg in logits)
 
@@ -71,8 +127,10 @@ def test_pixel_mask_ignores_unconfident_pixels():
     q_max = torch.stack(probs).mean(0).max(1).values
     on = q_max >= 0.8
     assert not on[..., 0, :].any() and on.any()
-    loss = consistency_loss(probs, rho=0.8, mask="pixel")
+    loss = consistency_loss(probs, rho=0.8, mask="pixel", normalize="masked")
     assert loss.item() == pytest.approx(kl_sum(probs)[on].mean().item(), rel=1e-3)
+    full = consistency_loss(probs, rho=0.8, mask="pixel")
+    assert full.item() == pytest.approx((kl_sum(probs) * on).mean().item(), rel=1e-3)
     loss.backward()
     assert all(lg.grad[..., 0, :].abs().sum() == 0 for lg in logits)
 
@@ -100,7 +158,7 @@ def test_total_is_ce_sum_plus_lambda_consistency_over_scales():
     labels[0, 0, :3] = 255
     out = multiscale_loss(logits, labels, lam=0.5, rho=0.0, mask="image")
     ce = sum(F.cross_entropy(lg, labels, ignore_index=255) for lg in logits)  # raw logits, no temperature
-    cons = consistency_loss([lg.softmax(1) for lg in logits], rho=0.0)
+    cons = consistency_loss([lg.softmax(1) for lg in logits], rho=0.0, valid=labels != 255)
     assert out["ce"].item() == pytest.approx(ce.item(), rel=1e-6)
     assert out["consistency"].item() == pytest.approx(cons.item(), rel=1e-6)
     assert out["total"].item() == pytest.approx((ce + 0.5 * cons).item() / 3, rel=1e-6)

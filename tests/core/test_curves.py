@@ -75,14 +75,48 @@ def test_horizon_is_the_planned_length_not_the_curve_length():
     planned = detect_onset(y, current_epoch=8, horizon=100, trim_flat=None)
     assert planned.onset == 13 and not planned.flagged
     # the pitfall: horizon = current length forces onset <= current epoch
-    pitfall = detect_onset(y, current_epoch=8, horizon=8, trim_flat=None)
+    pitfall = detect_onset(y, current_epoch=8, horizon=8, trim_flat=None, flag_offset=0)
     assert pitfall.onset <= 8 and pitfall.flagged
 
 
-def test_flagged_once_current_epoch_reaches_onset():
-    y = b1_curve(20, 0.8, 5.0)
-    assert not detect_onset(y, current_epoch=12, horizon=100, trim_flat=None).flagged
-    assert detect_onset(y, current_epoch=13, horizon=100, trim_flat=None).flagged
+def test_flagged_one_epoch_after_onset_as_official():
+    # official: if_update(ious, epoch - 1) -> flagged once epoch - 1 >= onset
+    y = b1_curve(20, 0.8, 5.0)  # onset 13
+    assert detect_onset(y, current_epoch=13, horizon=100, trim_flat=None).onset == 13
+    assert not detect_onset(y, current_epoch=13, horizon=100, trim_flat=None).flagged
+    assert detect_onset(y, current_epoch=14, horizon=100, trim_flat=None).flagged
+    # flag_offset=0 keeps the earlier convention: flagged in the onset epoch itself
+    assert not detect_onset(y, current_epoch=12, horizon=100, trim_flat=None, flag_offset=0).flagged
+    assert detect_onset(y, current_epoch=13, horizon=100, trim_flat=None, flag_offset=0).flagged
+
+
+def test_points_every_k_steps_are_placed_in_epoch_units():
+    # 10 checks per epoch (dt = 0.1) of the same underlying curve as one check per epoch:
+    # the onset is the same epoch, not 10x earlier in "check" units
+    c, H = 5.0, 100
+    fine = curve(np.linspace(0, 20, 200), 0.8, 1.0, c)
+    res = detect_onset(fine, current_epoch=20, horizon=H, trim_flat=None, dt=0.1)
+    assert res.fit.ok and abs(res.fit.c - c) < 0.1
+    assert abs(res.onset - closed_form_onset(c, H)) <= 0.1
+    assert not detect_onset(fine[:120], current_epoch=12, horizon=H, trim_flat=None, dt=0.1).flagged
+    assert detect_onset(fine[:150], current_epoch=15, horizon=H, trim_flat=None, dt=0.1).flagged
+
+
+def test_trim_shift_is_in_epochs_for_checks_every_k_steps():
+    c, H = 5.0, 100
+    y = np.concatenate([np.zeros(10), curve(np.linspace(0, 20, 200), 0.8, 1.0, c)])
+    res = detect_onset(y, current_epoch=21, horizon=H, trim_flat=0.01, dt=0.1)
+    assert res.trimmed >= 10
+    assert abs(res.onset - (res.trimmed * 0.1 + closed_form_onset(c, H))) <= 0.1 + 1e-9
+
+
+def test_class_learned_within_the_first_epoch_is_flagged():
+    # IoU 0.87 -> 0.92: learned in epoch 1 (f(0) = 0), then slowly memorizing; official flags it at epoch 3
+    y = np.array([0.87, 0.90, 0.91, 0.915, 0.92])
+    assert detect_onset(y[:3], current_epoch=3, horizon=20).flagged
+    # the measured pitfall stays blocked: flat near zero, or a low start that never rises
+    assert "not risen" in detect_onset(np.full(10, 0.05), current_epoch=10, horizon=20).reason
+    assert "not risen" in detect_onset(np.linspace(0.15, 0.24, 10), current_epoch=10, horizon=20).reason
 
 
 # ---------------------------------------------------------------- flat-start trim
@@ -97,7 +131,7 @@ def test_trim_shifts_onset_by_trimmed_epochs():
     y = np.concatenate([[0.0, 0.0, 0.0], b1_curve(25, 0.8, c)])
     res = detect_onset(y, current_epoch=y.size, horizon=H, trim_flat=0.1)
     assert res.trimmed == 3
-    assert res.onset == closed_form_onset(c, H - 3) + 3
+    assert res.onset == closed_form_onset(c, H) + 3  # official: the full horizon, then shifted
     assert res.fit.ok and abs(res.fit.c - c) < 1e-2
 
 
@@ -126,7 +160,7 @@ def test_trim_keeps_exactly_min_points():
         ([0.1, 0.6], "too short"),
         ([np.nan, 0.2, np.nan, 0.7, np.nan], "too short"),
         (np.zeros(15), "not risen"),
-        (np.full(15, 0.5), "not risen"),
+        (np.full(15, 0.15), "not risen"),
         (np.full(15, 0.05) + np.linspace(0, 0.1, 15), "not risen"),  # peak < 0.2
         (np.linspace(0.9, 0.3, 15), "decreasing"),
     ],
@@ -155,7 +189,7 @@ def test_decreasing_curve_is_fittable_but_not_flagged():
 
 
 def test_constant_curve_not_flagged_even_without_min_rise():
-    res = detect_onset(np.full(15, 0.5), current_epoch=15, horizon=100, min_rise=0.0)
+    res = detect_onset(np.full(15, 0.15), current_epoch=15, horizon=100, min_rise=0.0)
     assert not res.flagged and "not risen" in res.reason
 
 
@@ -184,7 +218,7 @@ def test_non_finite_parameters_are_a_failure(monkeypatch):
 
 
 def test_degenerate_fit_parameters_are_not_flagged(monkeypatch):
-    monkeypatch.setattr(curves, "fit_curve", lambda y: CurveFit(0.9, 0.0, 0.5, ok=True))
+    monkeypatch.setattr(curves, "fit_curve", lambda y, dt=1.0: CurveFit(0.9, 0.0, 0.5, ok=True))
     res = detect_onset(b1_curve(10, 0.8, 3.0), current_epoch=10, horizon=100)
     assert not res.flagged and "degenerate" in res.reason
 
@@ -221,8 +255,8 @@ def test_detector_flags_and_stays_flagged():
     detector_run(det, 10, rng)
     assert det.flagged.tolist() == [False, True, False, False]  # background never
     onset, flag_epoch = det.onsets[1], det.flag_epochs[1]
-    assert flag_epoch == onset  # flagged in the epoch the onset was reached
-    replay = detect_onset(det.history[:onset, 1], current_epoch=onset, horizon=40)
+    assert flag_epoch == onset + 1  # flagged one epoch after the onset (official convention)
+    replay = detect_onset(det.history[:onset + 1, 1], current_epoch=onset + 1, horizon=40)
     assert replay.flagged and replay.onset == onset
     res = det.update(11, np.array([0.0, 0.0, 0.0, np.nan]))  # IoU collapses afterwards
     assert det.flagged[1] and det.onsets[1] == onset and det.flag_epochs[1] == flag_epoch

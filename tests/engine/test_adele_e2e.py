@@ -64,9 +64,15 @@ def test_adele_corrects_and_resumes_exactly(tmp_path):
 def test_ablation_switches(tmp_path):
     data = small_colin27(4, 2)
     cfg = load_config(None, ADELE + ["train.epochs=2", "adele.correction.enabled=false", "adele.consistency.enabled=false"])
-    res = _trainer(cfg, tmp_path / "r", data).fit()
+    t = _trainer(cfg, tmp_path / "r", data)
+    res = t.fit()
     assert res["adele"]["rounds"] == []
-    assert "consistency" not in res or True
+    assert not (tmp_path / "r" / "labels").exists()
+    assert all(np.array_equal(a, b) for a, b in zip(t.data.train.labels, t.data.train.original))
+    assert all("consistency" not in row for row in t.history)  # the multi-scale term never ran
+    on = _trainer(load_config(None, ADELE + ["train.epochs=1", "adele.consistency.mask=none"]), tmp_path / "on", data)
+    on.fit()
+    assert on.history[0]["consistency"] > 0
 
 
 def test_detection_every_k_steps(tmp_path):
@@ -75,6 +81,9 @@ def test_detection_every_k_steps(tmp_path):
     t = _trainer(cfg, tmp_path / "k", data)
     t.fit()
     log = [json.loads(line) for line in (tmp_path / "k" / "adele_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == list(range(1, 3 * 2 + 1))  # 8 images / batch 4 = 2 steps per epoch
+    # one decision per epoch, holding that epoch's IoU points (8 images / batch 4 = 2 steps per epoch)
+    assert [r["epoch"] for r in log] == [1, 2, 3]
+    assert [[c["step"] for c in r["checks"]] for r in log] == [[1, 2], [3, 4], [5, 6]]
     assert t.adele.detector.history.shape == (6, 10)
-    assert t.adele.detector.settings["horizon"] == 6
+    assert t.adele.detector.settings["horizon"] == 3  # epochs, not checks
+    assert t.adele.detector.settings["dt"] == 0.5  # every_steps / steps per epoch
