@@ -97,3 +97,8 @@ def test_segthor_config_loads_paper_settings():
     assert cfg.data.size == (256, 256) and cfg.adele.correction.every == 10 and cfg.adele.correction.scales == (1.0,)
     assert cfg.adele.correction.tau_fg == cfg.adele.correction.tau_bg == 0.7
     assert cfg.adele.consistency.scales == (1.0, 0.7, 1.5) and cfg.adele.consistency.rho == 0.8
+    con, det = cfg.adele.consistency, cfg.adele.detection
+    assert (con.every_steps, con.lam, con.mask, con.normalize) == (1, 1.0, "image", "all")  # every step, as the paper
+    assert (det.r, det.trim_flat, det.every_steps, det.flag_offset, det.horizon) == (0.9, 0.1, None, 1, None)
+    assert not cfg.data.hflip and cfg.data.crop is None and cfg.data.scale_range is None  # no augmentation
+    assert not cfg.adele.correction.restart_from_original and cfg.data.noise == "final:target_area=1000"

@@ -1,0 +1,87 @@
+"""Mutation check: each deliberate science bug must turn the default test suite red.
+
+Copies ``adele/`` and ``tests/`` to a temporary folder, applies one mutation at a
+time (a literal source edit that must match exactly once), runs the default
+suite there with ``-x`` and prints which test failed first. Exit code 1 if any
+mutation survives (the suite stays green).
+
+    python benchmarks/mutation_check.py            # all mutations
+    python benchmarks/mutation_check.py --only 2   # one of them
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (name, file, original text, mutated text)
+MUTATIONS = [
+    ("background included in the mean Dice", "adele/metrics.py",
+     "np.where(np.asarray(present)[..., 1:], np.asarray(scores, dtype=np.float64)[..., 1:], np.nan)",
+     "np.where(np.asarray(present)[..., 0:], np.asarray(scores, dtype=np.float64)[..., 0:], np.nan)"),
+    ("a class absent from label and prediction scored 0 instead of NaN", "adele/metrics.py",
+     "dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)",
+     "dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)"),
+    ("correction started from the clean labels", "adele/engine/adele.py",
+     "base = self.train.original if c.restart_from_original else self.train.labels",
+     "base = self.train.clean if self.train.clean is not None else self.train.labels"),
+    ("a correction round every epoch regardless of correction.every", "adele/engine/adele.py",
+     "due = bool(newly) or (flagged.any() and epoch % corr.every == 0)",
+     "due = bool(newly) or flagged.any()"),
+    ("a class flagged in the onset epoch instead of one epoch after (official)", "adele/core/curves.py",
+     "flagged = current_epoch - flag_offset >= onset",
+     "flagged = current_epoch >= onset"),
+    ("consistency averaged over the masked pixels instead of all pixels", "adele/core/consistency.py",
+     'normalize: str = "all",\n) -> Tensor:',
+     'normalize: str = "masked",\n) -> Tensor:'),
+    ("IoU points every K steps placed in check units instead of epochs", "adele/core/curves.py",
+     "t = np.linspace(0, T * float(dt), T)",
+     "t = np.linspace(0, T, T)"),
+    ("flipped views not flipped back in predict_probs", "adele/engine/adele.py",
+     "v = v.flip(-1) if flip else v",
+     "v = v"),
+]
+
+
+def run(index: int, name: str, rel: str, old: str, new: str) -> bool:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for part in ("adele", "tests", "configs", "benchmarks"):
+            shutil.copytree(REPO / part, tmp / part)
+        shutil.copy(REPO / "pyproject.toml", tmp / "pyproject.toml")
+        path = tmp / rel
+        text = path.read_text()
+        if text.count(old) != 1:
+            raise SystemExit(f"mutation {index} ({name}): the original text occurs {text.count(old)} times in {rel}; update this script")
+        path.write_text(text.replace(old, new))
+        env = dict(os.environ, PYTHONPATH=str(tmp), ADELE_NO_PROGRESS="1")
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"], cwd=tmp, env=env,
+                              capture_output=True, text=True)
+        failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.M)
+        caught = proc.returncode != 0
+        what = failed[0] if failed else (proc.stdout.strip().splitlines() or ["?"])[-1]
+        print(f"{index}. {name}: {'CAUGHT by ' + what if caught else 'SURVIVED (suite green)'} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        return caught
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", type=int, nargs="*", help="mutation numbers (1-based)")
+    args = ap.parse_args()
+    chosen = args.only or range(1, len(MUTATIONS) + 1)
+    results = [run(i, *MUTATIONS[i - 1]) for i in chosen]
+    print(f"{sum(results)} of {len(results)} mutations caught")
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Properties of ADELE in the training loop that a wrong implementation would break silently."""
+import numpy as np
+import pytest
+import torch
+
+from adele.config import load_config
+from adele.core import OnsetResult
+from adele.engine import Trainer, load_run_data
+from adele.engine.adele import AdeleState, predict_probs
+from adele.testing import small_colin27
+from test_adele_e2e import ADELE
+
+
+def _fit(cfg, run, data):
+    t = Trainer(cfg, run, data=data, log=lambda m: None)
+    t.prepare_run_dir(resume=False, overwrite=False)
+    return t, t.fit()
+
+
+def test_clean_labels_never_influence_training(tmp_path):
+    """Clean reference labels may only be *measured against*: weights, corrected labels and onsets
+    are bit-identical when they are replaced by random labels."""
+    src = small_colin27(8, 2)
+    cfg = load_config(None, ADELE + ["train.epochs=8"])
+    a_data, b_data = load_run_data(cfg, src), load_run_data(cfg, src)
+    rng = np.random.default_rng(0)
+    b_data.train.clean = [rng.integers(0, 10, lab.shape).astype(lab.dtype) for lab in b_data.train.clean]
+    a, ra = _fit(cfg, tmp_path / "a", a_data)
+    b, rb = _fit(cfg, tmp_path / "b", b_data)
+    assert ra["adele"]["rounds"] and any(r["pixels_changed"] for r in ra["adele"]["rounds"])
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    assert all(np.array_equal(x, y) for x, y in zip(a.data.train.labels, b.data.train.labels))
+    assert ra["adele"]["onsets"] == rb["adele"]["onsets"] and ra["adele"]["flag_epochs"] == rb["adele"]["flag_epochs"]
+    assert ra["test"] == rb["test"]
+    # only what is measured against the clean labels differs
+    assert [r["precision"] for r in ra["adele"]["rounds"]] != [r["precision"] for r in rb["adele"]["rounds"]]
+
+
+class ScriptedDetector:
+    """Stands in for MemorizationDetector: class c is flagged at epoch flags[c]."""
+
+    def __init__(self, num_classes, flags):
+        self.num_classes, self.flags, self._on, self.newly_flagged = num_classes, flags, set(), []
+
+    def update(self, epoch, ious, decide=True):
+        return self.decide(epoch)
+
+    def decide(self, epoch):
+        self.newly_flagged = [c for c, e in self.flags.items() if e == epoch]
+        self._on |= set(self.newly_flagged)
+        return [OnsetResult(c in self._on) for c in range(self.num_classes)]
+
+    @property
+    def flagged(self):
+        return np.array([c in self._on for c in range(self.num_classes)])
+
+    @property
+    def onsets(self):
+        return {c: self.flags[c] - 1 for c in sorted(self._on)}
+
+
+@pytest.mark.parametrize("every,flags,expected", [
+    (10, {1: 3, 4: 7, 2: 7}, [3, 7, 10, 20, 30]),
+    (5, {3: 12}, [12, 15, 20, 25, 30]),
+    (1, {1: 28}, [28, 29, 30]),
+    (7, {}, []),
+])
+def test_correction_rounds_in_the_flag_epoch_and_every_n_epochs_after(tmp_path, every, flags, expected):
+    src = small_colin27(4, 2)
+    cfg = load_config(None, ADELE + [f"adele.correction.every={every}", "train.epochs=30"])
+    data = load_run_data(cfg, src)
+    state = AdeleState(cfg, 10, 255, tmp_path, data.train, list(src.classes), log=lambda m: None)
+    state.detector = ScriptedDetector(10, flags)
+    done = []
+    state.correction_round = lambda epoch, *a: done.append(epoch) or {"round": len(done), "pixels_changed": 0}
+    cm = np.eye(10, dtype=np.int64)
+    for epoch in range(1, 31):
+        state.after_epoch(epoch, cm, None, torch.device("cpu"), state.dist)
+    assert done == expected
+
+
+class Recorder(torch.nn.Module):
+    """Logits that reveal the input: channel 0 = the image, channel 1 = its mirror image, channel 2 = 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.modes = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        return torch.cat([x * self.scale, x.flip(-1), torch.zeros_like(x)], 1)
+
+
+def _softmax(*logits, t=1.0):
+    return torch.stack(logits).div(t).softmax(0)
+
+
+def test_predict_probs_restores_mode_and_undoes_flips():
+    model = Recorder().train()
+    x = torch.arange(12.0).view(1, 1, 3, 4) / 4
+    p = predict_probs(model, x, hflip=True)
+    assert model.training and model.modes == [False, False]  # eval for the views, train mode restored
+    # the flipped view predicts (flip(x), x, 0) and is flipped back to (x, flip(x), 0): same as unflipped
+    ref = _softmax(x[0, 0], x[0, 0].flip(-1), torch.zeros(3, 4))
+    torch.testing.assert_close(p[0], ref)
+    model.eval()
+    predict_probs(model, x)
+    assert not model.training
+
+
+def test_predict_probs_temperature_and_the_two_averages():
+    model = Recorder()
+    x = torch.randn(2, 1, 4, 6, generator=torch.Generator().manual_seed(0)) * 3
+    p = predict_probs(model, x, temperature=3.0)
+    ref = torch.stack([x[:, 0], x.flip(-1)[:, 0], torch.zeros_like(x[:, 0])], 1).div(3.0).softmax(1)
+    torch.testing.assert_close(p, ref)
+    # two scales: each view's logits are resized back to (H, W); 'probs' averages softmaxes,
+    # 'logits' averages logits before one softmax (official VOC)
+    probs = predict_probs(model, x, scales=(1.0, 0.5), temperature=2.0, average="probs")
+    logits = predict_probs(model, x, scales=(1.0, 0.5), temperature=2.0, average="logits")
+    assert probs.shape == logits.shape == (2, 3, 4, 6)
+    torch.testing.assert_close(probs.sum(1), torch.ones(2, 4, 6))
+    torch.testing.assert_close(logits.sum(1), torch.ones(2, 4, 6))
+    assert not torch.allclose(probs, logits)
+    small = torch.nn.functional.interpolate(x, size=(2, 3), mode="bilinear", align_corners=False)
+    views = [torch.cat([v, v.flip(-1), torch.zeros_like(v)], 1) for v in (x, small)]
+    views = [views[0], torch.nn.functional.interpolate(views[1], size=(4, 6), mode="bilinear", align_corners=False)]
+    torch.testing.assert_close(probs, sum((v / 2.0).softmax(1) for v in views) / 2)
+    torch.testing.assert_close(logits, (sum(views) / 2 / 2.0).softmax(1))
