@@ -252,10 +252,6 @@ def test_bad_input(name, tmp_path, capsys):
         assert not (tmp_path / "run").exists(), f"{name}: partial output left behind"
 
 
-def test_there_are_at_least_30_cases():
-    assert len(CASES) >= 30
-
-
 def test_resume_with_another_model_is_refused(tmp_path, capsys):
     ds = _ds(tmp_path)
     run = tmp_path / "r"

@@ -75,3 +75,19 @@ def test_colin27_ce_dice_preset_is_the_benchmarked_recipe(monkeypatch):
         "data.path=colin27", "data.noise=final", "train.epochs=100", "train.loss=ce_dice",
         "adele.correction.tau_bg=0.9", "adele.correction.tau_fg=0.9", "adele.detection.min_points=10"])
     assert preset == bench
+
+
+@pytest.mark.parametrize("aug", ["data.hflip=true", "data.crop=[32, 32]", "data.scale_range=[0.7, 1.3]"])
+def test_training_time_predictions_with_augmentation_are_refused(aug):
+    # the softmax of an augmented batch would be stored under the un-augmented image's index
+    with pytest.raises(ConfigError, match="adele.correction.predictions"):
+        load_config(None, ["adele.correction.predictions=train", aug])
+    load_config(None, ["adele.correction.predictions=eval", aug])
+    load_config(None, ["adele.correction.predictions=train"])
+
+
+@pytest.mark.parametrize("bad", ["adele.detection.horizon=-5", "adele.detection.flag_offset=-1",
+                                 "adele.consistency.normalize=mean", "adele.correction.average=max"])
+def test_new_method_settings_are_validated(bad):
+    with pytest.raises(ConfigError):
+        load_config(None, [bad])

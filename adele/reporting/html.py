@@ -31,6 +31,7 @@ th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;white-space:nowrap}
 th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.mean td{font-weight:600;background:#fafafa}
 tr td.best{background:#e3f3e3}
+td.absent{color:#999;background:#f7f7f7;font-style:italic}
 img{max-width:100%;border:1px solid #eee;margin:.3em 0}
 .note{color:#666;font-size:.85em}.scroll{overflow-x:auto}
 nav a{margin-right:12px}code{background:#f4f4f4;padding:0 3px}
@@ -143,6 +144,12 @@ def metrics_section(runs: list[RunInfo]) -> str:
                 for m in METRIC_NAMES:
                     vals = _values(g, split, metric.format(m=m), key)
                     cells[gi, m] = (float(np.mean(vals)) if vals else None, float(np.std(vals, ddof=1)) if len(vals) > 1 else None)
+            absent = _absent_fp(runs, split, key) if key is not None else None
+            if absent is not None:  # not in this split's ground truth: no Dice, never in the means
+                rows.append([f"<td class='absent'>{_e(label)}</td>"] + [
+                    f"<td class='absent' colspan='{len(METRIC_NAMES) * len(groups)}'>absent from the ground truth; "
+                    f"false-positive pixels: {_e(absent)}</td>"])
+                continue
             row = [_e(label)]
             for gi in range(len(groups)):
                 for m in METRIC_NAMES:
@@ -155,7 +162,21 @@ def metrics_section(runs: list[RunInfo]) -> str:
         parts.append(f"<h3>{split} split</h3>" + _table(head, rows))
     if not parts:
         return "<p class='note'>no metrics.json yet: the runs have not finished.</p>"
-    return "\n".join(parts) + "<p class='note'>Dataset-level scores (one confusion matrix over the split); 'mean (fg)' excludes background; best setting per row shaded.</p>"
+    return "\n".join(parts) + ("<p class='note'>Dataset-level scores (one confusion matrix over the split); 'mean (fg)' is over the "
+                                "foreground classes present in the split's ground truth (a class absent from it is greyed out with "
+                                "the pixels predicted as it); best setting per row shaded.</p>")
+
+
+def _absent_fp(runs: list[RunInfo], split: str, cls: str) -> Optional[str]:
+    """False-positive pixels per run when ``cls`` is absent from ``split``'s ground truth in every run, else None."""
+    counts = []
+    for r in runs:
+        s = (r.metrics or {}).get(split) or {}
+        absent = s.get("absent_classes")
+        if absent is None or cls not in absent:
+            return None
+        counts.append(f"{r.name} {absent[cls]}" if len(runs) > 1 else str(absent[cls]))
+    return ", ".join(counts) if counts else None
 
 
 def label_quality_section(runs: list[RunInfo]) -> str:

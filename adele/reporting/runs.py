@@ -17,6 +17,7 @@ from typing import Any, Optional
 import numpy as np
 import yaml
 
+from ..config import DetectionConfig
 from ..errors import RunError
 
 #: config fields that are seeds (train.seed; data.noise_seed, the realization of synthetic noise) or change
@@ -180,7 +181,7 @@ class ClassCurve:
     iou: np.ndarray
     fit: Optional[tuple[float, float, float]] = None
     fit_epochs: Optional[np.ndarray] = None
-    onset: Optional[int] = None
+    onset: Optional[float] = None
     flagged: bool = False
     flag_epoch: Optional[int] = None
     reason: str = ""
@@ -221,9 +222,11 @@ def class_curves(run: RunInfo) -> list[ClassCurve]:
                 cc.fit = (rec["a"], rec["b"], rec["c"])
                 cc.fit_epochs = np.asarray(valid[int(rec.get("trimmed") or 0):], dtype=float)
         elif iou.size:
-            res = detect_onset(iou, len(iou), int(horizon), r=det.get("r", 0.9),
-                               min_points=det.get("min_points", 3), trim_flat=det.get("trim_flat", 0.1),
-                               min_peak_iou=det.get("min_peak_iou", 0.2), min_rise=det.get("min_rise", 0.1))
+            d = DetectionConfig()  # the run's settings, defaults for fields older runs lack
+            res = detect_onset(iou, len(iou), int(horizon), r=det.get("r", d.r),
+                               min_points=det.get("min_points", d.min_points), trim_flat=det.get("trim_flat", d.trim_flat),
+                               min_peak_iou=det.get("min_peak_iou", d.min_peak_iou), min_rise=det.get("min_rise", d.min_rise),
+                               flag_offset=det.get("flag_offset", d.flag_offset))
             cc.onset, cc.flagged, cc.reason = res.onset, res.flagged, res.reason
             if res.fit is not None and res.fit.ok:
                 cc.fit = (res.fit.a, res.fit.b, res.fit.c)

@@ -47,7 +47,11 @@ def test_ignore_index_allowed(tiny_dataset):
     lab = np.zeros((24, 20), np.uint8)
     lab[0, :] = 255
     write_array(tiny_dataset / "train" / "labels" / "im02.png", lab)
-    open_dataset(tiny_dataset)
+    src = open_dataset(tiny_dataset)
+    assert src.ignore_index == 255
+    got = read_label(tiny_dataset / "train" / "labels" / "im02.png")
+    assert (got[0] == 255).all() and (got[1:] == 0).all()
+    assert main(["data", "check", str(tiny_dataset)]) == 0
 
 
 def test_empty_split(tiny_dataset, capsys):

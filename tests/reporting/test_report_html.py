@@ -95,3 +95,21 @@ def test_runs_that_differ_only_in_seeds_are_grouped(tmp_path):
     # c omits a setting at its default value; d differs in a real setting
     runs = [run("a", 0, 0), run("b", 1, 1, lam=1.0), run("c", 2, 2), run("d", 0, 0, lam=2.0)]
     assert [[r.name for r in g] for g in group_by_setting(runs)] == [["a", "b", "c"], ["d"]]
+
+
+def test_class_absent_from_the_ground_truth_is_greyed_out_with_its_false_positives(runs, tmp_path):
+    import json
+
+    from adele.reporting.html import metrics_section
+    from adele.reporting.runs import load_run
+
+    run = tmp_path / "absent"
+    shutil.copytree(runs[0], run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    gone = metrics["classes"][-1]
+    metrics["test"]["dice"][gone] = metrics["test"]["iou"][gone] = None
+    metrics["test"]["absent_classes"] = {gone: 17}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    html = metrics_section([load_run(run)])
+    assert f"<td class='absent'>{gone}</td>" in html and "false-positive pixels: 17" in html
+    assert "present in the split's ground truth" in html
