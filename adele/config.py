@@ -89,6 +89,11 @@ class TrainConfig:
     #: keep only the last checkpoint (plus ``best.pt``) to save disk
     keep_last: int = 1
     threads: Optional[int] = None
+    #: exponential moving average of the weights (decay per step, e.g. 0.99; 0 = off). When on, the
+    #: averaged weights are used for validation/test, for ADELE's correction pass and in model.pt;
+    #: training steps and the memorization curves use the live weights. The decay warms up as
+    #: min(ema, (1 + n) / (10 + n)) over the first steps
+    ema: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -335,6 +340,7 @@ def validate(cfg: Config) -> None:
     check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
     check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
     check(t.eval_every >= 1, "train.eval_every", "must be >= 1")
+    check(0.0 <= t.ema < 1.0, "train.ema", f"must be in [0, 1) (0 = off), got {t.ema}")
     check(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
     check(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")
     check(o.weight_decay >= 0, "optim.weight_decay", "must be >= 0")

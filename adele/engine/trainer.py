@@ -124,6 +124,7 @@ class Trainer:
         if self.dist.enabled:
             self.net = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = make_optimizer(cfg, self.model)
+        self.ema = WeightEMA(self.model, cfg.train.ema) if cfg.train.ema > 0 else None
         self.amp = cfg.train.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.epoch = 0
@@ -187,6 +188,7 @@ class Trainer:
             "memorization": self.memorization,
             "best": self.best,
             "adele": self.adele.state_dict() if self.adele else None,
+            "ema": self.ema.state_dict() if self.ema else None,
             "config": self.cfg.to_dict(),
             "model_name": self.cfg.model.name,
         })
@@ -208,6 +210,10 @@ class Trainer:
         ckpt.set_rng_state(state["rng"])
         if self.adele and state.get("adele"):
             self.adele.load_state_dict(state["adele"])
+        if self.ema is not None:
+            if not state.get("ema"):
+                raise RunError("checkpoint has no weight average (train.ema was off); resume with the run's own config")
+            self.ema.load_state_dict(state["ema"])
 
     def resume(self) -> None:
         found = ckpt.load_latest(self.run_dir, map_location="cpu")
@@ -243,7 +249,7 @@ class Trainer:
             t0 = time.perf_counter()
             row = self.train_epoch(epoch, (epoch - 1) * per_epoch, total_steps)
             if self.adele:
-                row.update(self.adele.after_epoch(epoch, row["_train_cm"], self.net, self.device, self.dist))
+                row.update(self.adele.after_epoch(epoch, row["_train_cm"], self.eval_model, self.device, self.dist))
             row.pop("_train_cm")
             if self.data.val is not None and (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs):
                 val = self.evaluate(self.data.val)
@@ -296,6 +302,8 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.clip_grad)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.ema is not None:
+                self.ema.update(self.model)
             loss_sum += float(out["total"].detach())
             n_batches += 1
             with torch.no_grad():
@@ -345,11 +353,21 @@ class Trainer:
         mem[1] += torch.bincount(key[p == clean[wrong]], minlength=C * C).view(C, C)
         mem[2] += torch.bincount(key[p == noisy[wrong]], minlength=C * C).view(C, C)
 
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights used for evaluation, correction and model.pt: the average when ``train.ema`` is on."""
+        return self.ema.model if self.ema is not None else self.model
+
     @torch.no_grad()
     def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
-        self.model.eval()
-        with torch.autocast(self.device.type, enabled=self.amp):
-            return self.model(images.to(self.device)).float()
+        model = self.eval_model
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.autocast(self.device.type, enabled=self.amp):
+                return model(images.to(self.device)).float()
+        finally:
+            model.train(was_training)
 
     @torch.no_grad()
     def evaluate(self, split: PreparedSplit, labels: Optional[list[np.ndarray]] = None) -> dict:
@@ -406,12 +424,45 @@ class Trainer:
             results["adele"] = self.adele.summary()
         if self.is_main:
             ckpt.atomic_write_text(json.dumps(results, indent=1), self.run_dir / "metrics.json")
-            ckpt.atomic_save({"model": self.model.state_dict(), "config": self.cfg.to_dict(), "classes": self.classes,
+            ckpt.atomic_save({"model": self.eval_model.state_dict(), "config": self.cfg.to_dict(), "classes": self.classes,
                               "in_channels": self.data.train.in_channels, "ignore_index": self.ignore_index, "model_name": self.cfg.model.name},
                              self.run_dir / "model.pt")
         if self._tb:
             self._tb.close()
         return results
+
+
+class WeightEMA:
+    """Exponential moving average of a model's parameters; buffers (BatchNorm statistics) are copied.
+
+    After each optimizer step ``n``: avg <- d * avg + (1 - d) * w with d = min(decay, (1 + n) / (10 + n)).
+    ``model`` is a frozen copy of the network holding the average, in eval mode.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        import copy
+
+        self.decay = float(decay)
+        self.steps = 0
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.steps += 1
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        for avg, w in zip(self.model.parameters(), model.parameters()):
+            avg.lerp_(w.detach(), 1.0 - d)
+        for avg, b in zip(self.model.buffers(), model.buffers()):
+            avg.copy_(b)
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "model": self.model.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = int(state["steps"])
+        self.model.load_state_dict(state["model"])
 
 
 def _peak_rss_mb() -> float:
