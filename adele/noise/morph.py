@@ -93,7 +93,7 @@ def morph_noise(
     *,
     target_area: float | None = 1000,
     iterations: int | tuple[int, int] = (2, 4),
-    class_order: Sequence[int] | None = None,
+    class_order: Sequence[int] | str | None = None,
     ignore_index: int = 255,
 ) -> np.ndarray:
     """Morphological label noise on one slice (see the module docstring).
@@ -110,8 +110,10 @@ def morph_noise(
             ``None`` keeps native resolution.
         iterations: ``(lo, hi)`` inclusive range (or a single int) of 3x3
             erosion/dilation steps, drawn per class.
-        class_order: painting order (later over earlier); default ascending
-            ids. Classes not listed are left as they are.
+        class_order: painting order (later over earlier): ids, ``'ascending'``
+            (the default) or ``'random'`` (a new order per slice, drawn from
+            ``rng``, so that no class systematically wins where dilated
+            neighbours touch). Classes not listed are left as they are.
         ignore_index: id of pixels that are never changed.
 
     Returns:
@@ -131,7 +133,7 @@ def morph_noise_events(
     *,
     target_area: float | None = 1000,
     iterations: int | tuple[int, int] = (2, 4),
-    class_order: Sequence[int] | None = None,
+    class_order: Sequence[int] | str | None = None,
     ignore_index: int = 255,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """:func:`morph_noise` that also returns event counts.
@@ -147,9 +149,13 @@ def morph_noise_events(
         raise ValueError(f"target_area must be > 0 (or None for native size), got {target_area}")
     lab = check_label(label, num_classes, ignore_index)
     events = {"under": 0, "over": 0, "vanished": 0}
-    classes = class_sequence(lab, ignore_index, class_order)
+    if isinstance(class_order, str) and class_order not in ("random", "ascending"):
+        raise ValueError(f"class_order must be a sequence of ids, 'ascending' or 'random', got {class_order!r}")
+    classes = class_sequence(lab, ignore_index, None if isinstance(class_order, str) else class_order)
     if not classes:
         return lab, events
+    if class_order == "random":  # no class systematically wins where dilated neighbours meet
+        classes = [classes[i] for i in rng.permutation(len(classes))]
 
     slice_mode = mode
     if mode == "final":

@@ -152,3 +152,19 @@ def test_bad_arguments_raise_clear_errors():
         morph_noise(label, rng, "under", 9)
     with pytest.raises(LabelError, match="2-D"):
         morph_noise(np.zeros((2, 8, 8), np.uint8), rng, "under", 9)
+
+
+def test_random_painting_order_removes_the_fixed_bias_at_touching_borders():
+    # two touching squares, both dilated: with ascending order class 2 always wins the border,
+    # with a random order per slice each class wins about half of the slices
+    lab = np.zeros((40, 40), np.uint8)
+    lab[10:30, 5:20] = 1
+    lab[10:30, 20:35] = 2
+    rng = np.random.default_rng(0)
+    ascending = [morph_noise(lab, rng, "over", target_area=None, iterations=3)[15, 19] for _ in range(20)]
+    assert set(ascending) == {2}
+    rng = np.random.default_rng(0)
+    shuffled = [morph_noise(lab, rng, "over", target_area=None, iterations=3, class_order="random")[15, 19] for _ in range(40)]
+    assert 10 <= shuffled.count(1) <= 30 and 10 <= shuffled.count(2) <= 30
+    with pytest.raises(ValueError, match="class_order"):
+        morph_noise(lab, rng, "over", class_order="bogus")

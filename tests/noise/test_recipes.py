@@ -30,8 +30,8 @@ def test_examples_parse_and_round_trip(spec):
 
 def test_parameters_are_normalized_with_defaults():
     step = parse_recipe(" final : target_area=800 , iterations=3 ").steps[0]
-    assert step.kwargs() == {"target_area": 800.0, "iterations": (3, 3)}
-    assert parse_recipe("final").steps[0].kwargs() == {"target_area": 2000.0, "iterations": (2, 4)}
+    assert step.kwargs() == {"target_area": 800.0, "iterations": (3, 3), "order": "random"}
+    assert parse_recipe("final").steps[0].kwargs() == {"target_area": 2000.0, "iterations": (2, 4), "order": "random"}
     assert parse_recipe("final:target_area=none").steps[0].kwargs()["target_area"] is None
     markov = parse_recipe("markov:steps=5,p_expand=0.8").steps[0].kwargs()
     assert markov == {"strength": 0.5, "p_expand": 0.8, "steps": 5, "smoothness": 0.5}
