@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo", help="folder for the runs (default: runs/demo)")
     d.add_argument("--epochs", type=int, default=None, help="epochs per run (default: from the demo config)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--recipe", default="final", help="noise recipe (default: final)")
+    d.add_argument("--recipe", default=None, help="noise recipe (default: the preset's, final:target_area=1000, the paper's level)")
     d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     d.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
 
@@ -143,10 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     # ------------------------------------------------------------------ config
     c = sub.add_parser("config", help="show the default or resolved configuration", formatter_class=_Formatter,
                        description="Print the configuration as YAML: every field, with defaults and overrides applied.",
-                       epilog="examples:\n  adele config show\n  adele config show --config configs/demo.yaml --set train.epochs=5\n")
+                       epilog="examples:\n  adele config show\n  adele config show --config colin27 --set train.epochs=5\n")
     csub = c.add_subparsers(dest="config_command", metavar="ACTION")
     cs = csub.add_parser("show", help="print the resolved config")
-    cs.add_argument("--config", default=None)
+    cs.add_argument("--config", default=None, help="YAML file or preset name (colin27, segthor, voc, ...)")
     cs.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE")
     _add_report_parsers(sub)
     return p
@@ -267,7 +267,7 @@ def _add_train_args(t: argparse.ArgumentParser, models: list[str]) -> None:
     t.add_argument("--data", default=None, help="dataset folder in the generic format, or 'colin27' (embedded)")
     t.add_argument("--method", choices=["baseline", "adele"], default=None, help="baseline (cross-entropy) or adele")
     t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--config", default=None, help="YAML config file (see `adele config show`)")
+    t.add_argument("--config", default=None, help="YAML config file, or an installed preset: colin27, colin27-ce-dice, segthor, voc (see `adele config show`)")
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)

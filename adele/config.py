@@ -296,13 +296,30 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+PRESETS_DIR = Path(__file__).with_name("presets")
+
+
+def available_presets() -> list[str]:
+    """Names of the presets installed with the package (``--config NAME``), e.g. ``colin27``."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A YAML file, or the name of an installed preset (``colin27``, ``segthor``, ``voc``, ...)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.suffix == "" and len(p.parts) == 1 and (PRESETS_DIR / f"{p.name}.yaml").is_file():
+        return PRESETS_DIR / f"{p.name}.yaml"
+    raise ConfigError(f"config file {p} not found; pass an existing YAML file to --config "
+                      f"or a preset name ({', '.join(available_presets())})")
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None) -> Config:
-    """Defaults <- YAML file <- overrides; validated once."""
+    """Defaults <- YAML file (or installed preset name) <- overrides; validated once."""
     data = Config().to_dict()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} not found; pass an existing YAML file to --config")
+        path = resolve_config_path(path)
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:

@@ -8,8 +8,9 @@
 5. analyze memorization on the baseline and write an HTML report of both runs
    (``runs/demo/report/index.html``).
 
-All settings are in :data:`DEMO_SETTINGS` (config overrides) so the demo is a
-plain pair of ``adele train`` runs that anyone can reproduce by hand.
+All settings come from the preset :data:`DEMO_PRESET` (``configs/colin27.yaml``),
+so the demo is a plain pair of ``adele train --config colin27`` runs that anyone
+can reproduce by hand.
 """
 from __future__ import annotations
 
@@ -22,25 +23,12 @@ from typing import Optional
 from .config import load_config
 from .errors import RunError
 
-#: config overrides shared by both demo runs: configs/colin27.yaml (50 epochs, seed 0: the
-#: seed-0 runs of benchmarks/bench_adele.py; about 6 minutes on 2 CPU cores)
-DEMO_SETTINGS: dict = {
-    "data.path": "colin27",
-    "data.size": [112, 96],
-    "data.noise": "final",
-    "optim.name": "adam",
-    "optim.lr": 0.002,
-    "train.batch_size": 2,
-    "train.epochs": 50,
-    "train.eval_every": 10,
-    "adele.correction.restart_from_original": True,
-    # measured on this data over 3 seeds (BENCHMARKS.md): the multi-scale consistency term
-    # lowered test Dice by 6 points, so the demo's ADELE runs detection + correction
-    "adele.consistency.enabled": False,
-}
+#: the preset both demo runs use (``adele/presets/colin27.yaml`` = ``configs/colin27.yaml``): the default
+#: recipe of benchmarks/bench_adele.py, whose seed-0 runs the demo repeats
+DEMO_PRESET = "colin27"
 
 
-def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: int = 0, recipe: str = "final",
+def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: int = 0, recipe: Optional[str] = None,
              device: str = "auto", overwrite: bool = False, log=print) -> dict:
     from .engine.trainer import Trainer, load_run_data
     from .noise import format_table, noise_stats
@@ -51,11 +39,14 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
         if not overwrite:
             raise RunError(f"{out}: exists; pass --overwrite or choose another --out")
         shutil.rmtree(out)
-    settings = dict(DEMO_SETTINGS, **{"data.noise": recipe, "train.seed": seed, "data.noise_seed": seed, "train.device": device})
+    settings = {"train.seed": seed, "data.noise_seed": seed, "train.device": device}
+    if recipe is not None:
+        settings["data.noise"] = recipe
     if epochs is not None:
         settings["train.epochs"] = epochs
     t0 = time.perf_counter()
-    base_cfg = load_config(None, dict(settings, method="baseline"))
+    base_cfg = load_config(DEMO_PRESET, dict(settings, method="baseline"))
+    recipe = base_cfg.data.noise
     data = load_run_data(base_cfg)
     tr = data.train
     stats = noise_stats(tr.clean, tr.original, data.source.num_classes, data.source.ignore_index)
@@ -63,7 +54,7 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
     log(format_table(stats, list(data.source.classes)))
     results = {}
     for step, method in ((2, "baseline"), (3, "adele")):
-        cfg = load_config(None, dict(settings, method=method))
+        cfg = load_config(DEMO_PRESET, dict(settings, method=method))
         log(f"\n== {step}/3 train {method} on the noisy labels ({cfg.train.epochs} epochs)")
         run_data = load_run_data(cfg, data.source) if method != "baseline" else data
         trainer = Trainer(cfg, out / method, data=run_data, log=log)

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adele.data.colin27 import export_colin27, load_colin27  # noqa: E402
 from adele.data.io import write_array  # noqa: E402
 from adele.noise import noise_dataset, noise_stats  # noqa: E402
-from bench_adele import COMMON, VARIANTS  # noqa: E402  (the settings of the 3-seed benchmark)
+from bench_adele import CONFIG, VARIANTS  # noqa: E402  (the default recipe of the benchmark)
 
 
 def consensus(votes: np.ndarray, sigma: float) -> np.ndarray:
@@ -98,8 +98,9 @@ def main() -> None:
     scores = []
     for seed in args.seeds:
         run_dir = args.out / f"consensus_baseline_s{seed}"
-        sets = COMMON + VARIANTS["baseline_noisy"] + [f"train.seed={seed}", f"train.epochs={args.epochs}"] + args.set
-        cmd = [sys.executable, "-m", "adele", "train", "--data", str(data), "--out", str(run_dir), "--overwrite", "--set", *sets]
+        sets = VARIANTS["baseline_noisy"] + [f"train.seed={seed}", f"train.epochs={args.epochs}", "data.noise=null"] + args.set
+        cmd = [sys.executable, "-m", "adele", "train", "--config", str(CONFIG), "--data", str(data), "--out", str(run_dir),
+               "--overwrite", "--set", *sets]
         t = time.perf_counter()
         cached = (run_dir / "metrics.json").is_file()
         if not cached:

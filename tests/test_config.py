@@ -64,17 +64,28 @@ def test_cli_bad_override_exit_2(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_colin27_ce_dice_preset_is_the_benchmarked_recipe(monkeypatch):
-    """configs/colin27-ce-dice.yaml = bench_adele.py's adele_cons variant with the overrides BENCHMARKS.md quotes."""
+def test_presets_are_installed_with_the_package_and_the_repo_configs_point_at_them():
+    repo = Path(__file__).resolve().parents[1]
+    from adele.config import PRESETS_DIR, available_presets
+
+    assert {"colin27", "colin27-ce-dice", "segthor", "voc"} <= set(available_presets())
+    for name in available_presets():
+        assert (repo / "configs" / f"{name}.yaml").resolve() == (PRESETS_DIR / f"{name}.yaml").resolve()
+        assert load_config(name) == load_config(repo / "configs" / f"{name}.yaml")
+    with pytest.raises(ConfigError, match="preset name"):
+        load_config("no-such-preset")
+
+
+def test_demo_runs_the_benchmarks_default_recipe(monkeypatch):
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.syspath_prepend(str(repo / "benchmarks"))
-    from bench_adele import COMMON, VARIANTS
+    from bench_adele import CONFIG
 
-    preset = load_config(repo / "configs" / "colin27-ce-dice.yaml", ["method=adele"])
-    bench = load_config(None, COMMON + VARIANTS["adele_cons"] + [
-        "data.path=colin27", "data.noise=final", "train.epochs=100", "train.loss=ce_dice",
-        "adele.correction.tau_bg=0.9", "adele.correction.tau_fg=0.9", "adele.detection.min_points=10"])
-    assert preset == bench
+    from adele.demo import DEMO_PRESET
+
+    assert load_config(DEMO_PRESET) == load_config(CONFIG)
+    cfg = load_config(DEMO_PRESET)
+    assert cfg.data.noise == "final:target_area=1000"  # the paper's noise level
 
 
 @pytest.mark.parametrize("aug", ["data.hflip=true", "data.crop=[32, 32]", "data.scale_range=[0.7, 1.3]"])
