@@ -85,12 +85,12 @@ def train(run_dir: Path, sets: list[str], data: str = "colin27") -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def consensus_data(out: Path, recipe: str, k: int = 21, sigma: float = 2.0) -> tuple[Path, float]:
+def consensus_data(out: Path, recipe: str, dataset: str = "colin27", k: int = 21, sigma: float = 2.0) -> tuple[Path, float]:
     """The smoothed consensus of ``k`` realizations as training labels of a dataset folder; (folder, Dice with clean)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_noise_ceiling import consensus  # noqa: E402
 
-    from adele.data.colin27 import export_colin27, load_colin27
+    from adele.data import open_source
     from adele.data.io import write_array
     from adele.noise import noise_dataset, noise_stats
 
@@ -98,7 +98,7 @@ def consensus_data(out: Path, recipe: str, k: int = 21, sigma: float = 2.0) -> t
     done = data / "consensus.json"
     if done.is_file():
         return data, json.loads(done.read_text())["dice_with_clean"]
-    src = load_colin27()
+    src = open_source(dataset)
     tr, C = src.splits["train"], src.num_classes
     votes = np.zeros((C,) + tr.labels.shape, np.int32)
     for j in range(k):
@@ -106,7 +106,13 @@ def consensus_data(out: Path, recipe: str, k: int = 21, sigma: float = 2.0) -> t
         for c in range(C):
             votes[c] += noisy == c
     cons = consensus(votes, sigma)
-    export_colin27(data, overwrite=True)
+    from adele.data.folder import write_dataset_json
+
+    for name, split in src.splits.items():
+        for i, sid in enumerate(split.ids):
+            write_array(data / name / "images" / f"{sid}.png", split.images[i])
+            write_array(data / name / "labels" / f"{sid}.png", split.labels[i])
+    write_dataset_json(data, f"{src.name}-consensus", src.classes, src.ignore_index)
     for i, sid in enumerate(tr.ids):
         write_array(data / "train" / "labels_clean" / f"{sid}.png", tr.labels[i])
         write_array(data / "train" / "labels" / f"{sid}.png", cons[i])
@@ -115,12 +121,13 @@ def consensus_data(out: Path, recipe: str, k: int = 21, sigma: float = 2.0) -> t
     return data, dice
 
 
-def noisy_vs_clean(recipe: str, seeds) -> float:
-    from adele.data.colin27 import load_colin27
+def noisy_vs_clean(recipe: str, seeds, dataset: str = "colin27") -> float:
+    from adele.data import open_source
     from adele.noise import noise_dataset, noise_stats
 
-    tr = load_colin27().splits["train"]
-    vals = [noise_stats(tr.labels, np.stack(noise_dataset(tr.labels, recipe, seed=s, num_classes=10)[0]), 10, 255)["fg_dice"]
+    src = open_source(dataset)
+    tr, C = src.splits["train"], src.num_classes
+    vals = [noise_stats(tr.labels, np.stack(noise_dataset(tr.labels, recipe, seed=s, num_classes=C)[0]), C, src.ignore_index)["fg_dice"]
             for s in seeds]
     return float(np.mean(vals))
 
@@ -135,6 +142,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs of the recipe")
     ap.add_argument("--recipes", nargs="+", default=["final:target_area=1000"])
+    ap.add_argument("--dataset", default="colin27", help="embedded dataset: colin27 (AAL lobes) or colin27-brodmann")
     ap.add_argument("--variants", nargs="+", default=["baseline_noisy", "adele", "baseline_clean"], choices=list(VARIANTS))
     ap.add_argument("--ceiling", action="store_true", help="also train the baseline on each recipe's consensus labels")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (each with train.threads=1 when > 1)")
@@ -150,9 +158,9 @@ def main() -> None:
             for s in args.seeds:
                 where = args.out / ("clean" if v in RECIPE_FREE else slug(recipe))
                 sets = VARIANTS[v] + [f"train.seed={s}", f"data.noise={recipe}", f"data.noise_seed={s}"] + extra
-                jobs[(recipe, v, s)] = (where / f"{v}_s{s}", sets, "colin27")
+                jobs[(recipe, v, s)] = (where / f"{v}_s{s}", sets, args.dataset)
         if args.ceiling:
-            data, cons_dice[recipe] = consensus_data(args.out / slug(recipe) / "consensus", recipe)
+            data, cons_dice[recipe] = consensus_data(args.out / slug(recipe) / "consensus", recipe, args.dataset)
             for s in args.seeds:
                 sets = VARIANTS["baseline_noisy"] + [f"train.seed={s}", "data.noise=null"] + extra
                 jobs[(recipe, "consensus", s)] = (args.out / slug(recipe) / "consensus" / f"baseline_s{s}", sets, str(data))
@@ -166,10 +174,10 @@ def main() -> None:
     summary = []
     variants = list(args.variants) + (["consensus"] if args.ceiling else [])
     for recipe in args.recipes:
-        level = noisy_vs_clean(recipe, args.seeds)
+        level = noisy_vs_clean(recipe, args.seeds, args.dataset)
         per = {v: [res[(recipe, v, s)] for s in args.seeds] for v in variants}
         classes = per[variants[0]][0]["classes"][1:]
-        print(f"\n### `{recipe}` (training labels' Dice with clean {level:.3f}), seeds {args.seeds}: test Dice, mean ± std\n")
+        print(f"\n### {args.dataset}, `{recipe}` (training labels' Dice with clean {level:.3f}), seeds {args.seeds}: test Dice, mean ± std\n")
         print("| class | " + " | ".join(LABELS.get(v, v) for v in variants) + " |")
         print("|---|" + "---:|" * len(variants))
 
@@ -182,7 +190,7 @@ def main() -> None:
         means = {v: np.array([r["test"]["mean_dice"] for r in per[v]], dtype=float) for v in variants}
         print("| **mean** | " + " | ".join(f"**{cell(means[v])}**" for v in variants) + " |")
         print("\nPer seed: " + "; ".join(f"{v} " + ", ".join(f"{x:.3f}" for x in means[v]) for v in variants))
-        row = {"recipe": recipe, "labels_dice_with_clean": level, "seeds": args.seeds,
+        row = {"dataset": args.dataset, "recipe": recipe, "labels_dice_with_clean": level, "seeds": args.seeds,
                **{v: [float(x) for x in means[v]] for v in variants}}
         if "baseline_noisy" in means:
             base = means["baseline_noisy"]

@@ -5,6 +5,14 @@ Usage::
     apt-get install mricron-data
     python -m adele.data.build_colin27            # rewrites adele/data/colin27.npz
     python -m adele.data.build_colin27 --check    # exit 1 if the committed file differs
+    python -m adele.data.build_colin27 --atlas brodmann [--check]   # the second label set
+
+The second label set (``colin27_brodmann.npz``, dataset name ``colin27-brodmann``)
+labels the *same* slices, with the same split, from ``brodmann.nii.gz`` (Brodmann
+areas on the same Colin27 grid, in the same package), grouped into 9 classes
+(``BRODMANN_GROUPS``) of 0.7% to 5% of the brain: a second development task on
+the embedded T1, so that a recipe can be checked beyond the AAL grouping. It
+stores only labels; the images are those of ``colin27.npz``.
 
 Source volumes (both 181 x 217 x 181 voxels, 1 mm, same grid):
 
@@ -54,6 +62,21 @@ GROUPS: dict[str, tuple[int, ...]] = {
     "cerebellum": tuple(range(91, 117)),  # cerebellum + vermis (9xxx)
 }
 CLASSES = ("background",) + tuple(GROUPS)
+
+#: class name -> Brodmann area numbers (values of brodmann.nii.gz; 48 covers the insula and claustrum there)
+BRODMANN_GROUPS: dict[str, tuple[int, ...]] = {
+    "sensorimotor": (1, 2, 3, 4, 5, 43),
+    "premotor": (6, 8),
+    "prefrontal": (9, 10, 11, 44, 45, 46, 47),
+    "visual": (17, 18, 19),
+    "parietal_association": (7, 39, 40),
+    "lateral_temporal": (20, 21, 22, 37, 38, 41, 42),
+    "cingulate": (23, 24, 25, 26, 29, 30, 31, 32, 33),
+    "medial_temporal": (27, 28, 34, 35, 36),
+    "insular_ba48": (48,),
+}
+BRODMANN_CLASSES = ("background",) + tuple(BRODMANN_GROUPS)
+BRODMANN_OUT_PATH = Path(__file__).with_name("colin27_brodmann.npz")
 BLOCK = 6
 GAP = 2
 PATTERN = ("train", "val", "train", "test", "train", "train")
@@ -104,6 +127,22 @@ def build() -> dict[str, np.ndarray]:
     }
 
 
+def build_brodmann(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Brodmann labels of the slices (``slice_z``) and split of ``base`` (the AAL build)."""
+    ba = _load("brodmann.nii.gz").astype(np.int64)
+    lut = np.zeros(256, dtype=np.uint8)
+    for cls, areas in enumerate(BRODMANN_GROUPS.values(), start=1):
+        lut[list(areas)] = cls
+    classes = lut[ba]
+    labels = [classes[:, :, int(z)].T[::-1] for z in base["slice_z"]]
+    return {
+        "labels": np.ascontiguousarray(np.stack(labels)),
+        "split": base["split"],
+        "slice_z": base["slice_z"],
+        "classes": np.array(json.dumps(list(BRODMANN_CLASSES))),
+    }
+
+
 def write_npz(arrays: dict[str, np.ndarray], path: Path) -> bytes:
     """Write an npz whose bytes depend only on the arrays (fixed zip timestamps)."""
     buf = io.BytesIO()
@@ -122,10 +161,15 @@ def write_npz(arrays: dict[str, np.ndarray], path: Path) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=OUT_PATH)
+    parser.add_argument("--atlas", choices=["aal", "brodmann"], default="aal", help="which label set to build")
+    parser.add_argument("--out", type=Path, default=None, help="default: the embedded file of that atlas")
     parser.add_argument("--check", action="store_true", help="compare with the existing file instead of replacing it")
     args = parser.parse_args(argv)
     arrays = build()
+    if args.atlas == "brodmann":
+        arrays = build_brodmann(arrays)
+    if args.out is None:
+        args.out = OUT_PATH if args.atlas == "aal" else BRODMANN_OUT_PATH
     if args.check:
         tmp = args.out.with_suffix(".check.npz")
         new = write_npz(arrays, tmp)

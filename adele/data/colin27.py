@@ -18,29 +18,45 @@ from .folder import ArraySplit, Source, write_dataset_json
 from .io import write_array
 
 NPZ_PATH = Path(__file__).with_name("colin27.npz")
+BRODMANN_NPZ_PATH = Path(__file__).with_name("colin27_brodmann.npz")
 NAME = "colin27"
+#: embedded dataset names -> atlas of their labels (same images and split)
+DATASETS = {"colin27": "aal", "colin27-brodmann": "brodmann"}
 SPLIT_NAMES = ("train", "val", "test")
 
 
-@lru_cache(maxsize=1)
-def _arrays() -> dict[str, np.ndarray]:
+@lru_cache(maxsize=2)
+def _arrays(atlas: str = "aal") -> dict[str, np.ndarray]:
     with np.load(NPZ_PATH, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+        out = {k: z[k] for k in z.files}
+    if atlas == "brodmann":
+        with np.load(BRODMANN_NPZ_PATH, allow_pickle=False) as z:
+            extra = {k: z[k] for k in z.files}
+        if not np.array_equal(extra["slice_z"], out["slice_z"]) or not np.array_equal(extra["split"], out["split"]):
+            raise RunError(f"{BRODMANN_NPZ_PATH.name} does not match {NPZ_PATH.name}; rebuild it with "
+                           "`python -m adele.data.build_colin27 --atlas brodmann`")
+        out.update(extra)
+    elif atlas != "aal":
+        raise ValueError(f"atlas must be 'aal' or 'brodmann', got {atlas!r}")
+    return out
 
 
-def load_colin27() -> Source:
+def load_colin27(atlas: str = "aal") -> Source:
     """Return the embedded dataset as an in-memory :class:`Source`.
 
     Images are uint8 ``(N, 217, 181)`` (served as float32 in [0, 1]); labels uint8.
+    ``atlas="aal"`` (dataset ``colin27``, 9 AAL lobe classes) or ``"brodmann"``
+    (dataset ``colin27-brodmann``: the same slices and split, 9 groups of Brodmann areas).
     """
-    a = _arrays()
+    a = _arrays(atlas)
     classes = tuple(json.loads(str(a["classes"])))
     splits = {}
     for code, split in enumerate(SPLIT_NAMES):
         idx = np.flatnonzero(a["split"] == code)
         ids = tuple(f"z{int(a['slice_z'][i]):03d}" for i in idx)
         splits[split] = ArraySplit(ids=ids, images=a["images"][idx], labels=a["labels"][idx])
-    return Source(name=NAME, classes=classes, ignore_index=255, splits=splits)
+    name = next(n for n, at in DATASETS.items() if at == atlas)
+    return Source(name=name, classes=classes, ignore_index=255, splits=splits)
 
 
 def export_colin27(out: str | Path, overwrite: bool = False) -> Path:

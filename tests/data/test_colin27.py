@@ -99,3 +99,18 @@ def test_8bit_images_kept_compact_and_decoded_bit_for_bit(normalize):
     assert [t.shape for t in split.images[0:2]] == [ref.shape] * 2 and split.in_channels == 3
     # resized or z-scored images stay float32
     assert prepare_split(src, "train", (10, 12), normalize).images.nbytes == 3 * 3 * 10 * 12 * 4
+
+
+def test_brodmann_label_set_shares_images_and_split():
+    from adele.data import open_source
+
+    aal, ba = open_source("colin27"), open_source("colin27-brodmann")
+    assert ba.name == "colin27-brodmann" and len(ba.classes) == 10 and ba.classes[0] == "background"
+    for split in ("train", "val", "test"):
+        a, b = aal.splits[split], ba.splits[split]
+        assert a.ids == b.ids and np.array_equal(a.images, b.images)
+        assert not np.array_equal(a.labels, b.labels)
+    labels = ba.splits["train"].labels
+    counts = np.bincount(labels.ravel(), minlength=10)[1:]
+    share = counts / counts.sum()
+    assert (counts > 0).all() and share.min() < 0.05 and share.max() > 0.15  # classes of varied size
