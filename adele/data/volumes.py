@@ -779,6 +779,12 @@ def prepare_volumes(
         plan_names = fallback_split(list(by_name))
         split_used = "sorted-fallback"
     plan = {k: [by_name[s] for s in v] for k, v in plan_names.items()}
+    size_text = (f"{spec.size[0]}x{spec.size[1]} px" if spec.size else f"{spec.spacing[0]:g}x{spec.spacing[1]:g} mm" if spec.spacing else "native grid")
+    log(f"{lay.layout} layout, {len(lay.cases)} subjects, channels {', '.join(names)}: {spec.axis} slices, "
+        + ", ".join(f"{m.upper()} {'window ' + str(list(spec.window)) + ' HU' if m == 'ct' else 'percentile clip + z-score' if m == 'mr' else 'as stored'}"
+                    for m in dict.fromkeys(spec.modality))
+        + f", in-plane {size_text}" + (f", {spec.context} neighbour slice(s) per side" if spec.context else "")
+        + ("; noisy labels for training, the others as clean reference" if any(c.clean is not None for c in lay.cases) else ""))
     summary = {
         "dataset": lay.name, "source": str(src), "layout": lay.layout, "split": split_used,
         "subjects": {k: list(v) for k, v in plan_names.items()}, "spec": spec.to_dict(),
