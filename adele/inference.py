@@ -350,18 +350,26 @@ def predict_volume(lm: LoadedModel, paths: Sequence[Path], spec, tta: bool = Fal
     input's voxel grid. Returns (mask (X, Y, Z) uint8 in the input's orientation,
     probabilities (C, X, Y, Z) float16 or None).
     """
-    from .data.volumes import check_same_grid, image_slices, read_volume, slices_to_volume
+    from .data.volumes import read_volume
 
-    chans = [read_volume(p, "image") for p in paths]
+    return segment_volume(lm, [read_volume(p, "image") for p in paths], spec, tta, batch_size, probs)
+
+
+def segment_volume(lm: LoadedModel, chans, spec, tta: bool = False, batch_size: int = 16,
+                   probs: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """:func:`predict_volume` on volumes in memory (:class:`adele.data.volumes.Volume`, one per channel file)."""
+    from .data.volumes import check_same_grid, image_slices, slices_to_volume
+
     for v in chans[1:]:
         check_same_grid(chans[0], v, "channel")
+    where = chans[0].path
     sl = image_slices(chans, spec)
     if sl.slices.shape[-1] != lm.in_channels:
-        raise DatasetError(f"{paths[0]}: gives {sl.slices.shape[-1]} input channel(s), the model expects {lm.in_channels}; "
+        raise DatasetError(f"{where}: gives {sl.slices.shape[-1]} input channel(s), the model expects {lm.in_channels}; "
                            "the run's volumes.json does not match its model")
     masks, prob_slices = [], []
     for s in range(0, len(sl.slices), batch_size):
-        x = torch.stack([_to_model_input(im, lm, paths[0]) for im in sl.slices[s : s + batch_size]]).to(lm.device)
+        x = torch.stack([_to_model_input(im, lm, where) for im in sl.slices[s : s + batch_size]]).to(lm.device)
         p = predict_probs(lm.model, x, sl.native_hw, tta)
         masks.append(p.argmax(1).to(torch.uint8).cpu().numpy())
         if probs:

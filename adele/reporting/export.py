@@ -208,30 +208,35 @@ def corrected_in_original(base: np.ndarray, initial: np.ndarray, final: np.ndarr
     return out
 
 
-def export_native_slices(root: Path, source, cfg, train: PreparedSplit, labels: list[np.ndarray]) -> dict:
-    """2D datasets: ``root/labels/<id>.png`` at each source image's own size."""
+def native_label_slices(source, cfg, train: PreparedSplit, labels: list[np.ndarray]):
+    """Yield (id, corrected labels at the source image's size, the source labels) per training image of a 2D dataset."""
     s = source.splits["train"]
     clean = cfg.data.train_labels == "clean"
-    changed = 0
     for i, sid in enumerate(train.ids):
-        base = s.clean_label(i) if clean and s.has_clean else s.label(i)
-        new = corrected_in_original(base, train.original[i], labels[i], bool(cfg.data.noise))
+        base = np.asarray(s.clean_label(i) if clean and s.has_clean else s.label(i), dtype=np.uint8)
+        yield sid, corrected_in_original(base, train.original[i], labels[i], bool(cfg.data.noise)), base
+
+
+def export_native_slices(root: Path, source, cfg, train: PreparedSplit, labels: list[np.ndarray]) -> dict:
+    """2D datasets: ``root/labels/<id>.png`` at each source image's own size."""
+    changed = 0
+    for sid, new, base in native_label_slices(source, cfg, train, labels):
         changed += int((new != base).sum())
         write_array(root / "labels" / f"{sid}.png", new)
-    what = "PNG at each image's original size"
-    return {"what": what, "summary": f"original/labels/ ({len(train)} PNGs at the source size, {changed} pixels changed)",
-            "readme": f"- `original/labels/<id>.png`: the corrected labels at each source image's own size: the source labels with "
-                      f"the pixels the correction changed replaced ({changed} pixels in all)."}
+    how = ("the synthetic noisy labels (data.noise) and their corrections, resized from the training resolution"
+           if cfg.data.noise else "the source labels with the pixels the correction changed replaced")
+    return {"what": "PNG at each image's original size", "summary": f"original/labels/ ({len(train)} PNGs at the source size, {changed} pixels differ from the source labels)",
+            "readme": f"- `original/labels/<id>.png`: the labels at each source image's own size: {how} "
+                      f"({changed} pixels differ from the source labels)."}
 
 
-def export_native_volumes(root: Path, index: dict, dataset_root: Path, cfg, train: PreparedSplit, labels: list[np.ndarray]) -> dict:
-    """Volume datasets: ``root/labels/<subject>.nii.gz`` on each subject's own grid, with its label file's header."""
-    from ..data.volumes import VolumeSpec, label_slices, read_volume, slices_to_volume, volume_suffix, write_label_volume
+def native_label_volumes(index: dict, dataset_root: Path, cfg, train: PreparedSplit, labels: list[np.ndarray]):
+    """Yield (subject, corrected volume in the stored orientation, its label Volume as given, voxels changed) per training subject."""
+    from ..data.volumes import VolumeSpec, label_slices, read_volume, slices_to_volume
 
     spec = VolumeSpec.from_dict(index["spec"])
     pos = {sid: i for i, sid in enumerate(train.ids)}
     clean = cfg.data.train_labels == "clean"
-    per_subject: dict[str, int] = {}
     for subject, rec in index["subjects"].items():
         if rec["split"] != "train":
             continue
@@ -245,15 +250,26 @@ def export_native_volumes(root: Path, index: dict, dataset_root: Path, cfg, trai
                 raise RunError(f"{dataset_root}: slice {sid} of volumes.json is not in the run's training set; the dataset changed since training")
             i = pos[sid]
             sl[k] = corrected_in_original(sl[k], train.original[i], labels[i], bool(cfg.data.noise))
-        per_subject[subject] = int((sl != before).sum())
-        vol = slices_to_volume(sl, ornt, spec.axis)
+        yield subject, slices_to_volume(sl, ornt, spec.axis), base, int((sl != before).sum())
+
+
+def export_native_volumes(root: Path, index: dict, dataset_root: Path, cfg, train: PreparedSplit, labels: list[np.ndarray]) -> dict:
+    """Volume datasets: ``root/labels/<subject>.nii.gz`` on each subject's own grid, with its label file's header."""
+    from ..data.volumes import volume_suffix, write_label_volume
+
+    per_subject: dict[str, int] = {}
+    for subject, vol, base, changed in native_label_volumes(index, dataset_root, cfg, train, labels):
+        per_subject[subject] = changed
         dtype = base.image.get_data_dtype()
-        write_label_volume(root / "labels" / f"{subject}{volume_suffix(rel)}", vol, base, dtype=dtype if np.issubdtype(dtype, np.integer) else np.uint8)
+        write_label_volume(root / "labels" / f"{subject}{volume_suffix(base.path)}", vol, base,
+                           dtype=dtype if np.issubdtype(dtype, np.integer) else np.uint8)
     n = sum(per_subject.values())
+    how = ("the synthetic noisy labels (data.noise) and their corrections, resized from the training resolution"
+           if cfg.data.noise else "the labels as given with the voxels the correction changed replaced")
     return {"what": "NIfTI per subject on its own voxel grid, with its label file's header", "changed": per_subject,
-            "summary": f"original/labels/ ({len(per_subject)} label volumes on the subjects' grids, {n} voxels changed)",
-            "readme": f"- `original/labels/<subject>.nii.gz`: the corrected label volume of every training subject, on the grid and with the "
-                      f"header of its label file: the labels as given with the voxels the correction changed replaced ({n} voxels in all); "
+            "summary": f"original/labels/ ({len(per_subject)} label volumes on the subjects' grids, {n} voxels differ from the label files)",
+            "readme": f"- `original/labels/<subject>.nii.gz`: the label volume of every training subject, on the grid and with the "
+                      f"header of its label file: {how} ({n} voxels differ from the label files); "
                       "slices not used for training are unchanged.\n- `label_quality_subjects.csv`: one row per training subject, most suspicious first."}
 
 
