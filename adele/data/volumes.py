@@ -734,9 +734,14 @@ def prepare_volumes(
     log: Callable[[str], None] = print,
 ) -> dict:
     """``adele data prepare volumes SRC OUT``: any generic or nnU-Net volume folder -> the generic 2D format (module doc)."""
-    lay = find_volumes(src, noisy_labels)
     if spacing is not None and len(spacing) == 1:
         spacing = (spacing[0], spacing[0])
+    if modality not in ("auto",) + MODALITIES:
+        raise DatasetError(f"--modality {modality}: use auto, {', '.join(MODALITIES)}")
+    # the options first, before any file is read
+    VolumeSpec(axis=axis, size=None if size is None else tuple(size), spacing=None if spacing is None else tuple(spacing),  # type: ignore[arg-type]
+               window=tuple(window), percentiles=tuple(percentiles), context=int(context)).validate()  # type: ignore[arg-type]
+    lay = find_volumes(src, noisy_labels)
     names = lay.channel_names
     if modality == "auto":
         if names:
