@@ -152,10 +152,11 @@ def same_grid(a: Volume, b: Volume) -> bool:
 
 
 def check_same_grid(ref: Volume, other: Volume, what: str) -> None:
+    name = f"{ref.path.parent.name}/{ref.path.name}"
     if ref.shape3 != other.shape3:
-        raise DatasetError(f"{other.path}: {what} shape {other.shape3} differs from {ref.path.name} {ref.shape3}; it must be on the image's voxel grid (resample it first)")
+        raise DatasetError(f"{other.path}: {what} shape {other.shape3} differs from the image {name} {ref.shape3}; it must be on the image's voxel grid (resample it first)")
     if not np.allclose(ref.affine, other.affine, rtol=1e-4, atol=1e-3):
-        raise DatasetError(f"{other.path}: {what} affine differs from {ref.path.name} (voxel size, orientation or origin); it must be on the image's voxel grid")
+        raise DatasetError(f"{other.path}: {what} affine differs from the image {name} (voxel size, orientation or origin); it must be on the image's voxel grid")
 
 
 # ----------------------------------------------------------------------------- geometry
