@@ -30,7 +30,6 @@ dataset, so ``adele predict`` and ``adele export-labels`` work in the CT's space
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence

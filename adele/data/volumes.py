@@ -815,6 +815,18 @@ def read_volume_index(root: str | Path) -> Optional[dict]:
     return data
 
 
+def copy_volume_index(src_root: Path, dst_root: Path, noised_splits: Sequence[str]) -> None:
+    """For a copy of a prepared volume dataset whose ``noised_splits`` got new (synthetic) labels: keep ``volumes.json``
+    and ``native/``, and note that those splits' labels exist only as slices."""
+    idx = read_volume_index(src_root)
+    if idx is None:
+        return
+    idx["noised_splits"] = sorted(set(idx.get("noised_splits", [])) | set(noised_splits))
+    (Path(dst_root) / SPEC_FILE).write_text(json.dumps(idx, indent=1) + "\n")
+    if (Path(src_root) / "native").is_dir():
+        shutil.copytree(Path(src_root) / "native", Path(dst_root) / "native")
+
+
 def copy_volume_spec(source, run_dir: Path) -> None:
     """Save the volume steps of ``source`` (if it is a prepared volume dataset) as ``RUN/volumes.json`` for ``adele predict``."""
     root = getattr(source, "root", None)

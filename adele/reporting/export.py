@@ -237,6 +237,8 @@ def native_label_volumes(index: dict, dataset_root: Path, cfg, train: PreparedSp
     spec = VolumeSpec.from_dict(index["spec"])
     pos = {sid: i for i, sid in enumerate(train.ids)}
     clean = cfg.data.train_labels == "clean"
+    # noisy labels made at the training resolution (data.noise, or `adele noise` on the prepared slices) have no native volume
+    synthetic = bool(cfg.data.noise) or (not clean and "train" in index.get("noised_splits", []))
     for subject, rec in index["subjects"].items():
         if rec["split"] != "train":
             continue
@@ -249,7 +251,7 @@ def native_label_volumes(index: dict, dataset_root: Path, cfg, train: PreparedSp
             if sid not in pos:
                 raise RunError(f"{dataset_root}: slice {sid} of volumes.json is not in the run's training set; the dataset changed since training")
             i = pos[sid]
-            sl[k] = corrected_in_original(sl[k], train.original[i], labels[i], bool(cfg.data.noise))
+            sl[k] = corrected_in_original(sl[k], train.original[i], labels[i], synthetic)
         yield subject, slices_to_volume(sl, ornt, spec.axis), base, int((sl != before).sum())
 
 
@@ -264,8 +266,8 @@ def export_native_volumes(root: Path, index: dict, dataset_root: Path, cfg, trai
         write_label_volume(root / "labels" / f"{subject}{volume_suffix(base.path)}", vol, base,
                            dtype=dtype if np.issubdtype(dtype, np.integer) else np.uint8)
     n = sum(per_subject.values())
-    how = ("the synthetic noisy labels (data.noise) and their corrections, resized from the training resolution"
-           if cfg.data.noise else "the labels as given with the voxels the correction changed replaced")
+    how = ("the synthetic noisy labels (data.noise or `adele noise`) and their corrections, resized from the training resolution"
+           if cfg.data.noise or "train" in index.get("noised_splits", []) else "the labels as given with the voxels the correction changed replaced")
     return {"what": "NIfTI per subject on its own voxel grid, with its label file's header", "changed": per_subject,
             "summary": f"original/labels/ ({len(per_subject)} label volumes on the subjects' grids, {n} voxels differ from the label files)",
             "readme": f"- `original/labels/<subject>.nii.gz`: the label volume of every training subject, on the grid and with the "

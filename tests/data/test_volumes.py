@@ -205,3 +205,11 @@ def test_colin27_volumes_export_goes_back_to_the_embedded_slices(tmp_path):
     v = nib.load(out / "labels" / "c27_b00.nii.gz")
     assert v.shape == (181, 217, 6) and nib.aff2axcodes(v.affine) == ("R", "A", "S")
     np.testing.assert_array_equal(np.asarray(v.dataobj)[:, :, 0].T[::-1], emb.labels[0])
+
+
+def test_noisy_copy_of_a_volume_dataset_keeps_the_way_back(tmp_path, capsys):
+    src = make_volume_dataset(tmp_path / "src")
+    prepare_volumes(src, tmp_path / "prep", size=(16, 16), **QUIET)
+    assert main(["noise", "--data", str(tmp_path / "prep"), "--out", str(tmp_path / "noisy"), "--previews", "0"]) == 0
+    idx = json.loads((tmp_path / "noisy" / "volumes.json").read_text())
+    assert idx["noised_splits"] == ["train"] and (tmp_path / "noisy" / idx["subjects"]["sub00"]["label_file"]).is_file()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from adele.cli import main
-from adele.data.volumes import label_slices, read_volume, to_canonical, to_slices
+from adele.data.volumes import read_volume, to_canonical, to_slices
 from adele.testing import make_volume_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
