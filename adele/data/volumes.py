@@ -445,7 +445,12 @@ def classes_from_labels_dict(labels: Any, where: Path) -> tuple[str, ...]:
 
 def _group_channels(files: dict[str, Path], where: Path, n_channels: Optional[int], ending_hint: str) -> dict[str, tuple[Path, ...]]:
     """{stem: path} -> {case: (channel paths)}; ``<case>_NNNN`` stems are channels when every stem has the suffix."""
-    grouped = all(_CHANNEL_RE.match(s) for s in files) and files
+    grouped = bool(files) and all(_CHANNEL_RE.match(s) for s in files)
+    if grouped and n_channels is None:
+        # undeclared channels: <case>_NNNN are channels only when every case has a _0000 and there are several cases
+        # (subjects numbered like patient_0001, patient_0002 are subjects, not channels)
+        cases0 = {_CHANNEL_RE.match(s).group(1) for s in files}  # type: ignore[union-attr]
+        grouped = len(cases0) > 1 and all(f"{c}_0000" in files for c in cases0)
     if not grouped:
         if n_channels is not None and n_channels > 1:
             first = next(iter(files.values()), where)
