@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Dataset utilities.", epilog=_fmt("""
             examples:
               adele data export colin27 data/colin27
+              adele data export colin27 data/c27-volumes --volumes
+              adele data prepare volumes data/c27-volumes data/c27-slices --size 112 96
               adele data prepare segthor data/raw/segthor data/segthor
               adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo
               adele data check data/colin27
@@ -102,11 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
             examples:
               adele data export colin27 data/colin27
               adele data export colin27 data/colin27 --overwrite
+              adele data export colin27 data/c27-volumes --volumes
 
-            Result: DIR/dataset.json, DIR/{train,val,test}/{images,labels}/z<slice>.png, DIR/LICENSE.txt
+            Result: DIR/dataset.json, DIR/{train,val,test}/{images,labels}/z<slice>.png, DIR/LICENSE.txt;
+            with --volumes: DIR/images/c27_bNN.nii.gz, DIR/labels/c27_bNN.nii.gz, DIR/dataset.json, DIR/LICENSE.txt
             """))
     ex.add_argument("name", choices=["colin27"], help="embedded dataset name")
     ex.add_argument("out", help="output folder (must not exist or be empty)")
+    ex.add_argument("--volumes", action="store_true",
+                    help="write NIfTI volumes (images/, labels/: 18 blocks of 6 slices as pseudo-subjects) for `adele data prepare volumes`")
     ex.add_argument("--overwrite", action="store_true")
     ch = dsub.add_parser("check", help="validate a dataset folder", formatter_class=_Formatter,
                          description="Validate a dataset folder: every image has a label of the same shape, class ids are valid, files decode.",
@@ -187,13 +193,18 @@ def _add_report_parsers(sub) -> None:
 
     pr = sub.add_parser("predict", help="segment new images with a trained run", formatter_class=_Formatter,
                         description="Predict masks for a PNG/NPY/NIfTI file or a folder of them. Masks keep the input's format, size "
-                                    "and (NIfTI) affine and header; NIfTI volumes are segmented slice by slice along the last axis.",
+                                    "and (NIfTI) affine and header. A run trained on a volume dataset (`adele data prepare volumes`) "
+                                    "segments NIfTI volumes with that dataset's steps (reorientation, intensity, slicing axis, in-plane "
+                                    "size, neighbour slices) and writes each mask on the input's own grid; nnU-Net channel files "
+                                    "<case>_0000.nii.gz, <case>_0001... are one case, written as <case>.nii.gz. Other runs segment "
+                                    "NIfTI volumes slice by slice along the last axis as stored.",
                         epilog=_fmt("""
             examples:
               adele predict --run runs/adele --input scan.nii.gz --out masks/
+              adele predict --run runs/heart --input data/Dataset002_Heart/imagesTs --out masks/
               adele predict --run runs/adele --input images/ --out masks/ --probs --tta --device cuda
 
-            --probs writes DIR/probs/<name>.npy (float16, (C, H, W); (C, H, W, S) for a volume);
+            --probs writes DIR/probs/<name>.npy (float16, (C, H, W); (C, X, Y, Z) for a volume);
             --tta averages scales 0.75, 1, 1.25 with horizontal flips.
             """))
     pr.add_argument("--run", required=True, help="run folder with model.pt")
@@ -207,7 +218,10 @@ def _add_report_parsers(sub) -> None:
                         formatter_class=_Formatter,
                         description="Write the run's corrected training labels (latest correction round, else the original labels) "
                                     "as a dataset in the generic format at the training resolution, with label_quality.csv "
-                                    "(most suspicious image first) and suspect/<id>.png masks.",
+                                    "(most suspicious image first) and suspect/<id>.png masks; and in the source's own space: "
+                                    "original/labels/<subject>.nii.gz on each subject's grid for volume datasets (plus "
+                                    "label_quality_subjects.csv), original/labels/<id>.png at the source size for 2D datasets. "
+                                    "Only the pixels the correction changed differ from the labels given.",
                         epilog=_fmt("""
             examples:
               adele export-labels --run runs/adele --out data/c27-corrected
@@ -220,9 +234,10 @@ def _add_report_parsers(sub) -> None:
 
 
 def _add_prepare_parser(dsub) -> None:
-    pr = dsub.add_parser("prepare", help="convert a public dataset (SegTHOR, PASCAL VOC) to the generic format", formatter_class=_Formatter,
-                         description="Convert a downloaded public dataset into the generic format that `adele train` reads.",
-                         epilog="examples:\n  adele data prepare segthor data/raw/segthor data/segthor\n"
+    pr = dsub.add_parser("prepare", help="convert volumes or a public dataset (SegTHOR, PASCAL VOC) to the generic format", formatter_class=_Formatter,
+                         description="Convert a folder of volumes or a downloaded public dataset into the generic format that `adele train` reads.",
+                         epilog="examples:\n  adele data prepare volumes data/my-scans data/my-slices --size 128 128\n"
+                                "  adele data prepare segthor data/raw/segthor data/segthor\n"
                                 "  adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo\n")
     psub = pr.add_subparsers(dest="prepare_name", metavar="DATASET")
     sg = psub.add_parser("segthor", help="SegTHOR CT (4 thoracic organs)", formatter_class=_Formatter,
@@ -245,6 +260,43 @@ def _add_prepare_parser(dsub) -> None:
     sg.add_argument("--all-slices", action="store_true", help="keep slices without foreground too (default: foreground slices only, as in the paper)")
     sg.add_argument("--split-file", default=None, help="JSON patient split (default: the ADELE paper's split)")
     sg.add_argument("--overwrite", action="store_true")
+    vo = psub.add_parser("volumes", help="any folder of 3D scans + label volumes (NIfTI; generic or nnU-Net layout)", formatter_class=_Formatter,
+                         description="Volumes -> 2D slices in the generic format, split by subject, with volumes.json recording the way "
+                                     "back to each volume's grid (used by `adele predict` and `adele export-labels`). Steps: reorientation "
+                                     "to canonical (RAS), intensity normalization per modality, slicing, optional neighbour slices as "
+                                     "channels, in-plane resampling.",
+                         epilog=_fmt("""
+            layouts (SRC):
+              generic:  images/<subject>.nii.gz (3D, or 4D channels last), labels/<subject>.nii.gz,
+                        optional labels_noisy/<subject>.nii.gz, optional dataset.json {"classes": [...]}
+              nnU-Net:  dataset.json (channel_names, labels, file_ending), imagesTr/<case>_0000.nii.gz ...,
+                        labelsTr/<case>.nii.gz, optional labelsTr_noisy/, imagesTs/ (for `adele predict`)
+            A noisy-label folder gives the training labels; the others become the clean reference.
+
+            examples:
+              adele data export colin27 data/c27-volumes --volumes
+              adele data prepare volumes data/c27-volumes data/c27-slices --size 112 96 --split-file data/c27-volumes/split.json
+              adele data prepare volumes data/Dataset002_Heart data/heart --modality mr --spacing 1.25 --context 1
+              adele data prepare volumes data/ct-scans data/ct --modality ct --window -160 240 --axis coronal
+
+            Then: adele train --data OUT --out runs/x;  adele predict --run runs/x --input scan.nii.gz --out masks/
+            """))
+    vo.add_argument("src", help="folder of volumes (generic or nnU-Net layout)")
+    vo.add_argument("out", help="output folder (must not exist or be empty)")
+    vo.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default="axial", help="slicing axis in the canonical frame (default: axial)")
+    vo.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="resample slices to H x W pixels")
+    vo.add_argument("--spacing", type=float, nargs="+", default=None, metavar="MM", help="resample slices to this in-plane spacing (one or two values, mm)")
+    vo.add_argument("--modality", choices=["auto", "ct", "mr", "none"], default="auto",
+                    help="intensity steps: ct = window in HU -> [0, 1]; mr = percentile clip + z-score; none; auto = nnU-Net "
+                         "channel_names, else CT when the first volume has values below -500 (default)")
+    vo.add_argument("--window", type=float, nargs=2, default=[-1000.0, 1000.0], metavar=("LOW", "HIGH"), help="CT window in HU (default: -1000 1000)")
+    vo.add_argument("--percentiles", type=float, nargs=2, default=[0.5, 99.5], metavar=("LOW", "HIGH"), help="MR clipping percentiles of the non-zero voxels (default: 0.5 99.5)")
+    vo.add_argument("--context", type=int, default=0, metavar="K", help="add K neighbour slices on each side as extra channels (default: 0)")
+    vo.add_argument("--all-slices", action="store_true", help="keep slices without foreground too (default: foreground slices only)")
+    vo.add_argument("--allow-empty", action="store_true", help="accept label volumes without any foreground (default: an error)")
+    vo.add_argument("--noisy-labels", default=None, metavar="DIR", help="folder of noisy training labels (default: SRC/labels_noisy or SRC/labelsTr_noisy when present)")
+    vo.add_argument("--split-file", default=None, help='JSON subject split {"train": [...], "val": [...], "test": [...]} (default: sorted names, ~1/10 val, ~1/8 test)')
+    vo.add_argument("--overwrite", action="store_true")
     vc = psub.add_parser("voc", help="PASCAL VOC 2012 with pseudo-labels (weakly supervised setting)", formatter_class=_Formatter,
                          description="PASCAL VOC 2012: train = JPEGs + your pseudo-labels (true labels kept in labels_clean/ for analysis), "
                                      "val = JPEGs + true labels.",
@@ -336,6 +388,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.data_command == "export":
+        if args.volumes:
+            from .data.colin27 import export_colin27_volumes
+
+            out = export_colin27_volumes(args.out, overwrite=args.overwrite)
+            print(f"wrote {args.name} volumes to {out}: images/ and labels/ (18 pseudo-subjects, NIfTI); next: adele data prepare volumes {out} OUT --split-file {Path(out) / 'split.json'}")
+            return 0
         from .data import export_colin27
 
         out = export_colin27(args.out, overwrite=args.overwrite)
@@ -354,6 +412,14 @@ def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
             split = load_split_file(args.split_file) if args.split_file else None
             prepare_segthor(args.raw, args.out, size=args.size, window=args.window, all_slices=args.all_slices, overwrite=args.overwrite, split=split)
+            return 0
+        if args.prepare_name == "volumes":
+            from .data.volumes import load_split_file, prepare_volumes
+
+            split = load_split_file(args.split_file) if args.split_file else None
+            prepare_volumes(args.src, args.out, axis=args.axis, size=args.size, spacing=args.spacing, modality=args.modality,
+                            window=args.window, percentiles=args.percentiles, context=args.context, all_slices=args.all_slices,
+                            allow_empty=args.allow_empty, split=split, noisy_labels=args.noisy_labels, overwrite=args.overwrite)
             return 0
         if args.prepare_name == "voc":
             from .data.voc import prepare_voc

@@ -6,7 +6,10 @@ images (one file or a folder), preprocesses them exactly as in training
 ``data.normalize``), predicts, resizes the logits bilinearly back to the
 input's height and width, and writes uint8 masks in the input's format and
 geometry. NIfTI volumes are segmented slice by slice along their last axis and
-written with the input's affine and header.
+written with the input's affine and header. A run trained on a volume dataset
+(``adele data prepare volumes``) repeats that dataset's steps on NIfTI volumes
+(reorientation, intensity, slicing axis, in-plane size, neighbour slices) and
+writes masks on each input's own voxel grid: see :func:`predict_volume`.
 """
 from __future__ import annotations
 
@@ -237,36 +240,145 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
 
     Masks: ``out/<input name>`` (uint8, same format, height, width; NIfTI with
     the input affine/header). With ``probs``: ``out/probs/<stem>.npy`` float16
-    (C, H, W), or (C, H, W, S) for a NIfTI volume of S slices.
+    (C, H, W), or (C, X, Y, Z) for a NIfTI volume.
+
+    A run trained on a volume dataset (``RUN/volumes.json``) segments NIfTI
+    volumes with the training data's steps (:func:`predict_volume`); nnU-Net
+    channel files ``<case>_0000.nii.gz, <case>_0001...`` are one case, written
+    as ``<case>.nii.gz``. Other runs cut NIfTI volumes along their last axis as
+    stored (with a warning).
     """
     from .data.io import stem_of
+    from .data.volumes import run_volume_spec, volume_suffix
 
     lm = load_run_model(run, device)
+    spec = run_volume_spec(run, lm.config.data.path)
     folder, files = list_inputs(input_path)
     out = Path(out)
     if out.resolve() == folder.resolve():
         raise RunError(f"{out}: is the input folder; choose another --out so the images are not overwritten")
+    cases = group_volume_inputs(folder, files, spec, single=Path(input_path).is_file()) if spec is not None else {}
+    in_case = {p for paths in cases.values() for p in paths}
+    jobs: list[tuple[str, list[Path]]] = [(name, paths) for name, paths in cases.items()]
+    jobs += [(f.name, [f]) for f in files if f not in in_case]
+    jobs.sort(key=lambda j: str(j[1][0]))
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in _progress(files, len(files), "predict"):
-        if suffix_of(path) in (".nii", ".nii.gz"):
+    warned = False
+    for name, paths in _progress(jobs, len(jobs), "predict"):
+        path = paths[0]
+        if name in cases:
+            mask, p = predict_volume(lm, paths, spec, tta=tta, batch_size=batch_size, probs=probs)
+            from .data.volumes import read_volume
+
+            _write_nifti_mask(out / name, mask, read_volume(path, "image").image)
+            stem = name[: len(name) - len(volume_suffix(name))]
+        elif suffix_of(path) in (".nii", ".nii.gz"):
             nii, arr = _read_nifti(path)
+            if arr.ndim >= 3 and arr.shape[2] > 1 and not warned:
+                log(f"warning: {run} was not trained on a volume dataset: {path.name} is cut along its last axis as stored, without "
+                    "reorientation or the training data's intensity steps; prepare volumes with `adele data prepare volumes` "
+                    "to predict in the volume's own space")
+                warned = True
             vol = arr.reshape(arr.shape[0], arr.shape[1], -1)
             p = _segment_slices(lm, [vol[..., k] for k in range(vol.shape[-1])], path, tta, batch_size)  # (S, C, H, W)
             mask = p.argmax(1).astype(np.uint8).transpose(1, 2, 0).reshape(arr.shape)
             _write_nifti_mask(out / path.name, mask, nii)
             p = p.transpose(1, 2, 3, 0) if arr.ndim >= 3 else p[0]
+            stem = stem_of(path)
         else:
             p = _segment_slices(lm, [read_image(path)], path, tta, batch_size)[0]
             mask = p.argmax(0).astype(np.uint8)
             # JPEG is lossy and would change class ids: JPEG inputs get PNG masks
             name = f"{stem_of(path)}.png" if path.suffix.lower() in (".jpg", ".jpeg") else path.name
             write_array(out / name, mask)
+            stem = stem_of(path)
         if probs:
-            write_array(out / "probs" / f"{stem_of(path)}.npy", p.astype(np.float16))
-        written.append(out / path.name)
-    log(f"wrote {len(written)} mask(s) to {out} (model: {lm.origin}, device: {lm.device.type}{', TTA' if tta else ''})")
+            write_array(out / "probs" / f"{stem}.npy", p.astype(np.float16))
+        written.append(out / name)
+    log(f"wrote {len(written)} mask(s) to {out} (model: {lm.origin}, device: {lm.device.type}{', TTA' if tta else ''}"
+        + (f"; volumes: {spec.axis} slices, {'+'.join(spec.modality)} intensities, back on each input's grid" if spec is not None and cases else "") + ")")
     return written
+
+
+def group_volume_inputs(folder: Path, files: Sequence[Path], spec, single: bool = False) -> dict[str, list[Path]]:
+    """NIfTI inputs of a volume run -> {output name: channel files}.
+
+    ``<case>_NNNN.nii.gz`` files are channels of ``<case>`` (written as
+    ``<case>.nii.gz``) for nnU-Net datasets and multi-channel runs; with
+    ``single`` the other channels of the one given file are looked up beside it.
+    """
+    from .data.volumes import _CHANNEL_RE, volume_stem, volume_suffix
+
+    channel_names = spec.layout == "nnunet" or spec.channels > 1
+    groups: dict[str, dict[int, Path]] = {}
+    out: dict[str, list[Path]] = {}
+    for f in files:
+        if not volume_suffix(f):
+            continue
+        m = _CHANNEL_RE.match(volume_stem(f)) if channel_names else None
+        if m is None:
+            out[f.name] = [f]
+            continue
+        groups.setdefault(m.group(1) + volume_suffix(f), {})[int(m.group(2))] = f
+    for name, chans in groups.items():
+        ending = volume_suffix(name)
+        case = name[: len(name) - len(ending)]
+        n = spec.channels
+        if single:
+            for c in range(n):
+                sib = folder / f"{case}_{c:04d}{ending}"
+                if c not in chans and sib.is_file():
+                    chans[c] = sib
+        v0 = chans.get(0)
+        for c in range(n):
+            if c not in chans:
+                raise DatasetError(f"{folder / f'{case}_{c:04d}{ending}'}: missing channel file; the run was trained on {n} channel(s) "
+                                   f"({', '.join(spec.channel_names)}): give all of {case}_0000{ending}..{case}_{n - 1:04d}{ending}")
+        out[name] = [chans[c] for c in range(n)] if v0 is not None else []
+    return out
+
+
+def predict_volume(lm: LoadedModel, paths: Sequence[Path], spec, tta: bool = False, batch_size: int = 16,
+                   probs: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Segment one volume (one file per channel, or one 4D file) in its own space.
+
+    Steps of the run's training data (:func:`adele.data.volumes.image_slices`:
+    reorientation, intensity, slicing, context channels, in-plane resampling),
+    then the run's ``data.size``/``data.normalize``; logits are resized
+    bilinearly to the native in-plane size and the mask is put back on the
+    input's voxel grid. Returns (mask (X, Y, Z) uint8 in the input's orientation,
+    probabilities (C, X, Y, Z) float16 or None).
+    """
+    from .data.volumes import read_volume
+
+    return segment_volume(lm, [read_volume(p, "image") for p in paths], spec, tta, batch_size, probs)
+
+
+def segment_volume(lm: LoadedModel, chans, spec, tta: bool = False, batch_size: int = 16,
+                   probs: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """:func:`predict_volume` on volumes in memory (:class:`adele.data.volumes.Volume`, one per channel file)."""
+    from .data.volumes import check_same_grid, image_slices, slices_to_volume
+
+    for v in chans[1:]:
+        check_same_grid(chans[0], v, "channel")
+    where = chans[0].path
+    sl = image_slices(chans, spec)
+    if sl.slices.shape[-1] != lm.in_channels:
+        raise DatasetError(f"{where}: gives {sl.slices.shape[-1]} input channel(s), the model expects {lm.in_channels}; "
+                           "the run's volumes.json does not match its model")
+    masks, prob_slices = [], []
+    for s in range(0, len(sl.slices), batch_size):
+        x = torch.stack([_to_model_input(im, lm, where) for im in sl.slices[s : s + batch_size]]).to(lm.device)
+        p = predict_probs(lm.model, x, sl.native_hw, tta)
+        masks.append(p.argmax(1).to(torch.uint8).cpu().numpy())
+        if probs:
+            prob_slices.append(p.cpu().numpy().astype(np.float16))
+    mask = slices_to_volume(np.concatenate(masks), sl.ornt, spec.axis)
+    pr = None
+    if probs:
+        pr = np.moveaxis(slices_to_volume(np.concatenate(prob_slices).transpose(0, 2, 3, 1), sl.ornt, spec.axis), -1, 0)
+    return mask, pr
 
 
 def _write_nifti_mask(path: Path, mask: np.ndarray, like) -> None:

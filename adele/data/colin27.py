@@ -75,3 +75,51 @@ def export_colin27(out: str | Path, overwrite: bool = False) -> Path:
     (out / "LICENSE.txt").write_text(lic.read_text())
     del a
     return out
+
+
+def export_colin27_volumes(out: str | Path, overwrite: bool = False) -> Path:
+    """Write the embedded data as a volume dataset in the generic volume layout (NIfTI), for ``adele data prepare volumes``.
+
+    Colin27 is one brain; its 18 blocks of 6 contiguous axial slices become 18
+    pseudo-subjects (``c27_b00`` .. ``c27_b17``), 181 x 217 x 6 voxels of 1 mm,
+    stored as the source volume was (x left->right, y posterior->anterior, z
+    inferior->superior; the affine places each block at its height in the
+    brain). Blocks are neighbours in one head, not independent subjects: a split
+    by subject here keeps slices of a block together, nothing more.
+
+        OUT/images/c27_bNN.nii.gz   uint8 T1 intensities (the embedded 0..255 values)
+        OUT/labels/c27_bNN.nii.gz   uint8 class ids (10 classes)
+        OUT/dataset.json            {"name": "colin27-volumes", "classes": [...], "channel_names": {"0": "T1"}}
+        OUT/split.json              the embedded data's split by block (``--split-file`` of ``adele data prepare volumes``)
+    """
+    import nibabel as nib
+
+    from ._staging import staged_output
+
+    a = _arrays()
+    classes = json.loads(str(a["classes"]))
+    z = a["slice_z"].astype(int)
+    blocks: list[list[int]] = [[0]]
+    for i in range(1, len(z)):
+        if z[i] != z[i - 1] + 1:
+            blocks.append([])
+        blocks[-1].append(i)
+    with staged_output(out, overwrite) as tmp:
+        for b, idx in enumerate(blocks):
+            # embedded slice = vol[:, :, z].T[::-1]  ->  vol[:, :, z] = slice[::-1].T
+            img = np.stack([a["images"][i][::-1].T for i in idx], axis=-1)
+            lab = np.stack([a["labels"][i][::-1].T for i in idx], axis=-1)
+            affine = np.diag([1.0, 1.0, 1.0, 1.0])
+            affine[:3, 3] = (-90.0, -126.0, -72.0 + float(z[idx[0]]))
+            for kind, arr in (("images", img), ("labels", lab)):
+                (tmp / kind).mkdir(exist_ok=True)
+                im = nib.Nifti1Image(np.ascontiguousarray(arr, dtype=np.uint8), affine)
+                im.header.set_xyzt_units("mm")
+                nib.save(im, str(tmp / kind / f"c27_b{b:02d}.nii.gz"))
+        (tmp / "dataset.json").write_text(json.dumps({"name": "colin27-volumes", "classes": list(classes),
+                                                      "channel_names": {"0": "T1"}}, indent=2) + "\n")
+        split = {name: [f"c27_b{b:02d}" for b, idx in enumerate(blocks) if int(a["split"][idx[0]]) == code]
+                 for code, name in enumerate(SPLIT_NAMES)}
+        (tmp / "split.json").write_text(json.dumps(split, indent=1) + "\n")
+        (tmp / "LICENSE.txt").write_text(Path(__file__).with_name("COLIN27-LICENSE.txt").read_text())
+    return Path(out)

@@ -1,5 +1,8 @@
 """Read and write 2D images and label maps: PNG (8/16-bit), JPEG (images only), NPY, NIfTI (.nii/.nii.gz).
 
+NPY images may also be ``(H, W, C)`` with several channels (volume modalities,
+neighbour slices; see :mod:`adele.data.volumes`).
+
 Images come back as ``float32 (H, W)`` or ``(H, W, 3)`` scaled to [0, 1] for
 integer PNGs and JPEGs (8-bit / 255, 16-bit / 65535) and as stored for
 NPY/NIfTI. Labels come back as ``uint8 (H, W)``; a JPEG label is refused
@@ -17,6 +20,8 @@ import numpy as np
 from ..errors import DatasetError
 
 SUFFIXES = (".png", ".npy", ".nii.gz", ".nii", ".jpg", ".jpeg")
+#: most channels of a multi-channel (H, W, C) NPY image (volume modalities x neighbour slices)
+MAX_CHANNELS = 32
 #: suffixes allowed for images only (lossy: never for labels, never written)
 IMAGE_ONLY_SUFFIXES = (".jpg", ".jpeg")
 
@@ -82,8 +87,12 @@ def read_image(path: str | Path) -> np.ndarray:
         arr = np.moveaxis(arr, 0, -1)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3):
-        raise DatasetError(f"{path}: image has shape {arr.shape}; expected (H, W) grayscale or (H, W, 3) RGB")
+    multi = arr.ndim == 3 and suffix_of(path) == ".npy" and 2 <= arr.shape[-1] <= MAX_CHANNELS
+    if arr.ndim == 3 and arr.shape[-1] != 3 and not multi and suffix_of(path) in (".nii", ".nii.gz"):
+        raise DatasetError(f"{path}: is a 3D volume {arr.shape}; the generic format holds 2D slices: convert a folder of volumes with "
+                           "`adele data prepare volumes SRC OUT` (images/ and labels/, or nnU-Net imagesTr/ and labelsTr/)")
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3 and not multi):
+        raise DatasetError(f"{path}: image has shape {arr.shape}; expected (H, W) grayscale, (H, W, 3) RGB or an (H, W, C) NPY with C <= {MAX_CHANNELS}")
     if arr.dtype == np.uint8 and suffix_of(path) in (".png",) + IMAGE_ONLY_SUFFIXES:
         out = arr.astype(np.float32) / 255.0
     elif arr.dtype == np.uint16 and suffix_of(path) == ".png":
@@ -105,6 +114,9 @@ def read_label(path: str | Path) -> np.ndarray:
     arr = _read_raw(path)
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         raise DatasetError(f"{path}: label is an RGB(A) image; labels must be single-channel class ids (convert colours to ids first)")
+    if arr.ndim == 3 and suffix_of(path) in (".nii", ".nii.gz"):
+        raise DatasetError(f"{path}: is a 3D label volume {arr.shape}; the generic format holds 2D slices: convert a folder of volumes with "
+                           "`adele data prepare volumes SRC OUT`")
     if arr.ndim != 2:
         raise DatasetError(f"{path}: label has shape {arr.shape}; expected (H, W) class ids")
     if np.issubdtype(arr.dtype, np.floating):

@@ -13,6 +13,7 @@ Output (``adele data prepare segthor RAW OUT``)::
     OUT/{train,val,test}/images/Patient_01_z042.png    16-bit PNG, CT window mapped to [0, 1]
     OUT/{train,val,test}/labels/Patient_01_z042.png    uint8 class ids
     OUT/prepare.json                       patients per split, window, size, slice counts
+    OUT/volumes.json, OUT/native/          geometry per patient, to go back to the CT grid (see adele.data.volumes)
 
 Each axial slice is reoriented to the closest canonical (RAS) frame and shown
 radiologically (anterior up, patient's right on the left), clipped to the CT
@@ -22,22 +23,20 @@ kept, as in the paper. Images are 16-bit PNGs: lossless, a quarter of the
 size of float NPY, and read back as float32 in [0, 1] (resolution 2000/65535
 HU for the default window). Training then z-scores each slice
 (``data.normalize: zscore``), which is what the official code did on raw HU.
+
+Only the file layout, the split and the label check are SegTHOR's: the volumes
+go through :func:`adele.data.volumes.write_volume_dataset`, as for any volume
+dataset, so ``adele predict`` and ``adele export-labels`` work in the CT's space.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
 from ..errors import DatasetError
-from ._staging import staged_output
-from .folder import SPLITS, write_dataset_json
-from .io import write_array
+from .volumes import Case, VolumeSpec, fallback_split, write_volume_dataset
+from .volumes import load_split_file as _load_split_file
 
 SEGTHOR_CLASSES = ("background", "esophagus", "heart", "trachea", "aorta")
 
@@ -82,87 +81,7 @@ def find_patients(raw: Path) -> dict[str, tuple[Path, Path]]:
 
 def load_split_file(path: str | Path) -> dict[str, tuple[str, ...]]:
     """Read ``{"train": [...], "val": [...], "test": [...]}`` (test optional); a patient may appear once."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"{p}: split file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise DatasetError(f"{p}: not valid JSON; expected {{\"train\": [\"Patient_01\", ...], \"val\": [...], \"test\": [...]}}") from None
-    if not isinstance(data, dict) or not {"train", "val"} <= set(data) or not set(data) <= set(SPLITS):
-        raise DatasetError(f"{p}: must be an object with keys train, val and optionally test")
-    split: dict[str, tuple[str, ...]] = {}
-    seen: dict[str, str] = {}
-    for name, pats in data.items():
-        if not isinstance(pats, list) or not all(isinstance(x, str) for x in pats):
-            raise DatasetError(f"{p}: '{name}' must be a list of patient names like \"Patient_01\"")
-        for x in pats:
-            if x in seen:
-                raise DatasetError(f"{p}: {x} is in both '{seen[x]}' and '{name}'; put each patient in one split")
-            seen[x] = name
-        split[name] = tuple(pats)
-    return split
-
-
-def fallback_split(patients: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """Deterministic split of the patients present, in the paper's proportions (31/4/5 of 40).
-
-    Sorted by name; the last ``max(1, round(n/8))`` go to test (n >= 3), the
-    ``max(1, round(n/10))`` before them to val, the rest to train.
-    """
-    pats = sorted(patients)
-    n = len(pats)
-    if n < 2:
-        raise DatasetError(f"need at least 2 patients for a train/val split, found {n}; add patients or pass --split-file")
-    n_test = max(1, round(n / 8)) if n >= 3 else 0
-    n_val = max(1, round(n / 10))
-    n_train = n - n_val - n_test
-    return {"train": tuple(pats[:n_train]), "val": tuple(pats[n_train : n_train + n_val]), "test": tuple(pats[n_train + n_val :])}
-
-
-def _axial_slices(arr: np.ndarray) -> np.ndarray:
-    """(X, Y, Z) in RAS -> (Z, H=Y, W=X) with anterior up and the patient's right on the left."""
-    return np.ascontiguousarray(arr.transpose(2, 1, 0)[:, ::-1, ::-1])
-
-
-def load_patient(ct_path: Path, gt_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """CT (Z, H, W) float32 in HU and labels (Z, H, W) uint8, both canonical axial slices."""
-    import nibabel as nib
-
-    vols = []
-    for p in (ct_path, gt_path):
-        try:
-            img = nib.as_closest_canonical(nib.load(str(p)))
-            arr = np.asarray(img.dataobj)
-        except Exception as exc:  # noqa: BLE001 - any decoder failure is a file problem
-            raise DatasetError(f"{p}: cannot be read as NIfTI ({type(exc).__name__}); replace the file") from None
-        arr = np.squeeze(arr)
-        if arr.ndim != 3:
-            raise DatasetError(f"{p}: has shape {arr.shape}; expected a 3D volume (X, Y, Z)")
-        vols.append(arr)
-    ct, gt = vols
-    if ct.shape != gt.shape:
-        raise DatasetError(f"{gt_path}: shape {gt.shape} differs from the CT {ct_path.name} {ct.shape}; labels must be on the CT grid")
-    if not np.isfinite(ct).all():
-        raise DatasetError(f"{ct_path}: contains NaN or inf values")
-    gt_r = np.round(gt)
-    if gt_r.min() < 0 or gt_r.max() >= len(SEGTHOR_CLASSES) or not np.array_equal(gt_r, gt):
-        bad = np.unique(gt[(gt_r != gt) | (gt_r < 0) | (gt_r >= len(SEGTHOR_CLASSES))])[:5]
-        raise DatasetError(f"{gt_path}: has label values {bad.tolist()}; SegTHOR labels are 0..4 (background, esophagus, heart, trachea, aorta)")
-    return _axial_slices(ct.astype(np.float32)), _axial_slices(gt_r.astype(np.uint8))
-
-
-def window_and_resize(ct: np.ndarray, gt: np.ndarray, size: int, window: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(Z, H, W) HU and labels -> (Z, size, size) uint16 image (window mapped to 0..65535) and uint8 labels."""
-    lo, hi = float(window[0]), float(window[1])
-    x = (np.clip(ct, lo, hi) - lo) / (hi - lo)
-    t = torch.from_numpy(x)[:, None]
-    lab = torch.from_numpy(gt)[:, None].float()
-    if tuple(t.shape[-2:]) != (size, size):
-        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)  # like cv2 INTER_LINEAR
-        lab = F.interpolate(lab, size=(size, size), mode="nearest-exact")
-    img = np.round(t[:, 0].clamp(0, 1).numpy() * 65535).astype(np.uint16)
-    return img, lab[:, 0].to(torch.uint8).numpy()
+    return _load_split_file(path, example="Patient_01")
 
 
 def prepare_segthor(
@@ -203,34 +122,15 @@ def prepare_segthor(
         split_used = "fallback"
         log(f"warning: the split leaves train or val empty for the patients present; using a deterministic split of them instead: "
             + "; ".join(f"{k}: {', '.join(v) or '-'}" for k, v in plan.items()))
-    counts: dict[str, int] = {}
-    with staged_output(out, overwrite) as tmp:
-        write_dataset_json(tmp, "segthor", SEGTHOR_CLASSES, 255)
-        for name in SPLITS:
-            n = 0
-            for pat in plan.get(name, ()):
-                ct, gt = load_patient(*patients[pat])
-                keep = np.arange(len(gt)) if all_slices else np.flatnonzero(gt.reshape(len(gt), -1).max(1) > 0)
-                if keep.size == 0:
-                    log(f"warning: {pat} has no labelled slice; skipped")
-                    continue
-                img, lab = window_and_resize(ct[keep], gt[keep], size, window)
-                for j, z in enumerate(keep):
-                    sid = f"{pat}_z{int(z):03d}"
-                    write_array(tmp / name / "images" / f"{sid}.png", img[j])
-                    write_array(tmp / name / "labels" / f"{sid}.png", lab[j])
-                n += len(keep)
-                log(f"{name}: {pat}: {len(keep)} slices")
-            if n == 0 and name in ("train", "val"):
-                raise DatasetError(f"{raw}: no {name} slice with foreground; check the GT files or pass --all-slices")
-            if n:
-                counts[name] = n
-        summary = {
-            "dataset": "segthor", "source": str(raw), "size": [size, size], "window_hu": [float(window[0]), float(window[1])],
-            "slices": "all" if all_slices else "foreground", "split": split_used,
-            "patients": {k: list(v) for k, v in plan.items()}, "skipped_patients": missing + unlisted, "images": counts,
-            "image_format": "16-bit PNG, window mapped to [0, 1]",
-        }
-        (tmp / "prepare.json").write_text(json.dumps(summary, indent=1) + "\n")
-    log(f"wrote {out}: " + ", ".join(f"{k} {v} slices" for k, v in counts.items()))
-    return summary
+    spec = VolumeSpec(axis="axial", size=(size, size), modality=("ct",), window=(float(window[0]), float(window[1])),
+                      channel_names=("CT",), storage="png16", layout="segthor")
+    cases = {k: [Case(p, (patients[p][0],), patients[p][1]) for p in v] for k, v in plan.items()}
+    summary = {
+        "dataset": "segthor", "source": str(raw), "size": [size, size], "window_hu": [float(window[0]), float(window[1])],
+        "slices": "all" if all_slices else "foreground", "split": split_used,
+        "patients": {k: list(v) for k, v in plan.items()}, "skipped_patients": missing + unlisted,
+        "image_format": "16-bit PNG, window mapped to [0, 1]",
+    }
+    return write_volume_dataset(out, cases, spec, SEGTHOR_CLASSES, "segthor", all_slices=all_slices, allow_empty=True,
+                                overwrite=overwrite, summary=summary,
+                                label_values="SegTHOR labels are 0..4 (background, esophagus, heart, trachea, aorta)", log=log)

@@ -29,6 +29,7 @@ from ..config import Config
 from ..data import open_source
 from ..data.dataset import PreparedSplit, TrainDataset, collate, prepare_split
 from ..data.folder import Source
+from ..data.volumes import copy_volume_spec
 from ..errors import ConfigError, RunError
 from ..metrics import SegMetrics, foreground_mean, present_in_truth, scores_from_confusion
 from ..losses import supervised_loss
@@ -173,6 +174,7 @@ class Trainer:
             info = {"classes": self.classes, "ignore_index": self.ignore_index, "dataset": self.data.source.name,
                     "train_ids": self.data.train.ids, "has_clean": self.data.train.clean is not None}
             ckpt.atomic_write_text(json.dumps(info, indent=1), d / "run.json")
+            copy_volume_spec(self.data.source, d)  # volume datasets: the steps `adele predict` repeats on a volume
         self.dist.barrier()
 
     # ------------------------------------------------------------------ state

@@ -108,6 +108,10 @@ def run_noise_command(
                     img = (img - img.min()) / max(1e-6, float(img.max() - img.min()))
                     preview_png(img, labels[i], noisy[i], tmp / "previews" / f"{split_name}_{split.ids[i]}.png")
         (tmp / "noise_report.json").write_text(json.dumps(report, indent=1) + "\n")
+        if src.root is not None:  # a volume dataset stays one: its way back to the volumes' grids is kept
+            from ..data.volumes import copy_volume_index
+
+            copy_volume_index(Path(src.root), tmp, noised_splits=[s for s in splits if s in src.splits])
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -9,9 +9,19 @@ were resized to it for training):
     OUT/train/labels_original/       the noisy labels the run started from
     OUT/train/labels_clean/          clean labels, when the run knew them
     OUT/{val,test}/images|labels     unchanged evaluation splits (so OUT is a complete dataset)
-    OUT/label_quality.csv            one row per training image, most suspicious first
+    OUT/label_quality.csv            one row per training image, most suspicious first (+ subject, slice for volume datasets)
     OUT/suspect/<id>.png             255 where a confident prediction disagrees with the label
     OUT/README.md                    what the folder holds
+
+and, in the source's own space (:func:`corrected_in_original`: the source
+labels with the pixels the correction changed replaced, so labels without
+correction come back exactly as given):
+
+    OUT/original/labels/<id>.png             2D datasets: at each source image's size
+    OUT/original/labels/<subject>.nii.gz     volume datasets: on each training subject's grid, with its label file's header
+    OUT/label_quality_subjects.csv           volume datasets: one row per training subject, most suspicious first
+
+The folder is built beside OUT and renamed into place at the end.
 
 Scores come from :func:`adele.core.quality.label_quality_scores` on the
 model's eval-mode softmax over the exported labels.
@@ -21,15 +31,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
 from ..core.quality import label_quality_scores
 from ..data.dataset import PreparedSplit, preprocess_image
 from ..data.io import write_array
+from ..data._staging import staged_output
+from ..data.volumes import read_volume_index
 from ..errors import RunError
 from .runs import label_rounds, load_run
 
@@ -91,17 +102,23 @@ def score_labels(lm, split: PreparedSplit, labels: list[np.ndarray], ignore_inde
     return np.concatenate(scores), np.concatenate(disagree), suspect
 
 
-def quality_csv(ids, scores, disagree, suspect, labels, clean=None, ignore_index: int = 255) -> str:
-    """CSV text, sorted by score (lowest first)."""
+def true_error_frac(label: np.ndarray, clean: np.ndarray, ignore_index: int = 255) -> float:
+    valid = (label != ignore_index) & (clean != ignore_index)
+    return float((label != clean)[valid].mean()) if valid.any() else 0.0
+
+
+def quality_csv(ids, scores, disagree, suspect, labels, clean=None, ignore_index: int = 255, extra: Optional[dict] = None) -> str:
+    """CSV text, sorted by score (lowest first); ``extra`` adds columns {name: values by image}."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    head = ["rank", "id", "score", "disagree_frac", "suspect_pixels"] + (["true_error_frac"] if clean is not None else [])
+    extra = extra or {}
+    head = ["rank", "id", "score", "disagree_frac", "suspect_pixels"] + (["true_error_frac"] if clean is not None else []) + list(extra)
     w.writerow(head)
     for rank, i in enumerate(np.argsort(scores, kind="stable"), start=1):
         row = [rank, ids[i], f"{scores[i]:.4f}", f"{disagree[i]:.4f}", int(suspect[i].sum())]
         if clean is not None:
-            valid = (labels[i] != ignore_index) & (clean[i] != ignore_index)
-            row.append(f"{(labels[i] != clean[i])[valid].mean() if valid.any() else 0.0:.4f}")
+            row.append(f"{true_error_frac(labels[i], clean[i], ignore_index):.4f}")
+        row.extend(v[i] for v in extra.values())
         w.writerow(row)
     return buf.getvalue()
 
@@ -117,7 +134,6 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise RunError(f"{out}: exists and is not empty; choose a new --out or pass --overwrite")
-        shutil.rmtree(out)
     lm = load_run_model(run.path, device)
     cfg = saved_config(run.path / "config.yaml")
     data = load_run_data(cfg)
@@ -130,31 +146,157 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     src, size = data.source, cfg.data.size
     shape = train.labels[0].shape
     res_text = f"{shape[0]}x{shape[1]}" if size is not None else "native image size"
-    exts = {}
-    for name, split in (("train", train), ("val", data.val), ("test", data.test)):
-        if split is None:
-            continue
-        exts[name] = _write_images(out / name / "images", split.ids, _image_arrays(src, name, size))
-        _write_labels(out / name / "labels", split.ids, labels if name == "train" else split.original)
-    _write_labels(out / "train" / "labels_original", train.ids, train.original)
-    if train.clean is not None:
-        _write_labels(out / "train" / "labels_clean", train.ids, train.clean)
-    for sid, mask in zip(train.ids, suspect):
-        write_array(out / "suspect" / f"{sid}.png", (mask * 255).astype(np.uint8))
-    (out / "label_quality.csv").write_text(quality_csv(train.ids, scores, disagree, suspect, labels, train.clean, src.ignore_index))
-    note = (f"train/labels: {origin} of run {run.name} (method {run.method}); train/labels_original: the labels it was trained on "
-            f"before correction. All images and labels are at the run's training resolution ({res_text}), not the source resolution.")
-    meta = {"name": f"{src.name}-{run.name}-labels", "classes": list(src.classes), "ignore_index": src.ignore_index,
-            "note": note, "resolution": None if size is None else list(shape), "source_run": run.name}
-    (out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
-    (out / "README.md").write_text(_readme(note, train.clean is not None, exts["train"]))
+    with staged_output(out, overwrite=True) as tmp:  # all or nothing: built beside OUT, renamed at the end
+        exts = {}
+        for name, split in (("train", train), ("val", data.val), ("test", data.test)):
+            if split is None:
+                continue
+            exts[name] = _write_images(tmp / name / "images", split.ids, _image_arrays(src, name, size))
+            _write_labels(tmp / name / "labels", split.ids, labels if name == "train" else split.original)
+        _write_labels(tmp / "train" / "labels_original", train.ids, train.original)
+        if train.clean is not None:
+            _write_labels(tmp / "train" / "labels_clean", train.ids, train.clean)
+        for sid, mask in zip(train.ids, suspect):
+            write_array(tmp / "suspect" / f"{sid}.png", (mask * 255).astype(np.uint8))
+        vol_index = read_volume_index(src.root) if src.root is not None else None
+        if vol_index is not None:
+            native = export_native_volumes(tmp / "original", vol_index, src.root, cfg, train, labels)
+            where = {sid: (subj, k) for subj, rec in vol_index["subjects"].items() for sid, k in rec["slices"].items()}
+            extra = {"subject": [where[i][0] for i in train.ids], "slice": [where[i][1] for i in train.ids]}
+            (tmp / "label_quality_subjects.csv").write_text(subject_quality_csv(train, labels, scores, disagree, suspect, extra["subject"],
+                                                                               native, src.ignore_index))
+        else:
+            native = export_native_slices(tmp / "original", src, cfg, train, labels)
+            extra = None
+        (tmp / "label_quality.csv").write_text(quality_csv(train.ids, scores, disagree, suspect, labels, train.clean, src.ignore_index, extra))
+        note = (f"train/labels: {origin} of run {run.name} (method {run.method}); train/labels_original: the labels it was trained on "
+                f"before correction. All images and labels are at the run's training resolution ({res_text}), not the source resolution. "
+                f"original/labels/: the corrected labels in the source's own space ({native['what']}).")
+        meta = {"name": f"{src.name}-{run.name}-labels", "classes": list(src.classes), "ignore_index": src.ignore_index,
+                "note": note, "resolution": None if size is None else list(shape), "source_run": run.name}
+        (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / "README.md").write_text(_readme(note, train.clean is not None, exts["train"], native["readme"], vol_index is not None))
     worst = np.argsort(scores, kind="stable")[:3]
-    log(f"wrote {out}: {len(train)} training labels ({origin}), label_quality.csv (most suspicious: "
+    log(f"wrote {out}: {len(train)} training labels ({origin}), {native['summary']}, label_quality.csv (most suspicious: "
         + ", ".join(f"{train.ids[i]} {scores[i]:.3f}" for i in worst) + ")")
     return out
 
 
-def _readme(note: str, has_clean: bool, ext: str) -> str:
+def _resize_nearest(lab: np.ndarray, size) -> np.ndarray:
+    from ..data.dataset import resize_label
+
+    return resize_label(lab, tuple(int(s) for s in size))
+
+
+def corrected_in_original(base: np.ndarray, initial: np.ndarray, final: np.ndarray, synthetic_noise: bool) -> np.ndarray:
+    """Corrected labels of one image at the source's size ``base.shape``.
+
+    ``initial``/``final``: the run's labels before/after correction at the
+    training resolution. The source labels ``base`` are kept and only the
+    pixels the correction changed are replaced (both masks resized nearest),
+    so an image without correction comes back exactly as the user gave it.
+    With synthetic noise (``data.noise``) the noisy labels exist only at the
+    training resolution and the final labels are resized as a whole.
+    """
+    if synthetic_noise:
+        return _resize_nearest(final, base.shape)
+    out = np.array(base, dtype=np.uint8, copy=True)
+    changed = final != initial
+    if changed.any():
+        up_changed = _resize_nearest(changed.astype(np.uint8), base.shape).astype(bool)
+        out[up_changed] = _resize_nearest(final, base.shape)[up_changed]
+    return out
+
+
+def native_label_slices(source, cfg, train: PreparedSplit, labels: list[np.ndarray]):
+    """Yield (id, corrected labels at the source image's size, the source labels) per training image of a 2D dataset."""
+    s = source.splits["train"]
+    clean = cfg.data.train_labels == "clean"
+    for i, sid in enumerate(train.ids):
+        base = np.asarray(s.clean_label(i) if clean and s.has_clean else s.label(i), dtype=np.uint8)
+        yield sid, corrected_in_original(base, train.original[i], labels[i], bool(cfg.data.noise)), base
+
+
+def export_native_slices(root: Path, source, cfg, train: PreparedSplit, labels: list[np.ndarray]) -> dict:
+    """2D datasets: ``root/labels/<id>.png`` at each source image's own size."""
+    changed = 0
+    for sid, new, base in native_label_slices(source, cfg, train, labels):
+        changed += int((new != base).sum())
+        write_array(root / "labels" / f"{sid}.png", new)
+    how = ("the synthetic noisy labels (data.noise) and their corrections, resized from the training resolution"
+           if cfg.data.noise else "the source labels with the pixels the correction changed replaced")
+    return {"what": "PNG at each image's original size", "summary": f"original/labels/ ({len(train)} PNGs at the source size, {changed} pixels differ from the source labels)",
+            "readme": f"- `original/labels/<id>.png`: the labels at each source image's own size: {how} "
+                      f"({changed} pixels differ from the source labels)."}
+
+
+def native_label_volumes(index: dict, dataset_root: Path, cfg, train: PreparedSplit, labels: list[np.ndarray]):
+    """Yield (subject, corrected volume in the stored orientation, its label Volume as given, voxels changed) per training subject."""
+    from ..data.volumes import VolumeSpec, label_slices, read_volume, slices_to_volume
+
+    spec = VolumeSpec.from_dict(index["spec"])
+    pos = {sid: i for i, sid in enumerate(train.ids)}
+    clean = cfg.data.train_labels == "clean"
+    # noisy labels made at the training resolution (data.noise, or `adele noise` on the prepared slices) have no native volume
+    synthetic = bool(cfg.data.noise) or (not clean and "train" in index.get("noised_splits", []))
+    for subject, rec in index["subjects"].items():
+        if rec["split"] != "train":
+            continue
+        rel = rec["clean_file"] if clean and rec.get("clean_file") else rec["label_file"]
+        base = read_volume(Path(dataset_root) / rel, "label")
+        ornt = np.asarray(rec["ornt"])
+        sl = label_slices(base, ornt, spec.axis)
+        before = sl.copy()
+        for sid, k in rec["slices"].items():
+            if sid not in pos:
+                raise RunError(f"{dataset_root}: slice {sid} of volumes.json is not in the run's training set; the dataset changed since training")
+            i = pos[sid]
+            sl[k] = corrected_in_original(sl[k], train.original[i], labels[i], synthetic)
+        yield subject, slices_to_volume(sl, ornt, spec.axis), base, int((sl != before).sum())
+
+
+def export_native_volumes(root: Path, index: dict, dataset_root: Path, cfg, train: PreparedSplit, labels: list[np.ndarray]) -> dict:
+    """Volume datasets: ``root/labels/<subject>.nii.gz`` on each subject's own grid, with its label file's header."""
+    from ..data.volumes import volume_suffix, write_label_volume
+
+    per_subject: dict[str, int] = {}
+    for subject, vol, base, changed in native_label_volumes(index, dataset_root, cfg, train, labels):
+        per_subject[subject] = changed
+        dtype = base.image.get_data_dtype()
+        write_label_volume(root / "labels" / f"{subject}{volume_suffix(base.path)}", vol, base,
+                           dtype=dtype if np.issubdtype(dtype, np.integer) else np.uint8)
+    n = sum(per_subject.values())
+    how = ("the synthetic noisy labels (data.noise or `adele noise`) and their corrections, resized from the training resolution"
+           if cfg.data.noise or "train" in index.get("noised_splits", []) else "the labels as given with the voxels the correction changed replaced")
+    return {"what": "NIfTI per subject on its own voxel grid, with its label file's header", "changed": per_subject,
+            "summary": f"original/labels/ ({len(per_subject)} label volumes on the subjects' grids, {n} voxels differ from the label files)",
+            "readme": f"- `original/labels/<subject>.nii.gz`: the label volume of every training subject, on the grid and with the "
+                      f"header of its label file: {how} ({n} voxels differ from the label files); "
+                      "slices not used for training are unchanged.\n- `label_quality_subjects.csv`: one row per training subject, most suspicious first."}
+
+
+def subject_quality_csv(train: PreparedSplit, labels, scores, disagree, suspect, subjects: list[str], native: dict, ignore_index: int) -> str:
+    """Per-subject label quality (mean/min slice score, worst slice, voxels changed in the subject's own space), lowest mean first."""
+    rows: dict[str, list[int]] = {}
+    for i, s in enumerate(subjects):
+        rows.setdefault(s, []).append(i)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    head = ["rank", "subject", "slices", "mean_score", "min_score", "worst_slice", "disagree_frac", "suspect_pixels", "changed_voxels"]
+    w.writerow(head + (["true_error_frac"] if train.clean is not None else []))
+    order = sorted(rows, key=lambda s: (float(np.mean(scores[rows[s]])), s))
+    for rank, s in enumerate(order, start=1):
+        idx = rows[s]
+        worst = idx[int(np.argmin(scores[idx]))]
+        row = [rank, s, len(idx), f"{np.mean(scores[idx]):.4f}", f"{np.min(scores[idx]):.4f}", train.ids[worst],
+               f"{np.mean(disagree[idx]):.4f}", int(sum(suspect[i].sum() for i in idx)), native["changed"].get(s, 0)]
+        if train.clean is not None:
+            row.append(f"{np.mean([true_error_frac(labels[i], train.clean[i], ignore_index) for i in idx]):.4f}")
+        w.writerow(row)
+    return buf.getvalue()
+
+
+def _readme(note: str, has_clean: bool, ext: str, native: str = "", volumes: bool = False) -> str:
     return f"""# Exported training labels
 
 {note}
@@ -165,5 +307,6 @@ def _readme(note: str, has_clean: bool, ext: str) -> str:
   combines confidence-weighted pixel agreement with per-class mean probability of the given label (see
   `adele.core.quality`); `disagree_frac` = fraction of labelled pixels where the model predicts another
   class with probability > 0.7.
-- `suspect/<id>.png`: 255 on those pixels.
+- `suspect/<id>.png`: 255 on those pixels.{chr(10) + "- `label_quality.csv` columns `subject`, `slice`: where each slice comes from." if volumes else ""}
+{native}
 """

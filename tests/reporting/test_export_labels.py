@@ -32,6 +32,10 @@ def test_export_is_a_valid_dataset(exported):
     assert read_label(out / "train" / "labels" / f"{sid}.png").shape == (56, 48)
     assert read_label(out / "train" / "labels_original" / f"{sid}.png").shape == (56, 48)
     assert (out / "README.md").is_file()
+    # and at the source size (the small Colin27 set is 217 x 181)
+    assert sorted(p.stem for p in (out / "original" / "labels").iterdir()) == sorted(info["train_ids"])
+    assert read_label(out / "original" / "labels" / f"{sid}.png").shape == (217, 181)
+    assert "original/labels/" in (out / "README.md").read_text()
 
 
 def test_label_quality_csv_sorted_worst_first(exported):
