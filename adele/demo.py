@@ -28,6 +28,23 @@ from .errors import RunError
 DEMO_PRESET = "colin27"
 
 
+#: the benchmark's summary (benchmarks/bench_adele.py, copied from its OUT/summary.json)
+BENCHMARK_SUMMARY = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "colin27_sweep.json"
+
+
+def benchmark_line(recipe: str, path: Path = BENCHMARK_SUMMARY) -> Optional[str]:
+    """The benchmark's paired result for ``recipe`` on colin27 as one line, or None when not recorded."""
+    if not path.is_file():
+        return None
+    rows = [r for r in json.loads(path.read_text()) if r.get("dataset", "colin27") == "colin27" and r.get("recipe") == recipe]
+    if not rows or "adele_diff" not in rows[0]:
+        return None
+    d, n = rows[0]["adele_diff"], len(rows[0]["seeds"])
+    return (f"benchmark, same recipe over {n} seeds (benchmarks/bench_adele.py, BENCHMARKS.md): ADELE - baseline "
+            f"{d['mean']:+.1f} points, 95% CI [{d['low']:+.1f}, {d['high']:+.1f}], ahead on {d['ahead']} of {n} seeds; "
+            "one seed moves by several points, the interval is the answer")
+
+
 def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: int = 0, recipe: Optional[str] = None,
              device: str = "auto", overwrite: bool = False, log=print) -> dict:
     from .engine.trainer import Trainer, load_run_data
@@ -69,9 +86,11 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
         last = ad["rounds"][-1]
         log(f"ADELE flagged {len(ad['onsets'])} classes; {len(ad['rounds'])} correction rounds; "
             f"training-label Dice vs clean {ad['rounds'][0].get('agreement_before', float('nan')):.3f} -> {last.get('agreement_after', float('nan')):.3f}")
-    log("One seed only: at 50 epochs with cross-entropy, ADELE's margin over the baseline on this data is "
-        "smaller than the spread between seeds and machines (BENCHMARKS.md); configs/colin27-ce-dice.yaml "
-        "(100 epochs, CE + Dice) is the setting where it was ahead on every seed.")
+    diff = 100 * (results["adele"]["test"]["mean_dice"] - results["baseline"]["test"]["mean_dice"])
+    log(f"ADELE - baseline on this seed: {diff:+.1f} Dice points")
+    bench = benchmark_line(recipe)
+    if bench:
+        log(bench)
     from .reporting.html import build_report
     from .reporting.memorization import analyze_memorization
 
