@@ -14,13 +14,11 @@ plain pair of ``adele train`` runs that anyone can reproduce by hand.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Optional
 
 from .config import load_config
-from .errors import RunError
 
 #: config overrides shared by both demo runs: configs/colin27.yaml (50 epochs, seed 0: the
 #: seed-0 runs of benchmarks/bench_adele.py; about 6 minutes on 2 CPU cores)
@@ -46,17 +44,17 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
     from .noise import format_table, noise_stats
     from .reporting.tables import format_metrics_table
 
+    from .safety import check_output, prepare_output_folder
+
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise RunError(f"{out}: exists; pass --overwrite or choose another --out")
-        shutil.rmtree(out)
+    check_output(out, "demo", (), overwrite)
     settings = dict(DEMO_SETTINGS, **{"data.noise": recipe, "train.seed": seed, "data.noise_seed": seed, "train.device": device})
     if epochs is not None:
         settings["train.epochs"] = epochs
     t0 = time.perf_counter()
     base_cfg = load_config(None, dict(settings, method="baseline"))
     data = load_run_data(base_cfg)
+    prepare_output_folder(out, "demo", (), overwrite)
     tr = data.train
     stats = noise_stats(tr.clean, tr.original, data.source.num_classes, data.source.ignore_index)
     log(f"== 1/3 noise: recipe '{recipe}' on {len(tr)} training slices ({tr.labels[0].shape[0]}x{tr.labels[0].shape[1]})")

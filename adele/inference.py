@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .config import Config, from_dict
 from .data.dataset import PreparedSplit, preprocess_image
 from .data.io import SUFFIXES, read_image, suffix_of, write_array
-from .errors import ConfigError, DatasetError, RunError
+from .errors import AdeleError, ConfigError, DatasetError, RunError
 from .models import build_model_from_config
 
 #: test-time augmentation of ``--tta``: these scales, each also flipped horizontally
@@ -105,7 +105,9 @@ def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool
             state = torch.load(path, map_location="cpu", weights_only=True)
             cfg = saved_config(state["config"])
             classes, ignore, cin, origin = list(state["classes"]), int(state["ignore_index"]), int(state["in_channels"]), "model.pt"
-        except (KeyError, TypeError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        except AdeleError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any unreadable or foreign file
             raise RunError(f"{path}: unreadable ({type(exc).__name__}); re-run training or restore the file") from None
     elif allow_checkpoint and ckpt.list_checkpoints(run) and in_channels is not None and (run / "run.json").is_file():
         import json
@@ -122,7 +124,7 @@ def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool
     model = build_model_from_config(cfg.model, cin, len(classes))
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError:
+    except (RuntimeError, KeyError, TypeError, AttributeError):
         raise RunError(f"{path}: weights do not match the model in the run's config; the run folder is inconsistent") from None
     dev = resolve_device(device)
     model.to(dev).eval()
@@ -232,7 +234,7 @@ def _segment_slices(lm: LoadedModel, slices: list[np.ndarray], where: Path, tta:
 
 
 def predict_files(run: str | Path, input_path: str | Path, out: str | Path, probs: bool = False, tta: bool = False,
-                  device: str = "auto", batch_size: int = 16, log: Callable[[str], None] = print) -> list[Path]:
+                  device: str = "auto", batch_size: int = 16, log: Callable[[str], None] = print, overwrite: bool = False) -> list[Path]:
     """Segment one image file or a folder of them; returns the written mask paths.
 
     Masks: ``out/<input name>`` (uint8, same format, height, width; NIfTI with
@@ -240,13 +242,25 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
     (C, H, W), or (C, H, W, S) for a NIfTI volume of S slices.
     """
     from .data.io import stem_of
+    from .safety import check_output, staged_output
 
+    out = Path(out)
+    check_output(out, "predict", [run, input_path], overwrite)  # before the model is loaded
     lm = load_run_model(run, device)
     folder, files = list_inputs(input_path)
-    out = Path(out)
-    if out.resolve() == folder.resolve():
-        raise RunError(f"{out}: is the input folder; choose another --out so the images are not overwritten")
-    out.mkdir(parents=True, exist_ok=True)
+    names = [f"{stem_of(p)}.png" if p.suffix.lower() in (".jpg", ".jpeg") else p.name for p in files]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise DatasetError(f"{folder}: several inputs give the mask {clash[0]} (e.g. a .jpg and a .png of one name); rename one")
+    with staged_output(out, "predict", [run, input_path], overwrite) as tmp:
+        written = _predict_into(tmp, out, lm, files, probs, tta, batch_size)
+    log(f"wrote {len(written)} mask(s) to {out} (model: {lm.origin}, device: {lm.device.type}{', TTA' if tta else ''})")
+    return written
+
+
+def _predict_into(tmp: Path, out: Path, lm: LoadedModel, files: list[Path], probs: bool, tta: bool, batch_size: int) -> list[Path]:
+    from .data.io import stem_of
+
     written = []
     for path in _progress(files, len(files), "predict"):
         if suffix_of(path) in (".nii", ".nii.gz"):
@@ -254,18 +268,17 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
             vol = arr.reshape(arr.shape[0], arr.shape[1], -1)
             p = _segment_slices(lm, [vol[..., k] for k in range(vol.shape[-1])], path, tta, batch_size)  # (S, C, H, W)
             mask = p.argmax(1).astype(np.uint8).transpose(1, 2, 0).reshape(arr.shape)
-            _write_nifti_mask(out / path.name, mask, nii)
+            _write_nifti_mask(tmp / path.name, mask, nii)
             p = p.transpose(1, 2, 3, 0) if arr.ndim >= 3 else p[0]
         else:
             p = _segment_slices(lm, [read_image(path)], path, tta, batch_size)[0]
             mask = p.argmax(0).astype(np.uint8)
             # JPEG is lossy and would change class ids: JPEG inputs get PNG masks
             name = f"{stem_of(path)}.png" if path.suffix.lower() in (".jpg", ".jpeg") else path.name
-            write_array(out / name, mask)
+            write_array(tmp / name, mask)
         if probs:
-            write_array(out / "probs" / f"{stem_of(path)}.npy", p.astype(np.float16))
+            write_array(tmp / "probs" / f"{stem_of(path)}.npy", p.astype(np.float16))
         written.append(out / path.name)
-    log(f"wrote {len(written)} mask(s) to {out} (model: {lm.origin}, device: {lm.device.type}{', TTA' if tta else ''})")
     return written
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RunError
 from .folder import ArraySplit, Source, write_dataset_json
 from .io import write_array
 
@@ -45,17 +44,16 @@ def load_colin27() -> Source:
 
 def export_colin27(out: str | Path, overwrite: bool = False) -> Path:
     """Write the embedded dataset to ``out`` in the generic format (8-bit PNGs)."""
+    from ..safety import staged_output
+
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise RunError(f"{out}: exists and is not empty; choose a new folder or pass --overwrite")
     src = load_colin27()
-    a = _arrays()
-    for split_name, split in src.splits.items():
-        for i, sid in enumerate(split.ids):
-            write_array(out / split_name / "images" / f"{sid}.png", split.images[i])
-            write_array(out / split_name / "labels" / f"{sid}.png", split.labels[i])
-    write_dataset_json(out, NAME, src.classes, 255)
-    lic = Path(__file__).with_name("COLIN27-LICENSE.txt")
-    (out / "LICENSE.txt").write_text(lic.read_text())
-    del a
+    with staged_output(out, "data export", overwrite=overwrite, flag="output folder") as tmp:
+        for split_name, split in src.splits.items():
+            for i, sid in enumerate(split.ids):
+                write_array(tmp / split_name / "images" / f"{sid}.png", split.images[i])
+                write_array(tmp / split_name / "labels" / f"{sid}.png", split.labels[i])
+        write_dataset_json(tmp, NAME, src.classes, 255)
+        lic = Path(__file__).with_name("COLIN27-LICENSE.txt")
+        (tmp / "LICENSE.txt").write_text(lic.read_text())
     return out

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DatasetError
-from ._staging import staged_output
+from ..safety import staged_output
 from .folder import SPLITS, write_dataset_json
 from .io import write_array
 
@@ -204,7 +204,7 @@ def prepare_segthor(
         log(f"warning: the split leaves train or val empty for the patients present; using a deterministic split of them instead: "
             + "; ".join(f"{k}: {', '.join(v) or '-'}" for k, v in plan.items()))
     counts: dict[str, int] = {}
-    with staged_output(out, overwrite) as tmp:
+    with staged_output(out, "data prepare segthor", [raw], overwrite, flag="output folder") as tmp:
         write_dataset_json(tmp, "segthor", SEGTHOR_CLASSES, 255)
         for name in SPLITS:
             n = 0

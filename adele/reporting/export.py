@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -112,14 +111,14 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     from ..engine.trainer import load_run_data
     from ..inference import load_run_model, saved_config
 
+    from ..safety import check_output, staged_output
+
     run = load_run(run_dir)
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise RunError(f"{out}: exists and is not empty; choose a new --out or pass --overwrite")
-        shutil.rmtree(out)
-    lm = load_run_model(run.path, device)
     cfg = saved_config(run.path / "config.yaml")
+    inputs = [run.path, cfg.data.path if cfg.data.path != "colin27" else None]
+    check_output(out, "export-labels", inputs, overwrite)  # refused before anything is read or written
+    lm = load_run_model(run.path, device)
     data = load_run_data(cfg)
     train = data.train
     if list(train.ids) != list(run.info.get("train_ids", train.ids)):
@@ -130,6 +129,16 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     src, size = data.source, cfg.data.size
     shape = train.labels[0].shape
     res_text = f"{shape[0]}x{shape[1]}" if size is not None else "native image size"
+    with staged_output(out, "export-labels", inputs, overwrite) as tmp:
+        exts = _write_export(tmp, run, data, train, labels, origin, scores, disagree, suspect, size, shape, res_text)
+    worst = np.argsort(scores, kind="stable")[:3]
+    log(f"wrote {out}: {len(train)} training labels ({origin}), label_quality.csv (most suspicious: "
+        + ", ".join(f"{train.ids[i]} {scores[i]:.3f}" for i in worst) + ")")
+    return out
+
+
+def _write_export(out: Path, run, data, train, labels, origin, scores, disagree, suspect, size, shape, res_text) -> dict:
+    src = data.source
     exts = {}
     for name, split in (("train", train), ("val", data.val), ("test", data.test)):
         if split is None:
@@ -148,10 +157,7 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
             "note": note, "resolution": None if size is None else list(shape), "source_run": run.name}
     (out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out / "README.md").write_text(_readme(note, train.clean is not None, exts["train"]))
-    worst = np.argsort(scores, kind="stable")[:3]
-    log(f"wrote {out}: {len(train)} training labels ({origin}), label_quality.csv (most suspicious: "
-        + ", ".join(f"{train.ids[i]} {scores[i]:.3f}" for i in worst) + ")")
-    return out
+    return exts
 
 
 def _readme(note: str, has_clean: bool, ext: str) -> str:
