@@ -331,9 +331,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .reporting.tables import format_metrics_table
 
     cfg = train_config_from_args(args)
-    changes = check_run_dir(cfg, args.out, args.resume, args.overwrite, args.allow_changes)  # before any data is read
+    inputs = (args.config,) if args.config else ()
+    changes = check_run_dir(cfg, args.out, args.resume, args.overwrite, args.allow_changes, inputs)  # before any data is read
     trainer = Trainer(cfg, args.out)  # validates the dataset, model and pretrained weights: still nothing written
-    trainer.prepare_run_dir(resume=args.resume, overwrite=args.overwrite)
+    trainer.prepare_run_dir(resume=args.resume, overwrite=args.overwrite, inputs=inputs)
     if args.resume:
         trainer.resume()
         trainer.record_resume(changes, args.allow_changes)
@@ -460,8 +461,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    import warnings
+
     from . import safety
 
+    warnings.formatwarning = _one_line_warning
     try:
         return _dispatch(args, parser)
     except AdeleError as exc:
@@ -484,6 +488,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     finally:
         safety.release_all()
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {' '.join(str(message).split())}\n"
 
 
 def _one_line(exc: BaseException) -> str:

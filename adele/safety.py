@@ -76,8 +76,8 @@ def _nearest_existing(p: Path) -> Path:
 
 def check_location(out: str | Path, flag: str = "--out") -> None:
     """Refuse a path that cannot be created or written, before anything is written."""
-    out = Path(out)
     text = str(out)
+    out = Path(out)
     if not text.strip():
         raise OutputError(f"{flag}: empty path; name a folder")
     if "\x00" in text:

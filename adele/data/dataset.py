@@ -218,15 +218,25 @@ def check_source(source: Source, size: Optional[Sequence[int]] = None, normalize
         if len(shapes) > 1:
             raise DatasetError(f"{source.root or source.name}: training images have {len(shapes)} different sizes ({', '.join(f'{h}x{w}' for h, w in shapes[:3])}"
                                f"{', ...' if len(shapes) > 3 else ''}) and data.size is null; set data.size=[H,W] (or data.crop, or train.batch_size=1)")
-    if "train" in infos and infos["train"][1] == 0:
-        raise DatasetError(f"{source.root or source.name}: every training label pixel is ignore_index ({source.ignore_index}); there is nothing to learn from, fix the labels")
+    if size is None:
+        small = [(n, h, w) for n, (info, _) in infos.items() for h, w, _ in info if min(h, w) < 8]
+        if small:
+            n, h, w = small[0]
+            raise DatasetError(f"{source.root or source.name}: {len(small)} image(s) smaller than 8 pixels on a side (e.g. {h}x{w} in {n}) "
+                               "and data.size is null; set data.size=[H,W] to resize them, or remove them")
+    for name, (_, labelled) in infos.items():
+        if labelled == 0:
+            raise DatasetError(f"{source.root or source.name}: every {name} label pixel is ignore_index ({source.ignore_index}); "
+                               + ("there is nothing to learn from" if name == "train" else "its scores would be meaningless") + ", fix the labels")
 
 
 def check_prepared(source: Source, train: PreparedSplit, others: dict) -> None:
     """After :func:`prepare_split`: the training labels in use (noise/clean applied) and channel counts agree."""
     if not any(bool((lab != source.ignore_index).any()) for lab in train.labels):
-        raise DatasetError(f"{source.root or source.name}: every training label pixel is ignore_index ({source.ignore_index}); there is nothing to learn from, fix the labels")
+        raise DatasetError(f"{source.root or source.name}: every train label pixel is ignore_index ({source.ignore_index}); there is nothing to learn from, fix the labels")
     for name, split in others.items():
+        if split is not None and not any(bool((lab != source.ignore_index).any()) for lab in split.original):
+            raise DatasetError(f"{source.root or source.name}: every {name} label pixel is ignore_index ({source.ignore_index}); its scores would be meaningless, fix the labels")
         if split is not None and split.in_channels != train.in_channels:
             raise DatasetError(f"{source.root or source.name}: {name} images have {split.in_channels} channel(s) after preprocessing, train images {train.in_channels}; "
                                "convert them to one channel count")

@@ -168,7 +168,7 @@ class Trainer:
     def is_main(self) -> bool:
         return self.dist.rank == 0
 
-    def prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
+    def prepare_run_dir(self, resume: bool, overwrite: bool, inputs: tuple = ()) -> None:
         """Take the run folder: its one-writer lock, stale temp files removed; a new run also gets its marker and config.
 
         Rank 0 does the work; the other ranks learn whether it succeeded, so every process stops on a refusal.
@@ -176,7 +176,7 @@ class Trainer:
         failed: Optional[BaseException] = None
         if self.is_main:
             try:
-                self._prepare_run_dir(resume, overwrite)
+                self._prepare_run_dir(resume, overwrite, list(inputs))
             except Exception as exc:  # noqa: BLE001 - re-raised below, after the other ranks are told
                 failed = exc
         if self.dist.enabled:
@@ -187,7 +187,7 @@ class Trainer:
             raise failed
         self.dist.barrier()
 
-    def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
+    def _prepare_run_dir(self, resume: bool, overwrite: bool, extra_inputs: list) -> None:
         d = self.run_dir
         if resume:
             if not (d / "config.yaml").is_file():
@@ -197,7 +197,7 @@ class Trainer:
             if not ckpt.list_checkpoints(d):
                 raise RunError(f"{d}: no checkpoint to resume from; start again with --overwrite")
             return
-        inputs = run_inputs(self.cfg)
+        inputs = run_inputs(self.cfg) + extra_inputs
         safety.check_output(d, "train", inputs, overwrite)
         try:
             d.mkdir(parents=True, exist_ok=True)
@@ -536,7 +536,8 @@ def config_changes(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
     return [(k, fo.get(k), fn.get(k)) for k in keys if not _same_setting(k, fo.get(k), fn.get(k))]
 
 
-def check_run_dir(cfg: Config, run_dir: str | Path, resume: bool, overwrite: bool, allow_changes: bool = False) -> list[tuple[str, Any, Any]]:
+def check_run_dir(cfg: Config, run_dir: str | Path, resume: bool, overwrite: bool, allow_changes: bool = False,
+                  inputs: tuple = ()) -> list[tuple[str, Any, Any]]:
     """Read-only checks of ``--out`` before any data is loaded; for a resume, returns the settings that change.
 
     A resume with settings other than :data:`RESUME_FREE_KEYS` changed is refused unless ``allow_changes``.
@@ -547,7 +548,7 @@ def check_run_dir(cfg: Config, run_dir: str | Path, resume: bool, overwrite: boo
     if not resume:
         if allow_changes:
             raise RunError("--allow-changes only applies with --resume")
-        safety.check_output(d, "train", run_inputs(cfg), overwrite)
+        safety.check_output(d, "train", run_inputs(cfg) + list(inputs), overwrite)
         holder = safety.locked_by(d) if d.is_dir() else None
         if holder is not None:
             raise RunError(f"{d}: another process is writing here ({holder}); wait for it to finish or stop it")
