@@ -511,6 +511,10 @@ def _after_interrupt(args: argparse.Namespace) -> str:
 
 
 def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    for name in ("out", "data", "run", "input", "path", "config", "raw", "devkit", "pseudo"):
+        value = getattr(args, name, None)
+        if isinstance(value, str) and not value.strip():
+            raise ConfigError(f"{'--' + name if name not in ('path', 'raw', 'devkit') else name.upper()}: empty path; name a file or folder")
     if args.command == "train":
         return cmd_train(args)
     if args.command == "demo":

@@ -172,20 +172,27 @@ def test_one_writer_per_run_folder(trained, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_second_training_into_a_running_run_is_refused(tmp_path):
-    """Two real processes: the second `train --overwrite` is refused and the first one finishes intact."""
+    """Two real processes: the second `train --overwrite` is refused; the first one keeps its folder and stops cleanly on Ctrl-C."""
     ds = _ds(tmp_path, n_train=8)
     run = tmp_path / "r"
     env = dict(os.environ, OMP_NUM_THREADS="1", ADELE_NO_PROGRESS="1")
-    cmd = [sys.executable, "-m", "adele", "train", "--data", str(ds), "--out", str(run), "--epochs", "30", *TINY]
+    cmd = [sys.executable, "-m", "adele", "train", "--data", str(ds), "--out", str(run), "--epochs", "100000", *TINY]
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for _ in range(300):
-        if list_checkpoints(run):
-            break
-        time.sleep(0.1)
-    second = subprocess.run(cmd + ["--overwrite"], env=env, capture_output=True, text=True)
-    assert second.returncode == 2 and "another process" in second.stderr and len(second.stderr.strip().splitlines()) == 1
-    assert first.wait(timeout=300) == 0, first.stderr.read()
-    assert (run / "metrics.json").is_file()
+    try:
+        for _ in range(600):
+            if len(list_checkpoints(run)) >= 2:
+                break
+            time.sleep(0.1)
+        second = subprocess.run(cmd + ["--overwrite"], env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and f"pid {first.pid}" in second.stderr and len(second.stderr.strip().splitlines()) == 1, second.stderr
+        assert first.poll() is None, "the first training still runs"
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=60) == 130
+        assert "--resume" in first.stderr.read()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert (run / "config.yaml").is_file() and list_checkpoints(run)
 
 
 # ----------------------------------------------------------------------------- tracebacks -> one line

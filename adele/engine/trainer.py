@@ -209,7 +209,7 @@ class Trainer:
         safety.write_marker(d, "train")
         ckpt.atomic_write_text(self.cfg.to_yaml(), d / "config.yaml")
         info = {"classes": self.classes, "ignore_index": self.ignore_index, "dataset": self.data.source.name,
-                "train_ids": self.data.train.ids, "has_clean": self.data.train.clean is not None}
+                "train_ids": self.data.train.ids, "has_clean": self.data.train.clean is not None, "world_size": self.dist.world_size}
         ckpt.atomic_write_text(json.dumps(info, indent=1), d / "run.json")
 
     def record_resume(self, changes: list[tuple[str, Any, Any]], allowed: bool) -> None:
@@ -225,7 +225,8 @@ class Trainer:
             info = {}
         info.setdefault("resumes", []).append({
             "from_epoch": self.epoch, "time": time.strftime("%Y-%m-%d %H:%M:%S"), "allow_changes": allowed,
-            "changes": {k: {"old": a, "new": b} for k, a, b in changes}})
+            "changes": {k: {"old": a, "new": b} for k, a, b in changes}, "world_size": self.dist.world_size})
+        info["world_size"] = self.dist.world_size
         ckpt.atomic_write_text(json.dumps(info, indent=1), d / "run.json")
 
     # ------------------------------------------------------------------ state
@@ -297,7 +298,7 @@ class Trainer:
         steps_per_epoch = math.ceil(len(self.train_ds) / (cfg.train.batch_size * self.dist.world_size))
         total_steps = steps_per_epoch * cfg.train.epochs
         epochs = range(self.epoch + 1, cfg.train.epochs + 1)
-        if self.epoch == 0 and not ckpt.list_checkpoints(self.run_dir):
+        if self.epoch == 0:  # the same decision on every rank (a resumed epoch-0 state is saved again unchanged)
             self.save_checkpoint()  # epoch 0: an interruption or divergence in epoch 1 still leaves a state to resume from
         bar = _progress(epochs, desc="epochs", position=0) if self.is_main else epochs
         for epoch in bar:
@@ -540,7 +541,8 @@ def check_run_dir(cfg: Config, run_dir: str | Path, resume: bool, overwrite: boo
                   inputs: tuple = ()) -> list[tuple[str, Any, Any]]:
     """Read-only checks of ``--out`` before any data is loaded; for a resume, returns the settings that change.
 
-    A resume with settings other than :data:`RESUME_FREE_KEYS` changed is refused unless ``allow_changes``.
+    A resume with settings other than :data:`RESUME_FREE_KEYS` changed is refused unless ``allow_changes``
+    (``train.batch_size`` may change with the number of processes when the global batch stays the same).
     """
     d = Path(run_dir)
     if resume and overwrite:
@@ -568,7 +570,18 @@ def check_run_dir(cfg: Config, run_dir: str | Path, resume: bool, overwrite: boo
         warnings.simplefilter("ignore")
         old = saved_config(d / "config.yaml").to_dict()
     changes = config_changes(old, cfg.to_dict())
-    blocked = [c for c in changes if c[0] not in RESUME_FREE_KEYS]
+    try:
+        old_world = int(json.loads((d / "run.json").read_text()).get("world_size", 1))
+    except (OSError, ValueError, AttributeError, TypeError):
+        old_world = 1
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+
+    def free(key: str, a: Any, b: Any) -> bool:
+        # train.batch_size is per process: a change that keeps the global batch follows a change of world size
+        same_global = key == "train.batch_size" and isinstance(a, int) and isinstance(b, int) and a * old_world == b * world
+        return key in RESUME_FREE_KEYS or same_global
+
+    blocked = [c for c in changes if not free(*c)]
     if blocked and not allow_changes:
         listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in blocked[:6]) + (f"; and {len(blocked) - 6} more" if len(blocked) > 6 else "")
         raise RunError(f"{d}: --resume continues the checkpoint with the run's saved settings, but these differ: {listed}; drop them, "
