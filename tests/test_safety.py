@@ -378,6 +378,14 @@ def test_divergence_stops_with_exit_2_and_keeps_the_last_finite_state(tmp_path, 
     assert not (run / "model.pt").exists() and not (run / "metrics.json").exists()
 
 
+def test_a_batch_of_unlabelled_images_is_named_as_the_cause(tmp_path, capsys):
+    ds = _ds(tmp_path)
+    for p in sorted((ds / "train" / "labels").iterdir())[:2]:
+        write_array(p, np.full((16, 16), 255, np.uint8))  # two of three training images without a labelled pixel
+    line = _one_line(capsys, main(_train(ds, tmp_path / "run", "train.batch_size=1")), words=("diverged in epoch 1", "all ignore_index"))
+    assert "epoch_0000.pt" in line
+
+
 def test_unexpected_exception_is_one_line_with_a_log_file(tmp_path, monkeypatch, capsys):
     import adele.cli as cli
 
