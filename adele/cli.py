@@ -499,6 +499,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _after_interrupt(args: argparse.Namespace) -> str:
+    if args.command == "demo":
+        return f"the demo folder is incomplete; run again with --out {args.out} --overwrite"
+    if args.command in ("analyze", "config"):
+        return "nothing to resume"
     if args.command != "train":
         return "nothing was written (outputs appear only when a command completes)"
     from .engine.checkpoint import list_checkpoints

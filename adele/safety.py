@@ -192,9 +192,9 @@ class FolderLock:
         self.fd = fd
 
     def release(self) -> None:
-        import fcntl
-
         if self.fd >= 0:
+            import fcntl
+
             with contextlib.suppress(OSError):
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
             with contextlib.suppress(OSError):
@@ -207,8 +207,14 @@ _HELD: dict[Path, FolderLock] = {}
 
 
 def lock_folder(folder: str | Path, command: str) -> FolderLock:
-    """Take the one-writer lock of ``folder`` (which must exist); refuse, naming the holder, if another process has it."""
-    import fcntl
+    """Take the one-writer lock of ``folder`` (which must exist); refuse, naming the holder, if another process has it.
+
+    Where ``fcntl`` does not exist (Windows) there is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return FolderLock(Path(folder), -1)
 
     folder = Path(folder)
     key = _resolve(folder)
@@ -242,7 +248,10 @@ def release_all() -> None:
 
 def _is_locked(folder: Path) -> bool:
     """True if a live process holds ``folder``'s lock."""
-    import fcntl
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return False
 
     if _resolve(folder) in _HELD:
         return True
@@ -261,7 +270,10 @@ def _is_locked(folder: Path) -> bool:
 
 def locked_by(folder: str | Path) -> Optional[str]:
     """Who holds ``folder``'s lock if another process does (as written in the lock file), else None. Writes nothing."""
-    import fcntl
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
 
     folder = Path(folder)
     if _resolve(folder) in _HELD:
@@ -306,7 +318,7 @@ def clean_stale_temp_files(folder: str | Path) -> list[Path]:
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
-            if name.startswith(".") and ".tmp" in name and name != LOCK and name != MARKER:
+            if name.startswith(".") and name.endswith(".tmp"):
                 p = Path(root) / name
                 with contextlib.suppress(OSError):
                     p.unlink()

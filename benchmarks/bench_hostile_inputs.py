@@ -405,8 +405,18 @@ def c_predict_name_clash(tmp, sh):
     return ["predict", "--run", str(sh["run"]), "--input", str(tmp / "in"), "--out", str(tmp / "out")]
 
 
+def own_run(tmp: Path, sh: dict) -> tuple[Path, Path]:
+    """Copies of the shared dataset and run (the run's config pointing at the copy), for cases that could destroy them."""
+    d, r = tmp / "ds", tmp / "R"
+    shutil.copytree(sh["ds"], d)
+    shutil.copytree(sh["run"], r)
+    (r / "config.yaml").write_text((r / "config.yaml").read_text().replace(str(sh["ds"]), str(d)))
+    return d, r
+
+
 def c_export_into_dataset(tmp, sh):
-    return ["export-labels", "--run", str(sh["run"]), "--out", str(sh["ds"]), "--overwrite"]
+    d, r = own_run(tmp, sh)
+    return ["export-labels", "--run", str(r), "--out", str(d), "--overwrite"]
 
 
 def c_noise_out_train_split_overwrite(tmp, sh):
@@ -527,7 +537,7 @@ CASES = [
     Case("predict --run is a dataset", c_predict_run_is_dataset),
     Case("predict with a corrupt model.pt", c_predict_corrupt_model, guard=("R", "in")),
     Case("predict a.png and a.jpg", c_predict_name_clash, guard=("in", "@run")),
-    Case("export-labels into the run's dataset", c_export_into_dataset, guard=("@ds", "@run"), no_output=()),
+    Case("export-labels into the run's dataset", c_export_into_dataset, guard=("ds", "R"), no_output=()),
     Case("noise --out DS/train --overwrite", c_noise_out_train_split_overwrite, no_output=()),
     Case("noise recipe: binary .yaml", c_noise_binary_yaml_recipe),
     Case("noise --previews -1", c_noise_negative_previews),

@@ -13,7 +13,6 @@ import io
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
