@@ -119,8 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("out", help="output folder (must not exist or be empty)")
     ex.add_argument("--overwrite", action="store_true")
     ch = dsub.add_parser("check", help="validate a dataset folder", formatter_class=_Formatter,
-                         description="Validate a dataset folder: every image has a label of the same shape, class ids are valid, files decode.",
-                         epilog="example:\n  adele data check data/colin27\n")
+                         description="Validate a dataset folder: every image has a label of the same shape, class ids are valid, files decode; "
+                                     "across splits: one channel count, unique class names, labelled pixels in every split and, "
+                                     "for the given training settings, one image size when data.size is null. Training runs the same checks.",
+                         epilog="examples:\n  adele data check data/colin27\n  adele data check data/my-set --set data.size=null train.batch_size=4\n")
     ch.add_argument("path")
     ch.add_argument("--config", default=None, help="also check against the data settings of this training config")
     ch.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides, as for `adele train`")
