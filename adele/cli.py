@@ -5,6 +5,7 @@ Every user mistake surfaces as ``error: <one line>`` and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -34,17 +35,26 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error format: one line, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .models import available_models
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="adele",
         description="Train segmentation networks on noisy annotations with ADELE (adaptive early-learning correction, CVPR 2022).",
         epilog=EPILOG_MAIN,
         formatter_class=_Formatter,
     )
     p.add_argument("--version", action="version", version=f"adele {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors (also accepted after the command)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     # ------------------------------------------------------------------ train
@@ -115,9 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write NIfTI volumes (images/, labels/: 18 blocks of 6 slices as pseudo-subjects) for `adele data prepare volumes`")
     ex.add_argument("--overwrite", action="store_true")
     ch = dsub.add_parser("check", help="validate a dataset folder", formatter_class=_Formatter,
-                         description="Validate a dataset folder: every image has a label of the same shape, class ids are valid, files decode.",
-                         epilog="example:\n  adele data check data/colin27\n")
+                         description="Validate a dataset folder: every image has a label of the same shape, class ids are valid, files decode; "
+                                     "across splits: one channel count, unique class names, labelled pixels in every split and, "
+                                     "for the given training settings, one image size when data.size is null. Training runs the same checks.",
+                         epilog="examples:\n  adele data check data/colin27\n  adele data check data/my-set --set data.size=null train.batch_size=4\n")
     ch.add_argument("path")
+    ch.add_argument("--config", default=None, help="also check against the data settings of this training config")
+    ch.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides, as for `adele train`")
     _add_prepare_parser(dsub)
 
     # ------------------------------------------------------------------ noise
@@ -176,6 +190,7 @@ def _add_report_parsers(sub) -> None:
     r.add_argument("--out", required=True, help="output folder for index.html and figures/")
     r.add_argument("--examples", type=int, default=4, help="training images shown as overlays (default: 4)")
     r.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="device for the example predictions (default: cpu)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing report folder written by `adele report`")
 
     a = sub.add_parser("analyze", help="analyses of a finished run", formatter_class=_Formatter, description="Analyses of a run folder.",
                        epilog="example:\n  adele analyze memorization runs/base\n")
@@ -213,6 +228,7 @@ def _add_report_parsers(sub) -> None:
     pr.add_argument("--probs", action="store_true", help="also write probability maps")
     pr.add_argument("--tta", action="store_true", help="multi-scale + flip test-time averaging")
     pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pr.add_argument("--overwrite", action="store_true", help="replace an existing output folder written by `adele predict`")
 
     ex = sub.add_parser("export-labels", help="export a run's corrected training labels as a dataset, ranked by suspicion",
                         formatter_class=_Formatter,
@@ -333,7 +349,8 @@ def _add_train_args(t: argparse.ArgumentParser, models: list[str]) -> None:
     t.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     t.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override any config field, e.g. optim.lr=0.005 adele.correction.every=5")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    t.add_argument("--allow-changes", action="store_true", help="with --resume: continue even though data, method or settings differ from the run's (recorded in run.json)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder (only one that `adele train` created)")
 
 
 def train_config_from_args(args: argparse.Namespace):
@@ -364,14 +381,19 @@ def train_config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .engine.trainer import Trainer
+    from .engine.trainer import Trainer, check_run_dir
     from .reporting.tables import format_metrics_table
 
     cfg = train_config_from_args(args)
-    trainer = Trainer(cfg, args.out)
-    trainer.prepare_run_dir(resume=args.resume, overwrite=args.overwrite)
+    inputs = (args.config,) if args.config else ()
+    changes = check_run_dir(cfg, args.out, args.resume, args.overwrite, args.allow_changes, inputs)  # before any data is read
+    trainer = Trainer(cfg, args.out)  # validates the dataset, model and pretrained weights: still nothing written
+    trainer.prepare_run_dir(resume=args.resume, overwrite=args.overwrite, inputs=inputs)
     if args.resume:
         trainer.resume()
+        trainer.record_resume(changes, args.allow_changes)
+        if changes:
+            print("resumed with changed settings: " + "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes), file=sys.stderr)
     results = trainer.fit()
     if trainer.is_main:
         print(format_metrics_table({cfg.method: results}, split="test" if "test" in results else "val"))
@@ -400,9 +422,14 @@ def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"wrote {args.name} to {out}")
         return 0
     if args.data_command == "check":
+        from .config import load_config
         from .data import open_dataset
+        from .data.dataset import check_source
 
+        cfg = load_config(args.config, list(args.set))
         src = open_dataset(args.path)
+        d = cfg.data
+        check_source(src, d.size, d.normalize, d.crop, cfg.train.batch_size)
         counts = ", ".join(f"{k}: {len(v)}" for k, v in src.splits.items())
         print(f"ok: {src.name}, {src.num_classes} classes ({', '.join(src.classes)}), {counts}")
         return 0
@@ -433,7 +460,13 @@ def cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_noise(args: argparse.Namespace) -> int:
+    from .config import SEED_MAX
     from .noise.command import run_noise_command
+
+    if not 0 <= args.seed <= SEED_MAX:
+        raise ConfigError(f"--seed: must be an integer in 0..{SEED_MAX}, got {args.seed}")
+    if args.previews < 0:
+        raise ConfigError(f"--previews: must be >= 0, got {args.previews}")
 
     run_noise_command(args.data, args.out, args.recipe, seed=args.seed, splits=args.splits, overwrite=args.overwrite, previews=args.previews)
     return 0
@@ -453,7 +486,9 @@ def cmd_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 def cmd_report(args: argparse.Namespace) -> int:
     from .reporting.html import build_report
 
-    print(f"wrote {build_report(args.runs, args.out, device=args.device, examples=args.examples)}")
+    if args.examples < 0:
+        raise ConfigError(f"--examples: must be >= 0, got {args.examples}")
+    print(f"wrote {build_report(args.runs, args.out, device=args.device, examples=args.examples, overwrite=args.overwrite)}")
     return 0
 
 
@@ -472,7 +507,7 @@ def cmd_analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import predict_files
 
-    predict_files(args.run, args.input, args.out, probs=args.probs, tta=args.tta, device=args.device)
+    predict_files(args.run, args.input, args.out, probs=args.probs, tta=args.tta, device=args.device, overwrite=args.overwrite)
     return 0
 
 
@@ -484,40 +519,92 @@ def cmd_export_labels(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command. Exit codes: 0 done; 2 a problem with the inputs or settings (one ``error:`` line);
+    1 an unexpected error (one line naming a log file with the traceback; ``--debug`` shows it); 130 interrupted."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or bool(os.environ.get("ADELE_DEBUG"))
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    import warnings
+
+    from . import safety
+
+    warnings.formatwarning = _one_line_warning
     try:
-        if args.command == "train":
-            return cmd_train(args)
-        if args.command == "demo":
-            return cmd_demo(args)
-        if args.command == "data":
-            return cmd_data(args, parser)
-        if args.command == "noise":
-            return cmd_noise(args)
-        if args.command == "config":
-            return cmd_config(args, parser)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "analyze":
-            return cmd_analyze(args, parser)
-        if args.command == "predict":
-            return cmd_predict(args)
-        if args.command == "export-labels":
-            return cmd_export_labels(args)
+        return _dispatch(args, parser)
     except AdeleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
-    except (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
-        # a location the user chose cannot be written or read
-        print(f"error: {exc.filename or ''}: {exc.strerror or exc}; choose a location you can write to", file=sys.stderr)
+    except OSError as exc:
+        # a location the user chose cannot be read or written (permissions, full disk, read-only, too long a name, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; choose a location you can read and write", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; resume with --resume", file=sys.stderr)
+        print(f"interrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into one line plus a log file
+        if debug:
+            raise
+        log = safety.crash_log(exc, argv)
+        where = f"the traceback is in {log}" if log else "rerun with --debug for the traceback"
+        print(f"error: unexpected {type(exc).__name__}: {_one_line(exc)[:300]}; this is a bug in adele, please report it ({where})", file=sys.stderr)
+        return 1
+    finally:
+        safety.release_all()
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {' '.join(str(message).split())}\n"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _after_interrupt(args: argparse.Namespace) -> str:
+    if args.command == "demo":
+        return f"the demo folder is incomplete; run again with --out {args.out} --overwrite"
+    if args.command in ("analyze", "config"):
+        return "nothing to resume"
+    if args.command != "train":
+        return "nothing was written (outputs appear only when a command completes)"
+    from .engine.checkpoint import list_checkpoints
+
+    if list_checkpoints(Path(args.out)):
+        return f"resume with `adele train --out {args.out} --resume`"
+    if (Path(args.out) / "config.yaml").is_file():
+        return f"no checkpoint was saved yet; start again with `adele train ... --out {args.out} --overwrite`"
+    return "nothing was written"
+
+
+def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    for name in ("out", "data", "run", "input", "path", "config", "raw", "devkit", "pseudo"):
+        value = getattr(args, name, None)
+        if isinstance(value, str) and not value.strip():
+            raise ConfigError(f"{'--' + name if name not in ('path', 'raw', 'devkit') else name.upper()}: empty path; name a file or folder")
+    if args.command == "train":
+        return cmd_train(args)
+    if args.command == "demo":
+        return cmd_demo(args)
+    if args.command == "data":
+        return cmd_data(args, parser)
+    if args.command == "noise":
+        return cmd_noise(args)
+    if args.command == "config":
+        return cmd_config(args, parser)
+    if args.command == "report":
+        return cmd_report(args)
+    if args.command == "analyze":
+        return cmd_analyze(args, parser)
+    if args.command == "predict":
+        return cmd_predict(args)
+    if args.command == "export-labels":
+        return cmd_export_labels(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

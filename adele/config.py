@@ -9,6 +9,7 @@ the field. The resolved config is saved as ``config.yaml`` in every run folder.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -322,6 +323,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list
         path = resolve_config_path(path)
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
+        except (UnicodeDecodeError, ValueError):
+            raise ConfigError(f"{path}: not a text file; --config takes a YAML file (see `adele config show`)") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read ({exc.strerror}); pass a readable YAML file") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""
@@ -346,6 +351,27 @@ def _merge(base: dict, new: dict, prefix: str) -> None:
             base[key] = value
 
 
+#: seeds are 32-bit unsigned integers (torch, numpy and the sampler's ``seed * 100003 + epoch`` stay in range)
+SEED_MAX = 2**32 - 1
+#: largest image side (pixels) for data.size and data.crop
+MAX_SIDE = 16384
+
+
+def _numbers(obj: Any, prefix: str = "") -> list[tuple[str, float]]:
+    """(dotted name, value) of every float setting, tuples included."""
+    out: list[tuple[str, float]] = []
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        name = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(v):
+            out += _numbers(v, name + ".")
+        elif isinstance(v, float):
+            out.append((name, v))
+        elif isinstance(v, tuple):
+            out += [(name, x) for x in v if isinstance(x, float)]
+    return out
+
+
 def validate(cfg: Config) -> None:
     """Range checks that types alone cannot express."""
 
@@ -353,7 +379,22 @@ def validate(cfg: Config) -> None:
         if not ok:
             raise ConfigError(f"{name}: {msg}")
 
+    for name, value in _numbers(cfg):
+        check(math.isfinite(value), name, f"must be a finite number, got {value}")
     t, o, d, a = cfg.train, cfg.optim, cfg.data, cfg.adele
+    for name, seed in (("train.seed", t.seed), ("data.noise_seed", d.noise_seed)):
+        check(0 <= seed <= SEED_MAX, name, f"must be an integer in 0..{SEED_MAX}, got {seed}")
+    check(t.threads is None or 1 <= t.threads <= 1024, "train.threads", f"must be in 1..1024 or null, got {t.threads}")
+    check(t.keep_last >= 1, "train.keep_last", f"must be >= 1, got {t.keep_last}")
+    check(t.epochs <= 1_000_000, "train.epochs", f"must be <= 1000000, got {t.epochs}")
+    check(o.poly_power > 0, "optim.poly_power", f"must be > 0, got {o.poly_power}")
+    check(o.clip_grad >= 0, "optim.clip_grad", f"must be >= 0 (0 disables), got {o.clip_grad}")
+    check(cfg.model.width <= 4096 and cfg.model.depth <= 12, "model.width/depth", f"must be <= 4096 / <= 12, got {cfg.model.width} / {cfg.model.depth}")
+    check(bool(cfg.model.name.strip()), "model.name", "must not be empty")
+    check(bool(d.path.strip()), "data.path", "must name a dataset folder or 'colin27'")
+    check(cfg.model.pretrained is None or bool(cfg.model.pretrained.strip()), "model.pretrained", "must be a file path or null")
+    for name, size in (("data.size", d.size), ("data.crop", d.crop)):
+        check(size is None or all(s <= MAX_SIDE for s in size), name, f"each side must be <= {MAX_SIDE}, got {list(size or ())}")
     check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
     check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
     check(t.eval_every >= 1, "train.eval_every", "must be >= 1")
@@ -381,13 +422,18 @@ def validate(cfg: Config) -> None:
     check(not (cor.predictions == "train" and augmented), "adele.correction.predictions",
           f"'train' stores the softmax of augmented training batches, which is not aligned with the stored labels "
           f"when {', '.join(augmented)} is set; use 'eval' (a clean pass) or turn the augmentation off")
+    check(det.trim_flat is None or 0 <= det.trim_flat <= 1, "adele.detection.trim_flat", f"must be in [0, 1] or null, got {det.trim_flat}")
+    check(0 <= det.min_peak_iou <= 1, "adele.detection.min_peak_iou", f"must be in [0, 1], got {det.min_peak_iou}")
+    check(0 <= det.min_rise <= 1, "adele.detection.min_rise", f"must be in [0, 1], got {det.min_rise}")
     check(cor.every >= 1, "adele.correction.every", "must be >= 1")
     for name in ("tau_bg", "tau_fg"):
         tau = getattr(cor, name)
         check(0.5 <= tau < 1, f"adele.correction.{name}", f"must be in [0.5, 1), got {tau}")
     check(cor.temperature > 0, "adele.correction.temperature", "must be > 0")
-    check(len(cor.scales) >= 1 and all(s > 0 for s in cor.scales), "adele.correction.scales", "must be positive numbers")
-    check(len(con.scales) >= 1 and all(s > 0 for s in con.scales), "adele.consistency.scales", "must be positive numbers")
+    check(len(cor.scales) >= 1 and all(0 < s <= 8 for s in cor.scales), "adele.correction.scales", "must be numbers in (0, 8]")
+    check(len(con.scales) >= 1 and all(0 < s <= 8 for s in con.scales), "adele.consistency.scales", "must be numbers in (0, 8]")
+    if d.scale_range is not None:
+        check(d.scale_range[1] <= 8, "data.scale_range", f"high must be <= 8, got {d.scale_range[1]}")
     check(con.lam >= 0, "adele.consistency.lam", "must be >= 0")
     check(con.every_steps >= 1, "adele.consistency.every_steps", "must be >= 1")
     check(0 <= con.rho <= 1, "adele.consistency.rho", "must be in [0, 1]")

@@ -15,13 +15,11 @@ can reproduce by hand.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Optional
 
 from .config import load_config
-from .errors import RunError
 
 #: the preset both demo runs use (``adele/presets/colin27.yaml`` = ``configs/colin27.yaml``): the default
 #: recipe of benchmarks/bench_adele.py, whose seed-0 runs the demo repeats
@@ -51,11 +49,10 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
     from .noise import format_table, noise_stats
     from .reporting.tables import format_metrics_table
 
+    from .safety import check_output, prepare_output_folder
+
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise RunError(f"{out}: exists; pass --overwrite or choose another --out")
-        shutil.rmtree(out)
+    check_output(out, "demo", (), overwrite)
     settings = {"train.seed": seed, "data.noise_seed": seed, "train.device": device}
     if recipe is not None:
         settings["data.noise"] = recipe
@@ -65,6 +62,7 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
     base_cfg = load_config(DEMO_PRESET, dict(settings, method="baseline"))
     recipe = base_cfg.data.noise
     data = load_run_data(base_cfg)
+    prepare_output_folder(out, "demo", (), overwrite)
     tr = data.train
     stats = noise_stats(tr.clean, tr.original, data.source.num_classes, data.source.ignore_index)
     log(f"== 1/3 noise: recipe '{recipe}' on {len(tr)} training slices ({tr.labels[0].shape[0]}x{tr.labels[0].shape[1]})")

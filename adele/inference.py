@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .config import Config, from_dict
 from .data.dataset import PreparedSplit, preprocess_image
 from .data.io import SUFFIXES, read_image, suffix_of, write_array
-from .errors import ConfigError, DatasetError, RunError
+from .errors import AdeleError, ConfigError, DatasetError, RunError
 from .models import build_model_from_config
 
 #: test-time augmentation of ``--tta``: these scales, each also flipped horizontally
@@ -108,7 +108,9 @@ def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool
             state = torch.load(path, map_location="cpu", weights_only=True)
             cfg = saved_config(state["config"])
             classes, ignore, cin, origin = list(state["classes"]), int(state["ignore_index"]), int(state["in_channels"]), "model.pt"
-        except (KeyError, TypeError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        except AdeleError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any unreadable or foreign file
             raise RunError(f"{path}: unreadable ({type(exc).__name__}); re-run training or restore the file") from None
     elif allow_checkpoint and ckpt.list_checkpoints(run) and in_channels is not None and (run / "run.json").is_file():
         import json
@@ -125,7 +127,7 @@ def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool
     model = build_model_from_config(cfg.model, cin, len(classes))
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError:
+    except (RuntimeError, KeyError, TypeError, AttributeError):
         raise RunError(f"{path}: weights do not match the model in the run's config; the run folder is inconsistent") from None
     dev = resolve_device(device)
     model.to(dev).eval()
@@ -235,7 +237,7 @@ def _segment_slices(lm: LoadedModel, slices: list[np.ndarray], where: Path, tta:
 
 
 def predict_files(run: str | Path, input_path: str | Path, out: str | Path, probs: bool = False, tta: bool = False,
-                  device: str = "auto", batch_size: int = 16, log: Callable[[str], None] = print) -> list[Path]:
+                  device: str = "auto", batch_size: int = 16, log: Callable[[str], None] = print, overwrite: bool = False) -> list[Path]:
     """Segment one image file or a folder of them; returns the written mask paths.
 
     Masks: ``out/<input name>`` (uint8, same format, height, width; NIfTI with
@@ -249,29 +251,43 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
     stored (with a warning).
     """
     from .data.io import stem_of
-    from .data.volumes import run_volume_spec, volume_suffix
+    from .data.volumes import run_volume_spec
+    from .safety import check_output, staged_output
 
+    out = Path(out)
+    check_output(out, "predict", [run, input_path], overwrite)  # before the model is loaded
     lm = load_run_model(run, device)
     spec = run_volume_spec(run, lm.config.data.path)
     folder, files = list_inputs(input_path)
-    out = Path(out)
-    if out.resolve() == folder.resolve():
-        raise RunError(f"{out}: is the input folder; choose another --out so the images are not overwritten")
     cases = group_volume_inputs(folder, files, spec, single=Path(input_path).is_file()) if spec is not None else {}
     in_case = {p for paths in cases.values() for p in paths}
     jobs: list[tuple[str, list[Path]]] = [(name, paths) for name, paths in cases.items()]
     jobs += [(f.name, [f]) for f in files if f not in in_case]
     jobs.sort(key=lambda j: str(j[1][0]))
-    out.mkdir(parents=True, exist_ok=True)
+    names = [f"{stem_of(p[0])}.png" if p[0].suffix.lower() in (".jpg", ".jpeg") else n for n, p in jobs]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise DatasetError(f"{folder}: several inputs give the mask {clash[0]} (e.g. a .jpg and a .png of one name); rename one")
+    with staged_output(out, "predict", [run, input_path], overwrite) as tmp:
+        written = _predict_into(tmp, out, lm, jobs, cases, spec, run, probs, tta, batch_size, log)
+    log(f"wrote {len(written)} mask(s) to {out} (model: {lm.origin}, device: {lm.device.type}{', TTA' if tta else ''}"
+        + (f"; volumes: {spec.axis} slices, {'+'.join(spec.modality)} intensities, back on each input's grid" if spec is not None and cases else "") + ")")
+    return written
+
+
+def _predict_into(tmp: Path, out: Path, lm: LoadedModel, jobs, cases, spec, run, probs: bool, tta: bool, batch_size: int,
+                  log: Callable[[str], None]) -> list[Path]:
+    """Write the masks of ``jobs`` into ``tmp`` (renamed to ``out`` by the caller); returns their final paths."""
+    from .data.io import stem_of
+    from .data.volumes import read_volume, volume_suffix
+
     written = []
     warned = False
     for name, paths in _progress(jobs, len(jobs), "predict"):
         path = paths[0]
         if name in cases:
             mask, p = predict_volume(lm, paths, spec, tta=tta, batch_size=batch_size, probs=probs)
-            from .data.volumes import read_volume
-
-            _write_nifti_mask(out / name, mask, read_volume(path, "image").image)
+            _write_nifti_mask(tmp / name, mask, read_volume(path, "image").image)
             stem = name[: len(name) - len(volume_suffix(name))]
         elif suffix_of(path) in (".nii", ".nii.gz"):
             nii, arr = _read_nifti(path)
@@ -283,7 +299,7 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
             vol = arr.reshape(arr.shape[0], arr.shape[1], -1)
             p = _segment_slices(lm, [vol[..., k] for k in range(vol.shape[-1])], path, tta, batch_size)  # (S, C, H, W)
             mask = p.argmax(1).astype(np.uint8).transpose(1, 2, 0).reshape(arr.shape)
-            _write_nifti_mask(out / path.name, mask, nii)
+            _write_nifti_mask(tmp / path.name, mask, nii)
             p = p.transpose(1, 2, 3, 0) if arr.ndim >= 3 else p[0]
             stem = stem_of(path)
         else:
@@ -291,13 +307,11 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
             mask = p.argmax(0).astype(np.uint8)
             # JPEG is lossy and would change class ids: JPEG inputs get PNG masks
             name = f"{stem_of(path)}.png" if path.suffix.lower() in (".jpg", ".jpeg") else path.name
-            write_array(out / name, mask)
+            write_array(tmp / name, mask)
             stem = stem_of(path)
         if probs:
-            write_array(out / "probs" / f"{stem}.npy", p.astype(np.float16))
+            write_array(tmp / "probs" / f"{stem}.npy", p.astype(np.float16))
         written.append(out / name)
-    log(f"wrote {len(written)} mask(s) to {out} (model: {lm.origin}, device: {lm.device.type}{', TTA' if tta else ''}"
-        + (f"; volumes: {spec.axis} slices, {'+'.join(spec.modality)} intensities, back on each input's grid" if spec is not None and cases else "") + ")")
     return written
 
 

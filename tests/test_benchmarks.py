@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -41,3 +43,9 @@ def test_early_learning_trace_with_oracle_correction_columns(tmp_path):
     noisy_vs_clean = float(re.search(r"mean Dice with clean: (0\.\d+)", out).group(1))
     # after one or two epochs the model is barely confident anywhere: a 0.9 threshold leaves the labels nearly as they were
     assert abs(cells[0][4] - noisy_vs_clean) < 0.05
+
+
+@pytest.mark.slow
+def test_hostile_input_pass_runs_and_classifies():
+    out = run("bench_hostile_inputs.py", "-k", "dataset.json is")
+    assert "2 cases tried" in out and "refused as intended): 2" in out and "anything else: 0" in out

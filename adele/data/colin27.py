@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RunError
 from .folder import ArraySplit, Source, write_dataset_json
 from .io import write_array
 
@@ -61,19 +60,18 @@ def load_colin27(atlas: str = "aal") -> Source:
 
 def export_colin27(out: str | Path, overwrite: bool = False) -> Path:
     """Write the embedded dataset to ``out`` in the generic format (8-bit PNGs)."""
+    from ..safety import staged_output
+
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise RunError(f"{out}: exists and is not empty; choose a new folder or pass --overwrite")
     src = load_colin27()
-    a = _arrays()
-    for split_name, split in src.splits.items():
-        for i, sid in enumerate(split.ids):
-            write_array(out / split_name / "images" / f"{sid}.png", split.images[i])
-            write_array(out / split_name / "labels" / f"{sid}.png", split.labels[i])
-    write_dataset_json(out, NAME, src.classes, 255)
-    lic = Path(__file__).with_name("COLIN27-LICENSE.txt")
-    (out / "LICENSE.txt").write_text(lic.read_text())
-    del a
+    with staged_output(out, "data export", overwrite=overwrite, flag="output folder") as tmp:
+        for split_name, split in src.splits.items():
+            for i, sid in enumerate(split.ids):
+                write_array(tmp / split_name / "images" / f"{sid}.png", split.images[i])
+                write_array(tmp / split_name / "labels" / f"{sid}.png", split.labels[i])
+        write_dataset_json(tmp, NAME, src.classes, 255)
+        lic = Path(__file__).with_name("COLIN27-LICENSE.txt")
+        (tmp / "LICENSE.txt").write_text(lic.read_text())
     return out
 
 
@@ -94,7 +92,7 @@ def export_colin27_volumes(out: str | Path, overwrite: bool = False) -> Path:
     """
     import nibabel as nib
 
-    from ._staging import staged_output
+    from ..safety import staged_output
 
     a = _arrays()
     classes = json.loads(str(a["classes"]))
@@ -104,7 +102,7 @@ def export_colin27_volumes(out: str | Path, overwrite: bool = False) -> Path:
         if z[i] != z[i - 1] + 1:
             blocks.append([])
         blocks[-1].append(i)
-    with staged_output(out, overwrite) as tmp:
+    with staged_output(out, "data export", overwrite=overwrite, flag="output folder") as tmp:
         for b, idx in enumerate(blocks):
             # embedded slice = vol[:, :, z].T[::-1]  ->  vol[:, :, z] = slice[::-1].T
             img = np.stack([a["images"][i][::-1].T for i in idx], axis=-1)

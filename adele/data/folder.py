@@ -13,6 +13,7 @@ violation is a one-line :class:`~adele.errors.DatasetError`.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Protocol, Sequence
@@ -61,6 +62,8 @@ class FolderSplit:
     image_paths: tuple[Path, ...]
     label_paths: tuple[Path, ...]
     clean_paths: Optional[tuple[Path, ...]] = None
+    #: filled by :func:`open_dataset` when it decodes the files: ((H, W, channels) per image, labelled pixels of ``labels``)
+    checked: Optional[tuple[tuple[tuple[int, int, int], ...], int]] = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -109,7 +112,11 @@ class ArraySplit:
 def _files_by_stem(folder: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or not p.is_file():
+        if p.name.startswith("."):
+            continue
+        if p.is_symlink() and not p.exists():
+            raise DatasetError(f"{p}: broken symbolic link (its target {os.readlink(p)} does not exist); restore the target or remove the link")
+        if not p.is_file():
             continue
         if not suffix_of(p):
             raise DatasetError(f"{p}: unsupported file type; use one of {', '.join(SUFFIXES)} or remove it")
@@ -133,6 +140,14 @@ def read_dataset_json(root: Path) -> tuple[str, tuple[str, ...], int]:
     classes = meta.get("classes")
     if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
         raise DatasetError(f"{meta_path}: 'classes' must be a list of at least 2 class names, background first")
+    seen: dict[str, int] = {}
+    for i, c in enumerate(classes):
+        key = c.strip().lower()
+        if not key:
+            raise DatasetError(f"{meta_path}: class {i} has an empty name; give every class a name")
+        if key in seen:
+            raise DatasetError(f"{meta_path}: classes {seen[key]} and {i} are both named '{c}'; class names must be unique (metrics are reported by name)")
+        seen[key] = i
     if len(classes) > 255:
         raise DatasetError(f"{meta_path}: at most 255 classes are supported (ids 0..254)")
     ignore = meta.get("ignore_index", 255)
@@ -202,10 +217,17 @@ def check_label_values(label: np.ndarray, num_classes: int, ignore_index: int, w
         )
 
 
+def image_info(img: np.ndarray) -> tuple[int, int, int]:
+    """(H, W, channels) of an image as sources return it."""
+    return int(img.shape[0]), int(img.shape[1]), int(img.shape[2]) if img.ndim == 3 else 1
+
+
 def _check_split(split: FolderSplit, num_classes: int, ignore_index: int) -> None:
+    infos, labelled = [], 0
     for i in range(len(split)):
         img = split.image(i)
-        for paths in (split.label_paths, split.clean_paths):
+        infos.append(image_info(img))
+        for k, paths in enumerate((split.label_paths, split.clean_paths)):
             if paths is None:
                 continue
             lab = read_label(paths[i])
@@ -214,6 +236,9 @@ def _check_split(split: FolderSplit, num_classes: int, ignore_index: int) -> Non
                     f"{paths[i]}: label shape {lab.shape} differs from image {split.image_paths[i].name} shape {img.shape[:2]}; labels must have the image's height and width"
                 )
             check_label_values(lab, num_classes, ignore_index, str(paths[i]))
+            if k == 0:
+                labelled += int((lab != ignore_index).sum())
+    split.checked = (tuple(infos), labelled)
 
 
 def write_dataset_json(root: Path, name: str, classes: Sequence[str], ignore_index: int = 255) -> None:

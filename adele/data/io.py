@@ -93,6 +93,8 @@ def read_image(path: str | Path) -> np.ndarray:
                            "`adele data prepare volumes SRC OUT` (images/ and labels/, or nnU-Net imagesTr/ and labelsTr/)")
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3 and not multi):
         raise DatasetError(f"{path}: image has shape {arr.shape}; expected (H, W) grayscale, (H, W, 3) RGB or an (H, W, C) NPY with C <= {MAX_CHANNELS}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise DatasetError(f"{path}: image is empty ({arr.shape[0]} x {arr.shape[1]} pixels); replace or remove it")
     if arr.dtype == np.uint8 and suffix_of(path) in (".png",) + IMAGE_ONLY_SUFFIXES:
         out = arr.astype(np.float32) / 255.0
     elif arr.dtype == np.uint16 and suffix_of(path) == ".png":
@@ -119,6 +121,8 @@ def read_label(path: str | Path) -> np.ndarray:
                            "`adele data prepare volumes SRC OUT`")
     if arr.ndim != 2:
         raise DatasetError(f"{path}: label has shape {arr.shape}; expected (H, W) class ids")
+    if arr.size == 0:
+        raise DatasetError(f"{path}: label is empty ({arr.shape[0]} x {arr.shape[1]} pixels); replace or remove it")
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all() or not np.all(arr == np.round(arr)):
             raise DatasetError(f"{path}: label has non-integer values; labels must be integer class ids")

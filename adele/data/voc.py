@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DatasetError
-from ._staging import staged_output
+from ..safety import staged_output
 from .folder import write_dataset_json
 from .io import write_array
 
@@ -185,7 +185,7 @@ def prepare_voc(
             raise DatasetError(f"{seg / (i + '.png')}: missing true label for val id {i}")
     clean_src = {i: next((d / f"{i}.png" for d in clean_dirs if (d / f"{i}.png").is_file()), None) for i in train_ids}
     n_clean = sum(p is not None for p in clean_src.values())
-    with staged_output(out_dir, overwrite) as tmp:
+    with staged_output(out_dir, "data prepare voc", [devkit, pseudo], overwrite, flag="output folder") as tmp:
         write_dataset_json(tmp, "voc2012-wsss", VOC_CLASSES, IGNORE)
         for k, i in enumerate(train_ids):
             src = jpeg / f"{i}.jpg"

@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DatasetError
-from ._staging import staged_output
+from ..safety import staged_output
 from .folder import SPLITS, write_dataset_json
 from .io import write_array
 
@@ -618,7 +618,8 @@ def write_volume_dataset(
             if c.subject in seen:
                 raise DatasetError(f"subject {c.subject} is in both '{seen[c.subject]}' and '{split}'; put each subject in one split")
             seen[c.subject] = split
-    with staged_output(out, overwrite) as tmp:
+    inputs = sorted({p.parent for cases in plan.values() for c in cases for p in (*c.images, c.label, c.clean) if p is not None})
+    with staged_output(out, f"data prepare {name if name == 'segthor' else 'volumes'}", inputs, overwrite, flag="output folder") as tmp:
         write_dataset_json(tmp, name, classes, ignore_index)
         for split in SPLITS:
             n = 0
@@ -849,7 +850,7 @@ def run_volume_spec(run_dir: str | Path, data_path: Optional[str] = None) -> Opt
     p = Path(run_dir) / SPEC_FILE
     if p.is_file():
         return VolumeSpec.from_dict(_read_json(p)["spec"])
-    if data_path and data_path != "colin27" and Path(data_path).is_dir():
+    if data_path and data_path not in ("colin27", "colin27-brodmann") and Path(data_path).is_dir():
         idx = read_volume_index(data_path)
         if idx is not None:
             return VolumeSpec.from_dict(idx["spec"])

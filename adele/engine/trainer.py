@@ -13,7 +13,6 @@ import io
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -27,9 +26,10 @@ from torch.utils.data import DataLoader
 
 from ..config import Config
 from ..data import open_source
-from ..data.dataset import PreparedSplit, TrainDataset, collate, prepare_split
+from ..data.dataset import PreparedSplit, TrainDataset, check_prepared, check_source, collate, prepare_split
 from ..data.folder import Source
 from ..data.volumes import copy_volume_spec
+from .. import safety
 from ..errors import ConfigError, RunError
 from ..metrics import SegMetrics, foreground_mean, present_in_truth, scores_from_confusion
 from ..losses import supervised_loss
@@ -89,12 +89,14 @@ def load_run_data(cfg: Config, source: Optional[Source] = None) -> RunData:
     """Open and validate the dataset, then prepare train/val/test in memory."""
     d = cfg.data
     source = source or open_source(d.path)
+    check_source(source, d.size, d.normalize, d.crop, cfg.train.batch_size)
     splits = {}
     for name in ("train", "val", "test"):
         if name in source.splits:
             splits[name] = prepare_split(source, name, d.size, d.normalize, d.train_labels, d.noise if name == "train" else None, d.noise_seed)
         else:
             splits[name] = None
+    check_prepared(source, splits["train"], {"val": splits["val"], "test": splits["test"]})
     return RunData(source, splits["train"], splits["val"], splits["test"])
 
 
@@ -142,40 +144,92 @@ class Trainer:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"model.pretrained: {p} not found; give the path of a saved state dict")
-        state = torch.load(p, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+            raise ConfigError(f"model.pretrained: {p} is not a PyTorch state dict ({type(exc).__name__}); give a file saved with torch.save(model.state_dict())") from None
         state = state.get("model", state) if isinstance(state, dict) else state
-        if hasattr(self.model, "load_pretrained"):  # e.g. DeepLab: also accepts a torchvision ResNet state dict
-            missing, unexpected = self.model.load_pretrained(state)
-        else:
-            missing, unexpected = self.model.load_state_dict(state, strict=False)
+        flat = hasattr(self.model, "load_pretrained") or all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()) if isinstance(state, dict) else False
+        if not isinstance(state, dict) or not state or not flat:
+            raise ConfigError(f"model.pretrained: {p} does not hold a state dict (a mapping of parameter names to tensors)")
+        try:
+            if hasattr(self.model, "load_pretrained"):  # e.g. DeepLab: also accepts a torchvision ResNet state dict
+                missing, unexpected = self.model.load_pretrained(state)
+            else:
+                missing, unexpected = self.model.load_state_dict(state, strict=False)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()
+            detail = next((line.strip() for line in first if "size mismatch" in line), first[0] if first else type(exc).__name__)
+            raise ConfigError(f"model.pretrained: {p} does not fit model '{self.cfg.model.name}' (width {self.cfg.model.width}): {detail[:200]}") from None
+        if len(unexpected) == len(state):
+            raise ConfigError(f"model.pretrained: none of the {len(state)} tensors in {p} belongs to model '{self.cfg.model.name}'; pass weights of this architecture")
         self.log(f"loaded pretrained weights from {p} ({len(missing)} missing, {len(unexpected)} unexpected keys)")
 
     @property
     def is_main(self) -> bool:
         return self.dist.rank == 0
 
-    def prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
+    def prepare_run_dir(self, resume: bool, overwrite: bool, inputs: tuple = ()) -> None:
+        """Take the run folder: its one-writer lock, stale temp files removed; a new run also gets its marker and config.
+
+        Rank 0 does the work; the other ranks learn whether it succeeded, so every process stops on a refusal.
+        """
+        failed: Optional[BaseException] = None
+        if self.is_main:
+            try:
+                self._prepare_run_dir(resume, overwrite, list(inputs))
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the other ranks are told
+                failed = exc
+        if self.dist.enabled:
+            flag = all_reduce_sum(torch.tensor([1.0 if failed is not None else 0.0], device=self.device), self.dist)
+            if failed is None and float(flag[0]) > 0:
+                raise RunError(f"{self.run_dir}: rank 0 could not prepare the run folder (see its message)")
+        if failed is not None:
+            raise failed
+        self.dist.barrier()
+
+    def _prepare_run_dir(self, resume: bool, overwrite: bool, extra_inputs: list) -> None:
         d = self.run_dir
         if resume:
             if not (d / "config.yaml").is_file():
                 raise RunError(f"{d}: no run to resume here (config.yaml missing); drop --resume to start a new run")
+            safety.lock_folder(d, "train")
+            safety.clean_stale_temp_files(d)
             if not ckpt.list_checkpoints(d):
-                raise RunError(f"{d}: no checkpoint to resume from; drop --resume to start again")
+                raise RunError(f"{d}: no checkpoint to resume from; start again with --overwrite")
             return
-        if d.exists() and any(d.iterdir()):
-            if not overwrite:
-                raise RunError(f"{d}: run folder exists and is not empty; choose a new --out, pass --resume to continue, or --overwrite to replace it")
-            if self.is_main:
-                shutil.rmtree(d)
-        self.dist.barrier()
-        if self.is_main:
+        inputs = run_inputs(self.cfg) + extra_inputs
+        safety.check_output(d, "train", inputs, overwrite)
+        try:
             d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise safety.OutputError(f"{d}: cannot create the run folder ({exc.strerror}); choose a location you can write to") from None
+        safety.lock_folder(d, "train")
+        safety.check_output(d, "train", inputs, overwrite)  # again under the lock: nothing changed hands meanwhile
+        safety.clear_folder(d)
+        safety.write_marker(d, "train")
+        ckpt.atomic_write_text(self.cfg.to_yaml(), d / "config.yaml")
+        info = {"classes": self.classes, "ignore_index": self.ignore_index, "dataset": self.data.source.name,
+                "train_ids": self.data.train.ids, "has_clean": self.data.train.clean is not None, "world_size": self.dist.world_size}
+        ckpt.atomic_write_text(json.dumps(info, indent=1), d / "run.json")
+        copy_volume_spec(self.data.source, d)  # volume datasets: the steps `adele predict` repeats on a volume
+
+    def record_resume(self, changes: list[tuple[str, Any, Any]], allowed: bool) -> None:
+        """After a successful resume: the saved config says what the run now uses; run.json lists every resume and its changes."""
+        if not self.is_main:
+            return
+        d = self.run_dir
+        if changes:
             ckpt.atomic_write_text(self.cfg.to_yaml(), d / "config.yaml")
-            info = {"classes": self.classes, "ignore_index": self.ignore_index, "dataset": self.data.source.name,
-                    "train_ids": self.data.train.ids, "has_clean": self.data.train.clean is not None}
-            ckpt.atomic_write_text(json.dumps(info, indent=1), d / "run.json")
-            copy_volume_spec(self.data.source, d)  # volume datasets: the steps `adele predict` repeats on a volume
-        self.dist.barrier()
+        try:
+            info = json.loads((d / "run.json").read_text())
+        except (OSError, ValueError):
+            info = {}
+        info.setdefault("resumes", []).append({
+            "from_epoch": self.epoch, "time": time.strftime("%Y-%m-%d %H:%M:%S"), "allow_changes": allowed,
+            "changes": {k: {"old": a, "new": b} for k, a, b in changes}, "world_size": self.dist.world_size})
+        info["world_size"] = self.dist.world_size
+        ckpt.atomic_write_text(json.dumps(info, indent=1), d / "run.json")
 
     # ------------------------------------------------------------------ state
 
@@ -222,6 +276,12 @@ class Trainer:
         if found is None:
             raise RunError(f"{self.run_dir}: no readable checkpoint; start a new run")
         epoch, state = found
+        try:
+            saved_ids = json.loads((self.run_dir / "run.json").read_text()).get("train_ids")
+        except (OSError, ValueError, AttributeError):
+            saved_ids = None
+        if saved_ids is not None and list(saved_ids) != list(self.data.train.ids):
+            raise RunError(f"{self.run_dir}: the training images of {self.cfg.data.path} are not the ones this run was trained on; resume with the run's dataset")
         self.load_state_dict(state)
         self.log(f"resumed from epoch {epoch}")
 
@@ -245,6 +305,8 @@ class Trainer:
         per_epoch = steps_per_epoch(len(self.train_ds), cfg.train.batch_size, self.dist.world_size)
         total_steps = per_epoch * cfg.train.epochs
         epochs = range(self.epoch + 1, cfg.train.epochs + 1)
+        if self.epoch == 0:  # the same decision on every rank (a resumed epoch-0 state is saved again unchanged)
+            self.save_checkpoint()  # epoch 0: an interruption or divergence in epoch 1 still leaves a state to resume from
         bar = _progress(epochs, desc="epochs", position=0) if self.is_main else epochs
         for epoch in bar:
             self.epoch = epoch
@@ -267,6 +329,8 @@ class Trainer:
             self.write_logs(row)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{row['loss']:.3f}", val_dice=f"{row.get('val_mean_dice') or float('nan'):.3f}")
+            if not math.isfinite(row["loss"]) or not self._weights_finite():
+                raise self._diverged(epoch, None, None)
             self.save_checkpoint()
         return self.finish()
 
@@ -306,8 +370,11 @@ class Trainer:
             self.scaler.update()
             if self.ema is not None:
                 self.ema.update(self.model)
-            loss_sum += float(out["total"].detach())
+            loss_value = float(out["total"].detach())
+            loss_sum += loss_value
             n_batches += 1
+            if not math.isfinite(loss_value) and not self.dist.enabled:  # with several processes: checked on the reduced epoch loss
+                raise self._diverged(epoch, step + 1, lab)
             with torch.no_grad():
                 pred = logits.detach().argmax(1)
                 valid = lab != self.ignore_index
@@ -337,6 +404,23 @@ class Trainer:
             mem = all_reduce_sum(mem, self.dist).cpu().numpy()
             self.memorization.append({"epoch": epoch, "wrong": mem[0].tolist(), "pred_clean": mem[1].tolist(), "pred_noisy": mem[2].tolist()})
         return row
+
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values() if t.is_floating_point())
+
+    def _diverged(self, epoch: int, step: Optional[int], lab: Optional[torch.Tensor]) -> "TrainingDiverged":
+        """The error for a non-finite loss or weights; nothing of this epoch is saved, the last checkpoint is the last finite state."""
+        last = ckpt.list_checkpoints(self.run_dir)
+        kept = f"the last finite state is {last[-1][1].relative_to(self.run_dir)} (epoch {last[-1][0]}, resume with --resume after fixing the cause)" if last else "no checkpoint was saved"
+        lr = self.cfg.optim.lr
+        if lab is not None and not bool((lab != self.ignore_index).any()):
+            cause = f"a training batch whose labels are all ignore_index ({self.ignore_index}): give those images labelled pixels or drop them"
+        elif lr >= 1:
+            cause = f"optim.lr={lr} is far too high; lower it"
+        else:
+            cause = f"too high a learning rate (optim.lr={lr}) or extreme input values; lower optim.lr or set optim.clip_grad"
+        where = f"at step {step}" if step is not None else "(epoch loss or weights)"
+        return TrainingDiverged(f"training diverged in epoch {epoch}: non-finite loss {where}; {kept}; likely cause: {cause}")
 
     def _memorization_counts(self, mem: torch.Tensor, pred: torch.Tensor, idx: torch.Tensor) -> None:
         """Count, on pixels whose original (noisy) label is wrong, predictions of the clean vs the noisy class.
@@ -465,6 +549,96 @@ class WeightEMA:
     def load_state_dict(self, state: dict) -> None:
         self.steps = int(state["steps"])
         self.model.load_state_dict(state["model"])
+class TrainingDiverged(RunError):
+    """Non-finite loss or weights: training stops; checkpoints on disk are all finite."""
+
+
+#: settings that ``--resume`` may change without ``--allow-changes``: how a run executes and how long it trains
+RESUME_FREE_KEYS = ("train.epochs", "train.device", "train.threads", "data.num_workers", "train.keep_last")
+
+
+def run_inputs(cfg: Config) -> list[str]:
+    """Files and folders a training run reads, which its run folder must not hold or be."""
+    from ..data.colin27 import DATASETS
+
+    return [p for p in (cfg.data.path if cfg.data.path not in DATASETS else None, cfg.model.pretrained) if p]
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _same_setting(key: str, a: Any, b: Any) -> bool:
+    if a == b:
+        return True
+    if key in ("data.path", "model.pretrained") and a and b and "colin27" not in (a, b):
+        return Path(str(a)).expanduser().resolve() == Path(str(b)).expanduser().resolve()
+    return False
+
+
+def config_changes(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
+    """``(key, old, new)`` for every setting that differs between two config dicts."""
+    fo, fn = _flat(old), _flat(new)
+    keys = list(fn) + [k for k in fo if k not in fn]
+    return [(k, fo.get(k), fn.get(k)) for k in keys if not _same_setting(k, fo.get(k), fn.get(k))]
+
+
+def check_run_dir(cfg: Config, run_dir: str | Path, resume: bool, overwrite: bool, allow_changes: bool = False,
+                  inputs: tuple = ()) -> list[tuple[str, Any, Any]]:
+    """Read-only checks of ``--out`` before any data is loaded; for a resume, returns the settings that change.
+
+    A resume with settings other than :data:`RESUME_FREE_KEYS` changed is refused unless ``allow_changes``
+    (``train.batch_size`` may change with the number of processes when the global batch stays the same).
+    """
+    d = Path(run_dir)
+    if resume and overwrite:
+        raise RunError("--resume and --overwrite contradict each other: --resume continues the run in --out, --overwrite replaces it; pass one")
+    if not resume:
+        if allow_changes:
+            raise RunError("--allow-changes only applies with --resume")
+        safety.check_output(d, "train", run_inputs(cfg) + list(inputs), overwrite)
+        holder = safety.locked_by(d) if d.is_dir() else None
+        if holder is not None:
+            raise RunError(f"{d}: another process is writing here ({holder}); wait for it to finish or stop it")
+        return []
+    if not (d / "config.yaml").is_file():
+        raise RunError(f"{d}: no run to resume here (config.yaml missing); drop --resume to start a new run")
+    holder = safety.locked_by(d)
+    if holder is not None:
+        raise RunError(f"{d}: another process is writing here ({holder}); wait for it to finish or stop it")
+    if not ckpt.list_checkpoints(d):
+        raise RunError(f"{d}: no checkpoint to resume from (interrupted before the first one); start again with --overwrite")
+    from ..inference import saved_config
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = saved_config(d / "config.yaml").to_dict()
+    changes = config_changes(old, cfg.to_dict())
+    try:
+        old_world = int(json.loads((d / "run.json").read_text()).get("world_size", 1))
+    except (OSError, ValueError, AttributeError, TypeError):
+        old_world = 1
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+
+    def free(key: str, a: Any, b: Any) -> bool:
+        # train.batch_size is per process: a change that keeps the global batch follows a change of world size
+        same_global = key == "train.batch_size" and isinstance(a, int) and isinstance(b, int) and a * old_world == b * world
+        return key in RESUME_FREE_KEYS or same_global
+
+    blocked = [c for c in changes if not free(*c)]
+    if blocked and not allow_changes:
+        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in blocked[:6]) + (f"; and {len(blocked) - 6} more" if len(blocked) > 6 else "")
+        raise RunError(f"{d}: --resume continues the checkpoint with the run's saved settings, but these differ: {listed}; drop them, "
+                       "start a new run with another --out, or pass --allow-changes to continue anyway (recorded in run.json)")
+    return changes
 
 
 def _peak_rss_mb() -> float:

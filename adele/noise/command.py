@@ -7,16 +7,14 @@ the input folder is only read.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..errors import DatasetError, RunError
+from ..errors import DatasetError
 from .recipes import load_recipe, noise_dataset
 from .report import format_table, noise_stats, preview_png
 
@@ -39,19 +37,17 @@ def run_noise_command(
     from ..data.folder import ArraySplit, FolderSplit, write_dataset_json
     from ..data.io import suffix_of, write_array
 
+    from ..safety import check_output, staged_output
+
     parsed = load_recipe(recipe)  # RecipeError (exit 2) before anything is touched
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise RunError(f"{out}: exists; choose a new --out or pass --overwrite")
+    inputs = [data if data not in ("colin27", "colin27-brodmann") else None, recipe if recipe.endswith((".yaml", ".yml")) else None]
+    check_output(out, "noise", inputs, overwrite)
     src = open_source(data)
     for s in splits:
         if s not in src.splits:
             raise DatasetError(f"{data}: has no '{s}' split to noise; available: {', '.join(src.splits)}")
-    if src.root is not None and out.resolve() == Path(src.root).resolve():
-        raise RunError(f"{out}: is the input dataset; the input is never modified, choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_output(out, "noise", inputs, overwrite) as tmp:
         report: dict = {"recipe": parsed.to_spec(), "seed": seed, "source": str(data), "splits": {}}
         write_dataset_json(tmp, f"{src.name}-noisy", src.classes, src.ignore_index)
         for split_name, split in src.splits.items():
@@ -112,12 +108,6 @@ def run_noise_command(
             from ..data.volumes import copy_volume_index
 
             copy_volume_index(Path(src.root), tmp, noised_splits=[s for s in splits if s in src.splits])
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     log(f"wrote {out} (report: {out / 'noise_report.json'})")
     return report
 

@@ -434,7 +434,7 @@ def load_recipe(spec: str) -> Recipe:
 
         try:
             data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError:
-            raise RecipeError(f"{spec}: not valid YAML; fix the syntax") from None
+        except (yaml.YAMLError, UnicodeDecodeError, OSError):
+            raise RecipeError(f"{spec}: not a readable YAML file; fix the syntax") from None
         return recipe_from_dict(data)
     return parse_recipe(spec)

@@ -39,7 +39,6 @@ import numpy as np
 from ..core.quality import label_quality_scores
 from ..data.dataset import PreparedSplit, preprocess_image
 from ..data.io import write_array
-from ..data._staging import staged_output
 from ..data.volumes import read_volume_index
 from ..errors import RunError
 from .runs import label_rounds, load_run
@@ -129,13 +128,14 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     from ..engine.trainer import load_run_data
     from ..inference import load_run_model, saved_config
 
+    from ..safety import check_output, staged_output
+
     run = load_run(run_dir)
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise RunError(f"{out}: exists and is not empty; choose a new --out or pass --overwrite")
-    lm = load_run_model(run.path, device)
     cfg = saved_config(run.path / "config.yaml")
+    inputs = [run.path, cfg.data.path if cfg.data.path not in ("colin27", "colin27-brodmann") else None]
+    check_output(out, "export-labels", inputs, overwrite)  # refused before anything is read or written
+    lm = load_run_model(run.path, device)
     data = load_run_data(cfg)
     train = data.train
     if list(train.ids) != list(run.info.get("train_ids", train.ids)):
@@ -146,7 +146,7 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     src, size = data.source, cfg.data.size
     shape = train.labels[0].shape
     res_text = f"{shape[0]}x{shape[1]}" if size is not None else "native image size"
-    with staged_output(out, overwrite=True) as tmp:  # all or nothing: built beside OUT, renamed at the end
+    with staged_output(out, "export-labels", inputs, overwrite) as tmp:  # all or nothing: built beside OUT, renamed at the end
         exts = {}
         for name, split in (("train", train), ("val", data.val), ("test", data.test)):
             if split is None:

@@ -344,15 +344,21 @@ def examples_block(r: RunInfo, ids: list[str], fig_dir: Path, slug: str, cache: 
 
 
 def build_report(run_dirs: Sequence[str | Path], out: str | Path, device: str = "cpu", examples: int = 4,
-                 log: Callable[[str], None] = print) -> Path:
-    """Write ``out/index.html`` and ``out/figures/*.png`` for the runs; returns the page path."""
+                 log: Callable[[str], None] = print, overwrite: bool = False) -> Path:
+    """Write ``out/index.html`` and ``out/figures/*.png`` for the runs (all or nothing); returns the page path."""
+    from ..safety import check_output, staged_output
+
     paths = [Path(p) for p in run_dirs]
+    check_output(out, "report", paths, overwrite)
     runs = [load_run(p, name) for p, name in zip(paths, unique_names(paths))]
-    out = Path(out)
+    with staged_output(out, "report", paths, overwrite) as tmp:
+        _write_report(runs, tmp, device, examples, log)
+    return Path(out) / "index.html"
+
+
+def _write_report(runs, out: Path, device: str, examples: int, log: Callable[[str], None]) -> None:
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    for old in fig_dir.glob("*.png"):
-        old.unlink()
     slugs = {r.name: f"{i:02d}_{_slug(r.name)}" for i, r in enumerate(runs)}
     cache = _DataCache()
     ids = pick_examples(runs, examples, cache)
@@ -369,6 +375,4 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, device: str = 
                  curves_block(r, fig_dir, slug), rounds_block(r, fig_dir, slug), examples_block(r, ids, fig_dir, slug, cache, device)]
     page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>adele report</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
-    index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
-    return index
+    (out / "index.html").write_text(page, encoding="utf-8")
