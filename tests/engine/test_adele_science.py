@@ -129,3 +129,18 @@ def test_predict_probs_temperature_and_the_two_averages():
     views = [views[0], torch.nn.functional.interpolate(views[1], size=(4, 6), mode="bilinear", align_corners=False)]
     torch.testing.assert_close(probs, sum((v / 2.0).softmax(1) for v in views) / 2)
     torch.testing.assert_close(logits, (sum(views) / 2 / 2.0).softmax(1))
+
+
+@pytest.mark.parametrize("world,expected_dt", [(1, 3 / 2), (2, 3 / 1), (3, 3 / 1)])
+def test_check_interval_counts_steps_per_process_under_torchrun(tmp_path, world, expected_dt):
+    """8 images, batch 4 per process: 2 steps per epoch on one process, 1 on two or three (each takes ceil(8 / world))."""
+    from adele.engine.distributed import DistInfo, steps_per_epoch
+
+    src = small_colin27(8, 2)
+    cfg = load_config(None, ADELE + ["adele.detection.every_steps=3"])
+    data = load_run_data(cfg, src)
+    state = AdeleState(cfg, 10, 255, tmp_path, data.train, list(src.classes), log=lambda m: None,
+                       dist=DistInfo(rank=0, world_size=world))
+    assert state.check_dt == pytest.approx(expected_dt)
+    assert steps_per_epoch(8, 4, world) == {1: 2, 2: 1, 3: 1}[world]
+    assert steps_per_epoch(10, 2, 3) == 2 and steps_per_epoch(1, 5, 4) == 1
