@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from adele.engine.adele import load_labels
-from adele.engine.checkpoint import list_checkpoints
+from adele.runfolder import load_labels
+from adele.runfolder import list_checkpoints
 
 from adele.testing import make_dataset
 from test_distributed import SETTINGS

@@ -90,7 +90,7 @@ def test_predict_on_cuda_matches_cpu(run, slices, tmp_path):
 
 
 def test_saved_config_tolerates_settings_of_other_versions():
-    from adele.inference import saved_config
+    from adele.config import saved_config
 
     with pytest.warns(UserWarning, match="train.gone, removed"):
         cfg = saved_config({"train": {"epochs": 3, "gone": 1}, "removed": {"x": 1}, "method": "adele"})
