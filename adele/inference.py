@@ -1,6 +1,6 @@
 """Inference with a trained run: load ``RUN/model.pt``, predict masks for new images.
 
-``adele predict --run RUN --input PATH --out DIR`` reads PNG, NPY or NIfTI
+``adele predict RUN --input PATH --out DIR`` reads PNG, NPY or NIfTI
 images (one file or a folder), preprocesses them exactly as in training
 (:func:`adele.data.dataset.preprocess_image` with the run's ``data.size`` and
 ``data.normalize``), predicts, resizes the logits bilinearly back to the

@@ -206,7 +206,8 @@ def _default(fn: Callable, name: str) -> Any:
 
 
 DEFAULT_TARGET_AREA = _default(morph_noise_events, "target_area")
-_MORPH_PARAMS = {"target_area": (_target_area, DEFAULT_TARGET_AREA), "iterations": (_iterations, _default(morph_noise_events, "iterations")),
+DEFAULT_ITERATIONS = _default(morph_noise_events, "iterations")
+_MORPH_PARAMS = {"target_area": (_target_area, DEFAULT_TARGET_AREA), "iterations": (_iterations, DEFAULT_ITERATIONS),
                  "order": (_paint_order, "random")}
 
 #: name -> (step function, {param: (parser, default)})
@@ -237,11 +238,11 @@ _REGISTRY: dict[str, tuple[StepFn, dict[str, tuple[Callable[[Any], Any], Any]]]]
 RECIPE_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
     if value is None:
         return "none"
     if isinstance(value, tuple):
-        return "-".join(_format_value(v) for v in value)
+        return "-".join(format_value(v) for v in value)
     if isinstance(value, float) and value == int(value):
         return str(int(value))
     return str(value)
@@ -264,7 +265,7 @@ class Step:
     def to_spec(self) -> str:
         if not self.params:
             return self.name
-        body = ",".join(f"{k}={_format_value(v)}" for k, v in self.params)
+        body = ",".join(f"{k}={format_value(v)}" for k, v in self.params)
         return f"{self.name}:{body}"
 
 
