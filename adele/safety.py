@@ -248,25 +248,8 @@ def release_all() -> None:
 
 
 def _is_locked(folder: Path) -> bool:
-    """True if a live process holds ``folder``'s lock."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        return False
-
-    if _resolve(folder) in _HELD:
-        return True
-    try:
-        fd = os.open(folder / LOCK, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    """True if a live process holds ``folder``'s lock (this one included)."""
+    return _resolve(folder) in _HELD or locked_by(folder) is not None
 
 
 def locked_by(folder: str | Path) -> Optional[str]:
