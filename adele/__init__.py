@@ -8,10 +8,10 @@ From Python (see :mod:`adele.api`)::
     labels = run.corrected_labels()       # space="original" for the source's own grid
     rows = run.label_quality()            # most suspicious first
 """
-from .config import Config, load_config
-from .errors import AdeleError, ConfigError, DatasetError, RunError
+__version__ = "0.1.0"  # before the imports: adele.safety reads it
 
-__version__ = "0.1.0"
+from .config import Config, load_config  # noqa: E402
+from .errors import AdeleError, ConfigError, DatasetError, RunError  # noqa: E402
 
 __all__ = ["AdeleError", "Config", "ConfigError", "DatasetError", "Run", "RunError", "__version__", "load_config", "load_run"]
 
@@ -19,7 +19,7 @@ __all__ = ["AdeleError", "Config", "ConfigError", "DatasetError", "Run", "RunErr
 def __getattr__(name: str):
     # torch is imported only when the API is used, so `import adele` stays light
     if name in ("load_run", "Run"):
-        from . import api
+        from . import api  # deferred: torch is imported only when the API is used
 
         return getattr(api, name)
     raise AttributeError(f"module 'adele' has no attribute {name!r}")

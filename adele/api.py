@@ -20,21 +20,28 @@ Everything runs the code paths of the CLI, so results are the same.
 """
 from __future__ import annotations
 
+import csv
+import io
+import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from . import runfolder
+from .data.dataset import load_run_data
+from .data.io import read_label
+from .data.volumes import Volume, read_volume_index, run_volume_spec
 from .errors import DatasetError, RunError
+from .inference import _segment_slices, load_run_model, predict_files, segment_volume
+from .reporting.export import current_labels, export_labels, native_label_slices, native_label_volumes, quality_csv, score_labels
 
 
 class Run:
     """A trained run: its model, config and (lazily) its training data."""
 
     def __init__(self, path: str | Path, device: str = "auto"):
-        from .data.volumes import run_volume_spec
-        from .inference import load_run_model
 
         self.path = Path(path)
         self._lm = load_run_model(self.path, device)
@@ -66,16 +73,12 @@ class Run:
         volume dataset: it goes through that dataset's steps and comes back on
         the same grid. ``probs`` returns class probabilities, classes first.
         """
-        from .inference import _segment_slices, segment_volume
-
         arr = np.asarray(image)
         if affine is not None or (arr.ndim >= 3 and self.volume_spec is not None and not (arr.ndim == 3 and arr.shape[-1] in (1, 3))):
             if self.volume_spec is None:
                 raise RunError(f"{self.path}: was not trained on a volume dataset; pass 2D slices, or train on `adele data prepare volumes` output")
             if affine is None:
                 raise DatasetError("predict(volume): pass the volume's 4x4 affine (e.g. nibabel's img.affine) so it is put in canonical orientation")
-            from .data.volumes import Volume
-
             data = arr.astype(np.float32)
             if not np.isfinite(data).all():
                 raise DatasetError("predict(volume): the array contains NaN or inf values")
@@ -93,11 +96,6 @@ class Run:
         Returns the mask as an array (a volume on the file's grid); with ``out``
         (a folder) also writes it exactly as ``adele predict`` does.
         """
-        import tempfile
-
-        from .data.io import read_label
-        from .inference import predict_files
-
         with tempfile.TemporaryDirectory() as tmp:
             target = Path(out) if out is not None else Path(tmp)
             written = predict_files(self.path, path, target, probs=probs, tta=tta, device=self._lm.device.type, log=lambda m: None)
@@ -116,13 +114,8 @@ class Run:
 
     @cached_property
     def _train(self):
-        import json
-
-        from .engine.trainer import load_run_data
-        from .reporting.export import current_labels
-
         data = load_run_data(self.config)
-        info = json.loads((self.path / "run.json").read_text())
+        info = runfolder.read_info(self.path)
         if list(data.train.ids) != list(info.get("train_ids", data.train.ids)):
             raise RunError(f"{self.path}: the training images of {self.config.data.path} differ from those the run was trained on")
         labels, origin = current_labels(self.path, data.train)
@@ -140,9 +133,6 @@ class Run:
             return {sid: lab for sid, lab in zip(data.train.ids, labels)}
         if space != "original":
             raise ValueError("space must be 'training' or 'original'")
-        from .data.volumes import read_volume_index
-        from .reporting.export import native_label_slices, native_label_volumes
-
         root = data.source.root
         index = read_volume_index(root) if root is not None else None
         if index is not None:
@@ -152,12 +142,6 @@ class Run:
     def label_quality(self) -> list[dict]:
         """One dict per training slice/image, most suspicious (lowest ``score``) first: id, score, disagree_frac, suspect_pixels
         (+ true_error_frac with clean labels, + subject and slice for volume datasets)."""
-        import csv
-        import io
-
-        from .data.volumes import read_volume_index
-        from .reporting.export import quality_csv, score_labels
-
         data, labels, _ = self._train
         train = data.train
         scores, disagree, suspect = score_labels(self._lm, train, labels, data.source.ignore_index)
@@ -180,8 +164,6 @@ class Run:
 
     def export_labels(self, out: str | Path, overwrite: bool = False) -> Path:
         """``adele export-labels``: see :func:`adele.reporting.export.export_labels`."""
-        from .reporting.export import export_labels
-
         return export_labels(self.path, out, device=self._lm.device.type, overwrite=overwrite, log=lambda m: None)
 
 

@@ -12,13 +12,14 @@ import dataclasses
 import math
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, RunError
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,17 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as ``{"train.epochs": 100, ...}`` (dotted keys, in order)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def _set_dotted(data: dict, key: str, value: Any) -> None:
     parts = key.split(".")
     node = data
@@ -282,6 +294,37 @@ def from_dict(data: dict) -> Config:
         raise ConfigError(f"config must be a mapping of sections, got {type(data).__name__}")
     cfg = _build(Config, data)
     validate(cfg)
+    return cfg
+
+
+def saved_config(data: dict | str | Path) -> Config:
+    """The Config of a saved run (a dict, or a config.yaml path), tolerant of settings this version no longer has.
+
+    Keys unknown to this version are dropped (they came from an older or newer
+    version of adele) with a warning; values are still validated.
+    """
+    if not isinstance(data, dict):
+        path = Path(data)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            raise RunError(f"{path}: unreadable run config; restore the run's config.yaml") from None
+    dropped: list[str] = []
+
+    def keep(saved: dict, ref: dict, prefix: str) -> dict:
+        out = {}
+        for k, v in saved.items():
+            if k not in ref:
+                dropped.append(prefix + k)
+            elif isinstance(ref[k], dict) and isinstance(v, dict):
+                out[k] = keep(v, ref[k], f"{prefix}{k}.")
+            else:
+                out[k] = v
+        return out
+
+    cfg = from_dict(keep(data if isinstance(data, dict) else {}, Config().to_dict(), ""))
+    if dropped:
+        warnings.warn(f"run config: ignored settings unknown to this version: {', '.join(dropped)}", stacklevel=2)
     return cfg
 
 

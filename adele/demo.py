@@ -20,6 +20,13 @@ from pathlib import Path
 from typing import Optional
 
 from .config import load_config
+from .data.dataset import load_run_data
+from .engine.trainer import Trainer
+from .noise import format_table, noise_stats
+from .reporting.html import build_report
+from .reporting.memorization import analyze_memorization
+from .reporting.tables import format_metrics_table
+from .safety import check_output, prepare_output_folder
 
 #: the preset both demo runs use (``adele/presets/colin27.yaml`` = ``configs/colin27.yaml``): the default
 #: recipe of benchmarks/bench_adele.py, whose seed-0 runs the demo repeats
@@ -45,12 +52,6 @@ def benchmark_line(recipe: str, path: Path = BENCHMARK_SUMMARY) -> Optional[str]
 
 def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: int = 0, recipe: Optional[str] = None,
              device: str = "auto", overwrite: bool = False, log=print) -> dict:
-    from .engine.trainer import Trainer, load_run_data
-    from .noise import format_table, noise_stats
-    from .reporting.tables import format_metrics_table
-
-    from .safety import check_output, prepare_output_folder
-
     out = Path(out)
     check_output(out, "demo", (), overwrite)
     settings = {"train.seed": seed, "data.noise_seed": seed, "train.device": device}
@@ -89,9 +90,6 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
     bench = benchmark_line(recipe)
     if bench:
         log(bench)
-    from .reporting.html import build_report
-    from .reporting.memorization import analyze_memorization
-
     log("\n== report")
     _, _, table = analyze_memorization(out / "baseline")
     log("baseline, wrongly labelled training pixels (early learning vs memorization):")

@@ -1,6 +1,6 @@
 """Inference with a trained run: load ``RUN/model.pt``, predict masks for new images.
 
-``adele predict --run RUN --input PATH --out DIR`` reads PNG, NPY or NIfTI
+``adele predict RUN --input PATH --out DIR`` reads PNG, NPY or NIfTI
 images (one file or a folder), preprocesses them exactly as in training
 (:func:`adele.data.dataset.preprocess_image` with the run's ``data.size`` and
 ``data.normalize``), predicts, resizes the logits bilinearly back to the
@@ -13,175 +13,22 @@ writes masks on each input's own voxel grid: see :func:`predict_volume`.
 """
 from __future__ import annotations
 
-import os
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .config import Config, from_dict
-from .data.dataset import PreparedSplit, preprocess_image
-from .data.io import SUFFIXES, read_image, suffix_of, write_array
-from .errors import AdeleError, ConfigError, DatasetError, RunError
-from .models import build_model_from_config
-
-#: test-time augmentation of ``--tta``: these scales, each also flipped horizontally
-TTA_SCALES = (0.75, 1.0, 1.25)
-
-
-@dataclass
-class LoadedModel:
-    """A trained model in eval mode, with what is needed to feed it."""
-
-    model: torch.nn.Module
-    config: Config
-    classes: list[str]
-    ignore_index: int
-    in_channels: int
-    device: torch.device
-    origin: str  # "model.pt" or "checkpoint epoch N"
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-
-def saved_config(data: dict | str | Path) -> Config:
-    """The Config of a saved run (a dict, or a config.yaml path), tolerant of settings this version no longer has.
-
-    Keys unknown to this version are dropped (they came from an older or newer
-    version of adele); values are still validated.
-    """
-    import warnings
-
-    import yaml
-
-    if not isinstance(data, dict):
-        path = Path(data)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError):
-            raise RunError(f"{path}: unreadable run config; restore the run's config.yaml") from None
-    dropped: list[str] = []
-
-    def keep(saved: dict, ref: dict, prefix: str) -> dict:
-        out = {}
-        for k, v in saved.items():
-            if k not in ref:
-                dropped.append(prefix + k)
-            elif isinstance(ref[k], dict) and isinstance(v, dict):
-                out[k] = keep(v, ref[k], f"{prefix}{k}.")
-            else:
-                out[k] = v
-        return out
-
-    cfg = from_dict(keep(data if isinstance(data, dict) else {}, Config().to_dict(), ""))
-    if dropped:
-        warnings.warn(f"run config: ignored settings unknown to this version: {', '.join(dropped)}", stacklevel=2)
-    return cfg
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {name}: use auto, cpu or cuda")
-    return torch.device(name)
-
-
-def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool = False, in_channels: Optional[int] = None) -> LoadedModel:
-    """Load ``RUN/model.pt`` (or, with ``allow_checkpoint``, the newest checkpoint of an unfinished run)."""
-    from .engine import checkpoint as ckpt
-
-    run = Path(run)
-    if not run.is_dir():
-        raise RunError(f"{run}: run folder not found; pass the --out folder of `adele train`")
-    path = run / "model.pt"
-    if path.is_file():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            cfg = saved_config(state["config"])
-            classes, ignore, cin, origin = list(state["classes"]), int(state["ignore_index"]), int(state["in_channels"]), "model.pt"
-        except AdeleError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any unreadable or foreign file
-            raise RunError(f"{path}: unreadable ({type(exc).__name__}); re-run training or restore the file") from None
-    elif allow_checkpoint and ckpt.list_checkpoints(run) and in_channels is not None and (run / "run.json").is_file():
-        import json
-
-        found = ckpt.load_latest(run)
-        if found is None:
-            raise RunError(f"{run}: no readable checkpoint and no model.pt")
-        epoch, state = found
-        info = json.loads((run / "run.json").read_text())
-        cfg = saved_config(state["config"])
-        classes, ignore, cin, origin = list(info["classes"]), int(info["ignore_index"]), int(in_channels), f"checkpoint epoch {epoch}"
-    else:
-        raise RunError(f"{path}: not found; the run has not finished (finish it with `adele train --out {run} --resume`)")
-    model = build_model_from_config(cfg.model, cin, len(classes))
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError, TypeError, AttributeError):
-        raise RunError(f"{path}: weights do not match the model in the run's config; the run folder is inconsistent") from None
-    dev = resolve_device(device)
-    model.to(dev).eval()
-    return LoadedModel(model, cfg, classes, ignore, cin, dev, origin)
-
-
-@torch.no_grad()
-def predict_probs(model: torch.nn.Module, images: torch.Tensor, out_size: Optional[Sequence[int]] = None, tta: bool = False) -> torch.Tensor:
-    """Eval-mode softmax. images: (B, C_in, h, w) float32 -> (B, C, *out_size) float32 on the images' device.
-
-    Without ``tta`` the logits are resized bilinearly to ``out_size`` before the
-    softmax; with ``tta`` the softmax maps of scales 0.75, 1, 1.25, each with
-    and without horizontal flip, are averaged at (h, w) and then resized.
-    """
-    from .engine.adele import predict_probs as multiscale_probs
-
-    out_size = tuple(images.shape[-2:]) if out_size is None else tuple(int(s) for s in out_size)
-    model.eval()
-    if tta:
-        p = multiscale_probs(model, images, TTA_SCALES, hflip=True)
-        if tuple(p.shape[-2:]) != out_size:
-            p = F.interpolate(p, size=out_size, mode="bilinear", align_corners=False)
-        return p
-    logits = model(images).float()
-    if tuple(logits.shape[-2:]) != out_size:
-        logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
-    return logits.softmax(1)
-
-
-@torch.no_grad()
-def predict_split(lm: LoadedModel, split: PreparedSplit, batch_size: int = 8, tta: bool = False) -> np.ndarray:
-    """Softmax of every image of a prepared split at its training size: (N, C, H, W) float32.
-
-    All images of a split share one size when ``data.size`` is set; otherwise
-    they are predicted one at a time and must still share a size to stack.
-    """
-    bs = batch_size if len(set(split.shapes)) == 1 else 1
-    out = []
-    for s in range(0, len(split), bs):
-        x = torch.stack(split.images[s : s + bs]).to(lm.device)
-        out.append(predict_probs(lm.model, x, tta=tta).cpu().numpy())
-    return np.concatenate(out)
-
+from .console import progress
+from .data.dataset import preprocess_image
+from .data.io import SUFFIXES, read_image, stem_of, suffix_of, write_array
+from .data.volumes import (_CHANNEL_RE, check_same_grid, image_slices, read_volume, run_volume_spec, slices_to_volume, volume_stem,
+                           volume_suffix, write_nifti_like)
+from .errors import DatasetError
+from .prediction import TTA_SCALES, LoadedModel, load_run_model, predict_probs, predict_split, resolve_device  # noqa: F401 - public here too
+from .safety import atomic_write_bytes, check_output, staged_output
 
 # ----------------------------------------------------------------------------- files
-
-
-def _progress(iterable, total: int, desc: str):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        return iterable
-    disable = not sys.stderr.isatty() or bool(os.environ.get("ADELE_NO_PROGRESS"))
-    return tqdm(iterable, total=total, desc=desc, disable=disable, dynamic_ncols=True)
 
 
 def list_inputs(path: str | Path) -> tuple[Path, list[Path]]:
@@ -250,10 +97,6 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
     as ``<case>.nii.gz``. Other runs cut NIfTI volumes along their last axis as
     stored (with a warning).
     """
-    from .data.io import stem_of
-    from .data.volumes import run_volume_spec
-    from .safety import check_output, staged_output
-
     out = Path(out)
     check_output(out, "predict", [run, input_path], overwrite)  # before the model is loaded
     lm = load_run_model(run, device)
@@ -278,16 +121,13 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
 def _predict_into(tmp: Path, out: Path, lm: LoadedModel, jobs, cases, spec, run, probs: bool, tta: bool, batch_size: int,
                   log: Callable[[str], None]) -> list[Path]:
     """Write the masks of ``jobs`` into ``tmp`` (renamed to ``out`` by the caller); returns their final paths."""
-    from .data.io import stem_of
-    from .data.volumes import read_volume, volume_suffix
-
     written = []
     warned = False
-    for name, paths in _progress(jobs, len(jobs), "predict"):
+    for name, paths in progress(jobs, len(jobs), desc="predict"):
         path = paths[0]
         if name in cases:
             mask, p = predict_volume(lm, paths, spec, tta=tta, batch_size=batch_size, probs=probs)
-            _write_nifti_mask(tmp / name, mask, read_volume(path, "image").image)
+            write_nifti_like(tmp / name, mask, read_volume(path, "image").image)
             stem = name[: len(name) - len(volume_suffix(name))]
         elif suffix_of(path) in (".nii", ".nii.gz"):
             nii, arr = _read_nifti(path)
@@ -299,7 +139,7 @@ def _predict_into(tmp: Path, out: Path, lm: LoadedModel, jobs, cases, spec, run,
             vol = arr.reshape(arr.shape[0], arr.shape[1], -1)
             p = _segment_slices(lm, [vol[..., k] for k in range(vol.shape[-1])], path, tta, batch_size)  # (S, C, H, W)
             mask = p.argmax(1).astype(np.uint8).transpose(1, 2, 0).reshape(arr.shape)
-            _write_nifti_mask(tmp / path.name, mask, nii)
+            write_nifti_like(tmp / path.name, mask, nii)
             p = p.transpose(1, 2, 3, 0) if arr.ndim >= 3 else p[0]
             stem = stem_of(path)
         else:
@@ -322,8 +162,6 @@ def group_volume_inputs(folder: Path, files: Sequence[Path], spec, single: bool 
     ``<case>.nii.gz``) for nnU-Net datasets and multi-channel runs; with
     ``single`` the other channels of the one given file are looked up beside it.
     """
-    from .data.volumes import _CHANNEL_RE, volume_stem, volume_suffix
-
     channel_names = spec.layout == "nnunet" or spec.channels > 1
     groups: dict[str, dict[int, Path]] = {}
     out: dict[str, list[Path]] = {}
@@ -364,16 +202,12 @@ def predict_volume(lm: LoadedModel, paths: Sequence[Path], spec, tta: bool = Fal
     input's voxel grid. Returns (mask (X, Y, Z) uint8 in the input's orientation,
     probabilities (C, X, Y, Z) float16 or None).
     """
-    from .data.volumes import read_volume
-
     return segment_volume(lm, [read_volume(p, "image") for p in paths], spec, tta, batch_size, probs)
 
 
 def segment_volume(lm: LoadedModel, chans, spec, tta: bool = False, batch_size: int = 16,
                    probs: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """:func:`predict_volume` on volumes in memory (:class:`adele.data.volumes.Volume`, one per channel file)."""
-    from .data.volumes import check_same_grid, image_slices, slices_to_volume
-
     for v in chans[1:]:
         check_same_grid(chans[0], v, "channel")
     where = chans[0].path
@@ -393,19 +227,3 @@ def segment_volume(lm: LoadedModel, chans, spec, tta: bool = False, batch_size: 
     if probs:
         pr = np.moveaxis(slices_to_volume(np.concatenate(prob_slices).transpose(0, 2, 3, 1), sl.ornt, spec.axis), -1, 0)
     return mask, pr
-
-
-def _write_nifti_mask(path: Path, mask: np.ndarray, like) -> None:
-    """uint8 mask with the affine and header of the NIfTI image ``like`` (no intensity scaling)."""
-    from .engine.checkpoint import atomic_write_bytes
-
-    img = type(like)(mask, like.affine, like.header.copy())
-    img.set_data_dtype(np.uint8)
-    img.header.set_slope_inter(1.0, 0.0)
-    if path.name.lower().endswith(".gz"):
-        import gzip
-
-        data = gzip.compress(img.to_bytes(), mtime=0)
-    else:
-        data = img.to_bytes()
-    atomic_write_bytes(data, path)

@@ -172,3 +172,12 @@ def memorization_fractions(records: list[dict], classes: list[str] | tuple[str, 
         early = np.where(rows["wrong"] > 0, rows["pred_clean"] / rows["wrong"], np.nan)
         mem = np.where(rows["wrong"] > 0, rows["pred_noisy"] / rows["wrong"], np.nan)
     return {"names": list(classes) + ["total"], "epochs": epochs, "wrong": rows["wrong"], "early_learning": early, "memorized": mem}
+
+
+def label_agreement(labels: list[np.ndarray], clean: list[np.ndarray], num_classes: int, ignore_index: int, classes: list[str]) -> dict:
+    """Dice per class between a set of label maps and the clean ones (dataset level), as in ``metrics.json``."""
+    m = SegMetrics(num_classes, ignore_index)
+    for a, b in zip(labels, clean):
+        m.update(torch.from_numpy(a[None].astype(np.int64)), torch.from_numpy(b[None].astype(np.int64)))
+    out = m.compute(classes)
+    return {"dice": out["dice"], "mean_dice": out["mean_dice"], "mean_iou": out["mean_iou"]}

@@ -25,10 +25,13 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import IO, Callable, Iterable, Iterator, Optional
 
+from . import __version__
 from .errors import RunError
 
 #: marker file written into every output folder: ``{"command": ..., "adele": version, "created": ...}``
@@ -160,8 +163,6 @@ def read_marker(folder: str | Path) -> Optional[str]:
 
 
 def write_marker(folder: str | Path, command: str) -> None:
-    from . import __version__
-
     data = {"command": command, "adele": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid()}
     path = Path(folder) / MARKER
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
@@ -247,25 +248,8 @@ def release_all() -> None:
 
 
 def _is_locked(folder: Path) -> bool:
-    """True if a live process holds ``folder``'s lock."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        return False
-
-    if _resolve(folder) in _HELD:
-        return True
-    try:
-        fd = os.open(folder / LOCK, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    """True if a live process holds ``folder``'s lock (this one included)."""
+    return _resolve(folder) in _HELD or locked_by(folder) is not None
 
 
 def locked_by(folder: str | Path) -> Optional[str]:
@@ -411,16 +395,62 @@ def prepare_output_folder(out: str | Path, command: str, inputs: Iterable[Option
     return out
 
 
+# ----------------------------------------------------------------------------- atomic files
+
+
+def file_mode() -> int:
+    """The mode a new file gets under this process's umask (``0o666 & ~umask``), e.g. 0o644 with umask 022."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def temp_file_beside(path: str | Path) -> Path:
+    """A new empty hidden ``.NAME*.tmp`` file next to ``path`` (parents created), with the umask's mode, not 0600.
+
+    Rename it over ``path`` when complete; :func:`clean_stale_temp_files` removes those of killed processes.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")  # mode 0600
+    os.close(fd)
+    os.chmod(tmp, file_mode())
+    return Path(tmp)
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], before_replace: Optional[Callable[[], None]] = None) -> None:
+    """Write ``path`` all or nothing: ``write(fh)`` fills a temporary file beside it, flushed to disk, then renamed over it.
+
+    ``before_replace`` runs between the flush and the rename.
+    """
+    path = Path(path)
+    tmp = temp_file_beside(path)
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if before_replace is not None:
+            before_replace()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> None:
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    atomic_write_bytes(text.encode(), path)
+
+
 # ----------------------------------------------------------------------------- crash log
 
 
 def crash_log(exc: BaseException, argv: Iterable[str]) -> Optional[Path]:
     """Write the traceback of an unexpected exception to a log file; returns its path (None if nothing could be written)."""
-    import tempfile
-    import traceback
-
-    from . import __version__
-
     text = (f"adele {__version__}, python {sys.version.split()[0]}\nargv: {list(argv)}\ntime: {time.strftime('%Y-%m-%d %H:%M:%S')}\n\n"
             + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
     candidates = [os.environ.get("ADELE_LOG_DIR"), str(Path.home() / ".cache" / "adele" / "logs"), tempfile.gettempdir()]

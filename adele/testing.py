@@ -7,14 +7,12 @@ from typing import Optional
 import numpy as np
 
 from .data import load_colin27
-from .data.folder import ArraySplit, Source
+from .data.folder import ArraySplit, Source, write_dataset_json
+from .data.io import write_array
 
 
 def make_dataset(root: Path, n_train=4, n_val=2, n_test=2, size=(24, 20), classes=3, clean=False, fmt="png", seed=0):
     """Write a tiny dataset in the generic format; returns root."""
-    from adele.data.folder import write_dataset_json
-    from adele.data.io import write_array
-
     rng = np.random.default_rng(seed)
     root = Path(root)
     write_dataset_json(root, "tiny", ["background"] + [f"c{i}" for i in range(1, classes)], 255)

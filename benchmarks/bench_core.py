@@ -14,7 +14,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from adele.config import DetectionConfig  # noqa: E402
 from adele.core import PredictionStore, correct_labels, detect_onset  # noqa: E402
+
+RULE = {k: getattr(DetectionConfig(), k) for k in ("r", "min_points", "trim_flat", "min_peak_iou", "min_rise", "flag_offset")}
 
 
 def best_of(fn, repeats=3) -> float:
@@ -48,7 +51,7 @@ def curve_check_ms(num_classes=10, epochs=100) -> float:
     t = np.arange(1, epochs + 1)
     curves = [np.clip(0.8 * (1 - np.exp(-t / rng.uniform(3, 20))) + rng.normal(0, 0.02, epochs), 0, 1)
               for _ in range(num_classes)]
-    dt = best_of(lambda: [detect_onset(y, epochs, epochs) for y in curves])
+    dt = best_of(lambda: [detect_onset(y, epochs, epochs, **RULE) for y in curves])
     return dt * 1e3
 
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adele.config import load_config  # noqa: E402
 from adele.core import change_precision, correct_labels  # noqa: E402
-from adele.engine.adele import predict_probs  # noqa: E402
+from adele.prediction import multiscale_probs  # noqa: E402
 from adele.engine.trainer import load_run_data  # noqa: E402
 from adele.models import build_model_from_config  # noqa: E402
 from adele.noise import noise_stats  # noqa: E402
@@ -41,7 +41,7 @@ def main() -> None:
     model = build_model_from_config(cfg.model, tr.in_channels, C)
     model.load_state_dict(state["model"])
     images = torch.stack(list(tr.images))
-    probs = torch.cat([predict_probs(model, images[i : i + 8]) for i in range(0, len(images), 8)])
+    probs = torch.cat([multiscale_probs(model, images[i : i + 8]) for i in range(0, len(images), 8)])
     conf, pred = probs.max(1)
     pred, conf = pred.numpy().astype(np.uint8), conf.numpy()
     noisy, clean = np.stack(tr.original), np.stack(tr.clean)

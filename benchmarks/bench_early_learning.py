@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adele.config import load_config  # noqa: E402
 from adele.core import correct_labels  # noqa: E402
-from adele.engine.adele import predict_probs  # noqa: E402
-from adele.engine.trainer import Trainer, label_agreement  # noqa: E402
+from adele.prediction import multiscale_probs  # noqa: E402
+from adele.engine.trainer import Trainer  # noqa: E402
+from adele.metrics import label_agreement  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "colin27.yaml"
 
@@ -48,7 +49,7 @@ class EarlyLearningTrainer(Trainer):
         preds, confs = [], []
         for s in range(0, len(tr), 8):
             with torch.no_grad():  # eval-mode softmax averaged with the horizontal flip, as correction predicts
-                probs = predict_probs(self.model, torch.stack(list(tr.images[s : s + 8])).to(self.device), hflip=True)
+                probs = multiscale_probs(self.model, torch.stack(list(tr.images[s : s + 8])).to(self.device), hflip=True)
             conf, pred = probs.max(1)
             preds += list(pred.cpu().numpy().astype(np.uint8))
             confs += list(conf.cpu().numpy())

@@ -377,24 +377,24 @@ def c_predict_input_inside_out(tmp, sh):
     inp = tmp / "work" / "scans"
     write_array(inp / "a.png", np.zeros((16, 16), np.uint8))
     (tmp / "work" / ".adele-output.json").write_text(json.dumps({"command": "predict"}))  # even a marked folder
-    return ["predict", "--run", str(sh["run"]), "--input", str(inp), "--out", str(tmp / "work"), "--overwrite"]
+    return ["predict", str(sh["run"]), "--input", str(inp), "--out", str(tmp / "work"), "--overwrite"]
 
 
 def c_predict_empty_folder(tmp, sh):
     (tmp / "in").mkdir()
-    return ["predict", "--run", str(sh["run"]), "--input", str(tmp / "in"), "--out", str(tmp / "out")]
+    return ["predict", str(sh["run"]), "--input", str(tmp / "in"), "--out", str(tmp / "out")]
 
 
 def c_predict_run_is_dataset(tmp, sh):
     d = ds(tmp)
-    return ["predict", "--run", str(d), "--input", str(d / "test" / "images"), "--out", str(tmp / "out")]
+    return ["predict", str(d), "--input", str(d / "test" / "images"), "--out", str(tmp / "out")]
 
 
 def c_predict_corrupt_model(tmp, sh):
     shutil.copytree(sh["run"], tmp / "R")
     (tmp / "R" / "model.pt").write_bytes(b"PK\x03\x04 not a checkpoint")
     write_array(tmp / "in" / "a.png", np.zeros((16, 16), np.uint8))
-    return ["predict", "--run", str(tmp / "R"), "--input", str(tmp / "in"), "--out", str(tmp / "out")]
+    return ["predict", str(tmp / "R"), "--input", str(tmp / "in"), "--out", str(tmp / "out")]
 
 
 def c_predict_name_clash(tmp, sh):
@@ -402,7 +402,7 @@ def c_predict_name_clash(tmp, sh):
     from PIL import Image
 
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp / "in" / "a.jpg")
-    return ["predict", "--run", str(sh["run"]), "--input", str(tmp / "in"), "--out", str(tmp / "out")]
+    return ["predict", str(sh["run"]), "--input", str(tmp / "in"), "--out", str(tmp / "out")]
 
 
 def own_run(tmp: Path, sh: dict) -> tuple[Path, Path]:
@@ -416,7 +416,7 @@ def own_run(tmp: Path, sh: dict) -> tuple[Path, Path]:
 
 def c_export_into_dataset(tmp, sh):
     d, r = own_run(tmp, sh)
-    return ["export-labels", "--run", str(r), "--out", str(d), "--overwrite"]
+    return ["export-labels", str(r), "--out", str(d), "--overwrite"]
 
 
 def c_noise_out_train_split_overwrite(tmp, sh):
@@ -534,7 +534,7 @@ CASES = [
     Case("--overwrite of a run holding the --config", c_config_inside_out_overwrite, guard=("ds", "R"), no_output=()),
     Case("predict --out contains --input (marked)", c_predict_input_inside_out, guard=("work", "@run"), no_output=()),
     Case("predict an empty folder", c_predict_empty_folder, guard=("in", "@run")),
-    Case("predict --run is a dataset", c_predict_run_is_dataset),
+    Case("predict RUN is a dataset", c_predict_run_is_dataset),
     Case("predict with a corrupt model.pt", c_predict_corrupt_model, guard=("R", "in")),
     Case("predict a.png and a.jpg", c_predict_name_clash, guard=("in", "@run")),
     Case("export-labels into the run's dataset", c_export_into_dataset, guard=("ds", "R"), no_output=()),

@@ -86,7 +86,8 @@ def score_run(run: Path) -> tuple[dict, str]:
     """{ranking: (spearman wrong, spearman dice, auroc quartile, auroc noisy, seconds)} and a one-line description."""
     from adele.core.quality import label_quality_scores
     from adele.engine import load_run_data
-    from adele.inference import load_run_model, predict_split, saved_config
+    from adele.config import saved_config
+    from adele.prediction import load_run_model, predict_split
 
     lm = load_run_model(run, "auto")
     data = load_run_data(saved_config(run / "config.yaml"))

@@ -45,7 +45,7 @@ MUTATIONS = [
     ("IoU points every K steps placed in check units instead of epochs", "adele/core/curves.py",
      "t = np.linspace(0, T * float(dt), T)",
      "t = np.linspace(0, T, T)"),
-    ("flipped views not flipped back in predict_probs", "adele/engine/adele.py",
+    ("flipped views not flipped back in multiscale_probs", "adele/prediction.py",
      "v = v.flip(-1) if flip else v",
      "v = v"),
 ]

@@ -24,8 +24,8 @@ def test_no_command_modifies_the_dataset(tmp_path, capsys):
     commands = [
         ["train", "--data", str(noisy), "--method", "adele", "--out", str(run), "--epochs", "2", *tiny],
         ["train", "--data", str(noisy), "--method", "adele", "--out", str(run), "--resume", "--epochs", "3", *tiny],
-        ["predict", "--run", str(run), "--input", str(noisy / "test" / "images"), "--out", str(tmp_path / "pred")],
-        ["export-labels", "--run", str(run), "--out", str(tmp_path / "exported")],
+        ["predict", str(run), "--input", str(noisy / "test" / "images"), "--out", str(tmp_path / "pred")],
+        ["export-labels", str(run), "--out", str(tmp_path / "exported")],
         ["analyze", "memorization", str(run), "--out", str(tmp_path / "mem")],
         ["report", str(run), "--out", str(tmp_path / "report")],
     ]

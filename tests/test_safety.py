@@ -19,7 +19,7 @@ from PIL import Image
 from adele import safety
 from adele.cli import main
 from adele.data.io import write_array
-from adele.engine.checkpoint import list_checkpoints
+from adele.runfolder import list_checkpoints
 from adele.testing import make_dataset
 
 TINY = ["--set", "model.width=4", "model.depth=2", "data.size=[16,16]", "train.threads=1", "train.device=cpu"]
@@ -72,8 +72,8 @@ def test_overwrite_never_deletes_an_input(case, trained, tmp_path, capsys):
         "train_out_is_data": (_train(ds, ds, "--overwrite"), ds),
         "train_out_contains_data": (_train(nested, parent, "--overwrite"), parent),
         "noise_out_is_parent_of_data": (["noise", "--data", str(nested), "--out", str(parent), "--overwrite"], parent),
-        "export_labels_out_is_run": (["export-labels", "--run", str(run), "--out", str(run), "--overwrite"], run),
-        "predict_out_contains_input": (["predict", "--run", str(run), "--input", str(ds / "test" / "images"), "--out", str(ds / "test"), "--overwrite"], ds),
+        "export_labels_out_is_run": (["export-labels", str(run), "--out", str(run), "--overwrite"], run),
+        "predict_out_contains_input": (["predict", str(run), "--input", str(ds / "test" / "images"), "--out", str(ds / "test"), "--overwrite"], ds),
         "report_out_is_run": (["report", str(run), "--out", str(run), "--overwrite"], run),
     }[case]
     before = _digest(guarded)
@@ -94,7 +94,7 @@ def test_overwrite_needs_the_same_commands_marker(trained, tmp_path, capsys):
     assert main(["noise", "--data", str(ds), "--out", str(noisy), "--recipe", "final:target_area=20"]) == 0
     capsys.readouterr()
     # a folder written by `adele noise` is not replaced by `adele predict` or `adele train`
-    _one_line(capsys, main(["predict", "--run", str(run), "--input", str(ds / "test" / "images"), "--out", str(noisy), "--overwrite"]), words=("adele noise",))
+    _one_line(capsys, main(["predict", str(run), "--input", str(ds / "test" / "images"), "--out", str(noisy), "--overwrite"]), words=("adele noise",))
     _one_line(capsys, main(_train(ds, noisy, "--overwrite")), words=("adele noise",))
     assert (noisy / "noise_report.json").is_file()
 
@@ -103,7 +103,7 @@ def test_overwrite_inside_an_input_is_refused(trained, tmp_path, capsys):
     ds, run = trained
     inp = tmp_path / "scans"
     write_array(inp / "a.png", np.zeros((16, 16), np.uint8))
-    args = ["predict", "--run", str(run), "--input", str(inp), "--out", str(inp / "masks")]
+    args = ["predict", str(run), "--input", str(inp), "--out", str(inp / "masks")]
     assert main(args) == 0  # a new folder inside the input is fine
     capsys.readouterr()
     _one_line(capsys, main(args + ["--overwrite"]), words=("inside the input",))
@@ -387,13 +387,13 @@ def test_a_batch_of_unlabelled_images_is_named_as_the_cause(tmp_path, capsys):
 
 
 def test_unexpected_exception_is_one_line_with_a_log_file(tmp_path, monkeypatch, capsys):
-    import adele.cli as cli
+    import adele.cli.config as cli_config
 
     def boom(*a, **k):
         raise TypeError("something internal")
 
     monkeypatch.setenv("ADELE_LOG_DIR", str(tmp_path / "logs"))
-    monkeypatch.setattr(cli, "cmd_config", boom)
+    monkeypatch.setattr(cli_config, "cmd_config", boom)
     line = _one_line(capsys, main(["config", "show"]), expected_rc=1, words=("unexpected TypeError", "something internal"))
     logs = list((tmp_path / "logs").iterdir())
     assert len(logs) == 1 and str(logs[0]) in line and "Traceback" in logs[0].read_text()
@@ -410,7 +410,7 @@ def test_predict_leaves_nothing_when_a_later_input_fails(trained, tmp_path, caps
     write_array(inp / "a.png", np.zeros((16, 16), np.uint8))
     (inp / "z.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     out = tmp_path / "masks"
-    _one_line(capsys, main(["predict", "--run", str(run), "--input", str(inp), "--out", str(out)]), words=("z.png",))
+    _one_line(capsys, main(["predict", str(run), "--input", str(inp), "--out", str(out)]), words=("z.png",))
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"], "no temporary folder left"
 

@@ -7,8 +7,8 @@ consistency  multi-scale consistency loss
 quality      per-image label quality scores from a model's softmax
 """
 
-from adele.core.consistency import consistency_loss, multiscale_logits, multiscale_loss
-from adele.core.correction import (
+from .consistency import consistency_loss, multiscale_logits, multiscale_loss
+from .correction import (
     ChangePrecision,
     CorrectionResult,
     change_precision,
@@ -16,7 +16,7 @@ from adele.core.correction import (
     classes_present,
     correct_labels,
 )
-from adele.core.curves import (
+from .curves import (
     CurveFit,
     MemorizationDetector,
     OnsetResult,
@@ -27,8 +27,8 @@ from adele.core.curves import (
     flat_start_length,
     onset_epoch,
 )
-from adele.core.quality import label_quality_scores
-from adele.core.store import PredictionStore
+from .quality import label_quality_scores
+from .store import PredictionStore
 
 __all__ = [
     "ChangePrecision",

@@ -123,7 +123,7 @@ def _check_settings(horizon: int, r: float, min_points: int) -> None:
         raise ValueError(f"min_points must be >= 3 (three curve parameters), got {min_points}")
 
 
-def onset_epoch(a: float, b: float, c: float, horizon: int, r: float = 0.9) -> int:
+def onset_epoch(a: float, b: float, c: float, horizon: int, r: float) -> int:
     """1 + #{t in 1..horizon-1 : relative_change(t) <= r}; relative_change > 1 counts as 0.
 
     ``horizon`` is the planned total number of epochs (NOT the current curve
@@ -179,13 +179,14 @@ def detect_onset(
     ious: Sequence[float],
     current_epoch: float,
     horizon: int,
-    r: float = 0.9,
-    min_points: int = 3,
-    trim_flat: Optional[float] = 0.1,
-    min_peak_iou: float = 0.2,
-    min_rise: float = 0.1,
+    *,
+    r: float,
+    min_points: int,
+    trim_flat: Optional[float],
+    min_peak_iou: float,
+    min_rise: float,
+    flag_offset: int,
     dt: float = 1.0,
-    flag_offset: int = 1,
 ) -> OnsetResult:
     """Decide whether one class has started memorizing. Never raises on ``ious``.
 
@@ -195,7 +196,8 @@ def detect_onset(
     current_epoch: number of completed epochs (the official ``epoch_number``).
     horizon: planned total number of epochs. flag_offset: flagged once
     current_epoch - flag_offset >= onset (1 = official). Other arguments: see
-    module doc. Raises ValueError only for invalid settings (horizon < 1,
+    module doc; their defaults are those of :class:`adele.config.DetectionConfig`
+    (the one place they are written). Raises ValueError only for invalid settings (horizon < 1,
     min_points < 3, r outside (0, 1), dt <= 0).
     """
     _check_settings(horizon, r, min_points)
@@ -263,20 +265,23 @@ class MemorizationDetector:
     :meth:`decide` once at the end of each epoch, as the official VOC code
     does. ``horizon`` and the onsets are in epochs. A flagged class stays
     flagged. Background (class 0) is not watched by default and never flagged.
+    The rule's settings (``r`` ... ``flag_offset``) have no defaults here: they come
+    from :class:`adele.config.DetectionConfig`.
     """
 
     def __init__(
         self,
         num_classes: int,
         horizon: int,
-        r: float = 0.9,
-        min_points: int = 3,
-        trim_flat: Optional[float] = 0.1,
-        min_peak_iou: float = 0.2,
-        min_rise: float = 0.1,
+        *,
+        r: float,
+        min_points: int,
+        trim_flat: Optional[float],
+        min_peak_iou: float,
+        min_rise: float,
+        flag_offset: int,
         classes_to_watch: Optional[Sequence[int]] = None,
         dt: float = 1.0,
-        flag_offset: int = 1,
     ):
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 (background + 1), got {num_classes}")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safety import staged_output
 from .folder import ArraySplit, Source, write_dataset_json
 from .io import write_array
 
@@ -60,8 +61,6 @@ def load_colin27(atlas: str = "aal") -> Source:
 
 def export_colin27(out: str | Path, overwrite: bool = False) -> Path:
     """Write the embedded dataset to ``out`` in the generic format (8-bit PNGs)."""
-    from ..safety import staged_output
-
     out = Path(out)
     src = load_colin27()
     with staged_output(out, "data export", overwrite=overwrite, flag="output folder") as tmp:
@@ -91,8 +90,6 @@ def export_colin27_volumes(out: str | Path, overwrite: bool = False) -> Path:
         OUT/split.json              the embedded data's split by block (``--split-file`` of ``adele data prepare volumes``)
     """
     import nibabel as nib
-
-    from ..safety import staged_output
 
     a = _arrays()
     classes = json.loads(str(a["classes"]))

@@ -17,8 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..config import Config
 from ..errors import DatasetError
-from .folder import Source, check_label_values
+from ..noise import load_recipe, noise_dataset
+from . import open_source
+from .folder import Source, check_label_values, image_info
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -140,8 +143,6 @@ def prepare_split(
     clean = [np.asarray(s.clean_label(i), dtype=np.uint8) for i in range(len(s))] if s.has_clean else None
     events: list[dict] = []
     if noise and split == "train":
-        from ..noise import load_recipe, noise_dataset
-
         try:
             recipe = load_recipe(noise)
         except ValueError as exc:
@@ -184,8 +185,6 @@ def _split_info(split) -> tuple[tuple[tuple[int, int, int], ...], Optional[int]]
     if isinstance(images, np.ndarray):  # ArraySplit
         c = int(images.shape[3]) if images.ndim == 4 else 1
         return tuple((int(images.shape[1]), int(images.shape[2]), c) for _ in range(len(images))), None
-    from .folder import image_info
-
     return tuple(image_info(split.image(i)) for i in range(len(split))), None
 
 
@@ -295,3 +294,28 @@ def _random_crop(img: torch.Tensor, lab: torch.Tensor, crop, rng: np.random.Gene
 def collate(batch):
     imgs, labs, idx = zip(*batch)
     return torch.stack(imgs), torch.stack(labs), torch.tensor(idx)
+
+
+@dataclass
+class RunData:
+    """The prepared splits of one training run (``val``/``test`` None when the dataset has none)."""
+
+    source: Source
+    train: PreparedSplit
+    val: Optional[PreparedSplit]
+    test: Optional[PreparedSplit]
+
+
+def load_run_data(cfg: Config, source: Optional[Source] = None) -> RunData:
+    """Open and validate the dataset, then prepare train/val/test in memory."""
+    d = cfg.data
+    source = source or open_source(d.path)
+    check_source(source, d.size, d.normalize, d.crop, cfg.train.batch_size)
+    splits = {}
+    for name in ("train", "val", "test"):
+        if name in source.splits:
+            splits[name] = prepare_split(source, name, d.size, d.normalize, d.train_labels, d.noise if name == "train" else None, d.noise_seed)
+        else:
+            splits[name] = None
+    check_prepared(source, splits["train"], {"val": splits["val"], "test": splits["test"]})
+    return RunData(source, splits["train"], splits["val"], splits["test"])

@@ -12,12 +12,12 @@ NPY/NIfTI. Labels come back as ``uint8 (H, W)``; a JPEG label is refused
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DatasetError
+from ..safety import temp_file_beside
 
 SUFFIXES = (".png", ".npy", ".nii.gz", ".nii", ".jpg", ".jpeg")
 #: most channels of a multi-channel (H, W, C) NPY image (volume modalities x neighbour slices)
@@ -133,13 +133,6 @@ def read_label(path: str | Path) -> np.ndarray:
     return arr.astype(np.uint8)
 
 
-def _atomic_target(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
-
-
 def write_array(path: str | Path, arr: np.ndarray, like: str | Path | None = None) -> None:
     """Write ``arr`` to ``path`` atomically in the format given by its suffix.
 
@@ -148,7 +141,7 @@ def write_array(path: str | Path, arr: np.ndarray, like: str | Path | None = Non
     """
     path = Path(path)
     s = suffix_of(path)
-    tmp = _atomic_target(path)
+    tmp = temp_file_beside(path)
     try:
         if s == ".png":
             from PIL import Image

@@ -43,6 +43,7 @@ split by **subject**: no subject has slices in two splits.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import shutil
@@ -55,7 +56,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DatasetError
-from ..safety import staged_output
+from ..safety import atomic_write_bytes, atomic_write_text, staged_output
+from .colin27 import DATASETS as EMBEDDED
 from .folder import SPLITS, write_dataset_json
 from .io import write_array
 
@@ -839,8 +841,6 @@ def copy_volume_spec(source, run_dir: Path) -> None:
     idx = read_volume_index(root) if root is not None else None
     if idx is None:
         return
-    from ..engine.checkpoint import atomic_write_text
-
     atomic_write_text(json.dumps({"version": 1, "spec": idx["spec"], "classes": idx["classes"], "dataset": str(root)}, indent=1) + "\n",
                       Path(run_dir) / SPEC_FILE)
 
@@ -850,7 +850,7 @@ def run_volume_spec(run_dir: str | Path, data_path: Optional[str] = None) -> Opt
     p = Path(run_dir) / SPEC_FILE
     if p.is_file():
         return VolumeSpec.from_dict(_read_json(p)["spec"])
-    if data_path and data_path not in ("colin27", "colin27-brodmann") and Path(data_path).is_dir():
+    if data_path and data_path not in EMBEDDED and Path(data_path).is_dir():
         idx = read_volume_index(data_path)
         if idx is not None:
             return VolumeSpec.from_dict(idx["spec"])
@@ -859,11 +859,11 @@ def run_volume_spec(run_dir: str | Path, data_path: Optional[str] = None) -> Opt
 
 def write_label_volume(path: Path, arr: np.ndarray, like: Volume, dtype=None) -> None:
     """Write ``arr`` (stored orientation) atomically with the affine and header of ``like`` (no intensity scaling)."""
-    import gzip
+    write_nifti_like(path, arr, like.image, dtype)
 
-    from ..engine.checkpoint import atomic_write_bytes
 
-    img = like.image
+def write_nifti_like(path: Path, arr: np.ndarray, img, dtype=None) -> None:
+    """Write ``arr`` atomically with the affine and header of the NIfTI image ``img`` (uint8 unless ``dtype``; no intensity scaling)."""
     dt = np.dtype(dtype) if dtype is not None else np.dtype(np.uint8)
     new = type(img)(np.asarray(arr).astype(dt), img.affine, img.header.copy())
     new.set_data_dtype(dt)

@@ -1,4 +1,4 @@
-"""ADELE in the training loop: detection -> correction rounds -> consistency loss.
+"""The training method inside the loop: :class:`Baseline`, and ADELE (detection -> correction rounds -> consistency loss).
 
 The pure rules live in :mod:`adele.core`; this module schedules them, runs
 the eval-mode prediction pass that feeds the compact prediction store, keeps
@@ -7,15 +7,13 @@ everything needed to explain and resume what happened.
 """
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .. import runfolder
 from ..config import Config
 from ..core import (
     MemorizationDetector,
@@ -24,74 +22,70 @@ from ..core import (
     class_change_counts,
     classes_present,
     correct_labels,
-    multiscale_logits,
     multiscale_loss,
 )
 from ..data.dataset import PreparedSplit
 from ..losses import soft_dice_loss, supervised_loss
 from ..metrics import mean_dice, scores_from_confusion
-from . import checkpoint as ckpt
-from .distributed import DistInfo, steps_per_epoch
+from ..prediction import multiscale_probs
+from .distributed import DistInfo, all_reduce_sum, steps_per_epoch
 
 
-def save_labels(labels: list[np.ndarray], path: Path) -> None:
-    """Atomically write a list of uint8 (H, W) maps (any shapes) to one npz."""
-    buf = io.BytesIO()
-    shapes = np.array([lab.shape for lab in labels], dtype=np.int64)
-    np.savez_compressed(buf, flat=np.concatenate([lab.ravel() for lab in labels]), shapes=shapes)
-    ckpt.atomic_write_bytes(buf.getvalue(), path)
+class Baseline:
+    """The plain method: the supervised loss, nothing between batches or epochs.
 
-
-def load_labels(path: Path) -> list[np.ndarray]:
-    with np.load(path) as z:
-        flat, shapes = z["flat"], z["shapes"]
-    out, pos = [], 0
-    for h, w in shapes:
-        out.append(flat[pos : pos + h * w].reshape(int(h), int(w)).copy())
-        pos += int(h * w)
-    return out
-
-
-@torch.no_grad()
-def predict_probs(model: torch.nn.Module, images: torch.Tensor, scales=(1.0,), hflip: bool = False,
-                  temperature: float = 1.0, average: str = "probs") -> torch.Tensor:
-    """Eval-mode class probabilities ``(B, C, H, W)`` of ``images`` (B, C_in, H, W), over several views.
-
-    Views: every scale in ``scales`` (input resized, logits resized back to (H, W)) and, with
-    ``hflip``, each of them mirrored (the output mirrored back). ``average="probs"``: mean over
-    views of softmax(logits / temperature); ``"logits"``: softmax(mean over views of logits /
-    temperature), the official VOC code. The model's train/eval mode is restored.
+    The trainer drives every method through these calls: :meth:`loss` per step,
+    :meth:`after_batch` with the step's predictions, :meth:`after_epoch` with the
+    epoch's training confusion; plus ``state_dict``/``load_state_dict`` and ``summary``.
     """
-    if average not in ("probs", "logits"):
-        raise ValueError(f"average must be 'probs' or 'logits', got {average!r}")
-    was_training = model.training
-    model.eval()
-    try:
-        acc, n = None, 0
-        for flip in ([False, True] if hflip else [False]):
-            x = images.flip(-1) if flip else images
-            for logits in multiscale_logits(model, x, scales, tuple(images.shape[-2:])):
-                v = logits.float() / temperature
-                v = v.softmax(1) if average == "probs" else v
-                v = v.flip(-1) if flip else v
-                acc = v if acc is None else acc + v
-                n += 1
-        out = acc / n
-        return out if average == "probs" else out.softmax(1)
-    finally:
-        model.train(was_training)
+
+    #: the epoch row has a ``consistency`` column (mean of ``loss()["consistency"]``)
+    tracks_consistency = False
+
+    def __init__(self, cfg: Config, ignore_index: int):
+        self.cfg = cfg
+        self.ignore_index = ignore_index
+
+    def loss(self, net: torch.nn.Module, img: torch.Tensor, lab: torch.Tensor, step: int = 0) -> dict:
+        """``{"total": loss, "logits": logits at scale 1}`` (plus ``"consistency"`` when the method has one)."""
+        logits = net(img)
+        return {"total": supervised_loss(logits, lab, self.cfg.train.loss, self.ignore_index), "logits": logits}
+
+    def after_batch(self, epoch: int, step: int, idx: torch.Tensor, logits: torch.Tensor, batch_cm: torch.Tensor) -> None:
+        """After the optimizer step: the batch's detached logits and its (C, C) confusion against the current labels."""
+
+    def after_epoch(self, epoch: int, train_cm: np.ndarray, net: torch.nn.Module, device: torch.device, dist: DistInfo) -> dict:
+        """End of the training part of an epoch; returns columns for the epoch's history row."""
+        return {}
+
+    def state_dict(self) -> Optional[dict]:
+        return None
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def summary(self) -> Optional[dict]:
+        """What ``metrics.json`` reports about the method (None: nothing)."""
+        return None
 
 
-class AdeleState:
-    """Everything ADELE adds to a run, with ``state_dict`` for checkpoints."""
+class AdeleState(Baseline):
+    """Everything ADELE adds to a run, with ``state_dict`` for checkpoints.
+
+    Its schedule, in the trainer's three calls: :meth:`loss` (the multi-scale term on every
+    ``consistency.every_steps``-th step), :meth:`after_batch` (softmax kept for
+    ``correction.predictions: train``; an IoU point every ``detection.every_steps`` steps),
+    :meth:`after_epoch` (the memorization decision, then a correction round in the epoch a class
+    is first flagged and every ``correction.every`` epochs after).
+    """
 
     def __init__(self, cfg: Config, num_classes: int, ignore_index: int, run_dir: Path, train: PreparedSplit, classes: list[str],
                  log: Callable[[str], None] = print, dist: Optional[DistInfo] = None):
+        super().__init__(cfg, ignore_index)
         self.dist = dist or DistInfo()
-        self.cfg = cfg
         self.a = cfg.adele
+        self.tracks_consistency = self.a.consistency.enabled
         self.num_classes = num_classes
-        self.ignore_index = ignore_index
         self.run_dir = Path(run_dir)
         self.train = train
         self.classes = classes
@@ -107,6 +101,7 @@ class AdeleState:
         )
         self.round = 0
         self._checks: list[dict] = []  # IoU points of the current epoch when checked every K steps
+        self._window: Optional[torch.Tensor] = None  # (C, C) confusion of the steps since the last check
         self.rounds: list[dict] = []
         self.epochs_log: list[dict] = []
         self.allowed = np.stack([classes_present(lab, num_classes)[0] for lab in train.original])
@@ -117,9 +112,12 @@ class AdeleState:
     def loss(self, net: torch.nn.Module, img: torch.Tensor, lab: torch.Tensor, step: int = 0) -> dict:
         """ADELE's training loss: CE at every scale + lambda * consistency, over the number of scales.
 
-        On steps that skip the multi-scale term (``consistency.every_steps``) it is plain CE at scale 1.
+        On steps that skip the multi-scale term (``consistency.every_steps``) it is plain CE at scale 1;
+        without consistency (``adele.consistency.enabled: false``) it is the baseline's loss.
         """
         con = self.a.consistency
+        if not con.enabled:
+            return super().loss(net, img, lab, step)
         if step % con.every_steps != 0:
             logits = net(img).float()
             ce = supervised_loss(logits, lab, self.cfg.train.loss, self.ignore_index)
@@ -141,7 +139,7 @@ class AdeleState:
     def ensure_store(self, dist: DistInfo) -> PredictionStore:
         """Open the run's prediction store, creating it on rank 0 first (collective call)."""
         if self._store is None:
-            d = self.run_dir / "store"
+            d = runfolder.store_dir(self.run_dir)
             if dist.rank == 0 and not (d / "index.json").is_file():
                 PredictionStore.create(d, self.train.shapes).flush()
             dist.barrier()
@@ -173,11 +171,21 @@ class AdeleState:
         for s in range(0, len(idx), bs):
             chunk = idx[s : s + bs]
             images = torch.stack([self.train.images[i] for i in chunk]).to(device)
-            probs = predict_probs(model, images, c.scales, c.hflip, c.temperature, c.average)
+            probs = multiscale_probs(model, images, c.scales, c.hflip, c.temperature, c.average)
             self.store.write_batch(chunk, probs.cpu())
         self.store.flush()
 
-    # ------------------------------------------------------------------ epoch hook
+    # ------------------------------------------------------------------ batch and epoch hooks
+
+    def after_batch(self, epoch: int, step: int, idx: torch.Tensor, logits: torch.Tensor, batch_cm: torch.Tensor) -> None:
+        """Keep the training softmax (``correction.predictions: train``); every ``detection.every_steps`` steps, one IoU point."""
+        self.record_train_predictions(idx, logits)
+        k = self.a.detection.every_steps
+        if k:
+            self._window = batch_cm.clone() if self._window is None else self._window + batch_cm
+            if (step + 1) % k == 0:
+                self.record_check(epoch, all_reduce_sum(self._window, self.dist).cpu().numpy(), step=step + 1)
+                self._window = None
 
     def record_check(self, epoch: int, cm: np.ndarray, step: int) -> None:
         """One training-IoU point from a (C, C) confusion of the last ``every_steps`` steps (no decision)."""
@@ -222,6 +230,7 @@ class AdeleState:
         A round runs in the epoch a class is first flagged and in every epoch that is a multiple of
         ``correction.every`` once any class is flagged (official SegTHOR schedule).
         """
+        self._window = None  # steps since the last check do not carry over to the next epoch
         rec = self.detect(epoch, train_cm)
         flagged = self.detector.flagged
         newly = rec["newly_flagged"]
@@ -236,7 +245,7 @@ class AdeleState:
             if info.get("agreement_after") is not None:
                 row["label_agreement"] = info["agreement_after"]
         if dist.rank == 0:
-            ckpt.atomic_write_text("\n".join(json.dumps(r) for r in self.epochs_log) + "\n", self.run_dir / "adele_log.jsonl")
+            runfolder.write_adele_log(self.run_dir, self.epochs_log)
         return row
 
     def correction_round(self, epoch: int, net: torch.nn.Module, device: torch.device, dist: DistInfo) -> dict:
@@ -255,7 +264,6 @@ class AdeleState:
             pred, conf = self.store.read(i)
             res = correct_labels(base[i], pred, conf, flagged, c.tau_bg, c.tau_fg, self.allowed[i], self.ignore_index, c.correct_ignore)
             after.append(res.labels)
-        ckpt.crash_point("correction", epoch)
         self.round += 1
         old_flat = np.concatenate([x.ravel() for x in base])
         new_flat = np.concatenate([x.ravel() for x in after])
@@ -276,7 +284,7 @@ class AdeleState:
         for i, lab in enumerate(after):
             self.train.labels[i][...] = lab
         if dist.rank == 0:
-            save_labels(self.train.labels, self.run_dir / "labels" / f"round_{self.round:03d}.npz")
+            runfolder.save_labels(self.train.labels, runfolder.label_round_path(self.run_dir, self.round))
         dist.barrier()
         self.rounds.append(info)
         msg = f"epoch {epoch}: correction round {self.round} changed {info['pixels_changed']} pixels"
@@ -296,7 +304,7 @@ class AdeleState:
         self.rounds = list(state["rounds"])
         self.epochs_log = list(state["epochs_log"])
         if self.round > 0:
-            labels = load_labels(self.run_dir / "labels" / f"round_{self.round:03d}.npz")
+            labels = runfolder.load_labels(runfolder.label_round_path(self.run_dir, self.round))
             for i, lab in enumerate(labels):
                 self.train.labels[i][...] = lab
         else:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..core import multiscale_logits
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -94,6 +96,4 @@ class MultiScaleNet(torch.nn.Module):
     def forward(self, x, scales=None, out_size=None):
         if scales is None:
             return self.model(x)
-        from ..core import multiscale_logits
-
         return multiscale_logits(self.model, x, scales, out_size)

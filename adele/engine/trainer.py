@@ -8,48 +8,31 @@ that the checkpoint names, so ``--resume`` continues bit-for-bit on CPU.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
+import copy
 import math
 import os
-import sys
 import time
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ..config import Config
-from ..data import open_source
-from ..data.dataset import PreparedSplit, TrainDataset, check_prepared, check_source, collate, prepare_split
-from ..data.folder import Source
+from .. import runfolder, safety
+from ..config import Config, flatten, saved_config
+from ..console import epoch_line, progress, stdout_is_terminal
+from ..data import EMBEDDED
+from ..data.dataset import PreparedSplit, RunData, TrainDataset, collate, load_run_data
 from ..data.volumes import copy_volume_spec
-from .. import safety
 from ..errors import ConfigError, RunError
-from ..metrics import SegMetrics, foreground_mean, present_in_truth, scores_from_confusion
-from ..losses import supervised_loss
+from ..metrics import SegMetrics, confusion_matrix, foreground_mean, label_agreement, present_in_truth, scores_from_confusion  # noqa: F401
 from ..models import build_model_from_config
+from ..prediction import resolve_device
 from . import checkpoint as ckpt
-from .adele import AdeleState
+from .adele import AdeleState, Baseline
 from .distributed import DistInfo, EpochSampler, MultiScaleNet, all_reduce_sum, dist_info, steps_per_epoch
-
-try:  # progress bars are a nicety; never a hard failure
-    from tqdm.auto import tqdm
-except ImportError:  # pragma: no cover
-    tqdm = None
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device: cuda requested but no CUDA device is available; use --device cpu or auto")
-    return torch.device(name)
 
 
 def lr_at(cfg: Config, step: int, total: int) -> float:
@@ -71,35 +54,6 @@ def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer
     return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
 
 
-def _progress(iterable, **kw):
-    if tqdm is None or not sys.stderr.isatty() or os.environ.get("ADELE_NO_PROGRESS"):
-        return iterable
-    return tqdm(iterable, dynamic_ncols=True, **kw)
-
-
-@dataclass
-class RunData:
-    source: Source
-    train: PreparedSplit
-    val: Optional[PreparedSplit]
-    test: Optional[PreparedSplit]
-
-
-def load_run_data(cfg: Config, source: Optional[Source] = None) -> RunData:
-    """Open and validate the dataset, then prepare train/val/test in memory."""
-    d = cfg.data
-    source = source or open_source(d.path)
-    check_source(source, d.size, d.normalize, d.crop, cfg.train.batch_size)
-    splits = {}
-    for name in ("train", "val", "test"):
-        if name in source.splits:
-            splits[name] = prepare_split(source, name, d.size, d.normalize, d.train_labels, d.noise if name == "train" else None, d.noise_seed)
-        else:
-            splits[name] = None
-    check_prepared(source, splits["train"], {"val": splits["val"], "test": splits["test"]})
-    return RunData(source, splits["train"], splits["val"], splits["test"])
-
-
 class Trainer:
     """Owns the model, optimizer, data and run folder of one training run."""
 
@@ -110,7 +64,7 @@ class Trainer:
         self.dist: DistInfo = dist_info()
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        self.device = resolve_device(cfg.train.device) if not self.dist.enabled or not torch.cuda.is_available() else torch.device("cuda", self.dist.local_rank)
+        self.device = resolve_device(cfg.train.device, "train.device") if not self.dist.enabled or not torch.cuda.is_available() else torch.device("cuda", self.dist.local_rank)
         self.data = data or load_run_data(cfg)
         src = self.data.source
         self.classes = list(src.classes)
@@ -134,7 +88,9 @@ class Trainer:
         self.history: list[dict] = []
         self.memorization: list[dict] = []
         self.best = {"epoch": 0, "val_mean_dice": -1.0}
-        self.adele = AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log, self.dist) if cfg.method == "adele" else None
+        #: the method's schedule around the loop (:class:`~adele.engine.adele.Baseline` or ADELE)
+        self.method: Baseline = (AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log, self.dist)
+                                 if cfg.method == "adele" else Baseline(cfg, self.ignore_index))
         self.train_ds = TrainDataset(self.data.train, cfg.train.seed, cfg.data.hflip, cfg.data.scale_range, cfg.data.crop, self.ignore_index)
         self._tb = None
 
@@ -191,11 +147,11 @@ class Trainer:
     def _prepare_run_dir(self, resume: bool, overwrite: bool, extra_inputs: list) -> None:
         d = self.run_dir
         if resume:
-            if not (d / "config.yaml").is_file():
+            if not runfolder.has_config(d):
                 raise RunError(f"{d}: no run to resume here (config.yaml missing); drop --resume to start a new run")
             safety.lock_folder(d, "train")
             safety.clean_stale_temp_files(d)
-            if not ckpt.list_checkpoints(d):
+            if not runfolder.list_checkpoints(d):
                 raise RunError(f"{d}: no checkpoint to resume from; start again with --overwrite")
             return
         inputs = run_inputs(self.cfg) + extra_inputs
@@ -208,10 +164,10 @@ class Trainer:
         safety.check_output(d, "train", inputs, overwrite)  # again under the lock: nothing changed hands meanwhile
         safety.clear_folder(d)
         safety.write_marker(d, "train")
-        ckpt.atomic_write_text(self.cfg.to_yaml(), d / "config.yaml")
+        runfolder.write_config(d, self.cfg.to_yaml())
         info = {"classes": self.classes, "ignore_index": self.ignore_index, "dataset": self.data.source.name,
                 "train_ids": self.data.train.ids, "has_clean": self.data.train.clean is not None, "world_size": self.dist.world_size}
-        ckpt.atomic_write_text(json.dumps(info, indent=1), d / "run.json")
+        runfolder.write_info(d, info)
         copy_volume_spec(self.data.source, d)  # volume datasets: the steps `adele predict` repeats on a volume
 
     def record_resume(self, changes: list[tuple[str, Any, Any]], allowed: bool) -> None:
@@ -220,16 +176,13 @@ class Trainer:
             return
         d = self.run_dir
         if changes:
-            ckpt.atomic_write_text(self.cfg.to_yaml(), d / "config.yaml")
-        try:
-            info = json.loads((d / "run.json").read_text())
-        except (OSError, ValueError):
-            info = {}
+            runfolder.write_config(d, self.cfg.to_yaml())
+        info = runfolder.read_info(d)
         info.setdefault("resumes", []).append({
             "from_epoch": self.epoch, "time": time.strftime("%Y-%m-%d %H:%M:%S"), "allow_changes": allowed,
             "changes": {k: {"old": a, "new": b} for k, a, b in changes}, "world_size": self.dist.world_size})
         info["world_size"] = self.dist.world_size
-        ckpt.atomic_write_text(json.dumps(info, indent=1), d / "run.json")
+        runfolder.write_info(d, info)
 
     # ------------------------------------------------------------------ state
 
@@ -243,7 +196,7 @@ class Trainer:
             "history": self.history,
             "memorization": self.memorization,
             "best": self.best,
-            "adele": self.adele.state_dict() if self.adele else None,
+            "adele": self.method.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None,
             "config": self.cfg.to_dict(),
             "model_name": self.cfg.model.name,
@@ -264,22 +217,19 @@ class Trainer:
         self.memorization = list(state.get("memorization", []))
         self.best = dict(state["best"])
         ckpt.set_rng_state(state["rng"])
-        if self.adele and state.get("adele"):
-            self.adele.load_state_dict(state["adele"])
+        if state.get("adele"):
+            self.method.load_state_dict(state["adele"])
         if self.ema is not None:
             if not state.get("ema"):
                 raise RunError("checkpoint has no weight average (train.ema was off); resume with the run's own config")
             self.ema.load_state_dict(state["ema"])
 
     def resume(self) -> None:
-        found = ckpt.load_latest(self.run_dir, map_location="cpu")
+        found = runfolder.load_latest(self.run_dir, map_location="cpu")
         if found is None:
             raise RunError(f"{self.run_dir}: no readable checkpoint; start a new run")
         epoch, state = found
-        try:
-            saved_ids = json.loads((self.run_dir / "run.json").read_text()).get("train_ids")
-        except (OSError, ValueError, AttributeError):
-            saved_ids = None
+        saved_ids = runfolder.read_info(self.run_dir).get("train_ids")
         if saved_ids is not None and list(saved_ids) != list(self.data.train.ids):
             raise RunError(f"{self.run_dir}: the training images of {self.cfg.data.path} are not the ones this run was trained on; resume with the run's dataset")
         self.load_state_dict(state)
@@ -287,9 +237,7 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         if self.is_main:
-            state = self.state_dict()
-            ckpt.atomic_save(state, ckpt.checkpoint_path(self.run_dir, self.epoch), lambda: ckpt.crash_point("checkpoint", self.epoch))
-            ckpt.prune(self.run_dir, max(2, self.cfg.train.keep_last))
+            runfolder.save_checkpoint(self.run_dir, self.epoch, self.state_dict(), keep=max(2, self.cfg.train.keep_last))
         self.dist.barrier()
 
     # ------------------------------------------------------------------ loop
@@ -307,13 +255,13 @@ class Trainer:
         epochs = range(self.epoch + 1, cfg.train.epochs + 1)
         if self.epoch == 0:  # the same decision on every rank (a resumed epoch-0 state is saved again unchanged)
             self.save_checkpoint()  # epoch 0: an interruption or divergence in epoch 1 still leaves a state to resume from
-        bar = _progress(epochs, desc="epochs", position=0) if self.is_main else epochs
+        bar = progress(epochs, desc="epochs", position=0) if self.is_main else epochs
+        lines = self.is_main and not stdout_is_terminal()  # a log file or job scheduler: one line per epoch
         for epoch in bar:
             self.epoch = epoch
             t0 = time.perf_counter()
             row = self.train_epoch(epoch, (epoch - 1) * per_epoch, total_steps)
-            if self.adele:
-                row.update(self.adele.after_epoch(epoch, row["_train_cm"], self.eval_model, self.device, self.dist))
+            row.update(self.method.after_epoch(epoch, row["_train_cm"], self.eval_model, self.device, self.dist))
             row.pop("_train_cm")
             if self.data.val is not None and (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs):
                 val = self.evaluate(self.data.val)
@@ -329,6 +277,8 @@ class Trainer:
             self.write_logs(row)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{row['loss']:.3f}", val_dice=f"{row.get('val_mean_dice') or float('nan'):.3f}")
+            if lines:
+                self.log(epoch_line(row, cfg.train.epochs))
             if not math.isfinite(row["loss"]) or not self._weights_finite():
                 raise self._diverged(epoch, None, None)
             self.save_checkpoint()
@@ -338,12 +288,11 @@ class Trainer:
         cfg, C = self.cfg, self.num_classes
         self.net.train()
         cm = torch.zeros(C, C, dtype=torch.int64, device=self.device)
-        window = torch.zeros(C, C, dtype=torch.int64, device=self.device)  # for checks every K steps
         augmented = bool(cfg.data.crop or cfg.data.scale_range or cfg.data.hflip)  # pixel alignment with stored labels lost
         mem = torch.zeros(3, C, C, dtype=torch.int64, device=self.device) if self.data.train.clean is not None and not augmented else None
         loss_sum, cons_sum, n_batches = 0.0, 0.0, 0
         loader = self.loader(epoch)
-        batches = _progress(loader, desc=f"epoch {epoch}", leave=False, position=1) if self.is_main else loader
+        batches = progress(loader, desc=f"epoch {epoch}", leave=False, position=1) if self.is_main else loader
         for step, (img, lab, idx) in enumerate(batches, start=step0):
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at(cfg, step, total_steps)
@@ -352,15 +301,10 @@ class Trainer:
             if cfg.train.channels_last:
                 img = img.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, enabled=self.amp):
-                if self.adele and cfg.adele.consistency.enabled:
-                    out = self.adele.loss(self.net, img, lab, step)
-                    logits = out["logits"]
+                out = self.method.loss(self.net, img, lab, step)
+                logits = out["logits"]
+                if "consistency" in out:
                     cons_sum += float(out["consistency"].detach())
-                else:
-                    logits = self.net(img)
-                    out = {"total": supervised_loss(logits, lab, cfg.train.loss, self.ignore_index)}
-            if step - step0 == 1:
-                ckpt.crash_point("batch", epoch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out["total"]).backward()
             if cfg.optim.clip_grad > 0:
@@ -377,24 +321,17 @@ class Trainer:
                 raise self._diverged(epoch, step + 1, lab)
             with torch.no_grad():
                 pred = logits.detach().argmax(1)
-                valid = lab != self.ignore_index
-                cm += torch.bincount(lab[valid] * C + pred[valid], minlength=C * C).view(C, C)
+                batch_cm = confusion_matrix(pred, lab, C, self.ignore_index)
+                cm += batch_cm
                 if mem is not None:
                     self._memorization_counts(mem, pred, idx)
-                if self.adele:
-                    self.adele.record_train_predictions(idx, logits.detach())
-                    k = cfg.adele.detection.every_steps
-                    if k:
-                        window += torch.bincount(lab[valid] * C + pred[valid], minlength=C * C).view(C, C)
-                        if (step + 1) % k == 0:
-                            self.adele.record_check(epoch, all_reduce_sum(window, self.dist).cpu().numpy(), step=step + 1)
-                            window.zero_()
+                self.method.after_batch(epoch, step, idx, logits.detach(), batch_cm)
         cm = all_reduce_sum(cm, self.dist)
         stats = torch.tensor([loss_sum, cons_sum, n_batches], dtype=torch.float64, device=self.device)
         stats = all_reduce_sum(stats, self.dist)
         ious = scores_from_confusion(cm)["iou"]
         row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "loss": float(stats[0] / max(1, stats[2]))}
-        if self.adele and cfg.adele.consistency.enabled:
+        if self.method.tracks_consistency:
             row["consistency"] = float(stats[1] / max(1, stats[2]))
         row["train_mean_iou"] = foreground_mean(ious, present_in_truth(cm))
         for n, v in zip(self.classes, ious):
@@ -410,7 +347,7 @@ class Trainer:
 
     def _diverged(self, epoch: int, step: Optional[int], lab: Optional[torch.Tensor]) -> "TrainingDiverged":
         """The error for a non-finite loss or weights; nothing of this epoch is saved, the last checkpoint is the last finite state."""
-        last = ckpt.list_checkpoints(self.run_dir)
+        last = runfolder.list_checkpoints(self.run_dir)
         kept = f"the last finite state is {last[-1][1].relative_to(self.run_dir)} (epoch {last[-1][0]}, resume with --resume after fixing the cause)" if last else "no checkpoint was saved"
         lr = self.cfg.optim.lr
         if lab is not None and not bool((lab != self.ignore_index).any()):
@@ -471,16 +408,9 @@ class Trainer:
     def write_logs(self, row: dict) -> None:
         if not self.is_main:
             return
-        all_keys: list[str] = []
-        for r in self.history:
-            all_keys += [k for k in r if k not in all_keys]
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=all_keys)
-        w.writeheader()
-        w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in all_keys} for r in self.history)
-        ckpt.atomic_write_text(buf.getvalue(), self.run_dir / "history.csv")
+        runfolder.write_history(self.run_dir, self.history)
         if self.memorization:
-            ckpt.atomic_write_text(json.dumps(self.memorization), self.run_dir / "memorization.json")
+            runfolder.write_memorization(self.run_dir, self.memorization)
         tb = self._tensorboard()
         if tb is not None:
             for k, v in row.items():
@@ -491,9 +421,9 @@ class Trainer:
     def _tensorboard(self):
         if self._tb is None:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # optional at run time
 
-                self._tb = SummaryWriter(str(self.run_dir / "tb"))
+                self._tb = SummaryWriter(str(runfolder.tensorboard_dir(self.run_dir)))
             except Exception:  # noqa: BLE001 - tensorboard is optional at run time
                 self._tb = False
         return self._tb or None
@@ -506,13 +436,14 @@ class Trainer:
                 results[name] = self.evaluate(split)
         if self.data.train.clean is not None:
             results["train_label_quality"] = label_agreement(self.data.train.labels, self.data.train.clean, self.num_classes, self.ignore_index, self.classes)
-        if self.adele:
-            results["adele"] = self.adele.summary()
+        summary = self.method.summary()
+        if summary is not None:
+            results["adele"] = summary
         if self.is_main:
-            ckpt.atomic_write_text(json.dumps(results, indent=1), self.run_dir / "metrics.json")
-            ckpt.atomic_save({"model": self.eval_model.state_dict(), "config": self.cfg.to_dict(), "classes": self.classes,
-                              "in_channels": self.data.train.in_channels, "ignore_index": self.ignore_index, "model_name": self.cfg.model.name},
-                             self.run_dir / "model.pt")
+            runfolder.write_metrics(self.run_dir, results)
+            runfolder.save_model(self.run_dir, {"model": self.eval_model.state_dict(), "config": self.cfg.to_dict(), "classes": self.classes,
+                                                "in_channels": self.data.train.in_channels, "ignore_index": self.ignore_index,
+                                                "model_name": self.cfg.model.name})
         if self._tb:
             self._tb.close()
         return results
@@ -526,8 +457,6 @@ class WeightEMA:
     """
 
     def __init__(self, model: torch.nn.Module, decay: float):
-        import copy
-
         self.decay = float(decay)
         self.steps = 0
         self.model = copy.deepcopy(model).eval()
@@ -549,6 +478,8 @@ class WeightEMA:
     def load_state_dict(self, state: dict) -> None:
         self.steps = int(state["steps"])
         self.model.load_state_dict(state["model"])
+
+
 class TrainingDiverged(RunError):
     """Non-finite loss or weights: training stops; checkpoints on disk are all finite."""
 
@@ -559,19 +490,7 @@ RESUME_FREE_KEYS = ("train.epochs", "train.device", "train.threads", "data.num_w
 
 def run_inputs(cfg: Config) -> list[str]:
     """Files and folders a training run reads, which its run folder must not hold or be."""
-    from ..data.colin27 import DATASETS
-
-    return [p for p in (cfg.data.path if cfg.data.path not in DATASETS else None, cfg.model.pretrained) if p]
-
-
-def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+    return [p for p in (cfg.data.path if cfg.data.path not in EMBEDDED else None, cfg.model.pretrained) if p]
 
 
 def _same_setting(key: str, a: Any, b: Any) -> bool:
@@ -584,7 +503,7 @@ def _same_setting(key: str, a: Any, b: Any) -> bool:
 
 def config_changes(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
     """``(key, old, new)`` for every setting that differs between two config dicts."""
-    fo, fn = _flat(old), _flat(new)
+    fo, fn = flatten(old), flatten(new)
     keys = list(fn) + [k for k in fo if k not in fn]
     return [(k, fo.get(k), fn.get(k)) for k in keys if not _same_setting(k, fo.get(k), fn.get(k))]
 
@@ -607,24 +526,20 @@ def check_run_dir(cfg: Config, run_dir: str | Path, resume: bool, overwrite: boo
         if holder is not None:
             raise RunError(f"{d}: another process is writing here ({holder}); wait for it to finish or stop it")
         return []
-    if not (d / "config.yaml").is_file():
+    if not runfolder.has_config(d):
         raise RunError(f"{d}: no run to resume here (config.yaml missing); drop --resume to start a new run")
     holder = safety.locked_by(d)
     if holder is not None:
         raise RunError(f"{d}: another process is writing here ({holder}); wait for it to finish or stop it")
-    if not ckpt.list_checkpoints(d):
+    if not runfolder.list_checkpoints(d):
         raise RunError(f"{d}: no checkpoint to resume from (interrupted before the first one); start again with --overwrite")
-    from ..inference import saved_config
-
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        old = saved_config(d / "config.yaml").to_dict()
+        old = saved_config(runfolder.config_path(d)).to_dict()
     changes = config_changes(old, cfg.to_dict())
     try:
-        old_world = int(json.loads((d / "run.json").read_text()).get("world_size", 1))
-    except (OSError, ValueError, AttributeError, TypeError):
+        old_world = int(runfolder.read_info(d).get("world_size", 1))
+    except (ValueError, TypeError):
         old_world = 1
     world = int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -644,17 +559,8 @@ def check_run_dir(cfg: Config, run_dir: str | Path, resume: bool, overwrite: boo
 def _peak_rss_mb() -> float:
     """Peak resident memory of this process so far (MB), for the long-run memory check."""
     try:
-        import resource
+        import resource  # POSIX only
 
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     except (ImportError, OSError):  # pragma: no cover - non-POSIX
         return float("nan")
-
-
-def label_agreement(labels: list[np.ndarray], clean: list[np.ndarray], num_classes: int, ignore_index: int, classes: list[str]) -> dict:
-    """Dice per class between a set of label maps and the clean ones (dataset level)."""
-    m = SegMetrics(num_classes, ignore_index)
-    for a, b in zip(labels, clean):
-        m.update(torch.from_numpy(a[None].astype(np.int64)), torch.from_numpy(b[None].astype(np.int64)))
-    out = m.compute(classes)
-    return {"dice": out["dice"], "mean_dice": out["mean_dice"], "mean_iou": out["mean_iou"]}

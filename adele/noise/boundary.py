@@ -38,7 +38,15 @@ from scipy import ndimage
 from ._common import STRUCT8, bbox, check_label, check_probability, class_sequence, paint
 
 
-def markov_noise(
+def markov_noise(label: np.ndarray, rng: np.random.Generator, num_classes: int | None = None, *args, **kwargs) -> np.ndarray:
+    """Spatially correlated boundary noise on one slice: :func:`markov_noise_events` without the counts.
+
+    Returns ``(H, W) uint8`` noisy label map (a new array).
+    """
+    return markov_noise_events(label, rng, num_classes, *args, **kwargs)[0]
+
+
+def markov_noise_events(
     label: np.ndarray,
     rng: np.random.Generator,
     num_classes: int | None = None,
@@ -49,8 +57,8 @@ def markov_noise(
     smoothness: float = 0.5,
     class_order: Sequence[int] | None = None,
     ignore_index: int = 255,
-) -> np.ndarray:
-    """Spatially correlated boundary noise on one slice (model in the module docstring).
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Spatially correlated boundary noise on one slice (model in the module docstring), with event counts.
 
     Args:
         label: ``(H, W)`` integer class ids, 0 = background, ``ignore_index`` = ignore.
@@ -69,28 +77,8 @@ def markov_noise(
         ignore_index: id of pixels that are never changed.
 
     Returns:
-        ``(H, W) uint8`` noisy label map (a new array).
+        ``(noisy (H, W) uint8, {'markov': classes perturbed, 'vanished': classes erased entirely})``.
     """
-    return markov_noise_events(
-        label, rng, num_classes, strength, p_expand, steps,
-        smoothness=smoothness, class_order=class_order, ignore_index=ignore_index,
-    )[0]
-
-
-def markov_noise_events(
-    label: np.ndarray,
-    rng: np.random.Generator,
-    num_classes: int | None = None,
-    strength: float = 0.5,
-    p_expand: float = 0.5,
-    steps: int | None = None,
-    *,
-    smoothness: float = 0.5,
-    class_order: Sequence[int] | None = None,
-    ignore_index: int = 255,
-) -> tuple[np.ndarray, dict[str, int]]:
-    """:func:`markov_noise` that also returns ``{'markov': classes perturbed,
-    'vanished': classes erased entirely}``."""
     if not float(strength) >= 0:
         raise ValueError(f"strength must be >= 0, got {strength}")
     p = check_probability(p_expand, "p_expand")

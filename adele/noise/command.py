@@ -14,7 +14,12 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data import EMBEDDED, open_source
+from ..data.folder import ArraySplit, FolderSplit, write_dataset_json
+from ..data.io import suffix_of, write_array
+from ..data.volumes import copy_volume_index
 from ..errors import DatasetError
+from ..safety import check_output, staged_output
 from .recipes import load_recipe, noise_dataset
 from .report import format_table, noise_stats, preview_png
 
@@ -33,15 +38,9 @@ def run_noise_command(
 
     Returns the report dict that is also written to ``out/noise_report.json``.
     """
-    from ..data import open_source
-    from ..data.folder import ArraySplit, FolderSplit, write_dataset_json
-    from ..data.io import suffix_of, write_array
-
-    from ..safety import check_output, staged_output
-
     parsed = load_recipe(recipe)  # RecipeError (exit 2) before anything is touched
     out = Path(out)
-    inputs = [data if data not in ("colin27", "colin27-brodmann") else None, recipe if recipe.endswith((".yaml", ".yml")) else None]
+    inputs = [data if data not in EMBEDDED else None, recipe if recipe.endswith((".yaml", ".yml")) else None]
     check_output(out, "noise", inputs, overwrite)
     src = open_source(data)
     for s in splits:
@@ -105,8 +104,6 @@ def run_noise_command(
                     preview_png(img, labels[i], noisy[i], tmp / "previews" / f"{split_name}_{split.ids[i]}.png")
         (tmp / "noise_report.json").write_text(json.dumps(report, indent=1) + "\n")
         if src.root is not None:  # a volume dataset stays one: its way back to the volumes' grids is kept
-            from ..data.volumes import copy_volume_index
-
             copy_volume_index(Path(src.root), tmp, noised_splits=[s for s in splits if s in src.splits])
     log(f"wrote {out} (report: {out / 'noise_report.json'})")
     return report

@@ -38,6 +38,7 @@ on the processing order, or on which other images are in the list.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from dataclasses import dataclass
@@ -199,8 +200,14 @@ def _counting(name: str, fn) -> StepFn:
     return run
 
 
-DEFAULT_TARGET_AREA = 2000.0
-_MORPH_PARAMS = {"target_area": (_target_area, DEFAULT_TARGET_AREA), "iterations": (_iterations, (2, 4)),
+def _default(fn: Callable, name: str) -> Any:
+    """The default of parameter ``name`` of a noise function: written once, in that function's signature."""
+    return inspect.signature(fn).parameters[name].default
+
+
+DEFAULT_TARGET_AREA = _default(morph_noise_events, "target_area")
+DEFAULT_ITERATIONS = _default(morph_noise_events, "iterations")
+_MORPH_PARAMS = {"target_area": (_target_area, DEFAULT_TARGET_AREA), "iterations": (_iterations, DEFAULT_ITERATIONS),
                  "order": (_paint_order, "random")}
 
 #: name -> (step function, {param: (parser, default)})
@@ -210,31 +217,32 @@ _REGISTRY: dict[str, tuple[StepFn, dict[str, tuple[Callable[[Any], Any], Any]]]]
     "final": (_morph_step("final"), _MORPH_PARAMS),
     "mixed": (_morph_step("mixed"), _MORPH_PARAMS),
     "markov": (_markov_step, {
-        "strength": (_non_negative, 0.5),
-        "p_expand": (_probability, 0.5),
-        "steps": (_optional_steps, None),
-        "smoothness": (_positive, 0.5),
+        "strength": (_non_negative, _default(markov_noise_events, "strength")),
+        "p_expand": (_probability, _default(markov_noise_events, "p_expand")),
+        "steps": (_optional_steps, _default(markov_noise_events, "steps")),
+        "smoothness": (_positive, _default(markov_noise_events, "smoothness")),
     }),
+    # the object functions take p without a default: a recipe's p is given here only
     "missing": (_counting("missing", drop_objects), {"p": (_probability, 0.1)}),
     "confusion": (_counting("confusion", confuse_objects), {
         "p": (_probability, 0.1),
-        "dilation": (_min_one, 2),
+        "dilation": (_min_one, _default(confuse_objects, "dilation")),
     }),
     "extra": (_counting("extra", add_blobs), {
         "p": (_probability, 0.2),
-        "radius": (_radius, (0.03, 0.1)),
-        "class_source": (_class_source, "present"),
+        "radius": (_radius, _default(add_blobs, "radius")),
+        "class_source": (_class_source, _default(add_blobs, "class_source")),
     }),
 }
 
 RECIPE_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
     if value is None:
         return "none"
     if isinstance(value, tuple):
-        return "-".join(_format_value(v) for v in value)
+        return "-".join(format_value(v) for v in value)
     if isinstance(value, float) and value == int(value):
         return str(int(value))
     return str(value)
@@ -257,7 +265,7 @@ class Step:
     def to_spec(self) -> str:
         if not self.params:
             return self.name
-        body = ",".join(f"{k}={_format_value(v)}" for k, v in self.params)
+        body = ",".join(f"{k}={format_value(v)}" for k, v in self.params)
         return f"{self.name}:{body}"
 
 

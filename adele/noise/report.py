@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
+from ..metrics import confusion_matrix, nanmean, scores_from_confusion
 from ._common import LabelError
 
 
 def _confusion(clean: np.ndarray, noisy: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
+    """Rows clean, columns noisy; pixels that are ignore in either map are left out."""
     valid = (clean != ignore_index) & (noisy != ignore_index)
     c = clean[valid].astype(np.int64)
     n = noisy[valid].astype(np.int64)
@@ -21,23 +23,12 @@ def _confusion(clean: np.ndarray, noisy: np.ndarray, num_classes: int, ignore_in
             f"label id {bad} found but num_classes={num_classes} (ignore_index={ignore_index}); "
             "pass the right num_classes"
         )
-    return np.bincount(c * num_classes + n, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    return confusion_matrix(n, c, num_classes, ignore_index)
 
 
 def _scores(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    tp = np.diag(conf).astype(np.float64)
-    fp = conf.sum(axis=0) - tp
-    fn = conf.sum(axis=1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
-        iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
-    return dice, iou
-
-
-def _nanmean(x: np.ndarray) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(np.nanmean(x)) if x.size else float("nan")
+    s = scores_from_confusion(conf)
+    return s["dice"], s["iou"]
 
 
 def noise_stats(
@@ -59,7 +50,8 @@ def noise_stats(
 
         * ``dice``, ``iou``: ``(C,)`` float, dataset-level (all pixels pooled);
           NaN for a class absent from both.
-        * ``fg_dice``, ``fg_iou``: nanmean over classes ``1..C-1``.
+        * ``fg_dice``, ``fg_iou``: mean over classes ``1..C-1`` present in either map
+          (unlike the means of :mod:`adele.metrics`, a class absent from the clean map counts).
         * ``fg_dice_per_image``: mean over images of each image's foreground
           nanmean Dice (images with no foreground in either map skipped).
         * ``changed_fraction``: fraction of compared pixels whose id differs.
@@ -78,7 +70,7 @@ def noise_stats(
         conf += conf_i
         fg = _scores(conf_i)[0][1:]
         if np.isfinite(fg).any():
-            per_image.append(_nanmean(fg))
+            per_image.append(nanmean(fg))
     dice, iou = _scores(conf)
     total = int(conf.sum())
     return {
@@ -87,9 +79,9 @@ def noise_stats(
         "num_pixels": total,
         "dice": dice,
         "iou": iou,
-        "fg_dice": _nanmean(dice[1:]),
-        "fg_iou": _nanmean(iou[1:]),
-        "fg_dice_per_image": _nanmean(np.asarray(per_image)),
+        "fg_dice": nanmean(dice[1:]),
+        "fg_iou": nanmean(iou[1:]),
+        "fg_dice_per_image": nanmean(np.asarray(per_image)),
         "changed_fraction": float(1.0 - np.trace(conf) / total) if total else 0.0,
         "confusion": conf,
     }
@@ -151,8 +143,6 @@ def preview_png(
     Returns:
         ``str(path)``. Where both contours coincide the pixel is yellow.
     """
-    from PIL import Image
-
     image, clean, noisy = np.asarray(image), np.asarray(clean), np.asarray(noisy)
     if not (image.ndim == 2 and image.shape == clean.shape == noisy.shape):
         raise ValueError(

@@ -36,18 +36,24 @@ from typing import Callable, Optional
 
 import numpy as np
 
+import torch
+
+from ..config import saved_config
 from ..core.quality import label_quality_scores
-from ..data.dataset import PreparedSplit, preprocess_image
+from ..data import EMBEDDED
+from ..data.dataset import PreparedSplit, load_run_data, preprocess_image, resize_label
 from ..data.io import write_array
-from ..data.volumes import read_volume_index
+from ..data.volumes import (VolumeSpec, label_slices, read_volume, read_volume_index, slices_to_volume, volume_suffix,
+                            write_label_volume)
 from ..errors import RunError
-from .runs import label_rounds, load_run
+from ..prediction import load_run_model, predict_probs
+from ..runfolder import label_rounds, load_labels
+from ..safety import check_output, staged_output
+from .runs import load_run
 
 
 def current_labels(run_dir: Path, train: PreparedSplit) -> tuple[list[np.ndarray], str]:
     """(labels, origin): the latest corrected round of the run, else its original training labels."""
-    from ..engine.adele import load_labels
-
     rounds = label_rounds(run_dir)
     if not rounds:
         return [x.copy() for x in train.original], "original labels (no correction round)"
@@ -85,10 +91,6 @@ def score_labels(lm, split: PreparedSplit, labels: list[np.ndarray], ignore_inde
 
     Returns (scores (N,), disagree_frac (N,), suspect: list of (H, W) bool).
     """
-    import torch
-
-    from ..inference import predict_probs
-
     bs = batch_size if len(set(split.shapes)) == 1 else 1
     scores, disagree, suspect = [], [], []
     for s in range(0, len(split), bs):
@@ -125,15 +127,10 @@ def quality_csv(ids, scores, disagree, suspect, labels, clean=None, ignore_index
 def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", overwrite: bool = False,
                   log: Callable[[str], None] = print) -> Path:
     """Write the dataset described in the module doc; returns ``out``."""
-    from ..engine.trainer import load_run_data
-    from ..inference import load_run_model, saved_config
-
-    from ..safety import check_output, staged_output
-
     run = load_run(run_dir)
     out = Path(out)
     cfg = saved_config(run.path / "config.yaml")
-    inputs = [run.path, cfg.data.path if cfg.data.path not in ("colin27", "colin27-brodmann") else None]
+    inputs = [run.path, cfg.data.path if cfg.data.path not in EMBEDDED else None]
     check_output(out, "export-labels", inputs, overwrite)  # refused before anything is read or written
     lm = load_run_model(run.path, device)
     data = load_run_data(cfg)
@@ -183,8 +180,6 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
 
 
 def _resize_nearest(lab: np.ndarray, size) -> np.ndarray:
-    from ..data.dataset import resize_label
-
     return resize_label(lab, tuple(int(s) for s in size))
 
 
@@ -232,8 +227,6 @@ def export_native_slices(root: Path, source, cfg, train: PreparedSplit, labels: 
 
 def native_label_volumes(index: dict, dataset_root: Path, cfg, train: PreparedSplit, labels: list[np.ndarray]):
     """Yield (subject, corrected volume in the stored orientation, its label Volume as given, voxels changed) per training subject."""
-    from ..data.volumes import VolumeSpec, label_slices, read_volume, slices_to_volume
-
     spec = VolumeSpec.from_dict(index["spec"])
     pos = {sid: i for i, sid in enumerate(train.ids)}
     clean = cfg.data.train_labels == "clean"
@@ -257,8 +250,6 @@ def native_label_volumes(index: dict, dataset_root: Path, cfg, train: PreparedSp
 
 def export_native_volumes(root: Path, index: dict, dataset_root: Path, cfg, train: PreparedSplit, labels: list[np.ndarray]) -> dict:
     """Volume datasets: ``root/labels/<subject>.nii.gz`` on each subject's own grid, with its label file's header."""
-    from ..data.volumes import volume_suffix, write_label_volume
-
     per_subject: dict[str, int] = {}
     for subject, vol, base, changed in native_label_volumes(index, dataset_root, cfg, train, labels):
         per_subject[subject] = changed

@@ -11,16 +11,24 @@ overlays (image, noisy label, corrected label, prediction, clean label).
 from __future__ import annotations
 
 import html
+import json
+import os
 import re
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+import torch
 
+from ..config import flatten, saved_config
+from ..data.dataset import load_run_data
 from ..errors import AdeleError
+from ..prediction import load_run_model, predict_probs
+from ..runfolder import label_rounds, load_labels
+from ..safety import check_output, staged_output
 from . import figures
 from .memorization import run_memorization
-from .runs import RunInfo, class_curves, group_by_setting, label_rounds, load_run, unique_names
+from .runs import RunInfo, class_curves, group_by_setting, load_run, unique_names
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:16px 24px;color:#222;line-height:1.4}
@@ -68,16 +76,6 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence
 # ----------------------------------------------------------------------------- sections
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _yaml(v) -> str:
     return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
@@ -94,7 +92,7 @@ def runs_section(runs: list[RunInfo]) -> str:
                      "yes" if r.finished else "<b>no</b> (no metrics.json)",
                      f"{_fmt(best.get('val_mean_dice'))} @ {best.get('epoch', '-')}"])
     parts = [_table(["run", "method", "dataset", "training labels", "epochs", "seed", "finished", "best val Dice"], rows)]
-    flats = [_flat(r.resolved_config) for r in runs]
+    flats = [flatten(r.resolved_config) for r in runs]
     keys = sorted({k for f in flats for k in f})
     diff = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
     if len(runs) > 1:
@@ -109,8 +107,6 @@ def runs_section(runs: list[RunInfo]) -> str:
 def _group_label(group: list[RunInfo]) -> str:
     if len(group) == 1:
         return _e(group[0].name)
-    import os
-
     seeds = ", ".join(str(r.seed) for r in group)
     prefix = os.path.commonprefix([r.name for r in group])
     names = f"{prefix}*" if len(prefix) >= 3 else ", ".join(r.name for r in group)
@@ -268,11 +264,6 @@ class _DataCache:
         self._cache: dict[str, object] = {}
 
     def get(self, r: RunInfo):
-        import json
-
-        from ..engine.trainer import load_run_data
-        from ..inference import saved_config
-
         cfg = saved_config(r.path / "config.yaml")
         key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
         if key not in self._cache:
@@ -282,8 +273,6 @@ class _DataCache:
 
 def pick_examples(runs: list[RunInfo], n: int, cache: "_DataCache") -> list[str]:
     """Training ids to show: those the first ADELE run's corrections changed most, else evenly spaced."""
-    from ..engine.adele import load_labels
-
     for r in runs:
         files = label_rounds(r.path)
         if files:
@@ -303,11 +292,6 @@ def pick_examples(runs: list[RunInfo], n: int, cache: "_DataCache") -> list[str]
 
 
 def examples_block(r: RunInfo, ids: list[str], fig_dir: Path, slug: str, cache: _DataCache, device: str) -> str:
-    import torch
-
-    from ..engine.adele import load_labels
-    from ..inference import load_run_model, predict_probs
-
     if not ids:
         return ""
     try:
@@ -346,8 +330,6 @@ def examples_block(r: RunInfo, ids: list[str], fig_dir: Path, slug: str, cache: 
 def build_report(run_dirs: Sequence[str | Path], out: str | Path, device: str = "cpu", examples: int = 4,
                  log: Callable[[str], None] = print, overwrite: bool = False) -> Path:
     """Write ``out/index.html`` and ``out/figures/*.png`` for the runs (all or nothing); returns the page path."""
-    from ..safety import check_output, staged_output
-
     paths = [Path(p) for p in run_dirs]
     check_output(out, "report", paths, overwrite)
     runs = [load_run(p, name) for p, name in zip(paths, unique_names(paths))]

@@ -1,15 +1,12 @@
 """Read a finished (or running) run folder into plain Python objects.
 
-A run folder holds config.yaml, run.json, history.csv, metrics.json (once
-finished), model.pt; ADELE runs add adele_log.jsonl and labels/round_XXX.npz;
-runs with clean labels add memorization.json. Missing optional files give
+The files are those of :mod:`adele.runfolder`. Missing optional files give
 empty fields, never an exception; a folder that is not a run is a RunError.
 """
 from __future__ import annotations
 
-import csv
 import json
-import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -17,8 +14,10 @@ from typing import Any, Optional
 import numpy as np
 import yaml
 
-from ..config import DetectionConfig
-from ..errors import RunError
+from .. import runfolder
+from ..config import DetectionConfig, saved_config
+from ..core import curve, detect_onset
+from ..errors import AdeleError, RunError
 
 #: config fields that are seeds (train.seed; data.noise_seed, the realization of synthetic noise) or change
 #: how a run executes but not what it computes: runs equal in everything else are seeds of one setting
@@ -39,11 +38,6 @@ class RunInfo:
     @property
     def resolved_config(self) -> dict:
         """The config as this version of adele reads it: defaults filled in, settings it does not know dropped."""
-        import warnings
-
-        from ..errors import AdeleError
-        from ..inference import saved_config
-
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -87,51 +81,17 @@ class RunInfo:
         return np.asarray(e, dtype=float), np.asarray(v, dtype=float)
 
 
-def _num(v: str) -> Any:
-    if v == "" or v is None:
-        return None
-    try:
-        f = float(v)
-    except ValueError:
-        return v
-    return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
-
-
-def read_history(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise RunError(f"{path}: not valid JSON (was the run interrupted while writing?); re-run or resume it") from None
-
-
 def load_run(path: str | Path, name: Optional[str] = None) -> RunInfo:
     """Read a run folder; RunError when it has no config.yaml / run.json."""
     p = Path(path)
-    if not (p / "config.yaml").is_file() or not (p / "run.json").is_file():
+    if not runfolder.is_run(p):
         raise RunError(f"{p}: not a run folder (config.yaml or run.json missing); pass the --out folder of `adele train`")
-    config = yaml.safe_load((p / "config.yaml").read_text()) or {}
-    log_path = p / "adele_log.jsonl"
-    adele_log = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()] if log_path.is_file() else []
+    config = yaml.safe_load(runfolder.config_path(p).read_text()) or {}
     return RunInfo(
-        path=p, name=name or p.name, config=config, info=_read_json(p / "run.json") or {},
-        history=read_history(p / "history.csv"), metrics=_read_json(p / "metrics.json"),
-        adele_log=adele_log, memorization=_read_json(p / "memorization.json") or None,
+        path=p, name=name or p.name, config=config, info=runfolder.read_json(p / runfolder.INFO) or {},
+        history=runfolder.read_history(p), metrics=runfolder.read_metrics(p),
+        adele_log=runfolder.read_adele_log(p), memorization=runfolder.read_memorization(p),
     )
-
-
-def label_rounds(path: str | Path) -> list[Path]:
-    """labels/round_XXX.npz of a run, oldest first."""
-    d = Path(path) / "labels"
-    return sorted(q for q in d.glob("round_*.npz") if re.fullmatch(r"round_\d+\.npz", q.name)) if d.is_dir() else []
 
 
 def setting_key(config: dict) -> str:
@@ -192,16 +152,12 @@ class ClassCurve:
         e0, T = float(self.fit_epochs[0]), len(self.fit_epochs)
         span = max(float(self.fit_epochs[-1]) - e0, 1.0)  # the T points span t = 0..T
         t = np.linspace(0.0, max(until - e0, span) * T / span, n)
-        from ..core import curve
-
         with np.errstate(all="ignore"):
             return e0 + t * span / T, curve(t, *self.fit), float(self.fit_epochs[-1])
 
 
 def class_curves(run: RunInfo) -> list[ClassCurve]:
     """One :class:`ClassCurve` per foreground class (see its doc for the two sources)."""
-    from ..core import detect_onset
-
     classes = run.classes
     out = []
     last = run.adele_log[-1] if run.adele_log else None

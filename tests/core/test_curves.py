@@ -6,16 +6,29 @@ import pytest
 from scipy.optimize import OptimizeWarning
 
 import adele.core.curves as curves
+from adele.config import DetectionConfig
 from adele.core.curves import (
     CurveFit,
-    MemorizationDetector,
     curve,
     curve_derivative,
-    detect_onset,
     fit_curve,
     flat_start_length,
-    onset_epoch,
 )
+
+#: the detection rule's defaults, from the config (the core functions take them explicitly)
+RULE = {k: getattr(DetectionConfig(), k) for k in ("r", "min_points", "trim_flat", "min_peak_iou", "min_rise", "flag_offset")}
+
+
+def detect_onset(ious, current_epoch, horizon, **kw):
+    return curves.detect_onset(ious, current_epoch, horizon, **{**RULE, **kw})
+
+
+def MemorizationDetector(num_classes, horizon, **kw):  # noqa: N802 - stands for the class
+    return curves.MemorizationDetector(num_classes, horizon, **{**RULE, **kw})
+
+
+def onset_epoch(a, b, c, horizon, r=RULE["r"]):
+    return curves.onset_epoch(a, b, c, horizon, r)
 
 
 def b1_curve(T, a, c):

@@ -4,7 +4,7 @@ import numpy as np
 
 from adele.config import load_config
 from adele.engine import Trainer, load_run_data
-from adele.engine.adele import load_labels
+from adele.runfolder import load_labels
 
 from adele.testing import small_colin27
 from test_train_e2e import FAST
@@ -54,7 +54,7 @@ def test_adele_corrects_and_resumes_exactly(tmp_path):
     part = _trainer(cfg.replace(**{"train.epochs": stop}), tmp_path / "part", data)
     part.fit()
     resumed = _trainer(cfg, tmp_path / "part", data, resume=True)
-    assert resumed.adele.round == sum(1 for r in rounds if r["epoch"] <= stop)
+    assert resumed.method.round == sum(1 for r in rounds if r["epoch"] <= stop)
     res_resumed = resumed.fit()
     assert res_resumed["test"]["dice"] == res_full["test"]["dice"]
     assert res_resumed["adele"]["rounds"] == rounds
@@ -84,6 +84,6 @@ def test_detection_every_k_steps(tmp_path):
     # one decision per epoch, holding that epoch's IoU points (8 images / batch 4 = 2 steps per epoch)
     assert [r["epoch"] for r in log] == [1, 2, 3]
     assert [[c["step"] for c in r["checks"]] for r in log] == [[1, 2], [3, 4], [5, 6]]
-    assert t.adele.detector.history.shape == (6, 10)
-    assert t.adele.detector.settings["horizon"] == 3  # epochs, not checks
-    assert t.adele.detector.settings["dt"] == 0.5  # every_steps / steps per epoch
+    assert t.method.detector.history.shape == (6, 10)
+    assert t.method.detector.settings["horizon"] == 3  # epochs, not checks
+    assert t.method.detector.settings["dt"] == 0.5  # every_steps / steps per epoch

@@ -6,7 +6,8 @@ import torch
 from adele.config import load_config
 from adele.core import OnsetResult
 from adele.engine import Trainer, load_run_data
-from adele.engine.adele import AdeleState, predict_probs
+from adele.engine.adele import AdeleState
+from adele.prediction import multiscale_probs
 from adele.testing import small_colin27
 from test_adele_e2e import ADELE
 
@@ -97,29 +98,29 @@ def _softmax(*logits, t=1.0):
     return torch.stack(logits).div(t).softmax(0)
 
 
-def test_predict_probs_restores_mode_and_undoes_flips():
+def test_multiscale_probs_restores_mode_and_undoes_flips():
     model = Recorder().train()
     x = torch.arange(12.0).view(1, 1, 3, 4) / 4
-    p = predict_probs(model, x, hflip=True)
+    p = multiscale_probs(model, x, hflip=True)
     assert model.training and model.modes == [False, False]  # eval for the views, train mode restored
     # the flipped view predicts (flip(x), x, 0) and is flipped back to (x, flip(x), 0): same as unflipped
     ref = _softmax(x[0, 0], x[0, 0].flip(-1), torch.zeros(3, 4))
     torch.testing.assert_close(p[0], ref)
     model.eval()
-    predict_probs(model, x)
+    multiscale_probs(model, x)
     assert not model.training
 
 
-def test_predict_probs_temperature_and_the_two_averages():
+def test_multiscale_probs_temperature_and_the_two_averages():
     model = Recorder()
     x = torch.randn(2, 1, 4, 6, generator=torch.Generator().manual_seed(0)) * 3
-    p = predict_probs(model, x, temperature=3.0)
+    p = multiscale_probs(model, x, temperature=3.0)
     ref = torch.stack([x[:, 0], x.flip(-1)[:, 0], torch.zeros_like(x[:, 0])], 1).div(3.0).softmax(1)
     torch.testing.assert_close(p, ref)
     # two scales: each view's logits are resized back to (H, W); 'probs' averages softmaxes,
     # 'logits' averages logits before one softmax (official VOC)
-    probs = predict_probs(model, x, scales=(1.0, 0.5), temperature=2.0, average="probs")
-    logits = predict_probs(model, x, scales=(1.0, 0.5), temperature=2.0, average="logits")
+    probs = multiscale_probs(model, x, scales=(1.0, 0.5), temperature=2.0, average="probs")
+    logits = multiscale_probs(model, x, scales=(1.0, 0.5), temperature=2.0, average="logits")
     assert probs.shape == logits.shape == (2, 3, 4, 6)
     torch.testing.assert_close(probs.sum(1), torch.ones(2, 4, 6))
     torch.testing.assert_close(logits.sum(1), torch.ones(2, 4, 6))

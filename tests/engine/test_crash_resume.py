@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from adele.engine.adele import load_labels
-from adele.engine.checkpoint import list_checkpoints
+from adele.runfolder import load_labels
+from adele.runfolder import list_checkpoints
 
 from adele.testing import make_dataset
 from test_distributed import SETTINGS
@@ -17,8 +17,12 @@ from test_distributed import SETTINGS
 ARGS = ["--method", "adele", "--batch-size", "4", "--set", *SETTINGS, "train.epochs=5"]
 
 
-def _cmd(data, out, resume=False):
-    return [sys.executable, "-m", "adele", "train", "--data", str(data), "--out", str(out), *ARGS] + (["--resume"] if resume else [])
+CRASHRUN = os.path.join(os.path.dirname(__file__), "crashrun.py")
+
+
+def _cmd(data, out, resume=False, crash_at=None):
+    prefix = [sys.executable, CRASHRUN, crash_at] if crash_at else [sys.executable, "-m", "adele"]
+    return prefix + ["train", "--data", str(data), "--out", str(out), *ARGS] + (["--resume"] if resume else [])
 
 
 def _env(**extra):
@@ -59,7 +63,7 @@ def test_kill_and_resume_equals_uninterrupted(reference, tmp_path, point):
     round_epoch = ref[0]["adele"]["rounds"][-1]["epoch"]
     point = point.format(round_epoch=round_epoch)
     out = tmp_path / "run"
-    crashed = subprocess.run(_cmd(data, out), env=_env(ADELE_CRASH_AT=point), capture_output=True, timeout=300)
+    crashed = subprocess.run(_cmd(data, out, crash_at=point), env=_env(), capture_output=True, timeout=300)
     assert crashed.returncode == -9, f"expected SIGKILL at {point}"
     assert not (out / "metrics.json").exists()
     done = subprocess.run(_cmd(data, out, resume=True), env=_env(), capture_output=True, text=True, timeout=300)
@@ -91,7 +95,7 @@ def test_kill_at_random_moments(reference, tmp_path):
 def test_truncated_checkpoint_falls_back_to_previous(reference, tmp_path):
     data, ref = reference
     out = tmp_path / "run"
-    crashed = subprocess.run(_cmd(data, out), env=_env(ADELE_CRASH_AT="batch:4"), capture_output=True, timeout=300)
+    crashed = subprocess.run(_cmd(data, out, crash_at="batch:4"), env=_env(), capture_output=True, timeout=300)
     assert crashed.returncode == -9
     ckpts = list_checkpoints(out)
     assert [e for e, _ in ckpts][-1] == 3

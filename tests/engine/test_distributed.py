@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from adele.engine.adele import load_labels
+from adele.runfolder import load_labels
 
 from adele.testing import make_dataset
 

@@ -32,7 +32,7 @@ def test_nifti_volume_round_trip(run, slices, tmp_path, capsys):
     nib.save(img, tmp_path / "vol.nii.gz")
     nib.save(nib.Nifti1Image(vol[..., 0], affine), tmp_path / "flat.nii")  # a 2D NIfTI too
     out = tmp_path / "masks"
-    assert main(["predict", "--run", str(run), "--input", str(tmp_path), "--out", str(out), "--probs", "--device", "cpu"]) == 0
+    assert main(["predict", str(run), "--input", str(tmp_path), "--out", str(out), "--probs", "--device", "cpu"]) == 0
     res = nib.load(out / "vol.nii.gz")
     assert res.shape == vol.shape and res.get_data_dtype() == np.uint8
     np.testing.assert_allclose(res.affine, affine)
@@ -54,7 +54,7 @@ def test_png_and_npy_round_trip_with_tta(run, slices, tmp_path):
     write_array(inp / "b.npy", slices[1][5:105, :90] * 3.0)  # another size, float
     (inp / "notes.txt").write_text("ignored")
     out = tmp_path / "out"
-    assert main(["predict", "--run", str(run), "--input", str(inp), "--out", str(out), "--tta", "--device", "cpu"]) == 0
+    assert main(["predict", str(run), "--input", str(inp), "--out", str(out), "--tta", "--device", "cpu"]) == 0
     a = read_label(out / "a.png")
     assert a.shape == slices[0].shape and a.max() < NUM_CLASSES
     b = np.load(out / "b.npy")
@@ -66,13 +66,13 @@ def test_predict_errors_are_one_line(run, tmp_path, capsys):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     cases = [
-        (["--run", str(run), "--input", str(bad)], "cannot be decoded"),
-        (["--run", str(run), "--input", str(tmp_path / "missing.png")], "not found"),
-        (["--run", str(tmp_path / "norun"), "--input", str(bad)], "run folder not found"),
+        ([str(run), "--input", str(bad)], "cannot be decoded"),
+        ([str(run), "--input", str(tmp_path / "missing.png")], "not found"),
+        ([str(tmp_path / "norun"), "--input", str(bad)], "run folder not found"),
     ]
     nomodel = tmp_path / "nomodel"
     shutil.copytree(run, nomodel, ignore=shutil.ignore_patterns("model.pt"))
-    cases.append((["--run", str(nomodel), "--input", str(bad)], "model.pt: not found"))
+    cases.append(([str(nomodel), "--input", str(bad)], "model.pt: not found"))
     for args, msg in cases:
         assert main(["predict", *args, "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err
@@ -84,13 +84,13 @@ def test_predict_errors_are_one_line(run, tmp_path, capsys):
 def test_predict_on_cuda_matches_cpu(run, slices, tmp_path):
     write_array(tmp_path / "in" / "a.png", slices[0])
     for dev in ("cpu", "cuda"):
-        assert main(["predict", "--run", str(run), "--input", str(tmp_path / "in"), "--out", str(tmp_path / dev), "--device", dev]) == 0
+        assert main(["predict", str(run), "--input", str(tmp_path / "in"), "--out", str(tmp_path / dev), "--device", dev]) == 0
     same = (read_label(tmp_path / "cpu" / "a.png") == read_label(tmp_path / "cuda" / "a.png")).mean()
     assert same > 0.99
 
 
 def test_saved_config_tolerates_settings_of_other_versions():
-    from adele.inference import saved_config
+    from adele.config import saved_config
 
     with pytest.warns(UserWarning, match="train.gone, removed"):
         cfg = saved_config({"train": {"epochs": 3, "gone": 1}, "removed": {"x": 1}, "method": "adele"})
@@ -104,6 +104,6 @@ def test_jpeg_input_gets_png_mask(run, slices, tmp_path):
     inp.mkdir()
     Image.fromarray((slices[2] * 255).astype(np.uint8)).convert("RGB").convert("L").save(inp / "c.jpg", quality=95)
     out = tmp_path / "out"
-    assert main(["predict", "--run", str(run), "--input", str(inp), "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["predict", str(run), "--input", str(inp), "--out", str(out), "--device", "cpu"]) == 0
     assert [p.name for p in out.iterdir() if p.name != ".adele-output.json"] == ["c.png"]
     assert read_label(out / "c.png").shape == slices[2].shape

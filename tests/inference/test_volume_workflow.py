@@ -64,7 +64,7 @@ def test_predict_volume_on_its_own_grid(layout, generic, nnunet, tmp_path, capsy
     src, prep, run = generic if layout == "generic" else nnunet
     inp = src / "imagesTs" if layout == "nnunet" else src / "images" / "sub04.nii.gz"
     out = tmp_path / "masks"
-    assert main(["predict", "--run", str(run), "--input", str(inp), "--out", str(out), "--probs", "--device", "cpu"]) == 0
+    assert main(["predict", str(run), "--input", str(inp), "--out", str(out), "--probs", "--device", "cpu"]) == 0
     assert "back on each input's grid" in capsys.readouterr().out
     if layout == "nnunet":
         assert sorted(p.name for p in out.glob("*.nii.gz")) == ["test00.nii.gz", "test01.nii.gz"]  # channels -> one case
@@ -105,7 +105,7 @@ def test_predicted_volume_equals_the_model_on_the_prepared_slices(layout, generi
 def test_export_labels_round_trip_is_exact_without_correction(layout, generic, nnunet, tmp_path):
     src, prep, run = generic if layout == "generic" else nnunet
     out = tmp_path / "export"
-    assert main(["export-labels", "--run", str(run), "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["export-labels", str(run), "--out", str(out), "--device", "cpu"]) == 0
     idx = json.loads((prep / "volumes.json").read_text())
     train_subjects = sorted(s for s, r in idx["subjects"].items() if r["split"] == "train")
     assert sorted(p.name[:-7] for p in (out / "original" / "labels").iterdir()) == train_subjects
@@ -170,13 +170,13 @@ def test_volume_predict_errors_are_one_line(nnunet, tmp_path, capsys):
     inp.mkdir()
     v = nib.load(src / "imagesTs" / "test00_0000.nii.gz")
     nib.save(v, inp / "case_0000.nii.gz")  # the second channel is missing
-    assert main(["predict", "--run", str(run), "--input", str(inp), "--out", str(tmp_path / "o")]) == 2
+    assert main(["predict", str(run), "--input", str(inp), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "case_0001.nii.gz: missing channel file" in err and len(err.strip().splitlines()) == 1
     a = np.asarray(v.dataobj).copy()
     a[0, 0, 0] = np.nan
     nib.save(nib.Nifti1Image(a, v.affine), inp / "case_0001.nii.gz")
-    assert main(["predict", "--run", str(run), "--input", str(inp), "--out", str(tmp_path / "o")]) == 2
+    assert main(["predict", str(run), "--input", str(inp), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "case_0001.nii.gz: image contains 1 NaN" in err and len(err.strip().splitlines()) == 1
     assert not list((tmp_path / "o").glob("*.nii.gz"))
@@ -185,7 +185,7 @@ def test_volume_predict_errors_are_one_line(nnunet, tmp_path, capsys):
 def test_2d_run_warns_when_given_a_volume(tiny_run, tmp_path, capsys):
     run = tiny_run()
     nib.save(nib.Nifti1Image(np.random.default_rng(0).random((30, 30, 3)).astype(np.float32), np.eye(4)), tmp_path / "v.nii.gz")
-    assert main(["predict", "--run", str(run), "--input", str(tmp_path / "v.nii.gz"), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 0
+    assert main(["predict", str(run), "--input", str(tmp_path / "v.nii.gz"), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 0
     assert "was not trained on a volume dataset" in capsys.readouterr().out
 
 
@@ -198,9 +198,9 @@ def test_colin27_volume_workflow_from_the_readme(tmp_path, capsys):
     assert main(["train", "--data", str(prep), "--method", "adele", "--out", str(run), "--noise", "final", "--device", "cpu",
                  "--set", "train.epochs=3", "data.size=[56,48]", "model.width=4", "train.threads=1", "adele.detection.trim_flat=null",
                  "adele.detection.min_peak_iou=0", "adele.detection.min_rise=0", "adele.detection.horizon=3", "adele.correction.every=1"]) == 0
-    assert main(["predict", "--run", str(run), "--input", str(vols / "images" / "c27_b15.nii.gz"), "--out", str(tmp_path / "masks")]) == 0
+    assert main(["predict", str(run), "--input", str(vols / "images" / "c27_b15.nii.gz"), "--out", str(tmp_path / "masks")]) == 0
     _same_grid_and_header(tmp_path / "masks" / "c27_b15.nii.gz", vols / "images" / "c27_b15.nii.gz")
-    assert main(["export-labels", "--run", str(run), "--out", str(tmp_path / "fixed")]) == 0
+    assert main(["export-labels", str(run), "--out", str(tmp_path / "fixed")]) == 0
     split = json.loads((vols / "split.json").read_text())
     assert sorted(p.name[:-7] for p in (tmp_path / "fixed" / "original" / "labels").iterdir()) == sorted(split["train"])
     for s in split["train"][:2]:

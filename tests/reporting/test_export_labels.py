@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def exported(tiny_run, tmp_path_factory):
     run = tiny_run(*ADELE_FORCED)
     out = tmp_path_factory.mktemp("export") / "labels"
-    assert main(["export-labels", "--run", str(run), "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["export-labels", str(run), "--out", str(out), "--device", "cpu"]) == 0
     return run, out
 
 
@@ -53,8 +53,8 @@ def test_label_quality_csv_sorted_worst_first(exported):
 
 def test_export_refuses_to_overwrite_and_needs_model(exported, tmp_path, capsys):
     run, out = exported
-    assert main(["export-labels", "--run", str(run), "--out", str(out)]) == 2
+    assert main(["export-labels", str(run), "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["export-labels", "--run", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert main(["export-labels", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "not a run folder" in err and len(err.strip().splitlines()) == 1

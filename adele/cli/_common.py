@@ -1,0 +1,50 @@
+"""What every command module of the CLI shares: the help formatter, the one-line error parser, common options."""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+from ..errors import ConfigError
+
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+def fmt(text: str) -> str:
+    return textwrap.dedent(text).strip("\n") + "\n"
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error format: one line, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
+    """``--overwrite``: every writing command refuses an existing output without it."""
+    p.add_argument("--overwrite", action="store_true", help=f"replace an existing {what} (only one this command created)")
+
+
+def add_run_folder(p: argparse.ArgumentParser, help: str) -> None:
+    """The run folder, positional in every command that reads a run; ``--run`` is the old spelling (see :func:`run_folder`)."""
+    p.add_argument("run", nargs="?", metavar="RUN", default=None, help=help)
+    p.add_argument("--run", dest="run_option", default=None, metavar="RUN", help="deprecated spelling of RUN (removed in the next release)")
+
+
+def run_folder(args: argparse.Namespace) -> str:
+    """The RUN argument; the deprecated ``--run RUN`` still works for a release, with a warning line."""
+    if args.run_option is not None:
+        if args.run is not None:
+            raise ConfigError(f"give the run folder once: `adele {args.command} RUN ...` (--run is its old spelling)")
+        print(f"warning: --run is deprecated and will be removed in the next release; write `adele {args.command} {args.run_option} ...`",
+              file=sys.stderr)
+        args.run = args.run_option
+    if args.run is None:
+        raise ConfigError(f"RUN: name the run folder (the --out of `adele train`): `adele {args.command} RUN ...`")
+    return args.run

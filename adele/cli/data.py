@@ -1,0 +1,174 @@
+"""``adele data``: export the embedded data, check a dataset folder, prepare volumes or a public dataset."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import load_config
+from ..data import export_colin27, open_dataset
+from ..data.colin27 import export_colin27_volumes
+from ..data.dataset import check_source
+from ..data.segthor import load_split_file as load_segthor_split
+from ..data.segthor import prepare_segthor
+from ..data.voc import prepare_voc
+from ..data.volumes import load_split_file, prepare_volumes
+from ._common import Formatter, add_overwrite, fmt
+
+
+def add_parsers(sub) -> None:
+    da = sub.add_parser("data", help="export, prepare or check datasets", formatter_class=Formatter,
+                        description="Dataset utilities.", epilog=fmt("""
+            examples:
+              adele data export colin27 data/colin27
+              adele data export colin27 data/c27-volumes --volumes
+              adele data prepare volumes data/c27-volumes data/c27-slices --size 112 96
+              adele data prepare segthor data/raw/segthor data/segthor
+              adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo
+              adele data check data/colin27
+            """))
+    dsub = da.add_subparsers(dest="data_command", metavar="ACTION")
+    ex = dsub.add_parser("export", help="write an embedded dataset in the generic format", formatter_class=Formatter,
+                         description="Write an embedded dataset as a folder in the generic format (PNG images and labels, dataset.json).",
+                         epilog=fmt("""
+            examples:
+              adele data export colin27 data/colin27
+              adele data export colin27 data/colin27 --overwrite
+              adele data export colin27 data/c27-volumes --volumes
+
+            Result: DIR/dataset.json, DIR/{train,val,test}/{images,labels}/z<slice>.png, DIR/LICENSE.txt;
+            with --volumes: DIR/images/c27_bNN.nii.gz, DIR/labels/c27_bNN.nii.gz, DIR/dataset.json, DIR/LICENSE.txt
+            """))
+    ex.add_argument("name", choices=["colin27"], help="embedded dataset name")
+    ex.add_argument("out", help="output folder (must not exist or be empty)")
+    ex.add_argument("--volumes", action="store_true",
+                    help="write NIfTI volumes (images/, labels/: 18 blocks of 6 slices as pseudo-subjects) for `adele data prepare volumes`")
+    add_overwrite(ex, "dataset folder")
+    ch = dsub.add_parser("check", help="validate a dataset folder", formatter_class=Formatter,
+                         description="Validate a dataset folder: every image has a label of the same shape, class ids are valid, files decode; "
+                                     "across splits: one channel count, unique class names, labelled pixels in every split and, "
+                                     "for the given training settings, one image size when data.size is null. Training runs the same checks.",
+                         epilog="examples:\n  adele data check data/colin27\n  adele data check data/my-set --set data.size=null train.batch_size=4\n")
+    ch.add_argument("path", help="dataset folder in the generic format")
+    ch.add_argument("--config", default=None, help="also check against the data settings of this training config")
+    ch.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides, as for `adele train`")
+    _add_prepare_parser(dsub)
+    da.set_defaults(func=cmd_data)
+
+
+def _add_prepare_parser(dsub) -> None:
+    pr = dsub.add_parser("prepare", help="convert volumes or a public dataset (SegTHOR, PASCAL VOC) to the generic format", formatter_class=Formatter,
+                         description="Convert a folder of volumes or a downloaded public dataset into the generic format that `adele train` reads.",
+                         epilog="examples:\n  adele data prepare volumes data/my-scans data/my-slices --size 128 128\n"
+                                "  adele data prepare segthor data/raw/segthor data/segthor\n"
+                                "  adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo\n")
+    psub = pr.add_subparsers(dest="prepare_name", metavar="DATASET")
+    sg = psub.add_parser("segthor", help="SegTHOR CT (4 thoracic organs)", formatter_class=Formatter,
+                         description="SegTHOR: RAW/Patient_XX/{Patient_XX,GT}.nii.gz -> windowed, resized axial slices (16-bit PNG) "
+                                     "and uint8 labels, split by patient as in the ADELE paper (Patient_27 in test only).",
+                         epilog=fmt("""
+            examples:
+              adele data prepare segthor data/raw/segthor data/segthor
+              adele data prepare segthor data/raw/segthor data/segthor-w --window -160 240 --size 256 --overwrite
+              adele data prepare segthor data/raw/segthor data/segthor-mine --split-file my_split.json
+
+            split file: {"train": ["Patient_01", ...], "val": [...], "test": [...]} (test optional).
+            Then: adele train --config configs/segthor.yaml --data data/segthor --out runs/segthor-adele
+            """))
+    sg.add_argument("raw", help="folder holding Patient_01/, Patient_02/, ... (the challenge's training set)")
+    sg.add_argument("out", help="output folder (must not exist or be empty)")
+    sg.add_argument("--size", type=int, default=256, help="slice size in pixels, square (default: 256, as in the paper)")
+    sg.add_argument("--window", type=float, nargs=2, default=[-1000.0, 1000.0], metavar=("LOW", "HIGH"),
+                    help="CT window in HU mapped to [0, 1] (default: -1000 1000)")
+    sg.add_argument("--all-slices", action="store_true", help="keep slices without foreground too (default: foreground slices only, as in the paper)")
+    sg.add_argument("--split-file", default=None, help="JSON patient split (default: the ADELE paper's split)")
+    add_overwrite(sg, "output folder")
+    vo = psub.add_parser("volumes", help="any folder of 3D scans + label volumes (NIfTI; generic or nnU-Net layout)", formatter_class=Formatter,
+                         description="Volumes -> 2D slices in the generic format, split by subject, with volumes.json recording the way "
+                                     "back to each volume's grid (used by `adele predict` and `adele export-labels`). Steps: reorientation "
+                                     "to canonical (RAS), intensity normalization per modality, slicing, optional neighbour slices as "
+                                     "channels, in-plane resampling.",
+                         epilog=fmt("""
+            layouts (SRC):
+              generic:  images/<subject>.nii.gz (3D, or 4D channels last), labels/<subject>.nii.gz,
+                        optional labels_noisy/<subject>.nii.gz, optional dataset.json {"classes": [...]}
+              nnU-Net:  dataset.json (channel_names, labels, file_ending), imagesTr/<case>_0000.nii.gz ...,
+                        labelsTr/<case>.nii.gz, optional labelsTr_noisy/, imagesTs/ (for `adele predict`)
+            A noisy-label folder gives the training labels; the others become the clean reference.
+
+            examples:
+              adele data export colin27 data/c27-volumes --volumes
+              adele data prepare volumes data/c27-volumes data/c27-slices --size 112 96 --split-file data/c27-volumes/split.json
+              adele data prepare volumes data/Dataset002_Heart data/heart --modality mr --spacing 1.25 --context 1
+              adele data prepare volumes data/ct-scans data/ct --modality ct --window -160 240 --axis coronal
+
+            Then: adele train --data OUT --out runs/x;  adele predict runs/x --input scan.nii.gz --out masks/
+            """))
+    vo.add_argument("src", help="folder of volumes (generic or nnU-Net layout)")
+    vo.add_argument("out", help="output folder (must not exist or be empty)")
+    vo.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default="axial", help="slicing axis in the canonical frame (default: axial)")
+    vo.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="resample slices to H x W pixels")
+    vo.add_argument("--spacing", type=float, nargs="+", default=None, metavar="MM", help="resample slices to this in-plane spacing (one or two values, mm)")
+    vo.add_argument("--modality", choices=["auto", "ct", "mr", "none"], default="auto",
+                    help="intensity steps: ct = window in HU -> [0, 1]; mr = percentile clip + z-score; none; auto = nnU-Net "
+                         "channel_names, else CT when the first volume has values below -500 (default)")
+    vo.add_argument("--window", type=float, nargs=2, default=[-1000.0, 1000.0], metavar=("LOW", "HIGH"), help="CT window in HU (default: -1000 1000)")
+    vo.add_argument("--percentiles", type=float, nargs=2, default=[0.5, 99.5], metavar=("LOW", "HIGH"), help="MR clipping percentiles of the non-zero voxels (default: 0.5 99.5)")
+    vo.add_argument("--context", type=int, default=0, metavar="K", help="add K neighbour slices on each side as extra channels (default: 0)")
+    vo.add_argument("--all-slices", action="store_true", help="keep slices without foreground too (default: foreground slices only)")
+    vo.add_argument("--allow-empty", action="store_true", help="accept label volumes without any foreground (default: an error)")
+    vo.add_argument("--noisy-labels", default=None, metavar="DIR", help="folder of noisy training labels (default: SRC/labels_noisy or SRC/labelsTr_noisy when present)")
+    vo.add_argument("--split-file", default=None, help='JSON subject split {"train": [...], "val": [...], "test": [...]} (default: sorted names, ~1/10 val, ~1/8 test)')
+    add_overwrite(vo, "output folder")
+    vc = psub.add_parser("voc", help="PASCAL VOC 2012 with pseudo-labels (weakly supervised setting)", formatter_class=Formatter,
+                         description="PASCAL VOC 2012: train = JPEGs + your pseudo-labels (true labels kept in labels_clean/ for analysis), "
+                                     "val = JPEGs + true labels.",
+                         epilog=fmt("""
+            examples:
+              adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo
+              adele data prepare voc data/raw/VOCdevkit data/voc-1464 --pseudo data/raw/seam_pseudo --train-list train --link
+
+            Then: adele train --config configs/voc.yaml --data data/voc --out runs/voc-adele
+            """))
+    vc.add_argument("devkit", help="the VOCdevkit folder (holding VOC2012/) or VOC2012 itself")
+    vc.add_argument("out", help="output folder (must not exist or be empty)")
+    vc.add_argument("--pseudo", required=True, help="folder of pseudo-label PNGs, <id>.png per training image (class ids, 255 = ignore)")
+    vc.add_argument("--train-list", choices=["train_aug", "train"], default="train_aug", help="training ids (default: train_aug, 10,582 images)")
+    vc.add_argument("--link", action="store_true", help="symlink the JPEGs instead of copying them")
+    add_overwrite(vc, "output folder")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "export":
+        if args.volumes:
+            out = export_colin27_volumes(args.out, overwrite=args.overwrite)
+            print(f"wrote {args.name} volumes to {out}: images/ and labels/ (18 pseudo-subjects, NIfTI); next: adele data prepare volumes {out} OUT --split-file {Path(out) / 'split.json'}")
+            return 0
+        out = export_colin27(args.out, overwrite=args.overwrite)
+        print(f"wrote {args.name} to {out}")
+        return 0
+    if args.data_command == "check":
+        cfg = load_config(args.config, list(args.set))
+        src = open_dataset(args.path)
+        d = cfg.data
+        check_source(src, d.size, d.normalize, d.crop, cfg.train.batch_size)
+        counts = ", ".join(f"{k}: {len(v)}" for k, v in src.splits.items())
+        print(f"ok: {src.name}, {src.num_classes} classes ({', '.join(src.classes)}), {counts}")
+        return 0
+    if args.data_command == "prepare":
+        if args.prepare_name == "segthor":
+            split = load_segthor_split(args.split_file) if args.split_file else None
+            prepare_segthor(args.raw, args.out, size=args.size, window=args.window, all_slices=args.all_slices, overwrite=args.overwrite, split=split)
+            return 0
+        if args.prepare_name == "volumes":
+            split = load_split_file(args.split_file) if args.split_file else None
+            prepare_volumes(args.src, args.out, axis=args.axis, size=args.size, spacing=args.spacing, modality=args.modality,
+                            window=args.window, percentiles=args.percentiles, context=args.context, all_slices=args.all_slices,
+                            allow_empty=args.allow_empty, split=split, noisy_labels=args.noisy_labels, overwrite=args.overwrite)
+            return 0
+        if args.prepare_name == "voc":
+            prepare_voc(args.devkit, args.out, args.pseudo, train_list=args.train_list, link=args.link, overwrite=args.overwrite)
+            return 0
+        args.parser.parse_args(["data", "prepare", "--help"])
+        return 2
+    args.parser.parse_args(["data", "--help"])
+    return 2

@@ -1,0 +1,122 @@
+"""Commands that read a finished run: ``adele report``, ``analyze``, ``predict``, ``export-labels``.
+
+The run folder is the first positional argument of each (``--run`` is accepted for a release, with a warning).
+"""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import ConfigError
+from ..inference import predict_files
+from ..reporting.export import export_labels
+from ..reporting.html import build_report
+from ..reporting.memorization import analyze_memorization
+from ._common import DEVICES, Formatter, add_overwrite, add_run_folder, fmt, run_folder
+
+
+def add_parsers(sub) -> None:
+    """report, analyze, predict, export-labels: everything that reads a finished run."""
+    r = sub.add_parser("report", help="HTML report (index.html + PNG figures) of one or more runs", formatter_class=Formatter,
+                       description="Write a self-contained HTML page comparing runs: val/test Dice and IoU (mean ± std over seeds), "
+                                   "per-class training IoU with the fitted memorization-onset curve, correction rounds, "
+                                   "memorization curves and example overlays.",
+                       epilog=fmt("""
+            examples:
+              adele report runs/adele --out reports/adele
+              adele report runs/base runs/adele --out reports/c27 --examples 6
+              adele report runs/adele-s0 runs/adele-s1 runs/adele-s2 runs/base --out reports/seeds   # mean ± std over seeds
+
+            Open DIR/index.html in a browser; it references only files in DIR.
+            """))
+    r.add_argument("runs", nargs="+", metavar="RUN", help="run folders (the --out of `adele train`)")
+    r.add_argument("--out", required=True, help="output folder for index.html and figures/")
+    r.add_argument("--examples", type=int, default=4, help="training images shown as overlays (default: 4)")
+    r.add_argument("--device", default="cpu", choices=DEVICES, help="device for the example predictions (default: cpu)")
+    add_overwrite(r, "report folder")
+    r.set_defaults(func=cmd_report)
+
+    a = sub.add_parser("analyze", help="analyses of a finished run", formatter_class=Formatter, description="Analyses of a run folder.",
+                       epilog="example:\n  adele analyze memorization runs/base\n")
+    asub = a.add_subparsers(dest="analyze_command", metavar="ANALYSIS")
+    am = asub.add_parser("memorization", help="early learning vs memorization on the wrongly labelled pixels", formatter_class=Formatter,
+                         description="Per epoch and class: among training pixels whose noisy label is wrong, the fraction predicted as the "
+                                     "clean class (early learning) and as the noisy class (memorized). Needs a run with clean labels.",
+                         epilog=fmt("""
+            examples:
+              adele analyze memorization runs/base                 # writes runs/base/memorization.{csv,png}
+              adele analyze memorization runs/base --out reports/mem
+            """))
+    am.add_argument("run", metavar="RUN", help="run folder (the --out of `adele train`)")
+    am.add_argument("--out", default=None, help="output folder (default: the run folder)")
+    a.set_defaults(func=cmd_analyze)
+
+    pr = sub.add_parser("predict", help="segment new images with a trained run", formatter_class=Formatter,
+                        description="Predict masks for a PNG/NPY/NIfTI file or a folder of them. Masks keep the input's format, size "
+                                    "and (NIfTI) affine and header. A run trained on a volume dataset (`adele data prepare volumes`) "
+                                    "segments NIfTI volumes with that dataset's steps (reorientation, intensity, slicing axis, in-plane "
+                                    "size, neighbour slices) and writes each mask on the input's own grid; nnU-Net channel files "
+                                    "<case>_0000.nii.gz, <case>_0001... are one case, written as <case>.nii.gz. Other runs segment "
+                                    "NIfTI volumes slice by slice along the last axis as stored.",
+                        epilog=fmt("""
+            examples:
+              adele predict runs/adele --input scan.nii.gz --out masks/
+              adele predict runs/heart --input data/Dataset002_Heart/imagesTs --out masks/
+              adele predict runs/adele --input images/ --out masks/ --probs --tta --device cuda
+
+            --probs writes DIR/probs/<name>.npy (float16, (C, H, W); (C, X, Y, Z) for a volume);
+            --tta averages scales 0.75, 1, 1.25 with horizontal flips.
+            """))
+    add_run_folder(pr, "run folder with model.pt (the --out of `adele train`)")
+    pr.add_argument("--input", required=True, help="image file or folder of images")
+    pr.add_argument("--out", required=True, help="output folder for the masks")
+    pr.add_argument("--probs", action="store_true", help="also write probability maps")
+    pr.add_argument("--tta", action="store_true", help="multi-scale + flip test-time averaging")
+    pr.add_argument("--device", default="auto", choices=DEVICES, help="device (default: auto)")
+    add_overwrite(pr, "output folder")
+    pr.set_defaults(func=cmd_predict)
+
+    ex = sub.add_parser("export-labels", help="export a run's corrected training labels as a dataset, ranked by suspicion",
+                        formatter_class=Formatter,
+                        description="Write the run's corrected training labels (latest correction round, else the original labels) "
+                                    "as a dataset in the generic format at the training resolution, with label_quality.csv "
+                                    "(most suspicious image first) and suspect/<id>.png masks; and in the source's own space: "
+                                    "original/labels/<subject>.nii.gz on each subject's grid for volume datasets (plus "
+                                    "label_quality_subjects.csv), original/labels/<id>.png at the source size for 2D datasets. "
+                                    "Only the pixels the correction changed differ from the labels given.",
+                        epilog=fmt("""
+            examples:
+              adele export-labels runs/adele --out data/c27-corrected
+              adele train --data data/c27-corrected --out runs/retrain     # train again on the corrected labels
+            """))
+    add_run_folder(ex, "run folder with model.pt (the --out of `adele train`)")
+    ex.add_argument("--out", required=True, help="output folder (new or empty)")
+    ex.add_argument("--device", default="auto", choices=DEVICES, help="device (default: auto)")
+    add_overwrite(ex, "output folder")
+    ex.set_defaults(func=cmd_export_labels)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if args.examples < 0:
+        raise ConfigError(f"--examples: must be >= 0, got {args.examples}")
+    print(f"wrote {build_report(args.runs, args.out, device=args.device, examples=args.examples, overwrite=args.overwrite)}")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    if args.analyze_command != "memorization":
+        args.parser.parse_args(["analyze", "--help"])
+        return 2
+    csv_path, png, table = analyze_memorization(args.run, args.out)
+    print(table)
+    print(f"wrote {csv_path} and {png}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    predict_files(run_folder(args), args.input, args.out, probs=args.probs, tta=args.tta, device=args.device, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_export_labels(args: argparse.Namespace) -> int:
+    export_labels(run_folder(args), args.out, device=args.device, overwrite=args.overwrite)
+    return 0

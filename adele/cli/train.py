@@ -1,0 +1,144 @@
+"""``adele train`` and ``adele demo``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import load_config, parse_override
+from ..data import open_source
+from ..demo import DEMO_PRESET, run_demo
+from ..engine.trainer import Trainer, check_run_dir
+from ..errors import ConfigError
+from ..reporting.tables import format_metrics_table
+from ._common import DEVICES, Formatter, add_overwrite, fmt
+
+
+def add_parsers(sub, models: list[str]) -> None:
+    t = sub.add_parser(
+        "train",
+        help="train a baseline or ADELE model",
+        formatter_class=Formatter,
+        description="Train a segmentation model on a dataset folder (generic format) or the embedded data.",
+        epilog=fmt("""
+            examples:
+              adele train --data colin27 --out runs/base --epochs 40
+              adele train --data colin27 --method adele --out runs/adele --set data.noise=final
+              adele train --data data/my-set --config my.yaml --out runs/x --set optim.lr=0.005 train.batch_size=8
+              adele train --out runs/x --resume                # continue after an interruption
+              torchrun --nproc_per_node 2 -m adele train --data colin27 --out runs/ddp
+
+            The resolved config is saved as RUN/config.yaml; RUN also gets checkpoints/,
+            history.csv, TensorBoard events (tb/) and metrics.json. With output redirected
+            (a log file, a job scheduler) one line per epoch is printed; on a terminal, a progress bar.
+            """),
+    )
+    t.add_argument("--data", default=None, help="dataset folder in the generic format, or 'colin27' (embedded)")
+    t.add_argument("--method", choices=["baseline", "adele"], default=None, help="baseline (cross-entropy) or adele")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--config", default=None, help="YAML config file, or an installed preset: colin27, colin27-ce-dice, segthor, voc (see `adele config show`)")
+    t.add_argument("--epochs", type=int, default=None, help="number of training epochs (train.epochs)")
+    t.add_argument("--seed", type=int, default=None, help="random seed of initialization, sampling and augmentation (train.seed)")
+    t.add_argument("--batch-size", type=int, default=None, help="images per step and process (train.batch_size)")
+    t.add_argument("--lr", type=float, default=None, help="learning rate (optim.lr)")
+    t.add_argument("--device", choices=DEVICES, default=None, help="device (train.device; default auto: CUDA when available)")
+    t.add_argument("--model", default=None, help=f"model from the registry: {', '.join(models)}")
+    t.add_argument("--train-labels", choices=["noisy", "clean"], default=None, help="train on train/labels (noisy, default) or train/labels_clean")
+    t.add_argument("--noise", default=None, help="synthesize noisy train labels on the fly with this recipe (clean ones kept for analysis)")
+    t.add_argument("--renoise", action="store_true",
+                   help="with data.noise on a dataset that has its own noisy labels (train/labels_clean present): synthesize "
+                        "new ones from the clean labels anyway (default: refused)")
+    t.add_argument("--no-correction", action="store_true", help="ADELE without label correction (ablation)")
+    t.add_argument("--no-consistency", action="store_true", help="ADELE without the multi-scale consistency loss (ablation)")
+    t.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    t.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override any config field, e.g. optim.lr=0.005 adele.correction.every=5")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--allow-changes", action="store_true", help="with --resume: continue even though data, method or settings differ from the run's (recorded in run.json)")
+    add_overwrite(t, "run folder")
+    t.set_defaults(func=cmd_train)
+
+    d = sub.add_parser(
+        "demo",
+        help="noise -> baseline -> ADELE on the embedded data, side by side",
+        formatter_class=Formatter,
+        description="The main job: synthesize human-like label noise on the embedded Colin27 brain slices, train a baseline and ADELE on the noisy labels, and print per-class test Dice side by side.",
+        epilog=fmt("""
+            examples:
+              adele demo                       # default: runs/demo, ~6 minutes on 2 CPU cores
+              adele demo --epochs 10 --out /tmp/demo-quick
+            """),
+    )
+    d.add_argument("--out", default="runs/demo", help="folder for the runs (default: runs/demo)")
+    d.add_argument("--epochs", type=int, default=None, help=f"epochs per run (default: the {DEMO_PRESET} preset's train.epochs)")
+    d.add_argument("--seed", type=int, default=0, help="train.seed and data.noise_seed of both runs (default: 0)")
+    d.add_argument("--recipe", default=None, help=f"noise recipe (default: the {DEMO_PRESET} preset's data.noise)")
+    d.add_argument("--device", default="auto", choices=DEVICES, help="device (default: auto)")
+    add_overwrite(d, "demo folder")
+    d.set_defaults(func=cmd_demo)
+
+
+def train_config_from_args(args: argparse.Namespace):
+    overrides: dict[str, Any] = {}
+    flag_map = {
+        "data": "data.path", "method": "method", "epochs": "train.epochs", "seed": "train.seed", "batch_size": "train.batch_size",
+        "lr": "optim.lr", "device": "train.device", "model": "model.name", "train_labels": "data.train_labels", "noise": "data.noise",
+    }
+    for attr, key in flag_map.items():
+        v = getattr(args, attr, None)
+        if v is not None:
+            overrides[key] = v
+    if args.no_correction:
+        overrides["adele.correction.enabled"] = False
+    if args.no_consistency:
+        overrides["adele.consistency.enabled"] = False
+    if args.amp:
+        overrides["train.amp"] = True
+    for item in args.set:
+        k, v = parse_override(item)
+        overrides[k] = v
+    config_path = args.config
+    if args.resume and config_path is None and (Path(args.out) / "config.yaml").is_file():
+        config_path = str(Path(args.out) / "config.yaml")
+    return load_config(config_path, overrides)
+
+
+def check_renoise(cfg, renoise: bool) -> None:
+    """``data.noise`` on a folder with its own noisy labels would silently train on other labels: refused unless ``renoise``."""
+    d = cfg.data
+    if not d.noise or d.train_labels != "noisy":
+        return
+    src = open_source(d.path, check_files=False)
+    if src.root is None or "train" not in src.splits or not src.splits["train"].has_clean:
+        return  # embedded data, or a folder whose labels serve as the clean ones: noised as always
+    if not renoise:
+        raise ConfigError(f"{d.path}: has its own noisy training labels (train/labels, with train/labels_clean), but data.noise="
+                          f"{d.noise!r} would replace them with labels synthesized from train/labels_clean; set data.noise=null "
+                          "(--set data.noise=null) to train on the folder's labels, or pass --renoise to synthesize new ones")
+    print(f"warning: --renoise: training on labels synthesized from {d.path}/train/labels_clean with {d.noise!r}, "
+          f"not on the folder's noisy train/labels", file=sys.stderr)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = train_config_from_args(args)
+    inputs = (args.config,) if args.config else ()
+    changes = check_run_dir(cfg, args.out, args.resume, args.overwrite, args.allow_changes, inputs)  # before any data is read
+    if not args.resume:
+        check_renoise(cfg, args.renoise)
+    trainer = Trainer(cfg, args.out)  # validates the dataset, model and pretrained weights: still nothing written
+    trainer.prepare_run_dir(resume=args.resume, overwrite=args.overwrite, inputs=inputs)
+    if args.resume:
+        trainer.resume()
+        trainer.record_resume(changes, args.allow_changes)
+        if changes:
+            print("resumed with changed settings: " + "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes), file=sys.stderr)
+    results = trainer.fit()
+    if trainer.is_main:
+        print(format_metrics_table({cfg.method: results}, split="test" if "test" in results else "val"))
+        print(f"run folder: {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    run_demo(out=args.out, epochs=args.epochs, seed=args.seed, recipe=args.recipe, device=args.device, overwrite=args.overwrite)
+    return 0

@@ -1,0 +1,153 @@
+"""Class probabilities from a model: the one home of device choice, multi-scale/flip views and loading a trained run.
+
+Used by training (ADELE's eval-mode correction pass), inference on new files,
+label export and reports alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import runfolder
+from .config import Config, saved_config
+from .core import multiscale_logits
+from .data.dataset import PreparedSplit
+from .errors import AdeleError, ConfigError, RunError
+from .models import build_model_from_config
+
+#: test-time augmentation of ``--tta``: these scales, each also flipped horizontally
+TTA_SCALES = (0.75, 1.0, 1.25)
+
+
+def resolve_device(name: str, setting: str = "--device") -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``; ``setting`` names the option in messages."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{setting} cuda: no CUDA device is available; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"{setting} {name}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def multiscale_probs(model: torch.nn.Module, images: torch.Tensor, scales=(1.0,), hflip: bool = False,
+                     temperature: float = 1.0, average: str = "probs") -> torch.Tensor:
+    """Eval-mode class probabilities ``(B, C, H, W)`` of ``images`` (B, C_in, H, W), over several views.
+
+    Views: every scale in ``scales`` (input resized, logits resized back to (H, W)) and, with
+    ``hflip``, each of them mirrored (the output mirrored back). ``average="probs"``: mean over
+    views of softmax(logits / temperature); ``"logits"``: softmax(mean over views of logits /
+    temperature), the official VOC code. The model's train/eval mode is restored.
+    """
+    if average not in ("probs", "logits"):
+        raise ValueError(f"average must be 'probs' or 'logits', got {average!r}")
+    was_training = model.training
+    model.eval()
+    try:
+        acc, n = None, 0
+        for flip in ([False, True] if hflip else [False]):
+            x = images.flip(-1) if flip else images
+            for logits in multiscale_logits(model, x, scales, tuple(images.shape[-2:])):
+                v = logits.float() / temperature
+                v = v.softmax(1) if average == "probs" else v
+                v = v.flip(-1) if flip else v
+                acc = v if acc is None else acc + v
+                n += 1
+        out = acc / n
+        return out if average == "probs" else out.softmax(1)
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def predict_probs(model: torch.nn.Module, images: torch.Tensor, out_size: Optional[Sequence[int]] = None, tta: bool = False) -> torch.Tensor:
+    """Eval-mode softmax. images: (B, C_in, h, w) float32 -> (B, C, *out_size) float32 on the images' device.
+
+    Without ``tta`` the logits are resized bilinearly to ``out_size`` before the
+    softmax; with ``tta`` the softmax maps of scales 0.75, 1, 1.25, each with
+    and without horizontal flip, are averaged at (h, w) (:func:`multiscale_probs`) and then resized.
+    """
+    out_size = tuple(images.shape[-2:]) if out_size is None else tuple(int(s) for s in out_size)
+    model.eval()
+    if tta:
+        p = multiscale_probs(model, images, TTA_SCALES, hflip=True)
+        if tuple(p.shape[-2:]) != out_size:
+            p = F.interpolate(p, size=out_size, mode="bilinear", align_corners=False)
+        return p
+    logits = model(images).float()
+    if tuple(logits.shape[-2:]) != out_size:
+        logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+    return logits.softmax(1)
+
+
+@dataclass
+class LoadedModel:
+    """A trained model in eval mode, with what is needed to feed it."""
+
+    model: torch.nn.Module
+    config: Config
+    classes: list[str]
+    ignore_index: int
+    in_channels: int
+    device: torch.device
+    origin: str  # "model.pt" or "checkpoint epoch N"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool = False, in_channels: Optional[int] = None) -> LoadedModel:
+    """Load ``RUN/model.pt`` (or, with ``allow_checkpoint``, the newest checkpoint of an unfinished run)."""
+    run = Path(run)
+    if not run.is_dir():
+        raise RunError(f"{run}: run folder not found; pass the --out folder of `adele train`")
+    path = runfolder.model_path(run)
+    if path.is_file():
+        try:
+            state = runfolder.load_model(run)
+            cfg = saved_config(state["config"])
+            classes, ignore, cin, origin = list(state["classes"]), int(state["ignore_index"]), int(state["in_channels"]), "model.pt"
+        except AdeleError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any unreadable or foreign file
+            raise RunError(f"{path}: unreadable ({type(exc).__name__}); re-run training or restore the file") from None
+    elif allow_checkpoint and runfolder.list_checkpoints(run) and in_channels is not None and (run / runfolder.INFO).is_file():
+        found = runfolder.load_latest(run)
+        if found is None:
+            raise RunError(f"{run}: no readable checkpoint and no model.pt")
+        epoch, state = found
+        info = runfolder.read_info(run)
+        cfg = saved_config(state["config"])
+        classes, ignore, cin, origin = list(info["classes"]), int(info["ignore_index"]), int(in_channels), f"checkpoint epoch {epoch}"
+    else:
+        raise RunError(f"{path}: not found; the run has not finished (finish it with `adele train --out {run} --resume`)")
+    model = build_model_from_config(cfg.model, cin, len(classes))
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError, AttributeError):
+        raise RunError(f"{path}: weights do not match the model in the run's config; the run folder is inconsistent") from None
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    return LoadedModel(model, cfg, classes, ignore, cin, dev, origin)
+
+
+@torch.no_grad()
+def predict_split(lm: LoadedModel, split: PreparedSplit, batch_size: int = 8, tta: bool = False) -> np.ndarray:
+    """Softmax of every image of a prepared split at its training size: (N, C, H, W) float32.
+
+    All images of a split share one size when ``data.size`` is set; otherwise
+    they are predicted one at a time and must still share a size to stack.
+    """
+    bs = batch_size if len(set(split.shapes)) == 1 else 1
+    out = []
+    for s in range(0, len(split), bs):
+        x = torch.stack(split.images[s : s + bs]).to(lm.device)
+        out.append(predict_probs(lm.model, x, tta=tta).cpu().numpy())
+    return np.concatenate(out)

@@ -1,0 +1,250 @@
+"""A run folder (the ``--out`` of ``adele train``): every file name it holds, and how each file is read and written.
+
+Layout::
+
+    RUN/config.yaml                  the resolved config (:func:`write_config`)
+    RUN/run.json                     classes, ignore_index, dataset, train_ids, has_clean, world_size, resumes
+    RUN/history.csv                  one row per epoch
+    RUN/memorization.json            runs with clean labels: per-epoch counts on the wrongly labelled pixels
+    RUN/adele_log.jsonl              ADELE: one record per epoch (detection, correction rounds)
+    RUN/labels/round_XXX.npz         ADELE: the training labels after each correction round
+    RUN/store/                       ADELE: the compact prediction store (:class:`adele.core.PredictionStore`)
+    RUN/checkpoints/epoch_XXXX.pt    atomic checkpoints (``torch.load(weights_only=True)``)
+    RUN/metrics.json                 final scores (once finished)
+    RUN/model.pt                     final weights with what is needed to use them
+    RUN/tb/                          TensorBoard events, when tensorboard is installed
+    RUN/volumes.json                 volume datasets: written by :func:`adele.data.volumes.copy_volume_spec`
+
+Training writes these files, reporting and inference read them; neither needs the
+other. Every write is atomic (:func:`adele.safety.atomic_write`): a crash never
+leaves a half-written file.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from .errors import RunError
+from .safety import atomic_write, atomic_write_bytes, atomic_write_text
+
+CONFIG = "config.yaml"
+INFO = "run.json"
+HISTORY = "history.csv"
+MEMORIZATION = "memorization.json"
+ADELE_LOG = "adele_log.jsonl"
+METRICS = "metrics.json"
+MODEL = "model.pt"
+CHECKPOINTS = "checkpoints"
+LABELS = "labels"
+STORE = "store"
+TENSORBOARD = "tb"
+
+_CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)\.pt$")
+_ROUND_NAME = re.compile(r"round_\d+\.npz")
+
+
+# ----------------------------------------------------------------------------- config and run.json
+
+
+def config_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CONFIG
+
+
+def has_config(run_dir: str | Path) -> bool:
+    return config_path(run_dir).is_file()
+
+
+def write_config(run_dir: str | Path, yaml_text: str) -> None:
+    atomic_write_text(yaml_text, config_path(run_dir))
+
+
+def write_info(run_dir: str | Path, info: dict) -> None:
+    atomic_write_text(json.dumps(info, indent=1), Path(run_dir) / INFO)
+
+
+def read_info(run_dir: str | Path) -> dict:
+    """run.json as a dict; {} when it is missing or unreadable (callers decide whether that matters)."""
+    try:
+        info = json.loads((Path(run_dir) / INFO).read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def is_run(run_dir: str | Path) -> bool:
+    """config.yaml and run.json are there: the folder is (the start of) a training run."""
+    return has_config(run_dir) and (Path(run_dir) / INFO).is_file()
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file of a run, None when missing; RunError when it is not valid JSON."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise RunError(f"{path}: not valid JSON (was the run interrupted while writing?); re-run or resume it") from None
+
+
+# ----------------------------------------------------------------------------- logs
+
+
+def write_history(run_dir: str | Path, rows: list[dict]) -> None:
+    """history.csv: one row per epoch, columns in order of first appearance, None as empty."""
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in keys} for r in rows)
+    atomic_write_text(buf.getvalue(), Path(run_dir) / HISTORY)
+
+
+def _num(v: str) -> Any:
+    if v == "" or v is None:
+        return None
+    try:
+        f = float(v)
+    except ValueError:
+        return v
+    return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
+
+
+def read_history(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def write_memorization(run_dir: str | Path, records: list[dict]) -> None:
+    atomic_write_text(json.dumps(records), Path(run_dir) / MEMORIZATION)
+
+
+def read_memorization(run_dir: str | Path) -> Optional[list[dict]]:
+    return read_json(Path(run_dir) / MEMORIZATION) or None
+
+
+def write_adele_log(run_dir: str | Path, records: list[dict]) -> None:
+    atomic_write_text("\n".join(json.dumps(r) for r in records) + "\n", Path(run_dir) / ADELE_LOG)
+
+
+def read_adele_log(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / ADELE_LOG
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def write_metrics(run_dir: str | Path, results: dict) -> None:
+    atomic_write_text(json.dumps(results, indent=1), Path(run_dir) / METRICS)
+
+
+def read_metrics(run_dir: str | Path) -> Optional[dict]:
+    return read_json(Path(run_dir) / METRICS)
+
+
+def store_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / STORE
+
+
+def tensorboard_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / TENSORBOARD
+
+
+# ----------------------------------------------------------------------------- corrected labels
+
+
+def save_labels(labels: list[np.ndarray], path: str | Path) -> None:
+    """Atomically write a list of uint8 (H, W) maps (any shapes) to one npz."""
+    buf = io.BytesIO()
+    shapes = np.array([lab.shape for lab in labels], dtype=np.int64)
+    np.savez_compressed(buf, flat=np.concatenate([lab.ravel() for lab in labels]), shapes=shapes)
+    atomic_write_bytes(buf.getvalue(), path)
+
+
+def load_labels(path: str | Path) -> list[np.ndarray]:
+    with np.load(path) as z:
+        flat, shapes = z["flat"], z["shapes"]
+    out, pos = [], 0
+    for h, w in shapes:
+        out.append(flat[pos : pos + h * w].reshape(int(h), int(w)).copy())
+        pos += int(h * w)
+    return out
+
+
+def label_round_path(run_dir: str | Path, round_: int) -> Path:
+    return Path(run_dir) / LABELS / f"round_{round_:03d}.npz"
+
+
+def label_rounds(run_dir: str | Path) -> list[Path]:
+    """labels/round_XXX.npz of a run, oldest first."""
+    d = Path(run_dir) / LABELS
+    return sorted(q for q in d.glob("round_*.npz") if _ROUND_NAME.fullmatch(q.name)) if d.is_dir() else []
+
+
+# ----------------------------------------------------------------------------- checkpoints and model
+
+
+def atomic_save(obj: Any, path: str | Path, before_replace=None) -> None:
+    """``torch.save`` all or nothing (see :func:`adele.safety.atomic_write`)."""
+    atomic_write(path, lambda fh: torch.save(obj, fh), before_replace)
+
+
+def checkpoint_path(run_dir: str | Path, epoch: int) -> Path:
+    return Path(run_dir) / CHECKPOINTS / f"epoch_{epoch:04d}.pt"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    folder = Path(run_dir) / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    out = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CHECKPOINT_NAME.match(p.name))]
+    return sorted(out)
+
+
+def save_checkpoint(run_dir: str | Path, epoch: int, state: dict, keep: int) -> None:
+    """Write ``checkpoints/epoch_XXXX.pt``, then delete all but the newest ``keep``."""
+    atomic_save(state, checkpoint_path(run_dir, epoch))
+    prune(run_dir, keep)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_latest(run_dir: str | Path, map_location: str | torch.device = "cpu") -> Optional[tuple[int, dict]]:
+    """Newest checkpoint that loads; corrupt ones are skipped with a warning."""
+    for epoch, path in reversed(list_checkpoints(run_dir)):
+        try:
+            return epoch, load_checkpoint(path, map_location)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: fall back to the previous one
+            warnings.warn(f"{path}: unreadable checkpoint ({type(exc).__name__}); using the previous one", stacklevel=2)
+    return None
+
+
+def prune(run_dir: str | Path, keep: int) -> None:
+    ckpts = list_checkpoints(run_dir)
+    for _, path in ckpts[: max(0, len(ckpts) - keep)]:
+        path.unlink(missing_ok=True)
+
+
+def model_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / MODEL
+
+
+def save_model(run_dir: str | Path, state: dict) -> None:
+    atomic_save(state, model_path(run_dir))
+
+
+def load_model(run_dir: str | Path) -> dict:
+    return torch.load(model_path(run_dir), map_location="cpu", weights_only=True)
