@@ -1,6 +1,6 @@
 """Mutation check: each deliberate science bug must turn the default test suite red.
 
-Copies ``adele/`` and ``tests/`` to a temporary folder, applies one mutation at a
+Copies the tracked files of the repository to a temporary folder, applies one mutation at a
 time (a literal source edit that must match exactly once), runs the default
 suite there with ``-x`` and prints which test failed first. Exit code 1 if any
 mutation survives (the suite stays green).
@@ -54,9 +54,15 @@ MUTATIONS = [
 def run(index: int, name: str, rel: str, old: str, new: str) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for part in ("adele", "tests", "configs", "benchmarks"):
-            shutil.copytree(REPO / part, tmp / part)
-        shutil.copy(REPO / "pyproject.toml", tmp / "pyproject.toml")
+        # every tracked file as it is in the working tree (tests read README.md, configs/ links into adele/presets)
+        files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split("\n")
+        for rel_path in filter(None, files):
+            src, dst = REPO / rel_path, tmp / rel_path
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dst)
+            elif src.is_file():
+                shutil.copy2(src, dst)
         path = tmp / rel
         text = path.read_text()
         if text.count(old) != 1:
