@@ -63,11 +63,12 @@ def run(index: int, name: str, rel: str, old: str, new: str) -> bool:
                 os.symlink(os.readlink(src), dst)
             elif src.is_file():
                 shutil.copy2(src, dst)
-        path = tmp / rel
-        text = path.read_text()
-        if text.count(old) != 1:
-            raise SystemExit(f"mutation {index} ({name}): the original text occurs {text.count(old)} times in {rel}; update this script")
-        path.write_text(text.replace(old, new))
+        if rel is not None:  # None: the control, the copy as it is
+            path = tmp / rel
+            text = path.read_text()
+            if text.count(old) != 1:
+                raise SystemExit(f"mutation {index} ({name}): the original text occurs {text.count(old)} times in {rel}; update this script")
+            path.write_text(text.replace(old, new))
         env = dict(os.environ, PYTHONPATH=str(tmp), ADELE_NO_PROGRESS="1")
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"], cwd=tmp, env=env,
@@ -75,7 +76,9 @@ def run(index: int, name: str, rel: str, old: str, new: str) -> bool:
         failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.M)
         caught = proc.returncode != 0
         what = failed[0] if failed else (proc.stdout.strip().splitlines() or ["?"])[-1]
-        print(f"{index}. {name}: {'CAUGHT by ' + what if caught else 'SURVIVED (suite green)'} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        verdict = ("suite red: " + what) if index == 0 and caught else ("suite green" if index == 0 else
+                   ("CAUGHT by " + what) if caught else "SURVIVED (suite green)")
+        print(f"{index}. {name}: {verdict} ({time.perf_counter() - t0:.0f} s)", flush=True)
         return caught
 
 
@@ -84,6 +87,9 @@ def main() -> int:
     ap.add_argument("--only", type=int, nargs="*", help="mutation numbers (1-based)")
     args = ap.parse_args()
     chosen = args.only or range(1, len(MUTATIONS) + 1)
+    if run(0, "control: no mutation", None, "", ""):
+        print("the unmutated copy fails the suite: fix that first, a mutation would be 'caught' by accident")
+        return 1
     results = [run(i, *MUTATIONS[i - 1]) for i in chosen]
     print(f"{sum(results)} of {len(results)} mutations caught")
     return 0 if all(results) else 1
