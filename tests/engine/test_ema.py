@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 import torch
 
@@ -6,15 +5,8 @@ from adele.config import load_config
 from adele.engine import Trainer, load_run_data
 from adele.engine.trainer import WeightEMA
 from adele.testing import small_colin27
+from test_adele_e2e import _trainer
 from test_train_e2e import FAST
-
-
-def _trainer(cfg, run, data, resume=False):
-    t = Trainer(cfg, run, data=load_run_data(cfg, data), log=lambda m: None)
-    t.prepare_run_dir(resume=resume, overwrite=False)
-    if resume:
-        t.resume()
-    return t
 
 
 def test_weight_ema_formula_with_warmup():
