@@ -171,6 +171,22 @@ class AdeleConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """Label quality from the run's training dynamics (:mod:`adele.core.quality`): which masks to re-annotate."""
+
+    #: keep the early-learning average of the training softmax (an eval-mode pass over the training
+    #: images after each epoch until every class is flagged; changes nothing in training)
+    track: bool = True
+    #: one snapshot every N epochs
+    every: int = 1
+    #: a pixel is suspect where the average confidently (> tau) predicts another class than its label
+    tau: float = 0.7
+    #: tracking is skipped (with one line) when the average would take more memory than this
+    #: (2 bytes per training pixel and class)
+    max_gb: float = 2.0
+
+
+@dataclass(frozen=True)
 class Config:
     method: Literal["baseline", "adele"] = "baseline"
     data: DataConfig = field(default_factory=DataConfig)
@@ -178,6 +194,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     adele: AdeleConfig = field(default_factory=AdeleConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
@@ -441,6 +458,10 @@ def validate(cfg: Config) -> None:
     check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
     check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
     check(t.eval_every >= 1, "train.eval_every", "must be >= 1")
+    q = cfg.quality
+    check(q.every >= 1, "quality.every", f"must be >= 1, got {q.every}")
+    check(0 < q.tau < 1, "quality.tau", f"must be in (0, 1), got {q.tau}")
+    check(q.max_gb > 0, "quality.max_gb", f"must be > 0, got {q.max_gb}")
     check(0.0 <= t.ema < 1.0, "train.ema", f"must be in [0, 1) (0 = off), got {t.ema}")
     check(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
     check(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")

@@ -1,52 +1,70 @@
-"""Does the label-quality score rank the noisiest training masks first? Prints a markdown table.
+"""Which masks to re-annotate: adele's one-run scores against cleanlab with K-fold out-of-sample probabilities.
 
 Usage::
 
-    python benchmarks/bench_label_quality.py                 # build data, train a baseline (~30 epochs), score
-    python benchmarks/bench_label_quality.py --run RUN       # score an existing run whose training set has clean labels
+    python benchmarks/bench_label_quality.py --work DIR                  # both label sets, 3 noise draws, K = 5, 2 jobs
+    python benchmarks/bench_label_quality.py --work DIR --datasets colin27 --draws 1 --epochs 5   # a quick look
 
 Data: the embedded Colin27 training slices (72), each given its own noise
 severity (clean, mild, the paper's 'final', harsher, harsher + missing and
-confused objects; levels assigned at random, seeded) and written as a dataset
-folder in the generic format with train/labels_clean. A baseline is trained on
-the noisy labels at 112x96 (``adele train``). Then, at the training
-resolution and with the same model probabilities (eval mode):
+confused objects; assigned at random per draw), on the AAL labels
+(``colin27``) and on the Brodmann labels of the same slices
+(``colin27-brodmann``). Every model is trained with the same recipe: the
+``colin27`` preset (56x48, Adam, 50 epochs, CE + Dice, weight average), as a
+baseline (no correction), one thread per run.
 
-* ours: ``adele.core.quality.label_quality_scores`` (score; and its ``disagree_frac`` alone)
-* cleanlab: ``cleanlab.segmentation.rank.get_label_quality_scores`` (softmin; optional extra: ``pip install cleanlab``)
+Rankings (image level: lower score = more suspicious; pixel level: a suspect mask):
 
-against the true noise of each mask: fraction of labelled pixels whose noisy
-label differs from the clean one, and 1 - foreground Dice(noisy, clean).
-Spearman correlations are of the suspicion (lower score = more suspicious)
-with the true noise; AUROC is for finding the noisiest quartile, and for
-telling noisy masks from the untouched ones.
+* **adele, one run**: the early-learning average of that run's training softmax
+  (``adele.core.quality``), kept while it trains; ``early_learning_scores`` /
+  its suspect pixels. Cost: 1 training run (+ the tracking passes, measured).
+* **cleanlab, K-fold**: ``cleanlab.segmentation.rank.get_label_quality_scores``
+  (softmin) and ``cleanlab.segmentation.filter.find_label_issues`` fed with
+  out-of-sample probabilities: K models, each trained on the other folds, each
+  image predicted by the model that did not see it, as cleanlab prescribes.
+  Cost: K runs, plus the model the user trains anyway.
+* **adele's formula on the K-fold probabilities** (same K runs): the score with the better probabilities.
+* in-sample rows, labelled: both scores on the final model's softmax of its own
+  training images (what cleanlab's documentation warns against).
+
+Truth: the wrongly labelled pixels (noisy != clean, at the training
+resolution). Image level: Spearman of the suspicion with the fraction of
+wrong pixels, and AUROC for finding the noisiest quartile. Pixel level:
+precision, recall and F1 of the suspect mask against the wrong pixels.
+Mean ± std over the draws. Optional extra: ``pip install cleanlab``; without
+it the cleanlab rows are left out (one line says so).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import shutil
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import rankdata, spearmanr
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from adele.data import load_colin27, write_array, write_dataset_json  # noqa: E402
+from adele.data.colin27 import DATASETS  # noqa: E402
 from adele.noise import apply_recipe, parse_recipe  # noqa: E402
-from adele.reporting.runs import load_run  # noqa: E402
 
 #: severity ladder: level -> recipe (None = clean)
 LEVELS = (None, "final:iterations=1-1", "final", "final:target_area=1000", "final:target_area=1000+missing:p=0.3+confusion:p=0.3")
-TRAIN = ["data.size=[112, 96]", "optim.name=adam", "optim.lr=0.002", "train.eval_every=5", "train.batch_size=5"]
+#: the training recipe of every run: the colin27 preset on the dataset folder, its own noise off
+RECIPE = ["--config", "colin27", "--method", "baseline", "--set", "data.noise=null", "train.threads=1"]
 
 
-def build_dataset(root: Path, seed: int) -> np.ndarray:
-    """Write the mixed-noise dataset; returns the level of each training image."""
-    src = load_colin27()
+def build_dataset(root: Path, seed: int, dataset: str = "colin27") -> np.ndarray:
+    """Write the mixed-noise dataset (generic format, with train/labels_clean); returns the level of each training image."""
+    src = load_colin27(DATASETS[dataset])
     c = src.num_classes
     tr = src.splits["train"]
     for recipe in LEVELS:
@@ -65,14 +83,44 @@ def build_dataset(root: Path, seed: int) -> np.ndarray:
         for i, sid in enumerate(s.ids):
             write_array(root / split / "images" / f"{sid}.png", s.images[i])
             write_array(root / split / "labels" / f"{sid}.png", s.labels[i])
-    write_dataset_json(root, "colin27-mixed-noise", src.classes, 255)
+    write_dataset_json(root, f"{dataset}-mixed-noise", src.classes, 255)
     return levels
 
 
-def fg_dice(a: np.ndarray, b: np.ndarray, c: int) -> float:
-    """Mean over foreground classes present in either map of Dice(a, b)."""
-    d = [2 * np.sum((a == k) & (b == k)) / (np.sum(a == k) + np.sum(b == k)) for k in range(1, c) if (a == k).any() or (b == k).any()]
-    return float(np.mean(d)) if d else 1.0
+def build_fold(full: Path, out: Path, ids: list[str], held: np.ndarray) -> None:
+    """A copy of ``full`` whose training split leaves out the images ``held`` (bool by image); those become its test split."""
+    if out.is_dir():
+        shutil.rmtree(out)
+    for i, sid in enumerate(ids):
+        dst = "test" if held[i] else "train"
+        for sub in ("images", "labels") + (("labels_clean",) if dst == "train" else ()):
+            (out / dst / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(full / "train" / sub / f"{sid}.png", out / dst / sub / f"{sid}.png")
+    shutil.copytree(full / "val", out / "val")
+    shutil.copy2(full / "dataset.json", out / "dataset.json")
+
+
+def run_jobs(jobs: list[tuple[Path, list[str]]], parallel: int, epochs: int, log=print) -> None:
+    """Train every (run folder, dataset folder) job not done yet, ``parallel`` at a time, one thread each; wall time in RUN/bench_time.json."""
+    todo = [(out, data) for out, data in jobs if not (out / "bench_time.json").is_file()]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", ADELE_NO_PROGRESS="1")
+    running: list[tuple[subprocess.Popen, Path, float]] = []
+    while todo or running:
+        while todo and len(running) < parallel:
+            out, data = todo.pop(0)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, "-m", "adele", "train", "--data", str(data), "--out", str(out), "--overwrite",
+                   "--epochs", str(epochs), *RECIPE]
+            running.append((subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(f"{out}.log", "w")), out, time.perf_counter()))
+        time.sleep(0.5)
+        for p, out, t0 in list(running):
+            if p.poll() is None:
+                continue
+            running.remove((p, out, t0))
+            if p.returncode:
+                raise SystemExit(f"training {out} failed (exit {p.returncode}); see {out}.log")
+            (out / "bench_time.json").write_text(json.dumps({"wall_s": time.perf_counter() - t0}))
+            log(f"  trained {out.parent.name}/{out.name} in {time.perf_counter() - t0:.0f} s")
 
 
 def auroc(suspicion: np.ndarray, positive: np.ndarray) -> float:
@@ -82,93 +130,138 @@ def auroc(suspicion: np.ndarray, positive: np.ndarray) -> float:
     return float((r[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def score_run(run: Path) -> tuple[dict, str]:
-    """{ranking: (spearman wrong, spearman dice, auroc quartile, auroc noisy, seconds)} and a one-line description."""
+def pixel_prf(mask: np.ndarray, wrong: np.ndarray) -> tuple[float, float, float]:
+    tp = float((mask & wrong).sum())
+    p = tp / mask.sum() if mask.sum() else float("nan")
+    r = tp / wrong.sum() if wrong.sum() else float("nan")
+    f = 2 * p * r / (p + r) if p + r > 0 else 0.0
+    return p, r, f
+
+
+def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int) -> tuple[dict, dict]:
+    """{method: {metric: value}} for one draw, and a description of the data."""
+    import torch
+
+    from adele.config import saved_config
     from adele.core.quality import label_quality_scores
     from adele.engine import load_run_data
-    from adele.config import saved_config
-    from adele.prediction import load_run_model, predict_split
+    from adele.engine.quality import score_given_labels
+    from adele.prediction import load_run_model, predict_probs, predict_split
+    from adele.runfolder import read_history
 
-    lm = load_run_model(run, "auto")
-    data = load_run_data(saved_config(run / "config.yaml"))
-    tr, c = data.train, len(lm.classes)
-    if tr.clean is None:
-        raise SystemExit(f"error: {run}: the training set has no clean labels; nothing to compare with")
-    labels, clean = np.stack(tr.original), np.stack(tr.clean)
-    valid = (labels != 255) & (clean != 255)
-    wrong = np.array([(labels[i] != clean[i])[valid[i]].mean() for i in range(len(tr))])
-    dice_err = np.array([1 - fg_dice(labels[i], clean[i], c) for i in range(len(tr))])
-    probs = predict_split(lm, tr).astype(np.float32)
+    data = load_run_data(saved_config(one / "config.yaml"))
+    tr = data.train
+    labels, clean = np.stack(tr.original).astype(np.int64), np.stack(tr.clean).astype(np.int64)
+    if (labels == 255).any() or (clean == 255).any():
+        raise SystemExit("this benchmark assumes no ignored pixels")
+    wrong = labels != clean
+    frac = wrong.reshape(len(tr), -1).mean(1)
+    top = frac >= np.quantile(frac, 0.75)
+    wall = lambda run: json.loads((run / "bench_time.json").read_text())["wall_s"]  # noqa: E731
+    runs_k = [folds_dir / f"fold{f}" for f in range(k)]
+    cost_k = sum(wall(r) for r in runs_k)
+    tracking = sum(float(r.get("quality_s") or 0) for r in read_history(one))
+    rankings: dict[str, dict] = {}
 
-    suspicion: dict[str, tuple[np.ndarray, float]] = {}
     t0 = time.perf_counter()
-    scores, disagree, _ = label_quality_scores(labels, probs, 255)
-    dt = time.perf_counter() - t0
-    suspicion["adele score (`label_quality_scores`)"] = (-scores, dt)
-    suspicion["adele disagree_frac alone"] = (disagree, dt)
+    got = score_given_labels(one, list(labels), 255)
+    if got is None:
+        raise SystemExit(f"{one}: no early-learning average (quality.track was off)")
+    scores, _, suspect, _ = got
+    rankings["adele early-learning (one run)"] = dict(susp=-scores, mask=np.stack(suspect), runs="1", wall=wall(one) + time.perf_counter() - t0,
+                                                       note=f"tracking {tracking:.0f} s of it")
+    oos = np.zeros((len(tr), len(data.source.classes)) + labels.shape[1:], dtype=np.float32)
+    for f, run in enumerate(runs_k):
+        lm = load_run_model(run, "cpu")
+        idx = np.flatnonzero(folds == f)
+        with torch.no_grad():
+            oos[idx] = predict_probs(lm.model, torch.stack([tr.images[i] for i in idx])).numpy()
+    insample = predict_split(load_run_model(one, "cpu"), tr).astype(np.float32)
+    sc, _, sus = label_quality_scores(labels, oos, 255)
+    rankings[f"adele formula on {k}-fold out-of-sample softmax"] = dict(susp=-sc, mask=sus, runs=f"{k} + 1", wall=cost_k + wall(one))
+    sc, _, sus = label_quality_scores(labels, insample, 255)
+    rankings["adele formula on in-sample softmax (final model)"] = dict(susp=-sc, mask=sus, runs="1", wall=wall(one))
     try:
+        from cleanlab.segmentation.filter import find_label_issues
         from cleanlab.segmentation.rank import get_label_quality_scores
     except ImportError:
-        print("cleanlab is not installed (pip install cleanlab); its rows are left out", file=sys.stderr)
+        print("cleanlab is not installed (pip install 'adele[cleanlab]' or pip install cleanlab); its rows are left out")
     else:
-        t0 = time.perf_counter()
-        cl, _ = get_label_quality_scores(labels.astype(np.int64), probs, method="softmin", verbose=False)
-        suspicion["cleanlab softmin (`get_label_quality_scores`)"] = (-np.asarray(cl), time.perf_counter() - t0)
-    top = wrong >= np.quantile(wrong, 0.75)
-    noisy = wrong > 0
+        for name, probs, runs, cost in ((f"cleanlab, {k}-fold out-of-sample softmax", oos, f"{k} + 1", cost_k + wall(one)),
+                                        ("cleanlab, in-sample softmax (not as documented)", insample, "1", wall(one))):
+            t0 = time.perf_counter()
+            img, _ = get_label_quality_scores(labels, probs, method="softmin", verbose=False, n_jobs=1)
+            mask = find_label_issues(labels, probs, verbose=False, n_jobs=1)
+            rankings[name] = dict(susp=-np.asarray(img), mask=np.asarray(mask, dtype=bool), runs=runs, wall=cost + time.perf_counter() - t0)
     out = {}
-    for name, (susp, dt) in suspicion.items():
-        out[name] = (spearmanr(susp, wrong)[0], spearmanr(susp, dice_err)[0], auroc(susp, top),
-                     auroc(susp, noisy) if 0 < noisy.sum() < len(noisy) else float("nan"), dt)
-    test = (load_run(run).metrics or {}).get("test", {}).get("mean_dice")
-    desc = (f"{run}: {len(tr)} training masks at {labels.shape[1]}x{labels.shape[2]}, {int(noisy.sum())} noisy "
-            f"(wrong-pixel fraction {wrong.min():.3f}..{wrong.max():.3f}, median {np.median(wrong):.3f}); "
-            f"model test mean Dice {'-' if test is None else f'{test:.3f}'}")
+    for name, r in rankings.items():
+        p, rc, f1 = pixel_prf(r["mask"], wrong)
+        out[name] = {"spearman": float(spearmanr(r["susp"], frac)[0]), "auroc_top25": auroc(r["susp"], top),
+                     "pixel_precision": p, "pixel_recall": rc, "pixel_f1": f1, "runs": r["runs"], "wall_s": float(r["wall"]),
+                     "tracking_s": tracking if "one run" in name else None}
+    desc = {"images": len(tr), "size": list(labels.shape[1:]), "noisy": int((frac > 0).sum()), "wrong_pixels": int(wrong.sum()),
+            "wrong_frac_median": float(np.median(frac)), "wrong_frac_max": float(frac.max())}
     return out, desc
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", nargs="+", help="existing run folder(s) whose training set has clean labels; default: build data and train")
-    ap.add_argument("--work", help="folder for the dataset and the run (default: a temporary folder)")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", required=True, help="folder for the datasets and runs (kept: a rerun trains only what is missing)")
+    ap.add_argument("--datasets", nargs="+", default=["colin27", "colin27-brodmann"], choices=sorted(DATASETS))
+    ap.add_argument("--draws", type=int, default=3, help="noise draws (seeds 0..N-1)")
+    ap.add_argument("--folds", type=int, default=5, help="K of the K-fold out-of-sample probabilities")
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--jobs", type=int, default=2, help="trainings at once (one thread each)")
     args = ap.parse_args(argv)
 
-    runs = [Path(r) for r in args.run or []]
-    if not runs:
-        work = Path(args.work or tempfile.mkdtemp(prefix="bench-lq-"))
-        build_dataset(work / "data", args.seed)
-        from adele.cli import main as adele
+    from adele.core.quality import kfold_assignment
 
-        t0 = time.perf_counter()
-        rc = adele(["train", "--data", str(work / "data"), "--out", str(work / "run"), "--epochs", str(args.epochs),
-                    "--seed", str(args.seed), "--overwrite", "--set", *TRAIN])
-        if rc:
-            return rc
-        print(f"trained {work / 'run'} in {time.perf_counter() - t0:.0f} s")
-        runs = [work / "run"]
-    results = []
-    for run in runs:
-        res, desc = score_run(run)
-        results.append(res)
-        print(desc)
-    print(f"\nPython {platform.python_version()}, {platform.machine()}; "
-          + ("one run" if len(runs) == 1 else f"mean ± std over {len(runs)} runs") + "\n")
-    print("| ranking | Spearman vs wrong-pixel fraction | Spearman vs 1 - fg Dice | AUROC noisiest quartile | AUROC noisy vs clean | time (s) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name in results[0]:
-        vals = np.array([r[name] for r in results], dtype=float)
-        cells = []
-        for k in range(vals.shape[1]):
-            col = vals[:, k]
-            if np.isnan(col).all():
-                cells.append("-")
-            elif len(col) == 1 or k == 4:
-                cells.append(f"{np.nanmean(col):.{2 if k == 4 else 3}f}")
-            else:
-                cells.append(f"{np.mean(col):.3f} ± {np.std(col, ddof=1):.3f}")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    work = Path(args.work).resolve()
+    plan = []
+    for ds in args.datasets:
+        for d in range(args.draws):
+            base = work / f"{ds}_draw{d}"
+            if not (base / "data" / "dataset.json").is_file():
+                build_dataset(base / "data", d, ds)
+            ids = sorted(p.stem for p in (base / "data" / "train" / "images").iterdir())
+            folds = kfold_assignment(len(ids), args.folds, seed=d)
+            jobs = [(base / "run", base / "data")]
+            for f in range(args.folds):
+                if not (base / "folds" / f"data{f}" / "dataset.json").is_file():
+                    build_fold(base / "data", base / "folds" / f"data{f}", ids, folds == f)
+                jobs.append((base / "folds" / f"fold{f}", base / "folds" / f"data{f}"))
+            plan.append((ds, d, base, folds, jobs))
+    all_jobs = [j for *_, jobs in plan for j in jobs]
+    print(f"{len(all_jobs)} training runs ({args.jobs} at a time), {args.epochs} epochs each")
+    t0 = time.perf_counter()
+    run_jobs(all_jobs, args.jobs, args.epochs)
+    print(f"trained in {time.perf_counter() - t0:.0f} s")
+
+    results: dict[str, list] = {}
+    for ds, d, base, folds, _ in plan:
+        res, desc = score_draw(base / "run", base / "folds", folds, args.folds)
+        (base / "scores.json").write_text(json.dumps({"results": res, "data": desc}, indent=1))
+        print(f"{ds} draw {d}: {desc['images']} masks at {desc['size'][0]}x{desc['size'][1]}, {desc['noisy']} noisy, "
+              f"wrong-pixel fraction median {desc['wrong_frac_median']:.3f}, max {desc['wrong_frac_max']:.3f}")
+        results.setdefault(ds, []).append(res)
+    print(f"\nPython {platform.python_version()}, {platform.machine()}; mean ± std over {args.draws} noise draws; "
+          f"{args.epochs} epochs per run; K = {args.folds}\n")
+    cols = [("spearman", "Spearman vs wrong-pixel fraction"), ("auroc_top25", "AUROC noisiest quartile"),
+            ("pixel_precision", "pixel precision"), ("pixel_recall", "pixel recall"), ("pixel_f1", "pixel F1")]
+    for ds, draws in results.items():
+        print(f"**{ds}** (mixed severities)\n")
+        print("| ranking | " + " | ".join(c[1] for c in cols) + " | training runs | wall time (s) |")
+        print("|---|" + "---:|" * (len(cols) + 2))
+        for name in draws[0]:
+            cells = []
+            for key, _ in cols:
+                v = np.array([r[name][key] for r in draws], dtype=float)
+                cells.append(f"{np.nanmean(v):.3f}" + (f" ± {np.nanstd(v, ddof=1):.3f}" if len(v) > 1 else ""))
+            w = np.mean([r[name]["wall_s"] for r in draws])
+            tr = [r[name]["tracking_s"] for r in draws if r[name]["tracking_s"] is not None]
+            cells += [draws[0][name]["runs"], f"{w:.0f}" + (f" (tracking {np.mean(tr):.0f})" if tr else "")]
+            print(f"| {name} | " + " | ".join(cells) + " |")
+        print()
     return 0
 
 

@@ -1,8 +1,9 @@
-"""Per-image label quality from a trained model's softmax (which masks to review first).
+"""Which masks to re-annotate: per-image label quality and per-pixel suspect maps.
 
-For one image with labels ``L`` (valid pixels V, ``L != ignore_index``),
-softmax ``p`` (C, H, W), prediction ``k* = argmax_k p_k``, confidence
-``m = max_k p_k`` and self-confidence ``s = p_L`` (probability of the given label):
+**The score** (:func:`label_quality_scores`). For one image with labels ``L``
+(valid pixels V, ``L != ignore_index``), class probabilities ``p`` (C, H, W),
+prediction ``k* = argmax_k p_k``, confidence ``m = max_k p_k`` and
+self-confidence ``s = p_L`` (probability of the given label):
 
     suspect      = V and k* != L and m > tau                   (tau = 0.7)
     disagree     = |suspect| / |V|
@@ -17,10 +18,38 @@ weight, so a small structure that is over- or under-traced (pixels labelled
 k the model calls background, or pixels the model confidently calls k that
 are labelled background) lowers the score as much as a large one.
 An image with no valid pixel gets score 1 and disagree 0 (nothing to doubt).
+
+**Which probabilities** (:class:`EarlyLearningAverage`). Scored with the
+softmax of the final model on its own training images, the score fails: the
+network has memorized the wrong labels, so it agrees with them (in-sample
+probabilities; cleanlab's documentation asks for out-of-sample ones, i.e. K
+extra trainings). ADELE's observation gives a cheaper source within one run:
+before a class's memorization onset the network predicts the truth. So a run
+keeps, per training pixel and class, the average of the eval-mode softmax over
+the epochs before that class is flagged:
+
+    S_k = sum over snapshots e = 1, 2, ... while class k is not flagged of round(255 * p_k^(e))
+    n_k = number of those snapshots                       (the same for every pixel)
+    q_k = (S_k / (255 n_k)) / sum_j (S_j / (255 n_j))     (renormalized over the classes)
+
+A class is flagged by ADELE's detector on the training-IoU curve (the same
+rule and settings as ``adele.detection``; a baseline run runs the detector
+only for this). A class that is never flagged is averaged over the whole run.
+The early-learning score of an image is :func:`label_quality_scores` of its
+*given* labels against ``q``. Memory: 2 bytes per training pixel and class
+(uint16 sums of uint8 probabilities, exact and deterministic; a channel stops
+after :data:`MAX_SNAPSHOTS` snapshots).
+
+**K-fold splits** (:func:`kfold_assignment`) for the out-of-sample baseline.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
+
+#: uint16 sums of uint8 probabilities hold 65535 // 255 = 257 snapshots per class
+MAX_SNAPSHOTS = 65535 // 255
 
 
 def label_quality_scores(
@@ -72,4 +101,96 @@ def label_quality_scores(
                 terms.append(float(self_conf[region].mean()))
         class_term = float(np.mean(terms))
         scores[i] = np.clip((1.0 - class_weight) * pixel_term + class_weight * class_term, 0.0, 1.0)
+    return scores, disagree, suspect
+
+
+def kfold_assignment(n: int, k: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold id in ``0..k-1`` of each of ``n`` images: a seeded permutation cut into k folds whose sizes differ by at most one.
+
+    Fold ``f``'s model trains on the images with ``folds != f`` and scores those with ``folds == f``,
+    so no image is ever scored by a model that saw it.
+    """
+    if k < 2 or n < k:
+        raise ValueError(f"need 2 <= k <= n for K-fold splits, got k={k}, n={n}")
+    folds = np.empty(n, dtype=np.int64)
+    folds[np.random.default_rng(seed).permutation(n)] = np.arange(n) % k
+    return folds
+
+
+class EarlyLearningAverage:
+    """Per-class average of the training softmax before each class's memorization onset (see module doc).
+
+    ``shapes``: (H, W) of every training image (they may differ). Pixels of all images are laid
+    out back to back; :meth:`add` takes one snapshot of every image at once.
+    """
+
+    def __init__(self, shapes: Sequence[tuple[int, int]], num_classes: int):
+        self.shapes = [(int(h), int(w)) for h, w in shapes]
+        if not self.shapes or num_classes < 2:
+            raise ValueError("need at least one image and two classes")
+        sizes = np.array([h * w for h, w in self.shapes], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.num_classes = int(num_classes)
+        self.sums = np.zeros((self.num_classes, int(self.offsets[-1])), dtype=np.uint16)
+        self.counts = np.zeros(self.num_classes, dtype=np.int64)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.sums.nbytes)
+
+    def quantized(self, probs_by_image: Sequence[np.ndarray]) -> np.ndarray:
+        """(C, total pixels) uint8 round(255 p) of one snapshot, from a (C, H, W) array per image."""
+        q = np.zeros(self.sums.shape, dtype=np.uint8)
+        for i, p in enumerate(probs_by_image):
+            self.write(q, i, p)
+        return q
+
+    def write(self, q: np.ndarray, i: int, probs: np.ndarray) -> None:
+        """Put image ``i``'s (C, H, W) probabilities into a snapshot buffer ``q`` (C, total) uint8."""
+        p = np.asarray(probs, dtype=np.float32)
+        if p.shape != (self.num_classes,) + self.shapes[i]:
+            raise ValueError(f"image {i}: expected probabilities of shape {(self.num_classes,) + self.shapes[i]}, got {p.shape}")
+        q[:, self.offsets[i] : self.offsets[i + 1]] = np.rint(np.clip(p, 0.0, 1.0) * 255.0).reshape(self.num_classes, -1)
+
+    def add(self, q: np.ndarray, active: np.ndarray) -> None:
+        """Add one snapshot ``q`` (C, total) uint8 to the classes still ``active`` (C,) bool (not yet flagged)."""
+        active = np.asarray(active, dtype=bool) & (self.counts < MAX_SNAPSHOTS)
+        if q.shape != self.sums.shape:
+            raise ValueError(f"snapshot of shape {q.shape}, expected {self.sums.shape}")
+        for k in np.flatnonzero(active):
+            self.sums[k] += q[k]
+        self.counts[active] += 1
+
+    def probs(self, i: int) -> np.ndarray:
+        """q of image ``i``: (C, H, W) float32, rows sum to 1 (uniform before the first snapshot)."""
+        h, w = self.shapes[i]
+        s = self.sums[:, self.offsets[i] : self.offsets[i + 1]].astype(np.float32)
+        mean = s / (255.0 * np.maximum(self.counts, 1)[:, None].astype(np.float32))
+        total = mean.sum(0, keepdims=True)
+        out = np.where(total > 0, mean / np.where(total > 0, total, 1.0), 1.0 / self.num_classes)
+        return out.reshape(self.num_classes, h, w).astype(np.float32)
+
+    def state_dict(self) -> dict:
+        return {"shapes": [list(s) for s in self.shapes], "sums": self.sums.copy(), "counts": self.counts.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if [tuple(s) for s in state["shapes"]] != self.shapes or np.shape(state["sums"]) != self.sums.shape:
+            raise ValueError("early-learning average of another training set (image shapes or class count differ)")
+        self.sums = np.array(state["sums"], dtype=np.uint16)
+        self.counts = np.array(state["counts"], dtype=np.int64)
+
+
+def early_learning_scores(avg: EarlyLearningAverage, labels: Sequence[np.ndarray], ignore_index: int = 255,
+                          tau: float = 0.7, class_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """:func:`label_quality_scores` of each image's ``labels`` against its early-learning average ``q``.
+
+    Returns (scores (N,), disagree_frac (N,), suspect: list of (H, W) bool), one image at a time (images may differ in size).
+    """
+    if len(labels) != len(avg.shapes):
+        raise ValueError(f"{len(labels)} label maps for an average of {len(avg.shapes)} images")
+    scores, disagree, suspect = np.ones(len(labels)), np.zeros(len(labels)), []
+    for i, lab in enumerate(labels):
+        sc, d, m = label_quality_scores(np.asarray(lab)[None], avg.probs(i)[None], ignore_index, tau, class_weight)
+        scores[i], disagree[i] = sc[0], d[0]
+        suspect.append(m[0])
     return scores, disagree, suspect

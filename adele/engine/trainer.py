@@ -32,6 +32,7 @@ from ..models import build_model_from_config
 from ..prediction import resolve_device
 from . import checkpoint as ckpt
 from .adele import AdeleState, Baseline
+from .quality import EarlyLearningTracker, log_budget
 from .distributed import DistInfo, EpochSampler, MultiScaleNet, all_reduce_sum, dist_info, steps_per_epoch
 
 
@@ -92,6 +93,12 @@ class Trainer:
         self.method: Baseline = (AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log, self.dist)
                                  if cfg.method == "adele" else Baseline(cfg, self.ignore_index))
         self.train_ds = TrainDataset(self.data.train, cfg.train.seed, cfg.data.hflip, cfg.data.scale_range, cfg.data.crop, self.ignore_index)
+        #: label quality from this run's training dynamics (:mod:`adele.engine.quality`); None when off
+        self.quality: Optional[EarlyLearningTracker] = None
+        avg_bytes = 2 * self.num_classes * sum(h * w for h, w in self.data.train.shapes)
+        if cfg.quality.track and log_budget(avg_bytes, cfg.quality.max_gb, log if self.is_main else (lambda m: None)):
+            self.quality = EarlyLearningTracker(cfg, self.data.train, self.num_classes, self.dist,
+                                                getattr(self.method, "detector", None))
         self._tb = None
 
     # ------------------------------------------------------------------ setup
@@ -198,6 +205,7 @@ class Trainer:
             "best": self.best,
             "adele": self.method.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None,
+            "quality": self.quality.state_dict() if self.quality else None,
             "config": self.cfg.to_dict(),
             "model_name": self.cfg.model.name,
         })
@@ -223,6 +231,12 @@ class Trainer:
             if not state.get("ema"):
                 raise RunError("checkpoint has no weight average (train.ema was off); resume with the run's own config")
             self.ema.load_state_dict(state["ema"])
+        if self.quality is not None:
+            if state.get("quality"):
+                self.quality.load_state_dict(state["quality"])
+            elif self.epoch > 0:  # a checkpoint made without tracking: an average from here on would miss the early epochs
+                self.quality = None
+                self.log("label-quality tracking stays off: the checkpoint was made without it (quality.track)")
 
     def resume(self) -> None:
         found = runfolder.load_latest(self.run_dir, map_location="cpu")
@@ -262,6 +276,10 @@ class Trainer:
             t0 = time.perf_counter()
             row = self.train_epoch(epoch, (epoch - 1) * per_epoch, total_steps)
             row.update(self.method.after_epoch(epoch, row["_train_cm"], self.eval_model, self.device, self.dist))
+            if self.quality is not None:
+                tq = time.perf_counter()
+                self.quality.after_epoch(epoch, row["_train_cm"], self.eval_model, self.device)
+                row["quality_s"] = round(time.perf_counter() - tq, 3)  # the cost of tracking (history.csv)
             row.pop("_train_cm")
             if self.data.val is not None and (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs):
                 val = self.evaluate(self.data.val)
@@ -439,7 +457,11 @@ class Trainer:
         summary = self.method.summary()
         if summary is not None:
             results["adele"] = summary
+        if self.quality is not None:
+            results["label_quality"] = self.quality.summary(self.classes)
         if self.is_main:
+            if self.quality is not None:
+                self.quality.save(self.run_dir, self.classes)
             runfolder.write_metrics(self.run_dir, results)
             runfolder.save_model(self.run_dir, {"model": self.eval_model.state_dict(), "config": self.cfg.to_dict(), "classes": self.classes,
                                                 "in_channels": self.data.train.in_channels, "ignore_index": self.ignore_index,
