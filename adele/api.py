@@ -35,7 +35,7 @@ from .data.io import read_label
 from .data.volumes import Volume, read_volume_index, run_volume_spec
 from .errors import DatasetError, RunError
 from .inference import _segment_slices, load_run_model, predict_files, segment_volume
-from .reporting.export import current_labels, export_labels, native_label_slices, native_label_volumes, quality_csv, score_labels
+from .reporting.export import current_labels, export_labels, native_label_slices, native_label_volumes, quality_csv, rank_given_labels
 
 
 class Run:
@@ -140,18 +140,20 @@ class Run:
         return {sid: lab for sid, lab, _ in native_label_slices(data.source, self.config, data.train, labels)}
 
     def label_quality(self) -> list[dict]:
-        """One dict per training slice/image, most suspicious (lowest ``score``) first: id, score, disagree_frac, suspect_pixels
+        """Which masks to re-annotate: one dict per training slice/image of the labels the run was given, most suspicious
+        (lowest ``score``) first (see :func:`adele.reporting.export.rank_given_labels`): id, score, disagree_frac, suspect_pixels
         (+ true_error_frac with clean labels, + subject and slice for volume datasets)."""
         data, labels, _ = self._train
         train = data.train
-        scores, disagree, suspect = score_labels(self._lm, train, labels, data.source.ignore_index)
+        q = rank_given_labels(self.path, self._lm, train, data.source.ignore_index, self.config.quality.tau)
+        scores, disagree, suspect = q["scores"], q["disagree"], q["suspect"]
         root = data.source.root
         index = read_volume_index(root) if root is not None else None
         extra = None
         if index is not None:
             where = {sid: (s, k) for s, rec in index["subjects"].items() for sid, k in rec["slices"].items()}
             extra = {"subject": [where[i][0] for i in train.ids], "slice": [where[i][1] for i in train.ids]}
-        text = quality_csv(train.ids, scores, disagree, suspect, labels, train.clean, data.source.ignore_index, extra)
+        text = quality_csv(train.ids, scores, disagree, suspect, train.original, train.clean, data.source.ignore_index, extra)
         rows = list(csv.DictReader(io.StringIO(text)))
         for r in rows:
             for k in ("score", "disagree_frac", "true_error_frac"):

@@ -8,12 +8,11 @@ first flagged foreground class (background errors are the other side of a
 foreground class's under-tracing). An ADELE run uses its own detector; a
 baseline run runs one with the same ``adele.detection`` settings (one IoU
 point per epoch), which changes nothing in its training. At the end the
-average goes to ``quality/early_average.npz``, from which ``adele export-labels``,
+average goes to ``quality/early_average.npz`` (:func:`adele.runfolder.save_early_average`), from which ``adele export-labels``,
 the report and :meth:`adele.api.Run.label_quality` rank the given labels.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -22,18 +21,12 @@ import torch
 
 from ..config import Config
 from ..core import MemorizationDetector
-from ..core.quality import EarlyLearningAverage, early_learning_scores
+from .. import runfolder
+from ..core.quality import EarlyLearningAverage
 from ..data.dataset import PreparedSplit
 from ..metrics import scores_from_confusion
 from ..prediction import predict_probs
 from .distributed import DistInfo, all_reduce_sum
-
-AVERAGE_FILE = "early_average.npz"
-
-
-def average_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "quality" / AVERAGE_FILE
-
 
 class EarlyLearningTracker:
     """Keeps the early-learning average of one run; ``state_dict`` goes into the checkpoint."""
@@ -110,34 +103,7 @@ class EarlyLearningTracker:
                 "stopped_after_epoch": {classes[k]: e for k, e in sorted(self.stopped.items())}}
 
     def save(self, run_dir: str | Path, classes: list[str]) -> None:
-        path = average_path(run_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, sums=self.avg.sums, counts=self.avg.counts, shapes=np.array(self.avg.shapes, dtype=np.int64),
-                            summary=np.array(json.dumps(self.summary(classes))))
-        tmp.replace(path)
-
-
-def load_average(run_dir: str | Path) -> Optional[EarlyLearningAverage]:
-    """The run's early-learning average, or None when the run has none (``quality.track`` off, or made by an older version)."""
-    path = average_path(run_dir)
-    if not path.is_file():
-        return None
-    with np.load(path) as z:
-        shapes = [tuple(int(v) for v in s) for s in z["shapes"]]
-        avg = EarlyLearningAverage(shapes, int(z["sums"].shape[0]))
-        avg.load_state_dict({"shapes": shapes, "sums": z["sums"], "counts": z["counts"]})
-    return avg
-
-
-def score_given_labels(run_dir: str | Path, labels: list[np.ndarray], ignore_index: int, tau: float = 0.7):
-    """(scores, disagree_frac, suspect list, average) of ``labels`` against the run's early-learning average; None without one."""
-    avg = load_average(run_dir)
-    if avg is None:
-        return None
-    if [tuple(l.shape) for l in labels] != avg.shapes:
-        raise ValueError(f"{run_dir}: the early-learning average is of other images than these labels")
-    return (*early_learning_scores(avg, labels, ignore_index, tau), avg)
+        runfolder.save_early_average(run_dir, self.avg, self.summary(classes))
 
 
 def log_budget(avg_bytes: int, limit_gb: float, log: Callable[[str], None]) -> bool:

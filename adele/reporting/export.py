@@ -23,8 +23,9 @@ correction come back exactly as given):
 
 The folder is built beside OUT and renamed into place at the end.
 
-Scores come from :func:`adele.core.quality.label_quality_scores` on the
-model's eval-mode softmax over the exported labels.
+``label_quality.csv`` and ``suspect/`` rank the labels the run was given (before
+any correction): :func:`rank_given_labels`, from the run's early-learning average
+(:mod:`adele.engine.quality`), or from the final model's softmax for runs without one.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ import numpy as np
 import torch
 
 from ..config import saved_config
-from ..core.quality import label_quality_scores
+from ..core.quality import early_learning_scores, label_quality_scores
 from ..data import EMBEDDED
 from ..data.dataset import PreparedSplit, load_run_data, preprocess_image, resize_label
 from ..data.io import write_array
@@ -47,7 +48,7 @@ from ..data.volumes import (VolumeSpec, label_slices, read_volume, read_volume_i
                             write_label_volume)
 from ..errors import RunError
 from ..prediction import load_run_model, predict_probs
-from ..runfolder import label_rounds, load_labels
+from ..runfolder import label_rounds, load_early_average, load_labels
 from ..safety import check_output, staged_output
 from .runs import load_run
 
@@ -86,21 +87,56 @@ def _write_labels(root: Path, ids, labels) -> None:
         write_array(root / f"{sid}.png", np.asarray(lab, dtype=np.uint8))
 
 
-def score_labels(lm, split: PreparedSplit, labels: list[np.ndarray], ignore_index: int, batch_size: int = 8):
+def score_labels(lm, split: PreparedSplit, labels: list[np.ndarray], ignore_index: int, batch_size: int = 8, tau: float = 0.7):
     """:func:`label_quality_scores` of ``labels`` against the model's softmax on ``split``'s images, a batch at a time.
 
-    Returns (scores (N,), disagree_frac (N,), suspect: list of (H, W) bool).
+    Returns (scores (N,), disagree_frac (N,), suspect: list of (H, W) bool, prediction: list of (H, W) uint8).
     """
     bs = batch_size if len(set(split.shapes)) == 1 else 1
-    scores, disagree, suspect = [], [], []
+    scores, disagree, suspect, pred = [], [], [], []
     for s in range(0, len(split), bs):
         x = torch.stack(split.images[s : s + bs]).to(lm.device)
         probs = predict_probs(lm.model, x).cpu().numpy()
-        sc, d, m = label_quality_scores(np.stack(labels[s : s + bs]), probs, ignore_index)
+        sc, d, m = label_quality_scores(np.stack(labels[s : s + bs]), probs, ignore_index, tau)
         scores.append(sc)
         disagree.append(d)
         suspect.extend(m)
-    return np.concatenate(scores), np.concatenate(disagree), suspect
+        pred.extend(probs.argmax(1).astype(np.uint8))
+    return np.concatenate(scores), np.concatenate(disagree), suspect, pred
+
+
+#: where the label-quality probabilities come from, as said in the exported README and the report
+EARLY_SOURCE = ("the early-learning average of this run's training softmax (each class averaged over the epochs before "
+                "its memorization onset; `adele.core.quality`)")
+FINAL_SOURCE = ("the final model's softmax on its own training images (the run has no early-learning average: "
+                "quality.track was off or it predates it). A model that has fitted the labels agrees with their errors, "
+                "so this ranking is weaker")
+
+
+def score_given_labels(run_dir: str | Path, labels: list[np.ndarray], ignore_index: int, tau: float = 0.7):
+    """(scores, disagree_frac, suspect list, average) of ``labels`` against the run's early-learning average; None without one."""
+    avg = load_early_average(run_dir)
+    if avg is None:
+        return None
+    if [tuple(np.shape(l)) for l in labels] != avg.shapes:
+        raise RunError(f"{run_dir}: its early-learning average is of other images than these labels; the dataset changed since training")
+    return (*early_learning_scores(avg, labels, ignore_index, tau), avg)
+
+
+def rank_given_labels(run_dir: Path, lm, train: PreparedSplit, ignore_index: int, tau: float = 0.7) -> dict:
+    """Score the labels the run was given (``train.original``): which masks to re-annotate.
+
+    From the run's early-learning average when it has one (:mod:`adele.engine.quality`), else from
+    the final model. Returns {scores, disagree, suspect, prediction (argmax of the probabilities used), source, early}.
+    """
+    labels = [np.asarray(x) for x in train.original]
+    got = score_given_labels(run_dir, labels, ignore_index, tau)
+    if got is not None:
+        scores, disagree, suspect, avg = got
+        pred = [avg.probs(i).argmax(0).astype(np.uint8) for i in range(len(labels))]
+        return dict(scores=scores, disagree=disagree, suspect=suspect, prediction=pred, source=EARLY_SOURCE, early=True)
+    scores, disagree, suspect, pred = score_labels(lm, train, labels, ignore_index, tau=tau)
+    return dict(scores=scores, disagree=disagree, suspect=suspect, prediction=pred, source=FINAL_SOURCE, early=False)
 
 
 def true_error_frac(label: np.ndarray, clean: np.ndarray, ignore_index: int = 255) -> float:
@@ -138,7 +174,8 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     if list(train.ids) != list(run.info.get("train_ids", train.ids)):
         raise RunError(f"{run.path}: the training images of {cfg.data.path} differ from those the run was trained on; export from the original dataset")
     labels, origin = current_labels(run.path, train)
-    scores, disagree, suspect = score_labels(lm, train, labels, data.source.ignore_index)
+    q = rank_given_labels(run.path, lm, train, data.source.ignore_index, cfg.quality.tau)
+    scores, disagree, suspect = q["scores"], q["disagree"], q["suspect"]
 
     src, size = data.source, cfg.data.size
     shape = train.labels[0].shape
@@ -160,19 +197,19 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
             native = export_native_volumes(tmp / "original", vol_index, src.root, cfg, train, labels)
             where = {sid: (subj, k) for subj, rec in vol_index["subjects"].items() for sid, k in rec["slices"].items()}
             extra = {"subject": [where[i][0] for i in train.ids], "slice": [where[i][1] for i in train.ids]}
-            (tmp / "label_quality_subjects.csv").write_text(subject_quality_csv(train, labels, scores, disagree, suspect, extra["subject"],
+            (tmp / "label_quality_subjects.csv").write_text(subject_quality_csv(train, train.original, scores, disagree, suspect, extra["subject"],
                                                                                native, src.ignore_index))
         else:
             native = export_native_slices(tmp / "original", src, cfg, train, labels)
             extra = None
-        (tmp / "label_quality.csv").write_text(quality_csv(train.ids, scores, disagree, suspect, labels, train.clean, src.ignore_index, extra))
+        (tmp / "label_quality.csv").write_text(quality_csv(train.ids, scores, disagree, suspect, train.original, train.clean, src.ignore_index, extra))
         note = (f"train/labels: {origin} of run {run.name} (method {run.method}); train/labels_original: the labels it was trained on "
                 f"before correction. All images and labels are at the run's training resolution ({res_text}), not the source resolution. "
                 f"original/labels/: the corrected labels in the source's own space ({native['what']}).")
         meta = {"name": f"{src.name}-{run.name}-labels", "classes": list(src.classes), "ignore_index": src.ignore_index,
                 "note": note, "resolution": None if size is None else list(shape), "source_run": run.name}
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
-        (tmp / "README.md").write_text(_readme(note, train.clean is not None, exts["train"], native["readme"], vol_index is not None))
+        (tmp / "README.md").write_text(_readme(note, train.clean is not None, exts["train"], native["readme"], vol_index is not None, q["source"]))
     worst = np.argsort(scores, kind="stable")[:3]
     log(f"wrote {out}: {len(train)} training labels ({origin}), {native['summary']}, label_quality.csv (most suspicious: "
         + ", ".join(f"{train.ids[i]} {scores[i]:.3f}" for i in worst) + ")")
@@ -287,17 +324,18 @@ def subject_quality_csv(train: PreparedSplit, labels, scores, disagree, suspect,
     return buf.getvalue()
 
 
-def _readme(note: str, has_clean: bool, ext: str, native: str = "", volumes: bool = False) -> str:
+def _readme(note: str, has_clean: bool, ext: str, native: str = "", volumes: bool = False, source: str = EARLY_SOURCE) -> str:
     return f"""# Exported training labels
 
 {note}
 
 - `train/images/*.{ext}`, `train/labels/*.png`: a dataset in the generic format (`adele data check .`, `adele train --data .`)
 - `train/labels_original/`: the labels before correction{chr(10) + "- `train/labels_clean/`: the clean reference labels" if has_clean else ""}
-- `label_quality.csv`: one row per training image, most suspicious first. `score` in [0, 1] (lower = more suspicious)
-  combines confidence-weighted pixel agreement with per-class mean probability of the given label (see
-  `adele.core.quality`); `disagree_frac` = fraction of labelled pixels where the model predicts another
-  class with probability > 0.7.
-- `suspect/<id>.png`: 255 on those pixels.{chr(10) + "- `label_quality.csv` columns `subject`, `slice`: where each slice comes from." if volumes else ""}
+- `label_quality.csv`: which masks to re-annotate: one row per training image, most suspicious first. It
+  scores the labels the run was given (`train/labels_original/`) against {source}.
+  `score` in [0, 1] (lower = more suspicious) combines confidence-weighted pixel agreement with the per-class
+  mean probability of the given label; `disagree_frac` = fraction of labelled pixels where those probabilities
+  put another class above 0.7 (quality.tau){"; `true_error_frac` = fraction of labelled pixels that differ from the clean labels" if has_clean else ""}.
+- `suspect/<id>.png`: 255 on those pixels: where to look first when redrawing the mask.{chr(10) + "- `label_quality.csv` columns `subject`, `slice`: where each slice comes from." if volumes else ""}
 {native}
 """

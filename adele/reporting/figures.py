@@ -161,7 +161,7 @@ def memorization_compare(items: Sequence[tuple[str, dict]], path: Path) -> Path:
 
 
 def overlays(rows: Sequence[dict], columns: Sequence[str], classes: Sequence[str], path: Path) -> Path:
-    """Grid of examples: rows[i] = {"id", "image": (H, W) float, column name: (H, W) label map}."""
+    """Grid of examples: rows[i] = {"id", "image": (H, W) float, column name: (H, W) label map, or (H, W) bool mask drawn in red}."""
     ncol = 1 + len(columns)
     fig, axes = _figure(len(rows), ncol, 2.1 * ncol, 2.3 * len(rows) + 0.4)
     cmap = ListedColormap(class_colors(len(classes)))
@@ -170,7 +170,9 @@ def overlays(rows: Sequence[dict], columns: Sequence[str], classes: Sequence[str
         for c, col in enumerate(["image", *columns]):
             ax = axes[r, c]
             ax.imshow(img, cmap="gray", interpolation="nearest")
-            if col != "image":
+            if col != "image" and np.asarray(row[col]).dtype == bool:  # a pixel mask (suspect pixels): red
+                ax.imshow(np.ma.masked_where(~row[col], row[col]), cmap=ListedColormap(["#e8202a"]), alpha=0.8, interpolation="nearest")
+            elif col != "image":
                 lab = np.ma.masked_where((row[col] == 0) | (row[col] >= len(classes)), row[col])
                 ax.imshow(lab, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, alpha=0.55, interpolation="nearest")
             ax.set_xticks([])

@@ -25,6 +25,7 @@ from ..data.dataset import load_run_data
 from ..errors import AdeleError
 from ..prediction import load_run_model, predict_probs
 from ..runfolder import label_rounds, load_labels
+from .export import rank_given_labels, true_error_frac
 from ..safety import check_output, staged_output
 from . import figures
 from .memorization import run_memorization
@@ -324,6 +325,45 @@ def examples_block(r: RunInfo, ids: list[str], fig_dir: Path, slug: str, cache: 
             f"<p class='note'>At the training resolution; prediction of {_e(lm.origin)} in eval mode.</p>")
 
 
+def suspects_block(r: RunInfo, n: int, fig_dir: Path, slug: str, cache: _DataCache, device: str) -> str:
+    """Which masks to re-annotate: the run's most suspicious given labels, as overlays and a short ranked table."""
+    if n <= 0:
+        return ""
+    title = "<h3>Which masks to re-annotate</h3>"
+    try:
+        data = cache.get(r)
+        train = data.train
+        if list(train.ids) != list(r.info.get("train_ids", train.ids)):
+            return title + "<p class='note'>skipped: the dataset's training images differ from the run's.</p>"
+        lm = load_run_model(r.path, device, allow_checkpoint=True, in_channels=train.in_channels)
+        q = rank_given_labels(r.path, lm, train, data.source.ignore_index, saved_config(r.path / "config.yaml").quality.tau)
+    except (AdeleError, ValueError) as exc:
+        return title + f"<p class='note'>skipped: {_e(exc)}</p>"
+    order = np.argsort(q["scores"], kind="stable")
+    pred_col = "early-learning prediction" if q["early"] else "final prediction"
+    columns = ["given label", "suspect pixels", pred_col] + (["clean label"] if train.clean is not None else [])
+    rows = []
+    for i in order[:n]:
+        row = {"id": f"{train.ids[i]} ({q['scores'][i]:.2f})", "image": figures.display_image(train.images[i].numpy()),
+               "given label": train.original[i], "suspect pixels": np.asarray(q["suspect"][i], dtype=bool), pred_col: q["prediction"][i]}
+        if train.clean is not None:
+            row["clean label"] = train.clean[i]
+        rows.append(row)
+    png = figures.overlays(rows, columns, r.classes, fig_dir / f"{slug}_suspects.png")
+    head = ["rank", "id", "score", "suspect pixels", "disagree_frac"] + (["true wrong-pixel fraction"] if train.clean is not None else [])
+    table = []
+    for rank, i in enumerate(order[: max(n, 10)], start=1):
+        row = [str(rank), _e(train.ids[i]), f"{q['scores'][i]:.3f}", str(int(q["suspect"][i].sum())), f"{q['disagree'][i]:.3f}"]
+        if train.clean is not None:
+            row.append(f"{true_error_frac(train.original[i], train.clean[i], data.source.ignore_index):.3f}")
+        table.append(row)
+    return (title + f"<img src='figures/{png.name}' alt='most suspicious training labels, {_e(r.name)}'>"
+            + f"<p class='note'>The labels the run was given, most suspicious first (score in brackets, lower = more suspicious); "
+            + f"red: pixels whose label the probabilities confidently contradict. Probabilities: {_e(q['source'])}. "
+            + "The full list and every suspect mask: <code>adele export-labels RUN --out DIR</code>.</p>"
+            + _table(head, table))
+
+
 # ----------------------------------------------------------------------------- page
 
 
@@ -354,7 +394,8 @@ def _write_report(runs, out: Path, device: str, examples: int, log: Callable[[st
         log(f"report: {r.name}")
         slug = slugs[r.name]
         body += [f"<h2 id='run-{slug}'>{_e(r.name)} <span class='note'>({_e(r.method)})</span></h2>",
-                 curves_block(r, fig_dir, slug), rounds_block(r, fig_dir, slug), examples_block(r, ids, fig_dir, slug, cache, device)]
+                 curves_block(r, fig_dir, slug), rounds_block(r, fig_dir, slug), examples_block(r, ids, fig_dir, slug, cache, device),
+                 suspects_block(r, examples, fig_dir, slug, cache, device)]
     page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>adele report</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
     (out / "index.html").write_text(page, encoding="utf-8")

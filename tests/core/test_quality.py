@@ -66,3 +66,102 @@ def test_ignore_pixels_and_errors():
         label_quality_scores(labels[:, :5], probs, 255)
     with pytest.raises(ValueError, match="class ids"):
         label_quality_scores(np.full_like(labels, C), probs, 255)
+
+
+# ---------------------------------------------------------------- K-fold splits
+
+@pytest.mark.parametrize("n,k", [(72, 5), (10, 3), (7, 7), (5, 2)])
+def test_kfold_never_scores_an_image_with_a_model_that_saw_it(n, k):
+    from adele.core.quality import kfold_assignment
+
+    folds = kfold_assignment(n, k, seed=4)
+    assert folds.shape == (n,) and set(folds.tolist()) == set(range(k))
+    sizes = np.bincount(folds, minlength=k)
+    assert sizes.max() - sizes.min() <= 1
+    for f in range(k):
+        trained_on, scored = set(np.flatnonzero(folds != f)), set(np.flatnonzero(folds == f))
+        assert not trained_on & scored and trained_on | scored == set(range(n))
+    # every image is scored exactly once over the k folds
+    assert sorted(i for f in range(k) for i in np.flatnonzero(folds == f)) == list(range(n))
+    np.testing.assert_array_equal(folds, kfold_assignment(n, k, seed=4))
+    assert not np.array_equal(folds, kfold_assignment(n, k, seed=5)) or n == k
+    with pytest.raises(ValueError):
+        kfold_assignment(3, 4)
+
+
+# ---------------------------------------------------------------- suspect maps
+
+def test_label_equal_to_a_confident_prediction_has_an_empty_suspect_mask():
+    rng = np.random.default_rng(7)
+    clean = _clean(3, rng)
+    probs = _probs(clean, rng, strength=8.0)
+    labels = probs.argmax(1)
+    assert (probs.max(1) > 0.7).all()
+    scores, disagree, suspect = label_quality_scores(labels, probs, 255)
+    assert not suspect.any() and (disagree == 0).all() and (scores > 0.9).all()
+
+
+# ---------------------------------------------------------------- early-learning average
+
+def _onehot_probs(lab, p=0.9):
+    """(C, H, W): p on ``lab``, the rest spread evenly."""
+    out = np.full((C,) + lab.shape, (1 - p) / (C - 1), dtype=np.float32)
+    np.put_along_axis(out, lab[None].astype(np.int64), p, 0)
+    return out
+
+
+def test_early_average_freezes_each_class_at_its_flag():
+    """Snapshots before a class is flagged count for it, later ones (memorized labels) do not."""
+    from adele.core.quality import EarlyLearningAverage, early_learning_scores
+
+    rng = np.random.default_rng(3)
+    clean = _clean(2, rng)
+    noisy = clean.copy()
+    noisy[0][clean[0] == 2] = 0  # image 0: class 2 erased (under-traced to background)
+    avg = EarlyLearningAverage([c.shape for c in clean], C)
+    early = avg.quantized([_onehot_probs(c) for c in clean])  # the network predicts the truth
+    late = avg.quantized([_onehot_probs(n) for n in noisy])  # then the noisy labels
+    active = np.ones(C, dtype=bool)
+    for _ in range(3):
+        avg.add(early, active)
+    active[[0, 2]] = False  # class 2 flagged (and background with it)
+    for _ in range(5):
+        avg.add(late, active)
+    assert avg.counts.tolist() == [3, 8, 3, 8, 8, 8]
+    q = avg.probs(0)
+    np.testing.assert_allclose(q.sum(0), 1.0, atol=1e-5)
+    assert (q.argmax(0)[clean[0] == 2] == 2).all()  # the early truth survives the memorized epochs
+    scores, _, suspect = early_learning_scores(avg, list(noisy), 255)
+    assert suspect[0][clean[0] == 2].mean() > 0.99 and not suspect[1].any()
+    assert scores[0] < scores[1]
+    # without freezing, the memorized epochs win
+    plain = EarlyLearningAverage([c.shape for c in clean], C)
+    for _ in range(3):
+        plain.add(early, np.ones(C, bool))
+    for _ in range(5):
+        plain.add(late, np.ones(C, bool))
+    assert not early_learning_scores(plain, list(noisy), 255)[2][0].any()
+
+
+def test_early_average_is_exact_deterministic_and_bounded():
+    from adele.core.quality import MAX_SNAPSHOTS, EarlyLearningAverage
+
+    shapes = [(4, 5), (3, 2)]
+    avg = EarlyLearningAverage(shapes, 3)
+    assert avg.nbytes == 2 * 3 * (20 + 6)
+    np.testing.assert_allclose(avg.probs(1), 1 / 3)  # nothing yet: uniform
+    rng = np.random.default_rng(0)
+    p = [rng.dirichlet(np.ones(3), size=s).transpose(2, 0, 1) for s in shapes]
+    q = avg.quantized(p)
+    for _ in range(MAX_SNAPSHOTS + 5):
+        avg.add(q, np.ones(3, bool))
+    assert avg.counts.tolist() == [MAX_SNAPSHOTS] * 3  # capped, never wrapped around
+    expected = np.rint(p[0] * 255) / 255
+    np.testing.assert_allclose(avg.probs(0), expected / expected.sum(0), atol=1e-6)
+    again = EarlyLearningAverage(shapes, 3)
+    again.load_state_dict(avg.state_dict())
+    np.testing.assert_array_equal(again.probs(1), avg.probs(1))
+    with pytest.raises(ValueError, match="another training set"):
+        EarlyLearningAverage([(4, 5)], 3).load_state_dict(avg.state_dict())
+    with pytest.raises(ValueError, match="expected probabilities"):
+        avg.quantized([p[1], p[0]])

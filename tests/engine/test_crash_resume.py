@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from adele.runfolder import early_average_path as average_path
 from adele.runfolder import load_labels
 from adele.runfolder import list_checkpoints
 
@@ -33,11 +34,12 @@ def _final(out):
     metrics = json.loads((out / "metrics.json").read_text())
     rounds = metrics["adele"]["rounds"]
     labels = load_labels(out / "labels" / f"round_{len(rounds):03d}.npz") if rounds else None
-    return metrics, labels
+    return metrics, labels, np.load(average_path(out))["sums"]
 
 
 def _same(a, b):
-    (ma, la), (mb, lb) = a, b
+    (ma, la, qa), (mb, lb, qb) = a, b
+    assert np.array_equal(qa, qb)  # the label-quality average too
     assert ma["test"]["dice"] == mb["test"]["dice"]
     assert ma["adele"]["rounds"] == mb["adele"]["rounds"]
     assert (la is None) == (lb is None)

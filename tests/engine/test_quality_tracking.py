@@ -1,0 +1,84 @@
+"""The early-learning average a run keeps for label quality: written, exact on resume, deterministic, free for training."""
+import json
+
+import numpy as np
+import pytest
+
+from adele.config import load_config
+from adele.engine import Trainer, load_run_data
+from adele.reporting.export import score_given_labels
+from adele.runfolder import early_average_path as average_path, load_early_average as load_average
+from adele.testing import small_colin27
+
+from test_train_e2e import FAST
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: flags early on the small set: a low bar for the peak and the rise, short horizon
+EARLY_FLAGS = ["adele.detection.min_peak_iou=0.05", "adele.detection.min_rise=0", "adele.detection.trim_flat=null", "adele.detection.horizon=3"]
+
+
+def _fit(run, *overrides, epochs=4, data=None):
+    cfg = load_config(None, FAST + [f"train.epochs={epochs}", "data.noise=final", *overrides])
+    tr = Trainer(cfg, run, data=load_run_data(cfg, data or small_colin27(8, 4)), log=lambda m: None)
+    tr.prepare_run_dir(False, True)
+    tr.fit()
+    return tr
+
+
+def test_baseline_run_keeps_the_average_and_scores_are_deterministic(tmp_path):
+    a = _fit(tmp_path / "a", *EARLY_FLAGS, epochs=6)
+    b = _fit(tmp_path / "b", *EARLY_FLAGS, epochs=6)
+    avg = load_average(tmp_path / "a")
+    assert avg is not None and avg.shapes == a.data.train.shapes
+    summary = json.loads((tmp_path / "a" / "metrics.json").read_text())["label_quality"]
+    counts = summary["snapshots"]
+    assert list(counts) == a.classes and max(counts.values()) <= 6 and min(counts.values()) >= 1
+    # a class stops at its flag; the baseline's own detector flagged some here, and background stopped with the first
+    flagged = {a.classes[k] for k in np.flatnonzero(a.quality.detector.flagged)}
+    assert flagged, "the test needs a flagged class"
+    for name, n in counts.items():
+        if name in flagged or name == "background":
+            assert n == summary["stopped_after_epoch"][name] < 6
+        else:
+            assert n == 6
+    np.testing.assert_array_equal(avg.sums, load_average(tmp_path / "b").sums)
+    sa = score_given_labels(tmp_path / "a", a.data.train.original, 255)
+    sb = score_given_labels(tmp_path / "a", a.data.train.original, 255)
+    np.testing.assert_array_equal(sa[0], sb[0])
+    assert all(np.array_equal(x, y) for x, y in zip(sa[2], sb[2]))
+    assert [r["quality_s"] >= 0 for r in a.history] == [True] * 6
+
+
+def test_tracking_changes_nothing_in_training_and_can_be_off(tmp_path):
+    on = _fit(tmp_path / "on")
+    off = _fit(tmp_path / "off", "quality.track=false")
+    assert [r["loss"] for r in on.history] == [r["loss"] for r in off.history]
+    assert not average_path(tmp_path / "off").exists() and "label_quality" not in json.loads((tmp_path / "off" / "metrics.json").read_text())
+    logs = []
+    cfg = load_config(None, FAST + ["quality.max_gb=0.000000001"])
+    tr = Trainer(cfg, tmp_path / "big", data=load_run_data(cfg, small_colin27(8, 4)), log=logs.append)
+    assert tr.quality is None and any("quality.max_gb" in m for m in logs)
+
+
+def test_resume_continues_the_average_exactly(tmp_path):
+    data = small_colin27(8, 4)
+    _fit(tmp_path / "full", *EARLY_FLAGS, data=data)
+    _fit(tmp_path / "part", *EARLY_FLAGS, epochs=2, data=data)
+    cfg = load_config(None, FAST + ["train.epochs=4", "data.noise=final", *EARLY_FLAGS])
+    c = Trainer(cfg, tmp_path / "part", data=load_run_data(cfg, data), log=lambda m: None)
+    c.prepare_run_dir(resume=True, overwrite=False)
+    c.resume()
+    c.fit()
+    full, part = load_average(tmp_path / "full"), load_average(tmp_path / "part")
+    np.testing.assert_array_equal(full.counts, part.counts)
+    np.testing.assert_array_equal(full.sums, part.sums)
+
+
+def test_adele_run_freezes_with_its_own_detector(tmp_path):
+    tr = _fit(tmp_path / "adele", "method=adele", "adele.consistency.enabled=false", *EARLY_FLAGS, epochs=5)
+    assert tr.quality.detector is tr.method.detector and not tr.quality.own
+    assert "detector" not in tr.quality.state_dict()
+    stopped = json.loads((tmp_path / "adele" / "metrics.json").read_text())["label_quality"]["stopped_after_epoch"]
+    flag_epochs = json.loads((tmp_path / "adele" / "metrics.json").read_text())["adele"]["flag_epochs"]
+    assert flag_epochs and all(stopped[c] == e - 1 for c, e in flag_epochs.items())
