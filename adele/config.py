@@ -174,15 +174,13 @@ class AdeleConfig:
 class QualityConfig:
     """Label quality from the run's training dynamics (:mod:`adele.core.quality`): which masks to re-annotate."""
 
-    #: keep the early-learning average of the training softmax (an eval-mode pass over the training
-    #: images after each epoch until every class is flagged; changes nothing in training)
+    #: keep each class's eval-mode training softmax at the epoch its memorization is detected (an
+    #: eval-mode pass over the training images in those epochs and at the end; changes nothing in training)
     track: bool = True
-    #: one snapshot every N epochs
-    every: int = 1
-    #: a pixel is suspect where the average confidently (> tau) predicts another class than its label
+    #: a pixel is suspect where those probabilities confidently (> tau) put another class than its label
     tau: float = 0.7
-    #: tracking is skipped (with one line) when the average would take more memory than this
-    #: (2 bytes per training pixel and class)
+    #: tracking is skipped (with one line) when the probabilities would take more memory than this
+    #: (1 byte per training pixel and class)
     max_gb: float = 2.0
 
 
@@ -459,7 +457,6 @@ def validate(cfg: Config) -> None:
     check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
     check(t.eval_every >= 1, "train.eval_every", "must be >= 1")
     q = cfg.quality
-    check(q.every >= 1, "quality.every", f"must be >= 1, got {q.every}")
     check(0 < q.tau < 1, "quality.tau", f"must be in (0, 1), got {q.tau}")
     check(q.max_gb > 0, "quality.max_gb", f"must be > 0, got {q.max_gb}")
     check(0.0 <= t.ema < 1.0, "train.ema", f"must be in [0, 1) (0 = off), got {t.ema}")

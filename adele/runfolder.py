@@ -13,7 +13,7 @@ Layout::
     RUN/metrics.json                 final scores (once finished)
     RUN/model.pt                     final weights with what is needed to use them
     RUN/tb/                          TensorBoard events, when tensorboard is installed
-    RUN/quality/early_average.npz    the early-learning average of the training softmax, for label quality (quality.track)
+    RUN/quality/early_probs.npz      each class's training softmax at its memorization flag, for label quality (quality.track)
     RUN/volumes.json                 volume datasets: written by :func:`adele.data.volumes.copy_volume_spec`
 
 Training writes these files, reporting and inference read them; neither needs the
@@ -33,7 +33,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from .core.quality import EarlyLearningAverage
+from .core.quality import EarlyLearningProbs
 from .errors import RunError
 from .safety import atomic_write, atomic_write_bytes, atomic_write_text
 
@@ -47,7 +47,7 @@ MODEL = "model.pt"
 CHECKPOINTS = "checkpoints"
 LABELS = "labels"
 STORE = "store"
-EARLY_AVERAGE = "quality/early_average.npz"
+EARLY_PROBS = "quality/early_probs.npz"
 TENSORBOARD = "tb"
 
 _CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)\.pt$")
@@ -253,30 +253,30 @@ def load_model(run_dir: str | Path) -> dict:
     return torch.load(model_path(run_dir), map_location="cpu", weights_only=True)
 
 
-def early_average_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / EARLY_AVERAGE
+def early_probs_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / EARLY_PROBS
 
 
-def save_early_average(run_dir: str | Path, avg: EarlyLearningAverage, summary: dict) -> None:
-    """``quality/early_average.npz``: the exact uint16 sums, snapshot counts, image shapes and a JSON summary."""
+def save_early_probs(run_dir: str | Path, probs: EarlyLearningProbs, summary: dict) -> None:
+    """``quality/early_probs.npz``: the uint8 probabilities, each class's snapshot epoch, image shapes and a JSON summary."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, sums=avg.sums, counts=avg.counts, shapes=np.array(avg.shapes, dtype=np.int64).reshape(-1, 2),
+    np.savez_compressed(buf, q=probs.q, epochs=probs.epochs, shapes=np.array(probs.shapes, dtype=np.int64).reshape(-1, 2),
                         summary=np.array(json.dumps(summary)))
-    path = early_average_path(run_dir)
+    path = early_probs_path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(buf.getvalue(), path)
 
 
-def load_early_average(run_dir: str | Path) -> Optional[EarlyLearningAverage]:
-    """The run's early-learning average, or None when it has none (``quality.track`` off, or a run made before it existed)."""
-    path = early_average_path(run_dir)
+def load_early_probs(run_dir: str | Path) -> Optional[EarlyLearningProbs]:
+    """The run's early-learning probabilities, or None when it has none (``quality.track`` off, or a run made before they existed)."""
+    path = early_probs_path(run_dir)
     if not path.is_file():
         return None
     try:
         with np.load(path) as z:
             shapes = [(int(h), int(w)) for h, w in z["shapes"]]
-            avg = EarlyLearningAverage(shapes, int(z["sums"].shape[0]))
-            avg.load_state_dict({"shapes": shapes, "sums": z["sums"], "counts": z["counts"]})
+            probs = EarlyLearningProbs(shapes, int(z["q"].shape[0]))
+            probs.load_state_dict({"shapes": shapes, "q": z["q"], "epochs": z["epochs"]})
     except (OSError, KeyError, ValueError) as exc:
         raise RunError(f"{path}: unreadable ({exc}); delete it to rank labels with the final model instead") from None
-    return avg
+    return probs

@@ -15,8 +15,9 @@ baseline (no correction), one thread per run.
 
 Rankings (image level: lower score = more suspicious; pixel level: a suspect mask):
 
-* **adele, one run**: the early-learning average of that run's training softmax
-  (``adele.core.quality``), kept while it trains; ``early_learning_scores`` /
+* **adele, one run**: that run's early-learning probabilities (each class's
+  eval-mode training softmax at the epoch its memorization is detected,
+  ``adele.core.quality``), kept while it trains; ``early_learning_scores`` and
   its suspect pixels. Cost: 1 training run (+ the tracking passes, measured).
 * **cleanlab, K-fold**: ``cleanlab.segmentation.rank.get_label_quality_scores``
   (softmin) and ``cleanlab.segmentation.filter.find_label_issues`` fed with
@@ -166,7 +167,7 @@ def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int) -> tuple[d
     t0 = time.perf_counter()
     got = score_given_labels(one, list(labels), 255)
     if got is None:
-        raise SystemExit(f"{one}: no early-learning average (quality.track was off)")
+        raise SystemExit(f"{one}: no early-learning probabilities (quality.track was off)")
     scores, _, suspect, _ = got
     rankings["adele early-learning (one run)"] = dict(susp=-scores, mask=np.stack(suspect), runs="1", wall=wall(one) + time.perf_counter() - t0,
                                                        note=f"tracking {tracking:.0f} s of it")

@@ -49,3 +49,24 @@ def test_early_learning_trace_with_oracle_correction_columns(tmp_path):
 def test_hostile_input_pass_runs_and_classifies():
     out = run("bench_hostile_inputs.py", "-k", "dataset.json is")
     assert "2 cases tried" in out and "refused as intended): 2" in out and "anything else: 0" in out
+
+
+@pytest.mark.slow
+def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
+    """One noise draw, 2 folds, 2 epochs: every row of the table; without cleanlab its rows go with one line saying how to install it."""
+    fake = tmp_path / "site"
+    (fake / "cleanlab").mkdir(parents=True)
+    (fake / "cleanlab" / "__init__.py").write_text("raise ImportError('cleanlab hidden by the test')\n")
+    env = dict(ENV, PYTHONPATH=str(fake))
+    res = subprocess.run([sys.executable, str(BENCH / "bench_label_quality.py"), "--work", str(tmp_path / "work"), "--datasets", "colin27",
+                          "--draws", "1", "--folds", "2", "--epochs", "2"], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout
+    assert sum("pip install" in line and "cleanlab" in line for line in out.splitlines()) == 1
+    rows = [line for line in out.splitlines() if line.startswith("| adele")]
+    assert len(rows) == 3 and not any(line.startswith("| cleanlab") for line in out.splitlines())
+    for line in rows:
+        cells = line.strip(" |").split("|")
+        spearman, auroc = float(cells[1].split()[0]), float(cells[2].split()[0])
+        assert -1 <= spearman <= 1 and 0 <= auroc <= 1
+    assert "| 1 |" in rows[0] and "2 + 1" in rows[1]

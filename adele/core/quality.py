@@ -19,26 +19,30 @@ k the model calls background, or pixels the model confidently calls k that
 are labelled background) lowers the score as much as a large one.
 An image with no valid pixel gets score 1 and disagree 0 (nothing to doubt).
 
-**Which probabilities** (:class:`EarlyLearningAverage`). Scored with the
-softmax of the final model on its own training images, the score fails: the
-network has memorized the wrong labels, so it agrees with them (in-sample
-probabilities; cleanlab's documentation asks for out-of-sample ones, i.e. K
-extra trainings). ADELE's observation gives a cheaper source within one run:
-before a class's memorization onset the network predicts the truth. So a run
-keeps, per training pixel and class, the average of the eval-mode softmax over
-the epochs before that class is flagged:
+**Which probabilities** (:class:`EarlyLearningProbs`). Scored with the
+softmax of the final model on its own training images, the score fails once
+the network has memorized the wrong labels: it then agrees with them
+(in-sample probabilities; cleanlab's documentation asks for out-of-sample
+ones, i.e. K extra trainings). ADELE's observation gives a source within one
+run: up to a class's memorization onset the network predicts the truth, and
+ADELE's detector flags that moment per class. So a run keeps, per training
+pixel, each class's eval-mode softmax at the epoch the class is flagged:
 
-    S_k = sum over snapshots e = 1, 2, ... while class k is not flagged of round(255 * p_k^(e))
-    n_k = number of those snapshots                       (the same for every pixel)
-    q_k = (S_k / (255 n_k)) / sum_j (S_j / (255 n_j))     (renormalized over the classes)
+    e_k = the epoch class k is flagged                     (foreground classes)
+          the epoch the last foreground class is flagged   (background)
+          the last epoch                                   (a class never flagged)
+    q_k = p_k^(e_k) / sum_j p_j^(e_j)                      (renormalized over the classes)
 
-A class is flagged by ADELE's detector on the training-IoU curve (the same
-rule and settings as ``adele.detection``; a baseline run runs the detector
-only for this). A class that is never flagged is averaged over the whole run.
-The early-learning score of an image is :func:`label_quality_scores` of its
-*given* labels against ``q``. Memory: 2 bytes per training pixel and class
-(uint16 sums of uint8 probabilities, exact and deterministic; a channel stops
-after :data:`MAX_SNAPSHOTS` snapshots).
+``p^(e)`` is the softmax after epoch ``e``: for an ADELE run, the predictions
+its correction round of that epoch uses. The flag comes from ADELE's
+detector on the training-IoU curve with the ``adele.detection`` settings (a
+baseline run runs the detector only for this). Background errors are the
+other side of a foreground class's over- or under-tracing, so background
+follows the network until the last foreground class is flagged. The one-run
+score of an image is :func:`label_quality_scores` of its *given* labels
+against ``q``. Memory: 1 byte per training pixel and class (uint8
+probabilities); an eval-mode pass over the training images only in the
+epochs where a class is flagged and at the end.
 
 **K-fold splits** (:func:`kfold_assignment`) for the out-of-sample baseline.
 """
@@ -48,8 +52,6 @@ from typing import Sequence
 
 import numpy as np
 
-#: uint16 sums of uint8 probabilities hold 65535 // 255 = 257 snapshots per class
-MAX_SNAPSHOTS = 65535 // 255
 
 
 def label_quality_scores(
@@ -117,11 +119,11 @@ def kfold_assignment(n: int, k: int = 5, seed: int = 0) -> np.ndarray:
     return folds
 
 
-class EarlyLearningAverage:
-    """Per-class average of the training softmax before each class's memorization onset (see module doc).
+class EarlyLearningProbs:
+    """Each class's softmax at the epoch it is flagged (see module doc): uint8, one channel per class.
 
     ``shapes``: (H, W) of every training image (they may differ). Pixels of all images are laid
-    out back to back; :meth:`add` takes one snapshot of every image at once.
+    out back to back; :meth:`update` takes one snapshot of every image for the given classes.
     """
 
     def __init__(self, shapes: Sequence[tuple[int, int]], num_classes: int):
@@ -131,16 +133,21 @@ class EarlyLearningAverage:
         sizes = np.array([h * w for h, w in self.shapes], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.num_classes = int(num_classes)
-        self.sums = np.zeros((self.num_classes, int(self.offsets[-1])), dtype=np.uint16)
-        self.counts = np.zeros(self.num_classes, dtype=np.int64)
+        self.q = np.zeros((self.num_classes, int(self.offsets[-1])), dtype=np.uint8)
+        #: epoch of each class's snapshot (0 = none yet)
+        self.epochs = np.zeros(self.num_classes, dtype=np.int64)
 
     @property
     def nbytes(self) -> int:
-        return int(self.sums.nbytes)
+        return int(self.q.nbytes)
+
+    def buffer(self) -> np.ndarray:
+        """An empty (C, total pixels) uint8 snapshot to fill with :meth:`write`."""
+        return np.zeros(self.q.shape, dtype=np.uint8)
 
     def quantized(self, probs_by_image: Sequence[np.ndarray]) -> np.ndarray:
         """(C, total pixels) uint8 round(255 p) of one snapshot, from a (C, H, W) array per image."""
-        q = np.zeros(self.sums.shape, dtype=np.uint8)
+        q = self.buffer()
         for i, p in enumerate(probs_by_image):
             self.write(q, i, p)
         return q
@@ -152,42 +159,40 @@ class EarlyLearningAverage:
             raise ValueError(f"image {i}: expected probabilities of shape {(self.num_classes,) + self.shapes[i]}, got {p.shape}")
         q[:, self.offsets[i] : self.offsets[i + 1]] = np.rint(np.clip(p, 0.0, 1.0) * 255.0).reshape(self.num_classes, -1)
 
-    def add(self, q: np.ndarray, active: np.ndarray) -> None:
-        """Add one snapshot ``q`` (C, total) uint8 to the classes still ``active`` (C,) bool (not yet flagged)."""
-        active = np.asarray(active, dtype=bool) & (self.counts < MAX_SNAPSHOTS)
-        if q.shape != self.sums.shape:
-            raise ValueError(f"snapshot of shape {q.shape}, expected {self.sums.shape}")
-        for k in np.flatnonzero(active):
-            self.sums[k] += q[k]
-        self.counts[active] += 1
+    def update(self, q: np.ndarray, classes: Sequence[int], epoch: int) -> None:
+        """Keep snapshot ``q`` (C, total) uint8, taken after ``epoch``, for ``classes`` (replacing what they had)."""
+        if q.shape != self.q.shape:
+            raise ValueError(f"snapshot of shape {q.shape}, expected {self.q.shape}")
+        for k in classes:
+            self.q[k] = q[k]
+            self.epochs[k] = int(epoch)
 
     def probs(self, i: int) -> np.ndarray:
-        """q of image ``i``: (C, H, W) float32, rows sum to 1 (uniform before the first snapshot)."""
+        """q of image ``i``: (C, H, W) float32, rows sum to 1 (uniform where every class reads 0, e.g. before any snapshot)."""
         h, w = self.shapes[i]
-        s = self.sums[:, self.offsets[i] : self.offsets[i + 1]].astype(np.float32)
-        mean = s / (255.0 * np.maximum(self.counts, 1)[:, None].astype(np.float32))
-        total = mean.sum(0, keepdims=True)
-        out = np.where(total > 0, mean / np.where(total > 0, total, 1.0), 1.0 / self.num_classes)
+        s = self.q[:, self.offsets[i] : self.offsets[i + 1]].astype(np.float32)
+        total = s.sum(0, keepdims=True)
+        out = np.where(total > 0, s / np.where(total > 0, total, 1.0), 1.0 / self.num_classes)
         return out.reshape(self.num_classes, h, w).astype(np.float32)
 
     def state_dict(self) -> dict:
-        return {"shapes": [list(s) for s in self.shapes], "sums": self.sums.copy(), "counts": self.counts.copy()}
+        return {"shapes": [list(s) for s in self.shapes], "q": self.q.copy(), "epochs": self.epochs.copy()}
 
     def load_state_dict(self, state: dict) -> None:
-        if [tuple(s) for s in state["shapes"]] != self.shapes or np.shape(state["sums"]) != self.sums.shape:
-            raise ValueError("early-learning average of another training set (image shapes or class count differ)")
-        self.sums = np.array(state["sums"], dtype=np.uint16)
-        self.counts = np.array(state["counts"], dtype=np.int64)
+        if [tuple(int(v) for v in s) for s in state["shapes"]] != self.shapes or np.shape(state["q"]) != self.q.shape:
+            raise ValueError("early-learning probabilities of another training set (image shapes or class count differ)")
+        self.q = np.array(state["q"], dtype=np.uint8)
+        self.epochs = np.array(state["epochs"], dtype=np.int64)
 
 
-def early_learning_scores(avg: EarlyLearningAverage, labels: Sequence[np.ndarray], ignore_index: int = 255,
+def early_learning_scores(avg: "EarlyLearningProbs", labels: Sequence[np.ndarray], ignore_index: int = 255,
                           tau: float = 0.7, class_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """:func:`label_quality_scores` of each image's ``labels`` against its early-learning average ``q``.
+    """:func:`label_quality_scores` of each image's ``labels`` against its early-learning probabilities ``q``.
 
     Returns (scores (N,), disagree_frac (N,), suspect: list of (H, W) bool), one image at a time (images may differ in size).
     """
     if len(labels) != len(avg.shapes):
-        raise ValueError(f"{len(labels)} label maps for an average of {len(avg.shapes)} images")
+        raise ValueError(f"{len(labels)} label maps for early-learning probabilities of {len(avg.shapes)} images")
     scores, disagree, suspect = np.ones(len(labels)), np.zeros(len(labels)), []
     for i, lab in enumerate(labels):
         sc, d, m = label_quality_scores(np.asarray(lab)[None], avg.probs(i)[None], ignore_index, tau, class_weight)

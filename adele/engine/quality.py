@@ -1,15 +1,15 @@
-"""Label quality from one run's training dynamics: the early-learning average of the training softmax.
+"""Label quality from one run's training dynamics: each class's softmax at its memorization flag.
 
-After each epoch (every ``quality.every`` epochs) an eval-mode pass over the
-training images adds one snapshot of the softmax to
-:class:`adele.core.quality.EarlyLearningAverage`, but only to the classes that
-are not yet flagged by the memorization detector; background stops with the
-first flagged foreground class (background errors are the other side of a
-foreground class's under-tracing). An ADELE run uses its own detector; a
-baseline run runs one with the same ``adele.detection`` settings (one IoU
-point per epoch), which changes nothing in its training. At the end the
-average goes to ``quality/early_average.npz`` (:func:`adele.runfolder.save_early_average`), from which ``adele export-labels``,
-the report and :meth:`adele.api.Run.label_quality` rank the given labels.
+In an epoch where the memorization detector flags a foreground class (and,
+for background, flags the last foreground class), an eval-mode pass over the
+training images keeps that class's softmax in
+:class:`adele.core.quality.EarlyLearningProbs`; at the last epoch the classes
+never flagged get theirs. An ADELE run uses its own detector; a baseline run
+runs one with the same ``adele.detection`` settings (one IoU point per epoch),
+which changes nothing in its training. At the end the probabilities go to
+``quality/early_probs.npz`` (:func:`adele.runfolder.save_early_probs`), from
+which ``adele export-labels``, the report and :meth:`adele.api.Run.label_quality`
+rank the given labels.
 """
 from __future__ import annotations
 
@@ -22,53 +22,55 @@ import torch
 from ..config import Config
 from ..core import MemorizationDetector
 from .. import runfolder
-from ..core.quality import EarlyLearningAverage
+from ..core.quality import EarlyLearningProbs
 from ..data.dataset import PreparedSplit
 from ..metrics import scores_from_confusion
 from ..prediction import predict_probs
 from .distributed import DistInfo, all_reduce_sum
 
 class EarlyLearningTracker:
-    """Keeps the early-learning average of one run; ``state_dict`` goes into the checkpoint."""
+    """Keeps the early-learning probabilities of one run; ``state_dict`` goes into the checkpoint."""
 
     def __init__(self, cfg: Config, train: PreparedSplit, num_classes: int, dist: DistInfo,
                  detector: Optional[MemorizationDetector] = None):
         self.cfg = cfg
         self.train = train
         self.dist = dist
-        self.avg = EarlyLearningAverage(train.shapes, num_classes)
+        self.probs = EarlyLearningProbs(train.shapes, num_classes)
         det = cfg.adele.detection
         #: a baseline's own detector, one point per epoch (ADELE passes its detector in)
         self.own = detector is None
         self.detector = detector or MemorizationDetector(
             num_classes, horizon=det.horizon or cfg.train.epochs, r=det.r, min_points=det.min_points, trim_flat=det.trim_flat,
             min_peak_iou=det.min_peak_iou, min_rise=det.min_rise, flag_offset=det.flag_offset)
-        #: class -> epoch of its last snapshot (the epoch it stopped: flagged after that epoch's decision)
-        self.stopped: dict[int, int] = {}
+        #: classes whose snapshot is final (flagged; background once every watched foreground class is)
+        self.frozen: set[int] = set()
 
-    def active(self) -> np.ndarray:
-        """Classes that still take snapshots: not flagged; background until the first foreground class is flagged."""
-        flagged = self.detector.flagged.copy()
-        flagged[0] = bool(flagged[1:].any())
-        return ~flagged
+    def due(self) -> list[int]:
+        """Classes to freeze now: newly flagged foreground classes, and background when the last of them is flagged."""
+        flagged = self.detector.flagged
+        new = [int(k) for k in np.flatnonzero(flagged) if int(k) not in self.frozen]
+        if 0 not in self.frozen and all(flagged[k] for k in self.detector.watch):
+            new.insert(0, 0)
+        return new
 
     @torch.no_grad()
     def after_epoch(self, epoch: int, train_cm: np.ndarray, net: torch.nn.Module, device: torch.device) -> None:
-        """After the method's own end-of-epoch step: decide (own detector), then one snapshot for the active classes."""
+        """After the method's own end-of-epoch step: decide (own detector); snapshot the classes flagged now and, at the last epoch, the rest."""
         if self.own:
             self.detector.update(epoch, scores_from_confusion(train_cm)["iou"])
-        active = self.active()
-        for k in np.flatnonzero(~active):
-            self.stopped.setdefault(int(k), epoch - 1)
-        if not active.any() or epoch % self.cfg.quality.every != 0:
+        new = self.due()
+        last = [k for k in range(self.probs.num_classes) if k not in self.frozen and k not in new] if epoch >= self.cfg.train.epochs else []
+        if not new and not last:
             return
-        self.avg.add(self.snapshot(net, device), active)
+        self.probs.update(self.snapshot(net, device), new + last, epoch)
+        self.frozen.update(new)
 
     def snapshot(self, net: torch.nn.Module, device: torch.device) -> np.ndarray:
         """(C, total pixels) uint8 softmax of every training image; each process predicts its share."""
         model = getattr(net, "module", net)
         was_training = model.training
-        q = np.zeros(self.avg.sums.shape, dtype=np.uint8)
+        q = self.probs.buffer()
         idx = list(range(self.dist.rank, len(self.train), self.dist.world_size))
         bs = self.cfg.train.batch_size if len(set(self.train.shapes)) == 1 else 1
         try:
@@ -76,7 +78,7 @@ class EarlyLearningTracker:
                 chunk = idx[s : s + bs]
                 probs = predict_probs(model, torch.stack([self.train.images[i] for i in chunk]).to(device)).float().cpu().numpy()
                 for i, p in zip(chunk, probs):
-                    self.avg.write(q, i, p)
+                    self.probs.write(q, i, p)
         finally:
             model.train(was_training)
         if self.dist.enabled:
@@ -84,32 +86,32 @@ class EarlyLearningTracker:
         return q
 
     def state_dict(self) -> dict:
-        state = {"average": self.avg.state_dict(), "stopped": {str(k): v for k, v in self.stopped.items()}}
+        state = {"probs": self.probs.state_dict(), "frozen": sorted(self.frozen)}
         if self.own:
             state["detector"] = self.detector.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        avg = state["average"]
-        self.avg.load_state_dict({"shapes": avg["shapes"], "sums": np.asarray(avg["sums"]), "counts": np.asarray(avg["counts"])})
-        self.stopped = {int(k): int(v) for k, v in state["stopped"].items()}
+        p = state["probs"]
+        self.probs.load_state_dict({"shapes": p["shapes"], "q": np.asarray(p["q"]), "epochs": np.asarray(p["epochs"])})
+        self.frozen = {int(k) for k in state["frozen"]}
         if self.own:
             self.detector.load_state_dict(state["detector"])
 
     def summary(self, classes: list[str]) -> dict:
-        """What metrics.json says about the average: snapshots per class and the epoch each class stopped."""
-        return {"source": "early-learning average of the eval-mode training softmax (adele.core.quality)",
-                "snapshots": {n: int(c) for n, c in zip(classes, self.avg.counts)},
-                "stopped_after_epoch": {classes[k]: e for k, e in sorted(self.stopped.items())}}
+        """What metrics.json says: the epoch of each class's snapshot, and whether it is its flag epoch."""
+        return {"source": "each class's eval-mode training softmax at its memorization flag (adele.core.quality)",
+                "snapshot_epoch": {n: int(e) for n, e in zip(classes, self.probs.epochs)},
+                "at_flag": [classes[k] for k in sorted(self.frozen)]}
 
     def save(self, run_dir: str | Path, classes: list[str]) -> None:
-        runfolder.save_early_average(run_dir, self.avg, self.summary(classes))
+        runfolder.save_early_probs(run_dir, self.probs, self.summary(classes))
 
 
 def log_budget(avg_bytes: int, limit_gb: float, log: Callable[[str], None]) -> bool:
-    """True when the average fits in ``quality.max_gb``; otherwise says so in one line."""
+    """True when the probabilities fit in ``quality.max_gb``; otherwise says so in one line."""
     if avg_bytes <= limit_gb * 2**30:
         return True
-    log(f"label-quality tracking is off for this run: its early-learning average would take {avg_bytes / 2**30:.1f} GB "
-        f"(2 bytes per training pixel and class) > quality.max_gb={limit_gb}; raise quality.max_gb to keep it")
+    log(f"label-quality tracking is off for this run: its early-learning probabilities would take {avg_bytes / 2**30:.1f} GB "
+        f"(1 byte per training pixel and class) > quality.max_gb={limit_gb}; raise quality.max_gb to keep them")
     return False

@@ -95,7 +95,7 @@ class Trainer:
         self.train_ds = TrainDataset(self.data.train, cfg.train.seed, cfg.data.hflip, cfg.data.scale_range, cfg.data.crop, self.ignore_index)
         #: label quality from this run's training dynamics (:mod:`adele.engine.quality`); None when off
         self.quality: Optional[EarlyLearningTracker] = None
-        avg_bytes = 2 * self.num_classes * sum(h * w for h, w in self.data.train.shapes)
+        avg_bytes = self.num_classes * sum(h * w for h, w in self.data.train.shapes)
         if cfg.quality.track and log_budget(avg_bytes, cfg.quality.max_gb, log if self.is_main else (lambda m: None)):
             self.quality = EarlyLearningTracker(cfg, self.data.train, self.num_classes, self.dist,
                                                 getattr(self.method, "detector", None))
@@ -234,7 +234,7 @@ class Trainer:
         if self.quality is not None:
             if state.get("quality"):
                 self.quality.load_state_dict(state["quality"])
-            elif self.epoch > 0:  # a checkpoint made without tracking: an average from here on would miss the early epochs
+            elif self.epoch > 0:  # a checkpoint made without tracking: its flags (a baseline's) are lost
                 self.quality = None
                 self.log("label-quality tracking stays off: the checkpoint was made without it (quality.track)")
 

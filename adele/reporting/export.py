@@ -24,8 +24,8 @@ correction come back exactly as given):
 The folder is built beside OUT and renamed into place at the end.
 
 ``label_quality.csv`` and ``suspect/`` rank the labels the run was given (before
-any correction): :func:`rank_given_labels`, from the run's early-learning average
-(:mod:`adele.engine.quality`), or from the final model's softmax for runs without one.
+any correction): :func:`rank_given_labels`, from the run's early-learning probabilities
+(:mod:`adele.engine.quality`), or from the final model's softmax for runs without them.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ from ..data.volumes import (VolumeSpec, label_slices, read_volume, read_volume_i
                             write_label_volume)
 from ..errors import RunError
 from ..prediction import load_run_model, predict_probs
-from ..runfolder import label_rounds, load_early_average, load_labels
+from ..runfolder import label_rounds, load_early_probs, load_labels
 from ..safety import check_output, staged_output
 from .runs import load_run
 
@@ -106,27 +106,27 @@ def score_labels(lm, split: PreparedSplit, labels: list[np.ndarray], ignore_inde
 
 
 #: where the label-quality probabilities come from, as said in the exported README and the report
-EARLY_SOURCE = ("the early-learning average of this run's training softmax (each class averaged over the epochs before "
-                "its memorization onset; `adele.core.quality`)")
-FINAL_SOURCE = ("the final model's softmax on its own training images (the run has no early-learning average: "
+EARLY_SOURCE = ("this run's early-learning probabilities: each class's eval-mode training softmax at the epoch its "
+                "memorization was detected (`adele.core.quality`)")
+FINAL_SOURCE = ("the final model's softmax on its own training images (the run has no early-learning probabilities: "
                 "quality.track was off or it predates it). A model that has fitted the labels agrees with their errors, "
                 "so this ranking is weaker")
 
 
 def score_given_labels(run_dir: str | Path, labels: list[np.ndarray], ignore_index: int, tau: float = 0.7):
-    """(scores, disagree_frac, suspect list, average) of ``labels`` against the run's early-learning average; None without one."""
-    avg = load_early_average(run_dir)
+    """(scores, disagree_frac, suspect list, probabilities) of ``labels`` against the run's early-learning probabilities; None without them."""
+    avg = load_early_probs(run_dir)
     if avg is None:
         return None
     if [tuple(np.shape(l)) for l in labels] != avg.shapes:
-        raise RunError(f"{run_dir}: its early-learning average is of other images than these labels; the dataset changed since training")
+        raise RunError(f"{run_dir}: its early-learning probabilities are of other images than these labels; the dataset changed since training")
     return (*early_learning_scores(avg, labels, ignore_index, tau), avg)
 
 
 def rank_given_labels(run_dir: Path, lm, train: PreparedSplit, ignore_index: int, tau: float = 0.7) -> dict:
     """Score the labels the run was given (``train.original``): which masks to re-annotate.
 
-    From the run's early-learning average when it has one (:mod:`adele.engine.quality`), else from
+    From the run's early-learning probabilities when it has them (:mod:`adele.engine.quality`), else from
     the final model. Returns {scores, disagree, suspect, prediction (argmax of the probabilities used), source, early}.
     """
     labels = [np.asarray(x) for x in train.original]

@@ -101,7 +101,7 @@ def test_label_equal_to_a_confident_prediction_has_an_empty_suspect_mask():
     assert not suspect.any() and (disagree == 0).all() and (scores > 0.9).all()
 
 
-# ---------------------------------------------------------------- early-learning average
+# ---------------------------------------------------------------- early-learning probabilities
 
 def _onehot_probs(lab, p=0.9):
     """(C, H, W): p on ``lab``, the rest spread evenly."""
@@ -110,58 +110,49 @@ def _onehot_probs(lab, p=0.9):
     return out
 
 
-def test_early_average_freezes_each_class_at_its_flag():
-    """Snapshots before a class is flagged count for it, later ones (memorized labels) do not."""
-    from adele.core.quality import EarlyLearningAverage, early_learning_scores
+def test_each_class_keeps_its_softmax_from_the_epoch_it_was_flagged():
+    """A class flagged before the network memorized its errors keeps the truth; later snapshots only update the others."""
+    from adele.core.quality import EarlyLearningProbs, early_learning_scores
 
     rng = np.random.default_rng(3)
     clean = _clean(2, rng)
     noisy = clean.copy()
     noisy[0][clean[0] == 2] = 0  # image 0: class 2 erased (under-traced to background)
-    avg = EarlyLearningAverage([c.shape for c in clean], C)
-    early = avg.quantized([_onehot_probs(c) for c in clean])  # the network predicts the truth
-    late = avg.quantized([_onehot_probs(n) for n in noisy])  # then the noisy labels
-    active = np.ones(C, dtype=bool)
-    for _ in range(3):
-        avg.add(early, active)
-    active[[0, 2]] = False  # class 2 flagged (and background with it)
-    for _ in range(5):
-        avg.add(late, active)
-    assert avg.counts.tolist() == [3, 8, 3, 8, 8, 8]
-    q = avg.probs(0)
+    probs = EarlyLearningProbs([c.shape for c in clean], C)
+    early = probs.quantized([_onehot_probs(c) for c in clean])  # the network predicts the truth
+    late = probs.quantized([_onehot_probs(n) for n in noisy])  # then the noisy labels
+    probs.update(early, [1, 3, 4, 5], epoch=3)  # flagged in epoch 3
+    probs.update(early, [2, 0], epoch=4)  # class 2 flagged in epoch 4, the last one: background with it
+    probs.update(late, [], epoch=30)  # the end: every class already has its snapshot
+    assert probs.epochs.tolist() == [4, 3, 4, 3, 3, 3]
+    q = probs.probs(0)
     np.testing.assert_allclose(q.sum(0), 1.0, atol=1e-5)
     assert (q.argmax(0)[clean[0] == 2] == 2).all()  # the early truth survives the memorized epochs
-    scores, _, suspect = early_learning_scores(avg, list(noisy), 255)
+    scores, _, suspect = early_learning_scores(probs, list(noisy), 255)
     assert suspect[0][clean[0] == 2].mean() > 0.99 and not suspect[1].any()
-    assert scores[0] < scores[1]
-    # without freezing, the memorized epochs win
-    plain = EarlyLearningAverage([c.shape for c in clean], C)
-    for _ in range(3):
-        plain.add(early, np.ones(C, bool))
-    for _ in range(5):
-        plain.add(late, np.ones(C, bool))
-    assert not early_learning_scores(plain, list(noisy), 255)[2][0].any()
+    assert not suspect[0][clean[0] != 2].any() and scores[0] < scores[1]
+    # with every class taken at the end, the memorized labels win: nothing is suspect
+    plain = EarlyLearningProbs([c.shape for c in clean], C)
+    plain.update(late, range(C), epoch=30)
+    assert not any(m.any() for m in early_learning_scores(plain, list(noisy), 255)[2])
 
 
-def test_early_average_is_exact_deterministic_and_bounded():
-    from adele.core.quality import MAX_SNAPSHOTS, EarlyLearningAverage
+def test_early_probs_are_exact_and_checked():
+    from adele.core.quality import EarlyLearningProbs
 
     shapes = [(4, 5), (3, 2)]
-    avg = EarlyLearningAverage(shapes, 3)
-    assert avg.nbytes == 2 * 3 * (20 + 6)
-    np.testing.assert_allclose(avg.probs(1), 1 / 3)  # nothing yet: uniform
+    probs = EarlyLearningProbs(shapes, 3)
+    assert probs.nbytes == 3 * (20 + 6)
+    np.testing.assert_allclose(probs.probs(1), 1 / 3)  # nothing yet: uniform
     rng = np.random.default_rng(0)
     p = [rng.dirichlet(np.ones(3), size=s).transpose(2, 0, 1) for s in shapes]
-    q = avg.quantized(p)
-    for _ in range(MAX_SNAPSHOTS + 5):
-        avg.add(q, np.ones(3, bool))
-    assert avg.counts.tolist() == [MAX_SNAPSHOTS] * 3  # capped, never wrapped around
+    probs.update(probs.quantized(p), range(3), epoch=1)
     expected = np.rint(p[0] * 255) / 255
-    np.testing.assert_allclose(avg.probs(0), expected / expected.sum(0), atol=1e-6)
-    again = EarlyLearningAverage(shapes, 3)
-    again.load_state_dict(avg.state_dict())
-    np.testing.assert_array_equal(again.probs(1), avg.probs(1))
+    np.testing.assert_allclose(probs.probs(0), expected / expected.sum(0), atol=1e-6)
+    again = EarlyLearningProbs(shapes, 3)
+    again.load_state_dict(probs.state_dict())
+    np.testing.assert_array_equal(again.probs(1), probs.probs(1))
     with pytest.raises(ValueError, match="another training set"):
-        EarlyLearningAverage([(4, 5)], 3).load_state_dict(avg.state_dict())
+        EarlyLearningProbs([(4, 5)], 3).load_state_dict(probs.state_dict())
     with pytest.raises(ValueError, match="expected probabilities"):
-        avg.quantized([p[1], p[0]])
+        probs.quantized([p[1], p[0]])

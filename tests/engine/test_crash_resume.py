@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from adele.runfolder import early_average_path as average_path
+from adele.runfolder import early_probs_path
 from adele.runfolder import load_labels
 from adele.runfolder import list_checkpoints
 
@@ -34,7 +34,7 @@ def _final(out):
     metrics = json.loads((out / "metrics.json").read_text())
     rounds = metrics["adele"]["rounds"]
     labels = load_labels(out / "labels" / f"round_{len(rounds):03d}.npz") if rounds else None
-    return metrics, labels, np.load(average_path(out))["sums"]
+    return metrics, labels, np.load(early_probs_path(out))["q"]
 
 
 def _same(a, b):

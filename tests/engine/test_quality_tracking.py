@@ -1,4 +1,4 @@
-"""The early-learning average a run keeps for label quality: written, exact on resume, deterministic, free for training."""
+"""The early-learning probabilities a run keeps for label quality: written, exact on resume, deterministic, free for training."""
 import json
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 from adele.config import load_config
 from adele.engine import Trainer, load_run_data
 from adele.reporting.export import score_given_labels
-from adele.runfolder import early_average_path as average_path, load_early_average as load_average
+from adele.runfolder import early_probs_path, load_early_probs
 from adele.testing import small_colin27
 
 from test_train_e2e import FAST
@@ -26,42 +26,51 @@ def _fit(run, *overrides, epochs=4, data=None):
     return tr
 
 
-def test_baseline_run_keeps_the_average_and_scores_are_deterministic(tmp_path):
+def test_baseline_run_keeps_each_class_at_its_flag_and_scores_are_deterministic(tmp_path, monkeypatch):
+    from adele.engine.quality import EarlyLearningTracker
+
+    passes = []
+    snapshot = EarlyLearningTracker.snapshot
+    monkeypatch.setattr(EarlyLearningTracker, "snapshot", lambda self, net, device: passes.append(self.detector._epochs[-1]) or snapshot(self, net, device))
     a = _fit(tmp_path / "a", *EARLY_FLAGS, epochs=6)
+    monkeypatch.undo()
     b = _fit(tmp_path / "b", *EARLY_FLAGS, epochs=6)
-    avg = load_average(tmp_path / "a")
-    assert avg is not None and avg.shapes == a.data.train.shapes
+    probs = load_early_probs(tmp_path / "a")
+    assert probs is not None and probs.shapes == a.data.train.shapes
     summary = json.loads((tmp_path / "a" / "metrics.json").read_text())["label_quality"]
-    counts = summary["snapshots"]
-    assert list(counts) == a.classes and max(counts.values()) <= 6 and min(counts.values()) >= 1
-    # a class stops at its flag; the baseline's own detector flagged some here, and background stopped with the first
-    flagged = {a.classes[k] for k in np.flatnonzero(a.quality.detector.flagged)}
-    assert flagged, "the test needs a flagged class"
-    for name, n in counts.items():
-        if name in flagged or name == "background":
-            assert n == summary["stopped_after_epoch"][name] < 6
+    at = summary["snapshot_epoch"]
+    assert list(at) == a.classes
+    det = a.quality.detector
+    flag_epochs = {a.classes[k]: e for k, e in det.flag_epochs.items()}
+    assert flag_epochs, "the test needs a flagged class"
+    every_fg_flagged = all(det.flagged[k] for k in det.watch)
+    for name, e in at.items():
+        if name == "background":
+            assert e == (max(flag_epochs.values()) if every_fg_flagged else 6)
         else:
-            assert n == 6
-    np.testing.assert_array_equal(avg.sums, load_average(tmp_path / "b").sums)
+            assert e == flag_epochs.get(name, 6)
+    assert sorted(summary["at_flag"]) == sorted(flag_epochs) + (["background"] if every_fg_flagged else [])
+    np.testing.assert_array_equal(probs.q, load_early_probs(tmp_path / "b").q)
     sa = score_given_labels(tmp_path / "a", a.data.train.original, 255)
     sb = score_given_labels(tmp_path / "a", a.data.train.original, 255)
     np.testing.assert_array_equal(sa[0], sb[0])
     assert all(np.array_equal(x, y) for x, y in zip(sa[2], sb[2]))
-    assert [r["quality_s"] >= 0 for r in a.history] == [True] * 6
+    # the tracking passes: only in the flag epochs and at the end
+    assert passes == sorted(set(flag_epochs.values()) | {6}) and all(r["quality_s"] >= 0 for r in a.history)
 
 
 def test_tracking_changes_nothing_in_training_and_can_be_off(tmp_path):
     on = _fit(tmp_path / "on")
     off = _fit(tmp_path / "off", "quality.track=false")
     assert [r["loss"] for r in on.history] == [r["loss"] for r in off.history]
-    assert not average_path(tmp_path / "off").exists() and "label_quality" not in json.loads((tmp_path / "off" / "metrics.json").read_text())
+    assert not early_probs_path(tmp_path / "off").exists() and "label_quality" not in json.loads((tmp_path / "off" / "metrics.json").read_text())
     logs = []
     cfg = load_config(None, FAST + ["quality.max_gb=0.000000001"])
     tr = Trainer(cfg, tmp_path / "big", data=load_run_data(cfg, small_colin27(8, 4)), log=logs.append)
     assert tr.quality is None and any("quality.max_gb" in m for m in logs)
 
 
-def test_resume_continues_the_average_exactly(tmp_path):
+def test_resume_continues_the_snapshots_exactly(tmp_path):
     data = small_colin27(8, 4)
     _fit(tmp_path / "full", *EARLY_FLAGS, data=data)
     _fit(tmp_path / "part", *EARLY_FLAGS, epochs=2, data=data)
@@ -70,15 +79,15 @@ def test_resume_continues_the_average_exactly(tmp_path):
     c.prepare_run_dir(resume=True, overwrite=False)
     c.resume()
     c.fit()
-    full, part = load_average(tmp_path / "full"), load_average(tmp_path / "part")
-    np.testing.assert_array_equal(full.counts, part.counts)
-    np.testing.assert_array_equal(full.sums, part.sums)
+    full, part = load_early_probs(tmp_path / "full"), load_early_probs(tmp_path / "part")
+    np.testing.assert_array_equal(full.epochs, part.epochs)
+    np.testing.assert_array_equal(full.q, part.q)
 
 
-def test_adele_run_freezes_with_its_own_detector(tmp_path):
+def test_adele_run_takes_its_own_flags(tmp_path):
     tr = _fit(tmp_path / "adele", "method=adele", "adele.consistency.enabled=false", *EARLY_FLAGS, epochs=5)
     assert tr.quality.detector is tr.method.detector and not tr.quality.own
     assert "detector" not in tr.quality.state_dict()
-    stopped = json.loads((tmp_path / "adele" / "metrics.json").read_text())["label_quality"]["stopped_after_epoch"]
-    flag_epochs = json.loads((tmp_path / "adele" / "metrics.json").read_text())["adele"]["flag_epochs"]
-    assert flag_epochs and all(stopped[c] == e - 1 for c, e in flag_epochs.items())
+    metrics = json.loads((tmp_path / "adele" / "metrics.json").read_text())
+    at, flag_epochs = metrics["label_quality"]["snapshot_epoch"], metrics["adele"]["flag_epochs"]
+    assert flag_epochs and all(at[c] == e for c, e in flag_epochs.items())

@@ -49,8 +49,8 @@ def test_label_quality_csv_sorted_worst_first(exported):
     for r in rows:
         mask = read_label(out / "suspect" / f"{r['id']}.png")
         assert set(np.unique(mask)) <= {0, 255} and int((mask == 255).sum()) == int(r["suspect_pixels"])
-    # the labels the run was given are ranked, from its early-learning average
-    assert "early-learning average" in (out / "README.md").read_text()
+    # the labels the run was given are ranked, from its early-learning probabilities
+    assert "early-learning probabilities" in (out / "README.md").read_text()
     from adele.reporting.export import score_given_labels
 
     given = {r["id"]: read_label(out / "train" / "labels_original" / f"{r['id']}.png") for r in rows}
@@ -58,14 +58,14 @@ def test_label_quality_csv_sorted_worst_first(exported):
     assert [float(r["score"]) for r in rows] == [round(float(scores[ids.index(r["id"])]), 4) for r in rows]
 
 
-def test_run_without_the_average_falls_back_to_the_final_model(tiny_run, tmp_path):
-    from adele.runfolder import early_average_path as average_path
+def test_run_without_early_probs_falls_back_to_the_final_model(tiny_run, tmp_path):
+    from adele.runfolder import early_probs_path
 
     run = tmp_path / "old"
     import shutil
 
     shutil.copytree(tiny_run(), run)
-    average_path(run).unlink()  # as a run made before tracking, or with quality.track: false
+    early_probs_path(run).unlink()  # as a run made before tracking, or with quality.track: false
     out = tmp_path / "labels"
     assert main(["export-labels", str(run), "--out", str(out), "--device", "cpu"]) == 0
     assert "final model's softmax" in (out / "README.md").read_text()
