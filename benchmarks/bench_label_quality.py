@@ -101,7 +101,7 @@ def build_fold(full: Path, out: Path, ids: list[str], held: np.ndarray) -> None:
     shutil.copy2(full / "dataset.json", out / "dataset.json")
 
 
-def run_jobs(jobs: list[tuple[Path, Path, list[str]]], parallel: int, epochs: int, log=print) -> None:
+def run_jobs(jobs: list[tuple[Path, Path, list[str]]], parallel: int, epochs: int, log=print, recipe: tuple = ()) -> None:
     """Train every (run folder, dataset folder, extra settings) job not done yet, ``parallel`` at a time, one thread each;
     wall time in RUN/bench_time.json."""
     todo = [job for job in jobs if not (job[0] / "bench_time.json").is_file()]
@@ -112,7 +112,7 @@ def run_jobs(jobs: list[tuple[Path, Path, list[str]]], parallel: int, epochs: in
             out, data, extra = todo.pop(0)
             out.parent.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "adele", "train", "--data", str(data), "--out", str(out), "--overwrite",
-                   "--epochs", str(epochs), *RECIPE, *extra]
+                   "--epochs", str(epochs), *RECIPE, *recipe, *extra]
             running.append((subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(f"{out}.log", "w")), out, time.perf_counter()))
         time.sleep(0.5)
         for p, out, t0 in list(running):
@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5, help="K of the K-fold out-of-sample probabilities")
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--jobs", type=int, default=2, help="trainings at once (one thread each)")
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="settings over the colin27 preset, for every run (another recipe)")
     args = ap.parse_args(argv)
 
     from adele.core.quality import kfold_assignment
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     all_jobs = [j for *_, jobs in plan for j in jobs]
     print(f"{len(all_jobs)} training runs ({args.jobs} at a time), {args.epochs} epochs each")
     t0 = time.perf_counter()
-    run_jobs(all_jobs, args.jobs, args.epochs)
+    run_jobs(all_jobs, args.jobs, args.epochs, recipe=tuple(args.set))
     print(f"trained in {time.perf_counter() - t0:.0f} s")
 
     results: dict[str, list] = {}
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
               f"wrong-pixel fraction median {desc['wrong_frac_median']:.3f}, max {desc['wrong_frac_max']:.3f}")
         results.setdefault(ds, []).append(res)
     print(f"\nPython {platform.python_version()}, {platform.machine()}; mean ± std over {args.draws} noise draws; "
-          f"{args.epochs} epochs per run; K = {args.folds}\n")
+          f"{args.epochs} epochs per run; K = {args.folds}; recipe: colin27 preset" + (f" with {' '.join(args.set)}" if args.set else "") + "\n")
     cols = [("spearman", "Spearman vs wrong-pixel fraction"), ("auroc_top25", "AUROC noisiest quartile"),
             ("pixel_precision", "pixel precision"), ("pixel_recall", "pixel recall"), ("pixel_f1", "pixel F1")]
     for ds, draws in results.items():
