@@ -31,7 +31,10 @@ Rankings (image level: lower score = more suspicious; pixel level: a suspect mas
 Truth: the wrongly labelled pixels (noisy != clean, at the training
 resolution). Image level: Spearman of the suspicion with the fraction of
 wrong pixels, and AUROC for finding the noisiest quartile. Pixel level:
-precision, recall and F1 of the suspect mask against the wrong pixels.
+precision, recall and F1 of the suspect mask (adele: ``suspect``, tau 0.7;
+cleanlab: ``find_label_issues``) against the wrong pixels, and the average
+precision of ranking all pixels by 1 - probability of the given label
+(cleanlab: 1 - its pixel scores), which does not depend on a threshold.
 Mean ± std over the draws. Optional extra: ``pip install cleanlab``; without
 it the cleanlab rows are left out (one line says so).
 """
@@ -140,7 +143,22 @@ def pixel_prf(mask: np.ndarray, wrong: np.ndarray) -> tuple[float, float, float]
     return p, r, f
 
 
-def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int) -> tuple[dict, dict]:
+def average_precision(suspicion: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the precision-recall curve of ranking pixels by ``suspicion`` (mean precision at each true positive)."""
+    order = np.argsort(-suspicion.ravel(), kind="stable")
+    hits = positive.ravel()[order]
+    if not hits.any():
+        return float("nan")
+    tp = np.cumsum(hits)
+    return float((tp[hits] / (np.flatnonzero(hits) + 1)).mean())
+
+
+def self_confidence(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(N, H, W) probability of the given label."""
+    return np.take_along_axis(probs, labels[:, None], 1)[:, 0]
+
+
+def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int, taus: tuple = ()) -> tuple[dict, dict]:
     """{method: {metric: value}} for one draw, and a description of the data."""
     import torch
 
@@ -175,9 +193,14 @@ def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int) -> tuple[d
     got = score_given_labels(one, list(labels), 255)
     if got is None:
         raise SystemExit(f"{one}: no early-learning probabilities (quality.track was off)")
-    scores, _, suspect, _ = got
+    scores, _, suspect, early = got
+    early_probs = np.stack([early.probs(i) for i in range(len(tr))])
     rankings["adele early-learning (one run)"] = dict(susp=-scores, mask=np.stack(suspect), runs="1", wall=wall(one) + time.perf_counter() - t0,
-                                                       note=f"tracking {tracking:.0f} s of it")
+                                                       pixel=1 - self_confidence(early_probs, labels))
+    for tau in taus:  # the one-run suspect mask at other thresholds (quality.tau): its precision/recall trade-off
+        _, _, sus = label_quality_scores(labels, early_probs, 255, tau)
+        rankings[f"adele early-learning (one run), quality.tau={tau}"] = dict(susp=-scores, mask=sus, runs="1", wall=wall(one),
+                                                                             pixel=1 - self_confidence(early_probs, labels))
     oos = np.zeros((len(tr), len(data.source.classes)) + labels.shape[1:], dtype=np.float32)
     for f, run in enumerate(runs_k):
         lm = load_run_model(run, "cpu")
@@ -186,9 +209,11 @@ def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int) -> tuple[d
             oos[idx] = predict_probs(lm.model, torch.stack([tr.images[i] for i in idx])).numpy()
     insample = predict_split(load_run_model(one, "cpu"), tr).astype(np.float32)
     sc, _, sus = label_quality_scores(labels, oos, 255)
-    rankings[f"adele formula on {k}-fold out-of-sample softmax"] = dict(susp=-sc, mask=sus, runs=f"{k} + 1", wall=cost_k + wall(one))
+    rankings[f"adele formula on {k}-fold out-of-sample softmax"] = dict(susp=-sc, mask=sus, runs=f"{k} + 1", wall=cost_k + wall(one),
+                                                                       pixel=1 - self_confidence(oos, labels))
     sc, _, sus = label_quality_scores(labels, insample, 255)
-    rankings["adele formula on in-sample softmax (final model)"] = dict(susp=-sc, mask=sus, runs="1", wall=wall(one))
+    rankings["adele formula on in-sample softmax (final model)"] = dict(susp=-sc, mask=sus, runs="1", wall=wall(one),
+                                                                        pixel=1 - self_confidence(insample, labels))
     try:
         from cleanlab.segmentation.filter import find_label_issues
         from cleanlab.segmentation.rank import get_label_quality_scores
@@ -198,15 +223,17 @@ def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int) -> tuple[d
         for name, probs, runs, cost in ((f"cleanlab, {k}-fold out-of-sample softmax", oos, f"{k} + 1", cost_k + wall(one)),
                                         ("cleanlab, in-sample softmax (not as documented)", insample, "1", wall(one))):
             t0 = time.perf_counter()
-            img, _ = get_label_quality_scores(labels, probs, method="softmin", verbose=False, n_jobs=1)
+            img, pix = get_label_quality_scores(labels, probs, method="softmin", verbose=False, n_jobs=1)
             mask = find_label_issues(labels, probs, verbose=False, n_jobs=1)
-            rankings[name] = dict(susp=-np.asarray(img), mask=np.asarray(mask, dtype=bool), runs=runs, wall=cost + time.perf_counter() - t0)
+            rankings[name] = dict(susp=-np.asarray(img), mask=np.asarray(mask, dtype=bool), runs=runs, wall=cost + time.perf_counter() - t0,
+                                  pixel=1 - np.asarray(pix))
     out = {}
     for name, r in rankings.items():
         p, rc, f1 = pixel_prf(r["mask"], wrong)
         out[name] = {"spearman": float(spearmanr(r["susp"], frac)[0]), "auroc_top25": auroc(r["susp"], top),
-                     "pixel_precision": p, "pixel_recall": rc, "pixel_f1": f1, "runs": r["runs"], "wall_s": float(r["wall"]),
-                     "tracking_s": tracking if "one run" in name else None}
+                     "pixel_precision": p, "pixel_recall": rc, "pixel_f1": f1, "pixel_ap": average_precision(r["pixel"], wrong),
+                     "runs": r["runs"], "wall_s": float(r["wall"]),
+                     "tracking_s": tracking if name == "adele early-learning (one run)" else None}
     desc = {"images": len(tr), "size": list(labels.shape[1:]), "noisy": int((frac > 0).sum()), "wrong_pixels": int(wrong.sum()),
             "wrong_frac_median": float(np.median(frac)), "wrong_frac_max": float(frac.max())}
     return out, desc
@@ -220,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5, help="K of the K-fold out-of-sample probabilities")
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--jobs", type=int, default=2, help="trainings at once (one thread each)")
+    ap.add_argument("--taus", nargs="*", type=float, default=[0.5], help="also show the one-run suspect mask at these quality.tau values")
     ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="settings over the colin27 preset, for every run (another recipe)")
     args = ap.parse_args(argv)
 
@@ -248,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, list] = {}
     for ds, d, base, folds, _ in plan:
-        res, desc = score_draw(base / "run", base / "folds", folds, args.folds)
+        res, desc = score_draw(base / "run", base / "folds", folds, args.folds, tuple(args.taus))
         (base / "scores.json").write_text(json.dumps({"results": res, "data": desc}, indent=1))
         print(f"{ds} draw {d}: {desc['images']} masks at {desc['size'][0]}x{desc['size'][1]}, {desc['noisy']} noisy, "
               f"wrong-pixel fraction median {desc['wrong_frac_median']:.3f}, max {desc['wrong_frac_max']:.3f}")
@@ -256,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nPython {platform.python_version()}, {platform.machine()}; mean ± std over {args.draws} noise draws; "
           f"{args.epochs} epochs per run; K = {args.folds}; recipe: colin27 preset" + (f" with {' '.join(args.set)}" if args.set else "") + "\n")
     cols = [("spearman", "Spearman vs wrong-pixel fraction"), ("auroc_top25", "AUROC noisiest quartile"),
-            ("pixel_precision", "pixel precision"), ("pixel_recall", "pixel recall"), ("pixel_f1", "pixel F1")]
+            ("pixel_precision", "pixel precision"), ("pixel_recall", "pixel recall"), ("pixel_f1", "pixel F1"),
+            ("pixel_ap", "pixel AP")]
     for ds, draws in results.items():
         print(f"**{ds}** (mixed severities)\n")
         print("| ranking | " + " | ".join(c[1] for c in cols) + " | training runs | wall time (s) |")
