@@ -179,6 +179,10 @@ class QualityConfig:
     track: bool = True
     #: a pixel is suspect where those probabilities confidently (> tau) put another class than its label
     tau: float = 0.7
+    #: training-IoU points a class needs before its flag can count here: the detector runs with
+    #: ``max(adele.detection.min_points, quality.min_points)`` (the official 3 points flag classes whose
+    #: curve is still rising, and their snapshot is then immature; BENCHMARKS.md)
+    min_points: int = 10
     #: tracking is skipped (with one line) when the probabilities would take more memory than this
     #: (1 byte per training pixel and class)
     max_gb: float = 2.0
@@ -458,6 +462,7 @@ def validate(cfg: Config) -> None:
     check(t.eval_every >= 1, "train.eval_every", "must be >= 1")
     q = cfg.quality
     check(0 < q.tau < 1, "quality.tau", f"must be in (0, 1), got {q.tau}")
+    check(q.min_points >= 3, "quality.min_points", f"must be >= 3, got {q.min_points}")
     check(q.max_gb > 0, "quality.max_gb", f"must be > 0, got {q.max_gb}")
     check(0.0 <= t.ema < 1.0, "train.ema", f"must be in [0, 1) (0 = off), got {t.ema}")
     check(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")

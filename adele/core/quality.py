@@ -33,10 +33,12 @@ pixel, each class's eval-mode softmax at the epoch the class is flagged:
           the last epoch                                   (a class never flagged)
     q_k = p_k^(e_k) / sum_j p_j^(e_j)                      (renormalized over the classes)
 
-``p^(e)`` is the softmax after epoch ``e``: for an ADELE run, the predictions
-its correction round of that epoch uses. The flag comes from ADELE's
-detector on the training-IoU curve with the ``adele.detection`` settings (a
-baseline run runs the detector only for this). Background errors are the
+``p^(e)`` is the eval-mode softmax after epoch ``e``. The flag comes from
+ADELE's detector on the training-IoU curve with the ``adele.detection``
+settings, one point per epoch and at least ``quality.min_points`` (10) points
+before a fit: fitted on its first 3 points, as the official rule allows, a
+still-rising curve looks saturated, the class is flagged early and its
+snapshot is immature. Background errors are the
 other side of a foreground class's over- or under-tracing, so background
 follows the network until the last foreground class is flagged. The one-run
 score of an image is :func:`label_quality_scores` of its *given* labels

@@ -4,9 +4,11 @@ In an epoch where the memorization detector flags a foreground class (and,
 for background, flags the last foreground class), an eval-mode pass over the
 training images keeps that class's softmax in
 :class:`adele.core.quality.EarlyLearningProbs`; at the last epoch the classes
-never flagged get theirs. An ADELE run uses its own detector; a baseline run
-runs one with the same ``adele.detection`` settings (one IoU point per epoch),
-which changes nothing in its training. At the end the probabilities go to
+never flagged get theirs. The detector is ADELE's rule with the
+``adele.detection`` settings, on one training-IoU point per epoch, with at
+least ``quality.min_points`` points before a fit; it runs beside the method
+(for ADELE too, so its flags here may come later than the correction's) and
+changes nothing in training. At the end the probabilities go to
 ``quality/early_probs.npz`` (:func:`adele.runfolder.save_early_probs`), from
 which ``adele export-labels``, the report and :meth:`adele.api.Run.label_quality`
 rank the given labels.
@@ -14,7 +16,7 @@ rank the given labels.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,18 +33,16 @@ from .distributed import DistInfo, all_reduce_sum
 class EarlyLearningTracker:
     """Keeps the early-learning probabilities of one run; ``state_dict`` goes into the checkpoint."""
 
-    def __init__(self, cfg: Config, train: PreparedSplit, num_classes: int, dist: DistInfo,
-                 detector: Optional[MemorizationDetector] = None):
+    def __init__(self, cfg: Config, train: PreparedSplit, num_classes: int, dist: DistInfo):
         self.cfg = cfg
         self.train = train
         self.dist = dist
         self.probs = EarlyLearningProbs(train.shapes, num_classes)
         det = cfg.adele.detection
-        #: a baseline's own detector, one point per epoch (ADELE passes its detector in)
-        self.own = detector is None
-        self.detector = detector or MemorizationDetector(
-            num_classes, horizon=det.horizon or cfg.train.epochs, r=det.r, min_points=det.min_points, trim_flat=det.trim_flat,
-            min_peak_iou=det.min_peak_iou, min_rise=det.min_rise, flag_offset=det.flag_offset)
+        #: its own detector: one point per epoch, at least ``quality.min_points`` points before a fit
+        self.detector = MemorizationDetector(
+            num_classes, horizon=det.horizon or cfg.train.epochs, r=det.r, min_points=max(det.min_points, cfg.quality.min_points),
+            trim_flat=det.trim_flat, min_peak_iou=det.min_peak_iou, min_rise=det.min_rise, flag_offset=det.flag_offset)
         #: classes whose snapshot is final (flagged; background once every watched foreground class is)
         self.frozen: set[int] = set()
 
@@ -56,9 +56,8 @@ class EarlyLearningTracker:
 
     @torch.no_grad()
     def after_epoch(self, epoch: int, train_cm: np.ndarray, net: torch.nn.Module, device: torch.device) -> None:
-        """After the method's own end-of-epoch step: decide (own detector); snapshot the classes flagged now and, at the last epoch, the rest."""
-        if self.own:
-            self.detector.update(epoch, scores_from_confusion(train_cm)["iou"])
+        """After the method's own end-of-epoch step: decide; snapshot the classes flagged now and, at the last epoch, the rest."""
+        self.detector.update(epoch, scores_from_confusion(train_cm)["iou"])
         new = self.due()
         last = [k for k in range(self.probs.num_classes) if k not in self.frozen and k not in new] if epoch >= self.cfg.train.epochs else []
         if not new and not last:
@@ -86,21 +85,18 @@ class EarlyLearningTracker:
         return q
 
     def state_dict(self) -> dict:
-        state = {"probs": self.probs.state_dict(), "frozen": sorted(self.frozen)}
-        if self.own:
-            state["detector"] = self.detector.state_dict()
-        return state
+        return {"probs": self.probs.state_dict(), "frozen": sorted(self.frozen), "detector": self.detector.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         p = state["probs"]
         self.probs.load_state_dict({"shapes": p["shapes"], "q": np.asarray(p["q"]), "epochs": np.asarray(p["epochs"])})
         self.frozen = {int(k) for k in state["frozen"]}
-        if self.own:
-            self.detector.load_state_dict(state["detector"])
+        self.detector.load_state_dict(state["detector"])
 
     def summary(self, classes: list[str]) -> dict:
         """What metrics.json says: the epoch of each class's snapshot, and whether it is its flag epoch."""
         return {"source": "each class's eval-mode training softmax at its memorization flag (adele.core.quality)",
+                "min_points": self.detector.settings["min_points"],
                 "snapshot_epoch": {n: int(e) for n, e in zip(classes, self.probs.epochs)},
                 "at_flag": [classes[k] for k in sorted(self.frozen)]}
 

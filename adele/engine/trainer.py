@@ -97,8 +97,7 @@ class Trainer:
         self.quality: Optional[EarlyLearningTracker] = None
         avg_bytes = self.num_classes * sum(h * w for h, w in self.data.train.shapes)
         if cfg.quality.track and log_budget(avg_bytes, cfg.quality.max_gb, log if self.is_main else (lambda m: None)):
-            self.quality = EarlyLearningTracker(cfg, self.data.train, self.num_classes, self.dist,
-                                                getattr(self.method, "detector", None))
+            self.quality = EarlyLearningTracker(cfg, self.data.train, self.num_classes, self.dist)
         self._tb = None
 
     # ------------------------------------------------------------------ setup

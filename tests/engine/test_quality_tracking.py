@@ -15,7 +15,8 @@ from test_train_e2e import FAST
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: flags early on the small set: a low bar for the peak and the rise, short horizon
-EARLY_FLAGS = ["adele.detection.min_peak_iou=0.05", "adele.detection.min_rise=0", "adele.detection.trim_flat=null", "adele.detection.horizon=3"]
+EARLY_FLAGS = ["adele.detection.min_peak_iou=0.05", "adele.detection.min_rise=0", "adele.detection.trim_flat=null", "adele.detection.horizon=3",
+               "quality.min_points=3"]
 
 
 def _fit(run, *overrides, epochs=4, data=None):
@@ -84,10 +85,15 @@ def test_resume_continues_the_snapshots_exactly(tmp_path):
     np.testing.assert_array_equal(full.q, part.q)
 
 
-def test_adele_run_takes_its_own_flags(tmp_path):
+def test_adele_run_flags_alike_with_the_same_points_and_later_with_more(tmp_path):
+    """Beside ADELE the tracker runs its own detector: with the same settings it flags in the same epochs;
+    with quality.min_points above adele.detection.min_points no class is flagged before that many points."""
     tr = _fit(tmp_path / "adele", "method=adele", "adele.consistency.enabled=false", *EARLY_FLAGS, epochs=5)
-    assert tr.quality.detector is tr.method.detector and not tr.quality.own
-    assert "detector" not in tr.quality.state_dict()
+    assert tr.quality.detector is not tr.method.detector
     metrics = json.loads((tmp_path / "adele" / "metrics.json").read_text())
     at, flag_epochs = metrics["label_quality"]["snapshot_epoch"], metrics["adele"]["flag_epochs"]
     assert flag_epochs and all(at[c] == e for c, e in flag_epochs.items())
+    late = _fit(tmp_path / "late", "method=adele", "adele.consistency.enabled=false", *EARLY_FLAGS, "quality.min_points=4", epochs=5)
+    q = json.loads((tmp_path / "late" / "metrics.json").read_text())["label_quality"]
+    assert q["min_points"] == 4 and late.method.detector.settings["min_points"] == 3
+    assert all(e >= 4 for e in q["snapshot_epoch"].values())
