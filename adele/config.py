@@ -177,8 +177,9 @@ class QualityConfig:
     #: keep each class's eval-mode training softmax at the epoch its memorization is detected (an
     #: eval-mode pass over the training images in those epochs and at the end; changes nothing in training)
     track: bool = True
-    #: a pixel is suspect where those probabilities confidently (> tau) put another class than its label
-    tau: float = 0.7
+    #: a pixel is suspect where those probabilities put another class than its label above tau (0.5: more
+    #: likely than all other classes together; ADELE's correction uses 0.7, for a precise but shorter list)
+    tau: float = 0.5
     #: training-IoU points a class needs before its flag can count here: the detector runs with
     #: ``max(adele.detection.min_points, quality.min_points)`` (the official 3 points flag classes whose
     #: curve is still rising, and their snapshot is then immature; BENCHMARKS.md)

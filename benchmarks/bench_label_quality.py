@@ -31,7 +31,7 @@ Rankings (image level: lower score = more suspicious; pixel level: a suspect mas
 Truth: the wrongly labelled pixels (noisy != clean, at the training
 resolution). Image level: Spearman of the suspicion with the fraction of
 wrong pixels, and AUROC for finding the noisiest quartile. Pixel level:
-precision, recall and F1 of the suspect mask (adele: ``suspect``, tau 0.7;
+precision, recall and F1 of the suspect mask (adele: ``suspect`` at ``quality.tau`` 0.5;
 cleanlab: ``find_label_issues``) against the wrong pixels, and the average
 precision of ranking all pixels by 1 - probability of the given label
 (cleanlab: 1 - its pixel scores), which does not depend on a threshold.
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5, help="K of the K-fold out-of-sample probabilities")
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--jobs", type=int, default=2, help="trainings at once (one thread each)")
-    ap.add_argument("--taus", nargs="*", type=float, default=[0.5], help="also show the one-run suspect mask at these quality.tau values")
+    ap.add_argument("--taus", nargs="*", type=float, default=[0.7], help="also show the one-run suspect mask at these quality.tau values")
     ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="settings over the colin27 preset, for every run (another recipe)")
     args = ap.parse_args(argv)
 

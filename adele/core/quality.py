@@ -5,7 +5,7 @@
 prediction ``k* = argmax_k p_k``, confidence ``m = max_k p_k`` and
 self-confidence ``s = p_L`` (probability of the given label):
 
-    suspect      = V and k* != L and m > tau                   (tau = 0.7)
+    suspect      = V and k* != L and m > tau                   (tau = 0.5: another class is more likely than all others together)
     disagree     = |suspect| / |V|
     pixel_term   = 1 - mean_V( m * [k* != L] )                 (confidence-weighted agreement)
     region(k)    = V and (L == k  or  (k* == k and m > tau))   (where label or model says k)
@@ -60,7 +60,7 @@ def label_quality_scores(
     labels: np.ndarray,
     probs: np.ndarray,
     ignore_index: int = 255,
-    tau: float = 0.7,
+    tau: float = 0.5,
     class_weight: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Score each label map against the model's probabilities (see module doc).
@@ -188,7 +188,7 @@ class EarlyLearningProbs:
 
 
 def early_learning_scores(avg: "EarlyLearningProbs", labels: Sequence[np.ndarray], ignore_index: int = 255,
-                          tau: float = 0.7, class_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+                          tau: float = 0.5, class_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """:func:`label_quality_scores` of each image's ``labels`` against its early-learning probabilities ``q``.
 
     Returns (scores (N,), disagree_frac (N,), suspect: list of (H, W) bool), one image at a time (images may differ in size).

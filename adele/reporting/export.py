@@ -87,7 +87,7 @@ def _write_labels(root: Path, ids, labels) -> None:
         write_array(root / f"{sid}.png", np.asarray(lab, dtype=np.uint8))
 
 
-def score_labels(lm, split: PreparedSplit, labels: list[np.ndarray], ignore_index: int, batch_size: int = 8, tau: float = 0.7):
+def score_labels(lm, split: PreparedSplit, labels: list[np.ndarray], ignore_index: int, batch_size: int = 8, tau: float = 0.5):
     """:func:`label_quality_scores` of ``labels`` against the model's softmax on ``split``'s images, a batch at a time.
 
     Returns (scores (N,), disagree_frac (N,), suspect: list of (H, W) bool, prediction: list of (H, W) uint8).
@@ -113,7 +113,7 @@ FINAL_SOURCE = ("the final model's softmax on its own training images (the run h
                 "so this ranking is weaker")
 
 
-def score_given_labels(run_dir: str | Path, labels: list[np.ndarray], ignore_index: int, tau: float = 0.7):
+def score_given_labels(run_dir: str | Path, labels: list[np.ndarray], ignore_index: int, tau: float = 0.5):
     """(scores, disagree_frac, suspect list, probabilities) of ``labels`` against the run's early-learning probabilities; None without them."""
     avg = load_early_probs(run_dir)
     if avg is None:
@@ -123,7 +123,7 @@ def score_given_labels(run_dir: str | Path, labels: list[np.ndarray], ignore_ind
     return (*early_learning_scores(avg, labels, ignore_index, tau), avg)
 
 
-def rank_given_labels(run_dir: Path, lm, train: PreparedSplit, ignore_index: int, tau: float = 0.7) -> dict:
+def rank_given_labels(run_dir: Path, lm, train: PreparedSplit, ignore_index: int, tau: float = 0.5) -> dict:
     """Score the labels the run was given (``train.original``): which masks to re-annotate.
 
     From the run's early-learning probabilities when it has them (:mod:`adele.engine.quality`), else from
@@ -209,7 +209,7 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
         meta = {"name": f"{src.name}-{run.name}-labels", "classes": list(src.classes), "ignore_index": src.ignore_index,
                 "note": note, "resolution": None if size is None else list(shape), "source_run": run.name}
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
-        (tmp / "README.md").write_text(_readme(note, train.clean is not None, exts["train"], native["readme"], vol_index is not None, q["source"]))
+        (tmp / "README.md").write_text(_readme(note, train.clean is not None, exts["train"], native["readme"], vol_index is not None, q["source"], cfg.quality.tau))
     worst = np.argsort(scores, kind="stable")[:3]
     log(f"wrote {out}: {len(train)} training labels ({origin}), {native['summary']}, label_quality.csv (most suspicious: "
         + ", ".join(f"{train.ids[i]} {scores[i]:.3f}" for i in worst) + ")")
@@ -324,7 +324,7 @@ def subject_quality_csv(train: PreparedSplit, labels, scores, disagree, suspect,
     return buf.getvalue()
 
 
-def _readme(note: str, has_clean: bool, ext: str, native: str = "", volumes: bool = False, source: str = EARLY_SOURCE) -> str:
+def _readme(note: str, has_clean: bool, ext: str, native: str = "", volumes: bool = False, source: str = EARLY_SOURCE, tau: float = 0.5) -> str:
     return f"""# Exported training labels
 
 {note}
@@ -335,7 +335,7 @@ def _readme(note: str, has_clean: bool, ext: str, native: str = "", volumes: boo
   scores the labels the run was given (`train/labels_original/`) against {source}.
   `score` in [0, 1] (lower = more suspicious) combines confidence-weighted pixel agreement with the per-class
   mean probability of the given label; `disagree_frac` = fraction of labelled pixels where those probabilities
-  put another class above 0.7 (quality.tau){"; `true_error_frac` = fraction of labelled pixels that differ from the clean labels" if has_clean else ""}.
+  put another class above quality.tau ({tau}){"; `true_error_frac` = fraction of labelled pixels that differ from the clean labels" if has_clean else ""}.
 - `suspect/<id>.png`: 255 on those pixels: where to look first when redrawing the mask.{chr(10) + "- `label_quality.csv` columns `subject`, `slice`: where each slice comes from." if volumes else ""}
 {native}
 """
