@@ -19,10 +19,14 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+from scipy.stats import spearmanr
+
 from .config import load_config
 from .data.dataset import load_run_data
 from .engine.trainer import Trainer
 from .noise import format_table, noise_stats
+from .reporting.export import score_given_labels, true_error_frac
 from .reporting.html import build_report
 from .reporting.memorization import analyze_memorization
 from .reporting.tables import format_metrics_table
@@ -94,6 +98,14 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
     _, _, table = analyze_memorization(out / "baseline")
     log("baseline, wrongly labelled training pixels (early learning vs memorization):")
     log(table)
+    got = score_given_labels(out / "baseline", tr.original, data.source.ignore_index, base_cfg.quality.tau)
+    if got is not None:  # which masks to re-annotate, from the baseline's own early-learning probabilities
+        scores = got[0]
+        wrong = np.array([true_error_frac(a, b, data.source.ignore_index) for a, b in zip(tr.original, tr.clean)])
+        worst = np.argsort(scores, kind="stable")[:5]
+        log("masks to re-annotate first (baseline run; true fraction of wrong pixels in brackets): "
+            + ", ".join(f"{tr.ids[i]} ({wrong[i]:.2f})" for i in worst)
+            + f"; median over all {len(tr)}: {np.median(wrong):.2f}; Spearman of the ranking with it: {spearmanr(-scores, wrong)[0]:.2f}")
     page = build_report([out / "baseline", out / "adele"], out / "report", device=device, log=lambda m: None)
     log(f"report: {page}")
     summary = {"noise": {"recipe": recipe, "fg_dice": float(stats["fg_dice"])},

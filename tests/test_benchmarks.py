@@ -64,9 +64,9 @@ def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
     out = res.stdout
     assert sum("pip install" in line and "cleanlab" in line for line in out.splitlines()) == 1
     rows = [line for line in out.splitlines() if line.startswith("| adele")]
-    assert len(rows) == 3 and not any(line.startswith("| cleanlab") for line in out.splitlines())
+    assert len(rows) == 4 and not any(line.startswith("| cleanlab") for line in out.splitlines())
     for line in rows:
         cells = line.strip(" |").split("|")
         spearman, auroc = float(cells[1].split()[0]), float(cells[2].split()[0])
         assert -1 <= spearman <= 1 and 0 <= auroc <= 1
-    assert "| 1 |" in rows[0] and "2 + 1" in rows[1]
+    assert "| 1 |" in rows[0] and "quality.tau=0.7" in rows[1] and "2 + 1" in rows[2]

@@ -22,6 +22,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert main(["demo", "--epochs", "2", "--out", str(tmp_path / "demo"), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "recipe 'final:target_area=1000'" in out and "ADELE - baseline on this seed" in out
+    assert "masks to re-annotate first" in out and "Spearman of the ranking" in out
     summary = json.loads((tmp_path / "demo" / "demo_summary.json").read_text())
     assert set(summary["test_mean_dice"]) == {"baseline", "adele"}
     assert (tmp_path / "demo" / "report" / "index.html").is_file()
