@@ -79,7 +79,8 @@ def add_parsers(sub) -> None:
                         formatter_class=Formatter,
                         description="Write the run's corrected training labels (latest correction round, else the original labels) "
                                     "as a dataset in the generic format at the training resolution, with label_quality.csv "
-                                    "(most suspicious image first) and suspect/<id>.png masks; and in the source's own space: "
+                                    "(which masks to re-annotate: the labels the run was given, most suspicious first, scored "
+                                    "against the run's early-learning probabilities) and suspect/<id>.png masks; and in the source's own space: "
                                     "original/labels/<subject>.nii.gz on each subject's grid for volume datasets (plus "
                                     "label_quality_subjects.csv), original/labels/<id>.png at the source size for 2D datasets. "
                                     "Only the pixels the correction changed differ from the labels given.",
@@ -87,6 +88,7 @@ def add_parsers(sub) -> None:
             examples:
               adele export-labels runs/adele --out data/c27-corrected
               adele train --data data/c27-corrected --out runs/retrain     # train again on the corrected labels
+              head -6 data/c27-corrected/label_quality.csv                 # the masks to redraw first
             """))
     add_run_folder(ex, "run folder with model.pt (the --out of `adele train`)")
     ex.add_argument("--out", required=True, help="output folder (new or empty)")
