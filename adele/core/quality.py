@@ -29,8 +29,8 @@ ADELE's detector flags that moment per class. So a run keeps, per training
 pixel, each class's eval-mode softmax at the epoch the class is flagged:
 
     e_k = the epoch class k is flagged                     (foreground classes)
-          the epoch the last foreground class is flagged   (background)
-          the last epoch                                   (a class never flagged)
+          the epoch the last foreground class is flagged   (background; the last epoch if one never is)
+          the last epoch                                   (a foreground class never flagged)
     q_k = p_k^(e_k) / sum_j p_j^(e_j)                      (renormalized over the classes)
 
 ``p^(e)`` is the eval-mode softmax after epoch ``e``. The flag comes from
@@ -187,17 +187,17 @@ class EarlyLearningProbs:
         self.epochs = np.array(state["epochs"], dtype=np.int64)
 
 
-def early_learning_scores(avg: "EarlyLearningProbs", labels: Sequence[np.ndarray], ignore_index: int = 255,
+def early_learning_scores(probs: "EarlyLearningProbs", labels: Sequence[np.ndarray], ignore_index: int = 255,
                           tau: float = 0.5, class_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """:func:`label_quality_scores` of each image's ``labels`` against its early-learning probabilities ``q``.
 
     Returns (scores (N,), disagree_frac (N,), suspect: list of (H, W) bool), one image at a time (images may differ in size).
     """
-    if len(labels) != len(avg.shapes):
-        raise ValueError(f"{len(labels)} label maps for early-learning probabilities of {len(avg.shapes)} images")
+    if len(labels) != len(probs.shapes):
+        raise ValueError(f"{len(labels)} label maps for early-learning probabilities of {len(probs.shapes)} images")
     scores, disagree, suspect = np.ones(len(labels)), np.zeros(len(labels)), []
     for i, lab in enumerate(labels):
-        sc, d, m = label_quality_scores(np.asarray(lab)[None], avg.probs(i)[None], ignore_index, tau, class_weight)
+        sc, d, m = label_quality_scores(np.asarray(lab)[None], probs.probs(i)[None], ignore_index, tau, class_weight)
         scores[i], disagree[i] = sc[0], d[0]
         suspect.append(m[0])
     return scores, disagree, suspect

@@ -1,7 +1,7 @@
 """Label quality from one run's training dynamics: each class's softmax at its memorization flag.
 
 In an epoch where the memorization detector flags a foreground class (and,
-for background, flags the last foreground class), an eval-mode pass over the
+for background, the epoch by which every foreground class is flagged), an eval-mode pass over the
 training images keeps that class's softmax in
 :class:`adele.core.quality.EarlyLearningProbs`; at the last epoch the classes
 never flagged get theirs. The detector is ADELE's rule with the
@@ -21,14 +21,15 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .. import runfolder
 from ..config import Config
 from ..core import MemorizationDetector
-from .. import runfolder
 from ..core.quality import EarlyLearningProbs
 from ..data.dataset import PreparedSplit
 from ..metrics import scores_from_confusion
 from ..prediction import predict_probs
 from .distributed import DistInfo, all_reduce_sum
+
 
 class EarlyLearningTracker:
     """Keeps the early-learning probabilities of one run; ``state_dict`` goes into the checkpoint."""
@@ -104,10 +105,10 @@ class EarlyLearningTracker:
         runfolder.save_early_probs(run_dir, self.probs, self.summary(classes))
 
 
-def log_budget(avg_bytes: int, limit_gb: float, log: Callable[[str], None]) -> bool:
+def log_budget(nbytes: int, limit_gb: float, log: Callable[[str], None]) -> bool:
     """True when the probabilities fit in ``quality.max_gb``; otherwise says so in one line."""
-    if avg_bytes <= limit_gb * 2**30:
+    if nbytes <= limit_gb * 2**30:
         return True
-    log(f"label-quality tracking is off for this run: its early-learning probabilities would take {avg_bytes / 2**30:.1f} GB "
+    log(f"label-quality tracking is off for this run: its early-learning probabilities would take {nbytes / 2**30:.1f} GB "
         f"(1 byte per training pixel and class) > quality.max_gb={limit_gb}; raise quality.max_gb to keep them")
     return False

@@ -95,8 +95,8 @@ class Trainer:
         self.train_ds = TrainDataset(self.data.train, cfg.train.seed, cfg.data.hflip, cfg.data.scale_range, cfg.data.crop, self.ignore_index)
         #: label quality from this run's training dynamics (:mod:`adele.engine.quality`); None when off
         self.quality: Optional[EarlyLearningTracker] = None
-        avg_bytes = self.num_classes * sum(h * w for h, w in self.data.train.shapes)
-        if cfg.quality.track and log_budget(avg_bytes, cfg.quality.max_gb, log if self.is_main else (lambda m: None)):
+        nbytes = self.num_classes * sum(h * w for h, w in self.data.train.shapes)
+        if cfg.quality.track and log_budget(nbytes, cfg.quality.max_gb, log if self.is_main else (lambda m: None)):
             self.quality = EarlyLearningTracker(cfg, self.data.train, self.num_classes, self.dist)
         self._tb = None
 

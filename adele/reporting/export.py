@@ -115,12 +115,12 @@ FINAL_SOURCE = ("the final model's softmax on its own training images (the run h
 
 def score_given_labels(run_dir: str | Path, labels: list[np.ndarray], ignore_index: int, tau: float = 0.5):
     """(scores, disagree_frac, suspect list, probabilities) of ``labels`` against the run's early-learning probabilities; None without them."""
-    avg = load_early_probs(run_dir)
-    if avg is None:
+    probs = load_early_probs(run_dir)
+    if probs is None:
         return None
-    if [tuple(np.shape(l)) for l in labels] != avg.shapes:
+    if [tuple(np.shape(l)) for l in labels] != probs.shapes:
         raise RunError(f"{run_dir}: its early-learning probabilities are of other images than these labels; the dataset changed since training")
-    return (*early_learning_scores(avg, labels, ignore_index, tau), avg)
+    return (*early_learning_scores(probs, labels, ignore_index, tau), probs)
 
 
 def rank_given_labels(run_dir: Path, lm, train: PreparedSplit, ignore_index: int, tau: float = 0.5) -> dict:
@@ -132,8 +132,8 @@ def rank_given_labels(run_dir: Path, lm, train: PreparedSplit, ignore_index: int
     labels = [np.asarray(x) for x in train.original]
     got = score_given_labels(run_dir, labels, ignore_index, tau)
     if got is not None:
-        scores, disagree, suspect, avg = got
-        pred = [avg.probs(i).argmax(0).astype(np.uint8) for i in range(len(labels))]
+        scores, disagree, suspect, probs = got
+        pred = [probs.probs(i).argmax(0).astype(np.uint8) for i in range(len(labels))]
         return dict(scores=scores, disagree=disagree, suspect=suspect, prediction=pred, source=EARLY_SOURCE, early=True)
     scores, disagree, suspect, pred = score_labels(lm, train, labels, ignore_index, tau=tau)
     return dict(scores=scores, disagree=disagree, suspect=suspect, prediction=pred, source=FINAL_SOURCE, early=False)
