@@ -101,6 +101,16 @@ def test_label_equal_to_a_confident_prediction_has_an_empty_suspect_mask():
     assert not suspect.any() and (disagree == 0).all() and (scores > 0.9).all()
 
 
+def test_only_a_confident_disagreement_is_suspect():
+    """Where the probabilities favour another class but below tau, the pixel is not suspect; above it, it is."""
+    lab = np.zeros((1, 2, 2), dtype=np.int64)
+    p = np.zeros((1, C, 2, 2))
+    p[0, 0], p[0, 1] = 0.4, 0.6  # class 1 at 0.6 everywhere: above tau 0.5, below 0.7
+    for tau, expected in ((0.5, True), (0.7, False)):
+        _, disagree, suspect = label_quality_scores(lab, p, 255, tau=tau)
+        assert suspect.all() == expected and not (suspect.any() ^ expected) and disagree[0] == float(expected)
+
+
 # ---------------------------------------------------------------- early-learning probabilities
 
 def _onehot_probs(lab, p=0.9):

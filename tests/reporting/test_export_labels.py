@@ -79,3 +79,37 @@ def test_export_refuses_to_overwrite_and_needs_model(exported, tmp_path, capsys)
     assert main(["export-labels", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "not a run folder" in err and len(err.strip().splitlines()) == 1
+
+
+def test_export_ranks_the_given_labels_with_the_runs_quality_tau(tiny_run, tmp_path, monkeypatch):
+    """The labels the run was given are scored (not the corrected ones), at the run's quality.tau."""
+    import shutil
+
+    import adele.reporting.export as export
+    from adele.runfolder import label_round_path, label_rounds, load_labels, save_labels
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run(*ADELE_FORCED, "quality.tau=0.9"), run)
+    # a correction round that changed labels (a short run's network is too unsure to change any)
+    rounds = label_rounds(run)
+    base = load_labels(rounds[-1]) if rounds else None
+    if base is None:
+        from adele.engine import load_run_data
+        from adele.config import saved_config
+
+        base = [x.copy() for x in load_run_data(saved_config(run / "config.yaml")).train.original]
+    changed = [np.where(lab == 0, 1, lab).astype(np.uint8) for lab in base]
+    save_labels(changed, label_round_path(run, len(rounds) + 1))
+    seen = []
+    scores = export.early_learning_scores
+    monkeypatch.setattr(export, "early_learning_scores", lambda p, labels, ignore, tau: seen.append(tau) or scores(p, labels, ignore, tau))
+    out = tmp_path / "labels"
+    assert main(["export-labels", str(run), "--out", str(out), "--device", "cpu"]) == 0
+    assert seen == [0.9] and "quality.tau (0.9)" in (out / "README.md").read_text()
+    rows = list(csv.DictReader((out / "label_quality.csv").open()))
+    ids = json.loads((run / "run.json").read_text())["train_ids"]
+    given = [read_label(out / "train" / "labels_original" / f"{i}.png") for i in ids]
+    corrected = [read_label(out / "train" / "labels" / f"{i}.png") for i in ids]
+    assert any((a != b).any() for a, b in zip(given, corrected)), "the test needs labels the correction changed"
+    expected = scores(export.load_early_probs(run), given, 255, 0.9)[0]
+    assert {r["id"]: r["score"] for r in rows} == {i: f"{v:.4f}" for i, v in zip(ids, expected)}
