@@ -92,15 +92,16 @@ def build_dataset(root: Path, seed: int, dataset: str = "colin27") -> np.ndarray
 
 
 def build_fold(full: Path, out: Path, ids: list[str], held: np.ndarray) -> None:
-    """A copy of ``full`` whose training split leaves out the images ``held`` (bool by image); those become its test split."""
-    if out.is_dir():
-        shutil.rmtree(out)
+    """A copy of ``full`` whose training split leaves out the images ``held`` (bool by image); those become its test split.
+
+    Deterministic: a fold left half-built by an interruption is completed by writing the same files again.
+    """
     for i, sid in enumerate(ids):
         dst = "test" if held[i] else "train"
         for sub in ("images", "labels") + (("labels_clean",) if dst == "train" else ()):
             (out / dst / sub).mkdir(parents=True, exist_ok=True)
             shutil.copy2(full / "train" / sub / f"{sid}.png", out / dst / sub / f"{sid}.png")
-    shutil.copytree(full / "val", out / "val")
+    shutil.copytree(full / "val", out / "val", dirs_exist_ok=True)
     shutil.copy2(full / "dataset.json", out / "dataset.json")
 
 
@@ -234,7 +235,8 @@ def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int, taus: tupl
                      "pixel_precision": p, "pixel_recall": rc, "pixel_f1": f1, "pixel_ap": average_precision(r["pixel"], wrong),
                      "runs": r["runs"], "wall_s": float(r["wall"]),
                      "tracking_s": tracking if name == "adele early-learning (one run)" else None}
-    desc = {"images": len(tr), "size": list(labels.shape[1:]), "noisy": int((frac > 0).sum()), "wrong_pixels": int(wrong.sum()),
+    test = json.loads((one / "metrics.json").read_text()).get("test", {}).get("mean_dice")
+    desc = {"images": len(tr), "size": list(labels.shape[1:]), "noisy": int((frac > 0).sum()), "wrong_pixels": int(wrong.sum()), "test_mean_dice": test,
             "wrong_frac_median": float(np.median(frac)), "wrong_frac_max": float(frac.max())}
     return out, desc
 
@@ -254,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     from adele.core.quality import kfold_assignment
 
     work = Path(args.work).resolve()
+    marker = work / ".bench_label_quality"  # this script's folder: it writes datasets and runs only there
+    if work.is_dir() and any(work.iterdir()) and not marker.is_file():
+        raise SystemExit(f"error: {work} is not empty and was not made by this benchmark; pass an empty or new folder as --work")
+    work.mkdir(parents=True, exist_ok=True)
+    marker.touch()
     plan = []
     for ds in args.datasets:
         for d in range(args.draws):
@@ -279,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         res, desc = score_draw(base / "run", base / "folds", folds, args.folds, tuple(args.taus))
         (base / "scores.json").write_text(json.dumps({"results": res, "data": desc}, indent=1))
         print(f"{ds} draw {d}: {desc['images']} masks at {desc['size'][0]}x{desc['size'][1]}, {desc['noisy']} noisy, "
-              f"wrong-pixel fraction median {desc['wrong_frac_median']:.3f}, max {desc['wrong_frac_max']:.3f}")
+              f"wrong-pixel fraction median {desc['wrong_frac_median']:.3f}, max {desc['wrong_frac_max']:.3f}; "
+              f"the one-run model's test mean Dice {desc['test_mean_dice']:.3f}")
         results.setdefault(ds, []).append(res)
     print(f"\nPython {platform.python_version()}, {platform.machine()}; mean ± std over {args.draws} noise draws; "
           f"{args.epochs} epochs per run; K = {args.folds}; recipe: colin27 preset" + (f" with {' '.join(args.set)}" if args.set else "") + "\n")
