@@ -145,7 +145,7 @@ class Run:
         (+ true_error_frac with clean labels, + subject and slice for volume datasets)."""
         data, labels, _ = self._train
         train = data.train
-        q = rank_given_labels(self.path, self._lm, train, data.source.ignore_index, self.config.quality.tau)
+        q = rank_given_labels(self.path, lambda: self._lm, train, data.source.ignore_index, self.config.quality.tau)
         scores, disagree, suspect = q["scores"], q["disagree"], q["suspect"]
         root = data.source.root
         index = read_volume_index(root) if root is not None else None

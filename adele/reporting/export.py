@@ -123,11 +123,12 @@ def score_given_labels(run_dir: str | Path, labels: list[np.ndarray], ignore_ind
     return (*early_learning_scores(probs, labels, ignore_index, tau), probs)
 
 
-def rank_given_labels(run_dir: Path, lm, train: PreparedSplit, ignore_index: int, tau: float = 0.5) -> dict:
+def rank_given_labels(run_dir: Path, load_model: Callable[[], object], train: PreparedSplit, ignore_index: int, tau: float = 0.5) -> dict:
     """Score the labels the run was given (``train.original``): which masks to re-annotate.
 
     From the run's early-learning probabilities when it has them (:mod:`adele.engine.quality`), else from
-    the final model. Returns {scores, disagree, suspect, prediction (argmax of the probabilities used), source, early}.
+    the final model, which ``load_model()`` returns (called only then). Returns {scores, disagree, suspect,
+    prediction (argmax of the probabilities used), source, early}.
     """
     labels = [np.asarray(x) for x in train.original]
     got = score_given_labels(run_dir, labels, ignore_index, tau)
@@ -135,7 +136,7 @@ def rank_given_labels(run_dir: Path, lm, train: PreparedSplit, ignore_index: int
         scores, disagree, suspect, probs = got
         pred = [probs.probs(i).argmax(0).astype(np.uint8) for i in range(len(labels))]
         return dict(scores=scores, disagree=disagree, suspect=suspect, prediction=pred, source=EARLY_SOURCE, early=True)
-    scores, disagree, suspect, pred = score_labels(lm, train, labels, ignore_index, tau=tau)
+    scores, disagree, suspect, pred = score_labels(load_model(), train, labels, ignore_index, tau=tau)
     return dict(scores=scores, disagree=disagree, suspect=suspect, prediction=pred, source=FINAL_SOURCE, early=False)
 
 
@@ -168,13 +169,12 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     cfg = saved_config(run.path / "config.yaml")
     inputs = [run.path, cfg.data.path if cfg.data.path not in EMBEDDED else None]
     check_output(out, "export-labels", inputs, overwrite)  # refused before anything is read or written
-    lm = load_run_model(run.path, device)
     data = load_run_data(cfg)
     train = data.train
     if list(train.ids) != list(run.info.get("train_ids", train.ids)):
         raise RunError(f"{run.path}: the training images of {cfg.data.path} differ from those the run was trained on; export from the original dataset")
     labels, origin = current_labels(run.path, train)
-    q = rank_given_labels(run.path, lm, train, data.source.ignore_index, cfg.quality.tau)
+    q = rank_given_labels(run.path, lambda: load_run_model(run.path, device), train, data.source.ignore_index, cfg.quality.tau)
     scores, disagree, suspect = q["scores"], q["disagree"], q["suspect"]
 
     src, size = data.source, cfg.data.size

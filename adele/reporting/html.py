@@ -335,8 +335,8 @@ def suspects_block(r: RunInfo, n: int, fig_dir: Path, slug: str, cache: _DataCac
         train = data.train
         if list(train.ids) != list(r.info.get("train_ids", train.ids)):
             return title + "<p class='note'>skipped: the dataset's training images differ from the run's.</p>"
-        lm = load_run_model(r.path, device, allow_checkpoint=True, in_channels=train.in_channels)
-        q = rank_given_labels(r.path, lm, train, data.source.ignore_index, saved_config(r.path / "config.yaml").quality.tau)
+        q = rank_given_labels(r.path, lambda: load_run_model(r.path, device, allow_checkpoint=True, in_channels=train.in_channels),
+                              train, data.source.ignore_index, saved_config(r.path / "config.yaml").quality.tau)
     except (AdeleError, ValueError) as exc:
         return title + f"<p class='note'>skipped: {_e(exc)}</p>"
     order = np.argsort(q["scores"], kind="stable")
