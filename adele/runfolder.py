@@ -27,6 +27,7 @@ import io
 import json
 import re
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -277,6 +278,7 @@ def load_early_probs(run_dir: str | Path) -> Optional[EarlyLearningProbs]:
             shapes = [(int(h), int(w)) for h, w in z["shapes"]]
             probs = EarlyLearningProbs(shapes, int(z["q"].shape[0]))
             probs.load_state_dict({"shapes": shapes, "q": z["q"], "epochs": z["epochs"]})
-    except (OSError, KeyError, ValueError) as exc:
-        raise RunError(f"{path}: unreadable ({exc}); delete it to rank labels with the final model instead") from None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        raise RunError(f"{path}: unreadable, or not the early-learning probabilities adele writes; delete it to rank the "
+                       "labels with the final model instead") from None
     return probs

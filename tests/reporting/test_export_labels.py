@@ -113,3 +113,18 @@ def test_export_ranks_the_given_labels_with_the_runs_quality_tau(tiny_run, tmp_p
     assert any((a != b).any() for a, b in zip(given, corrected)), "the test needs labels the correction changed"
     expected = scores(export.load_early_probs(run), given, 255, 0.9)[0]
     assert {r["id"]: r["score"] for r in rows} == {i: f"{v:.4f}" for i, v in zip(ids, expected)}
+
+
+@pytest.mark.parametrize("damage", ["text", "truncated"])
+def test_damaged_early_probs_file_is_one_line_with_what_to_do(tiny_run, tmp_path, capsys, damage):
+    import shutil
+
+    from adele.runfolder import early_probs_path
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run(), run)
+    path = early_probs_path(run)
+    path.write_bytes(b"garbage\n" if damage == "text" else path.read_bytes()[:300])
+    assert main(["export-labels", str(run), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "early_probs.npz" in err and "delete it" in err and "Traceback" not in err
