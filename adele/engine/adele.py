@@ -28,7 +28,7 @@ from ..data.dataset import PreparedSplit
 from ..losses import soft_dice_loss, supervised_loss
 from ..metrics import mean_dice, scores_from_confusion
 from ..prediction import multiscale_probs
-from .distributed import DistInfo, all_reduce_sum, steps_per_epoch
+from .distributed import DistInfo, all_reduce_sum, rank_batches, steps_per_epoch
 
 
 class Baseline:
@@ -166,10 +166,7 @@ class AdeleState(Baseline):
         c = self.a.correction
         self.ensure_store(dist)
         model = getattr(net, "module", net)
-        idx = list(range(dist.rank, len(self.train), dist.world_size))
-        bs = self.cfg.train.batch_size if len(set(self.train.shapes)) == 1 else 1
-        for s in range(0, len(idx), bs):
-            chunk = idx[s : s + bs]
+        for chunk in rank_batches(self.train.shapes, self.cfg.train.batch_size, dist):
             images = torch.stack([self.train.images[i] for i in chunk]).to(device)
             probs = multiscale_probs(model, images, c.scales, c.hflip, c.temperature, c.average)
             self.store.write_batch(chunk, probs.cpu())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -48,6 +49,15 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
         t = t.clone()
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def rank_batches(shapes: list, batch_size: int, info: DistInfo) -> Iterator[list[int]]:
+    """Indices of this process's share of the images (every ``world_size``-th from its rank), in batches of
+    ``batch_size``, or one at a time when the images differ in size: the eval-mode passes over a training set."""
+    idx = list(range(info.rank, len(shapes), info.world_size))
+    bs = batch_size if len(set(shapes)) == 1 else 1
+    for s in range(0, len(idx), bs):
+        yield idx[s : s + bs]
 
 
 def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:

@@ -28,7 +28,7 @@ from ..core.quality import EarlyLearningProbs
 from ..data.dataset import PreparedSplit
 from ..metrics import scores_from_confusion
 from ..prediction import predict_probs
-from .distributed import DistInfo, all_reduce_sum
+from .distributed import DistInfo, all_reduce_sum, rank_batches
 
 
 class EarlyLearningTracker:
@@ -71,11 +71,8 @@ class EarlyLearningTracker:
         model = getattr(net, "module", net)
         was_training = model.training
         q = self.probs.buffer()
-        idx = list(range(self.dist.rank, len(self.train), self.dist.world_size))
-        bs = self.cfg.train.batch_size if len(set(self.train.shapes)) == 1 else 1
         try:
-            for s in range(0, len(idx), bs):
-                chunk = idx[s : s + bs]
+            for chunk in rank_batches(self.train.shapes, self.cfg.train.batch_size, self.dist):
                 probs = predict_probs(model, torch.stack([self.train.images[i] for i in chunk]).to(device)).float().cpu().numpy()
                 for i, p in zip(chunk, probs):
                     self.probs.write(q, i, p)
