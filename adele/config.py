@@ -130,17 +130,30 @@ class CorrectionConfig:
     enabled: bool = True
     #: correct again every N epochs after a class is flagged (official: 10)
     every: int = 10
+    #: which classes a round corrects: ``new`` (official SegTHOR: in an epoch where a class is newly
+    #: flagged only that class; corrected classes stay frozen and are re-checked, and every ``every``-th
+    #: epoch each class that passes its check again is corrected) or ``flagged`` (official VOC: every
+    #: class flagged so far, flags permanent). See adele.core.schedule
+    classes: Literal["new", "flagged"] = "new"
+    #: the pixel rule: ``segthor`` (official SegTHOR: only background and corrected classes change, tau_bg /
+    #: tau_fg) or ``voc`` (official VOC ``update_allclass``: any label may change, one threshold tau_fg, no
+    #: class constraint in background-only images, and the shrink guard); see adele.core.correction
+    rule: Literal["segthor", "voc"] = "segthor"
     tau_bg: float = 0.7
     tau_fg: float = 0.7
     #: ``eval``: clean pass in eval mode after the epoch; ``train``: reuse the softmax maps recorded during the epoch (official)
     predictions: Literal["eval", "train"] = "eval"
     scales: tuple[float, ...] = (1.0,)
     hflip: bool = False
-    temperature: float = 1.0
+    #: the correction reads softmax(logits / temperature). null = the official logit scale: the official
+    #: network is trained with its cross-entropy on logits / S (S = 3 consistency scales) and corrected from
+    #: the softmax of its raw logits, i.e. S times ours, so 1 / S when the consistency term is on, 1 when off
+    temperature: Optional[float] = None
     #: how the views (scales, flips) are combined: ``probs`` = mean of softmax(logits / T);
     #: ``logits`` = softmax(mean of logits / T), as the official VOC code does
     average: Literal["probs", "logits"] = "probs"
-    #: start each round again from the original noisy labels instead of the current ones
+    #: start each round again from the original noisy labels instead of the current ones (official VOC
+    #: ``--Reinit_dict``; needs ``classes: flagged``, or a round would undo the earlier rounds' classes)
     restart_from_original: bool = False
     correct_ignore: bool = False
 
@@ -154,6 +167,12 @@ class ConsistencyConfig:
     lam: float = 1.0
     rho: float = 0.8
     mask: Literal["image", "pixel", "none"] = "image"
+    #: the term (and rho) reads softmax(logits / temperature); null = 1 / number of scales, the official
+    #: logit scale (see adele.core.consistency): the cross-entropy always reads the raw logits
+    temperature: Optional[float] = None
+    #: ``segthor``: (sum of CE + lam * consistency) / scales, CE over non-ignored pixels; ``voc`` (official
+    #: VOC): sum of CE + lam * consistency, each CE averaged over all pixels, padding included
+    form: Literal["segthor", "voc"] = "segthor"
     #: ``all`` = the masked sum over all B*H*W pixels (official ``torch.mean``); ``masked`` = over
     #: the pixels that are on only
     normalize: Literal["all", "masked"] = "all"
@@ -168,6 +187,18 @@ class AdeleConfig:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     correction: CorrectionConfig = field(default_factory=CorrectionConfig)
     consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
+
+    def consistency_temperature(self) -> float:
+        """The consistency term's temperature: ``consistency.temperature``, or 1 / number of scales (official)."""
+        con = self.consistency
+        return con.temperature if con.temperature is not None else 1.0 / len(con.scales)
+
+    def correction_temperature(self) -> float:
+        """The correction's temperature: ``correction.temperature``, or the official logit scale
+        (the consistency term's when it is on, 1 when off)."""
+        if self.correction.temperature is not None:
+            return self.correction.temperature
+        return self.consistency_temperature() if self.consistency.enabled else 1.0
 
 
 @dataclass(frozen=True)
@@ -496,7 +527,14 @@ def validate(cfg: Config) -> None:
     for name in ("tau_bg", "tau_fg"):
         tau = getattr(cor, name)
         check(0.5 <= tau < 1, f"adele.correction.{name}", f"must be in [0.5, 1), got {tau}")
-    check(cor.temperature > 0, "adele.correction.temperature", "must be > 0")
+    check(cor.temperature is None or cor.temperature > 0, "adele.correction.temperature", "must be > 0 or null (the official logit scale)")
+    check(con.temperature is None or con.temperature > 0, "adele.consistency.temperature", "must be > 0 or null (1 / number of scales, official)")
+    check(not (cor.restart_from_original and cor.classes == "new"), "adele.correction.restart_from_original",
+          "restarting every round from the original labels needs adele.correction.classes=flagged (a round with "
+          "classes=new corrects only the newly flagged classes and would undo the others' corrections); "
+          "set one of the two")
+    check(cor.rule != "voc" or cor.tau_bg == cor.tau_fg, "adele.correction.tau_bg",
+          f"rule 'voc' has one threshold for every class (tau_fg); set tau_bg to it too, got {cor.tau_bg} and {cor.tau_fg}")
     check(len(cor.scales) >= 1 and all(0 < s <= 8 for s in cor.scales), "adele.correction.scales", "must be numbers in (0, 8]")
     check(len(con.scales) >= 1 and all(0 < s <= 8 for s in con.scales), "adele.consistency.scales", "must be numbers in (0, 8]")
     if d.scale_range is not None:

@@ -102,3 +102,33 @@ def test_training_time_predictions_with_augmentation_are_refused(aug):
 def test_new_method_settings_are_validated(bad):
     with pytest.raises(ConfigError):
         load_config(None, [bad])
+
+
+@pytest.mark.parametrize("bad,words", [
+    (["adele.correction.restart_from_original=true"], "classes=flagged"),
+    (["adele.correction.rule=voc", "adele.correction.tau_bg=0.7", "adele.correction.tau_fg=0.8"], "one threshold"),
+    (["adele.correction.classes=all"], "classes"),
+    (["adele.consistency.temperature=0"], "temperature"),
+    (["adele.consistency.form=paper"], "form"),
+])
+def test_official_semantics_settings_are_validated(bad, words):
+    with pytest.raises(ConfigError, match=words):
+        load_config(None, bad)
+
+
+def test_the_official_logit_scale_is_the_default():
+    """The official network trains its CE on logits / 3 and thresholds the softmax of its raw logits:
+    with the consistency term on, correction and consistency read softmax(3 * logits)."""
+    a = load_config(None, ["method=adele"]).adele
+    assert a.consistency_temperature() == pytest.approx(1 / 3) and a.correction_temperature() == pytest.approx(1 / 3)
+    a = load_config(None, ["method=adele", "adele.consistency.enabled=false"]).adele
+    assert a.correction_temperature() == 1.0  # the official code without the term trains on raw logits
+    a = load_config(None, ["adele.consistency.scales=[1.0,0.5]", "adele.correction.temperature=2"]).adele
+    assert a.consistency_temperature() == 0.5 and a.correction_temperature() == 2
+    seg = load_config("segthor").adele
+    assert (seg.correction.classes, seg.correction.rule, seg.consistency.form) == ("new", "segthor", "segthor")
+    assert seg.correction_temperature() == pytest.approx(1 / 3)
+    voc = load_config("voc")
+    assert (voc.adele.correction.classes, voc.adele.correction.rule, voc.adele.consistency.form) == ("flagged", "voc", "voc")
+    assert voc.adele.correction_temperature() == 1.0 and voc.adele.consistency_temperature() == pytest.approx(1 / 3)
+    assert voc.data.scale_range == (0.5, 1.5)

@@ -1,7 +1,8 @@
 """The ADELE method as pure functions on arrays and tensors.
 
 curves       memorization onset detection (curve fit, per-class flagging)
-correction   the label correction rule
+correction   the label correction rules (official SegTHOR and VOC)
+schedule     which classes a correction round corrects, and when
 store        compact memory-mapped prediction store (2 bytes / pixel)
 consistency  multi-scale consistency loss
 quality      per-image label quality scores from a model's softmax
@@ -15,6 +16,8 @@ from .correction import (
     class_change_counts,
     classes_present,
     correct_labels,
+    correct_labels_voc,
+    shrink_guard,
 )
 from .curves import (
     CurveFit,
@@ -28,6 +31,7 @@ from .curves import (
     onset_epoch,
 )
 from .quality import label_quality_scores
+from .schedule import RoundSchedule
 from .store import PredictionStore
 
 __all__ = [
@@ -37,11 +41,13 @@ __all__ = [
     "MemorizationDetector",
     "OnsetResult",
     "PredictionStore",
+    "RoundSchedule",
     "change_precision",
     "class_change_counts",
     "classes_present",
     "consistency_loss",
     "correct_labels",
+    "correct_labels_voc",
     "curve",
     "curve_derivative",
     "detect_onset",
@@ -51,4 +57,5 @@ __all__ = [
     "multiscale_logits",
     "multiscale_loss",
     "onset_epoch",
+    "shrink_guard",
 ]

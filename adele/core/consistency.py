@@ -19,9 +19,20 @@ Normalization (``normalize``): 'all' (official, ``torch.mean``) divides the
 masked sum by all B*H*W pixels, so an image that is off contributes zeros;
 'masked' divides by the number of pixels that are on (a few confident
 pixels then carry the weight of a whole batch).
-Cross-entropy is applied to the raw logits of every scale (no temperature:
-the official softmax(weights) = 1/3 logit scaling made the model predict only
-background for ~40 epochs in a measured run).
+Logit scale (``temperature``). The official code takes the cross-entropy of
+each scale on its logits times softmax(weights) = 1/3 (three scales, weights of
+one), and the consistency term (and the correction) on the softmax of the raw
+logits. A network trained that way has raw logits S = 3 times its calibrated
+ones. Here the cross-entropy is taken on the raw logits (the network stays
+calibrated: the 1/3 scaling made a measured run predict only background for
+~40 epochs) and the thresholds are mapped instead: the consistency term reads
+p_i = softmax(logits_i / T) with T = 1 / S (official), so rho = 0.8 means what
+it means in the official code.
+
+Forms (``form``): 'segthor' (official SegTHOR, above) and 'voc' (official VOC
+``train.py``: total = sum_i CE_i + lam * consistency, no division by the number
+of scales, and each CE averaged over all pixels, ignore-index padding included,
+as ``torch.mean`` of an unreduced loss).
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from torch import Tensor
 
 MASKS = ("image", "pixel", "none")
 NORMALIZE = ("all", "masked")
+FORMS = ("segthor", "voc")
 
 
 def _confidence_mask(q: Tensor, rho: float, mask: str, valid: Optional[Tensor] = None) -> Tensor:
@@ -119,9 +131,13 @@ def multiscale_logits(
     return outputs
 
 
-def _cross_entropy(logits: Tensor, labels: Tensor, weight: Optional[Tensor], ignore_index: int) -> Tensor:
-    """Mean CE over non-ignored pixels (weighted mean if ``weight``); 0 if none."""
+def _cross_entropy(logits: Tensor, labels: Tensor, weight: Optional[Tensor], ignore_index: int,
+                   over_all: bool = False) -> Tensor:
+    """Mean CE over non-ignored pixels (weighted mean if ``weight``); 0 if none.
+    over_all: the unweighted sum over all pixels, ignored ones included (official VOC)."""
     total = F.cross_entropy(logits, labels, weight=weight, ignore_index=ignore_index, reduction="sum")
+    if over_all:
+        return total / labels.numel()
     valid = (labels != ignore_index).to(logits.dtype)
     if weight is not None:  # per-pixel weight of its target class, as in reduction="mean"
         valid = valid * weight.to(logits)[labels.clamp(0, logits.shape[1] - 1)]
@@ -140,16 +156,26 @@ def multiscale_loss(
     weights: Optional[Sequence[float]] = None,
     detach_target: bool = False,
     normalize: str = "all",
+    temperature: float = 1.0,
+    form: str = "segthor",
 ) -> dict[str, Tensor]:
     """CE at every scale plus consistency.
 
     logits_list: S tensors (B, C, H, W) at label size; labels: (B, H, W) int, ignore_index = ignore.
+    temperature: the consistency term reads softmax(logits / temperature) (official: 1 / S, see
+    the module doc); the CE always reads the raw logits. form: 'segthor' or 'voc' (module doc).
     Returns {'ce': sum_i CE_i, 'consistency': sum_i KL(p_i || q) (masked, see ``normalize``),
-             'total': (ce + lam * consistency) / S}; all scalar Tensors.
+             'total': (ce + lam * consistency) / S ('voc': ce + lam * consistency)}; scalar Tensors.
     """
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     labels = labels.long()
-    ce = sum(_cross_entropy(lg, labels, ce_weight, ignore_index) for lg in logits_list)
-    probs = [lg.softmax(dim=1) for lg in logits_list]
+    voc = form == "voc"
+    ce = sum(_cross_entropy(lg, labels, ce_weight, ignore_index, over_all=voc) for lg in logits_list)
+    probs = [(lg / temperature).softmax(dim=1) for lg in logits_list]
     cons = consistency_loss(probs, rho=rho, mask=mask, eps=eps, weights=weights,
                             detach_target=detach_target, valid=labels != ignore_index, normalize=normalize)
-    return {"ce": ce, "consistency": cons, "total": (ce + lam * cons) / len(logits_list)}
+    total = ce + lam * cons
+    return {"ce": ce, "consistency": cons, "total": total if voc else total / len(logits_list)}

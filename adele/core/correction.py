@@ -7,7 +7,8 @@ A pixel's label y is replaced by the model's predicted class k when
     k in {0} U flagged          (only background / flagged classes may be written)
     k in {0} U present(image)   (no class is invented in an image)
 
-where p is the probability of k. Since tau >= 0.5, p > tau means k is the
+where p is the probability of k (official SegTHOR, ``merge_labels_with_skip``; the
+official VOC rule differs and is :func:`correct_labels_voc`). Since tau >= 0.5, p > tau means k is the
 argmax, so "max foreground prob > tau_fg or background prob > tau_bg" (the
 paper's wording) reduces to the test above. Ignore pixels are untouched
 unless ``correct_ignore``.
@@ -29,10 +30,12 @@ import numpy as np
 @dataclass(frozen=True)
 class CorrectionResult:
     """labels: corrected labels, same shape/dtype as input (uint8).
-    changed: bool mask of the same shape, True where the label changed."""
+    changed: bool mask of the same shape, True where the label changed.
+    held: (N,) bool, images a shrink guard left unchanged (None: no guard ran)."""
 
     labels: np.ndarray
     changed: np.ndarray
+    held: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -177,3 +180,81 @@ def change_precision(
         per_class = np.where(changed > 0, correct / np.maximum(changed, 1), np.nan)
     overall = float(hit.mean()) if hit.size else float("nan")
     return ChangePrecision(per_class, overall, changed, correct)
+
+
+def shrink_guard(old: np.ndarray, new: np.ndarray, keep: float = 0.5, background: float = 0.95) -> bool:
+    """True when an update of one image must be dropped (official VOC ``update_allclass``).
+
+    old, new: (H, W) integer label maps. The update is dropped when it keeps fewer than ``keep`` of
+    the image's non-background pixels and leaves more than ``background`` of the image background
+    (ignore pixels count as non-background, as officially).
+    """
+    old, new = np.asarray(old), np.asarray(new)
+    return bool(np.count_nonzero(new) < keep * np.count_nonzero(old)
+                and np.count_nonzero(new == 0) / new.size > background)
+
+
+def correct_labels_voc(
+    labels: np.ndarray,
+    pred: np.ndarray,
+    conf: np.ndarray,
+    flagged: np.ndarray,
+    tau: float = 0.8,
+    ignore_index: int = 255,
+    guard: Optional[tuple[float, float]] = (0.5, 0.95),
+) -> CorrectionResult:
+    """The official VOC correction rule (``update_allclass``, mode 'single', class constraint on).
+
+    A pixel's label y (any class, or ignore) is replaced by the predicted class k when
+
+        k != y,  p > tau,  k in {0} U flagged,
+        and, in an image whose label holds a foreground class, k in the classes of that label
+
+    (unlike :func:`correct_labels`: labels of unflagged classes and ignore pixels may change, one
+    threshold for every class, no class constraint in background-only images). Images whose labels
+    hold none of the flagged classes are left as they are, unless they hold no foreground at all.
+    ``guard = (keep, background)``: :func:`shrink_guard` per image (None: off).
+
+    labels, pred: (N, H, W) or (H, W) uint8; conf: same shape, float p or uint8 q = round(255 p);
+    flagged: (C,) bool (background's entry is ignored: 0 may always be written).
+    """
+    _check_tau(tau, "tau")
+    labels, pred = _as_uint8(labels, "labels"), _as_uint8(pred, "pred")
+    conf = np.asarray(conf)
+    if conf.dtype not in (np.uint8, np.float32, np.float64):
+        conf = conf.astype(np.float32)
+    if not labels.shape == pred.shape == conf.shape or labels.ndim not in (2, 3):
+        raise ValueError(f"labels, pred, conf must share one (N, H, W) or (H, W) shape; "
+                         f"got {labels.shape}, {pred.shape}, {conf.shape}")
+    shape = labels.shape
+    labels, pred, conf = (x.reshape((-1,) + shape[-2:]) for x in (labels, pred, conf))
+    flagged = np.asarray(flagged, dtype=bool).ravel()
+    writable = np.zeros(256, dtype=bool)
+    writable[:flagged.size] = flagged
+    writable[ignore_index] = False
+    fg_flagged = writable.copy()
+    writable[0] = True
+    fg_flagged[0] = False
+    threshold = _threshold_table(conf.dtype, tau, tau)[0][1]
+    new = labels.copy()
+    changed = np.zeros(labels.shape, dtype=bool)
+    held = np.zeros(labels.shape[0], dtype=bool)
+    for n in range(labels.shape[0]):
+        present = np.bincount(labels[n].ravel(), minlength=256) > 0
+        foreground = present.copy()
+        foreground[[0, ignore_index]] = False
+        if not foreground.any():
+            ok = writable  # background-only image: no class constraint
+        elif not (present & fg_flagged).any():
+            continue  # none of the flagged classes in this image
+        else:
+            ok = writable & present
+        m = ok.take(pred[n]) & (pred[n] != labels[n]) & (conf[n] > threshold)
+        if not m.any():
+            continue
+        candidate = np.where(m, pred[n], labels[n])
+        if guard is not None and shrink_guard(labels[n], candidate, *guard):
+            held[n] = True
+            continue
+        new[n], changed[n] = candidate, m
+    return CorrectionResult(new.reshape(shape), changed.reshape(shape), held)

@@ -27,7 +27,13 @@ Guards beyond the paper's rule (each one a measured or stated pitfall):
     (the first point when that is below ``min_peak_iou``; otherwise the class
     was learned within the first check and its early level is the untrained
     network's IoU, 0, as f(0) = 0 in the fitted model);
-  * the official flat-start trim is optional and never trims below `min_points`;
+  * the official flat-start trim (``trim_flat``, optional): leading points are cut while the IoU
+    rose by < trim_flat from one point to the next, however few points that leaves (at least
+    one), as officially; with fewer than ``min_points`` left the class is not flagged. So a
+    class whose IoU never rises by trim_flat between two points (learned within the first
+    epoch, or a slow riser) is never flagged, as in the official code. (The official fit also
+    runs on 1 or 2 points, but cannot flag them: relative_change(1) = 0 always counts, so
+    the local onset is >= 2 while a flag needs onset <= points - 1.)
   * NaN (class absent), short, flat, decreasing curves and fit failures give
     ``flagged=False`` with a reason instead of an exception.
 """
@@ -222,12 +228,13 @@ def detect_onset(
     if peak < min_peak_iou or rise < min_rise or rise <= 0.0:
         return OnsetResult(False, reason=f"not risen (peak {peak:.3f}, rise {rise:.3f} above early level {early:.3f})")
 
-    notes, trimmed = [], 0
-    if trim_flat is not None:
+    trimmed = 0
+    if trim_flat is not None:  # official: cut the flat start, however little it leaves
         trimmed = flat_start_length(y, trim_flat)
         if y.size - trimmed < min_points:
-            notes.append(f"trim of {trimmed} skipped (would leave < {min_points} points)")
-            trimmed = 0
+            return OnsetResult(False, trimmed=trimmed,
+                               reason=f"flat start: no rise of >= {trim_flat} from one point to the next "
+                                      f"before the last {y.size - trimmed} point(s) (< {min_points} to fit)")
     n = y.size - trimmed
     fit = fit_curve(y[trimmed:], dt)
     if not fit.ok:
@@ -249,8 +256,7 @@ def detect_onset(
     check = int(fitted_index[k - 1]) if k <= n else int(fitted_index[-1]) + (k - n)
     onset = _as_epoch((check - k) * dt + local)
     flagged = current_epoch - flag_offset >= onset
-    notes.insert(0, "memorization onset reached" if flagged else "onset not reached yet")
-    return OnsetResult(flagged, onset, fit, trimmed, "; ".join(notes))
+    return OnsetResult(flagged, onset, fit, trimmed, "memorization onset reached" if flagged else "onset not reached yet")
 
 
 # --------------------------------------------------------------------------
@@ -343,6 +349,16 @@ class MemorizationDetector:
                 results.append(res)
         self.last_results = results
         return results
+
+    def recheck(self, epoch: int, c: int) -> bool:
+        """The rule applied afresh to class ``c`` at ``epoch``, whether or not it was flagged before.
+
+        Nothing is stored: the official SegTHOR code re-checks a corrected class before each of
+        its later rounds (see :class:`adele.core.schedule.RoundSchedule`). Unwatched classes: False.
+        """
+        if c not in self.watch:
+            return False
+        return detect_onset(self.history[:, c], epoch, **self.settings).flagged
 
     @property
     def flagged(self) -> np.ndarray:

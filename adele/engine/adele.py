@@ -20,10 +20,11 @@ from ..core import (
     PredictionStore,
     change_precision,
     class_change_counts,
-    classes_present,
     correct_labels,
+    correct_labels_voc,
     multiscale_loss,
 )
+from ..core import RoundSchedule
 from ..data.dataset import PreparedSplit
 from ..losses import soft_dice_loss, supervised_loss
 from ..metrics import mean_dice, scores_from_confusion
@@ -99,12 +100,13 @@ class AdeleState(Baseline):
             trim_flat=det.trim_flat, min_peak_iou=det.min_peak_iou, min_rise=det.min_rise,
             dt=self.check_dt, flag_offset=det.flag_offset,
         )
+        #: which classes each round corrects (official SegTHOR ``new`` or VOC ``flagged``)
+        self.schedule = RoundSchedule(self.detector.watch, self.a.correction.classes, self.a.correction.every)
         self.round = 0
         self._checks: list[dict] = []  # IoU points of the current epoch when checked every K steps
         self._window: Optional[torch.Tensor] = None  # (C, C) confusion of the steps since the last check
         self.rounds: list[dict] = []
         self.epochs_log: list[dict] = []
-        self.allowed = np.stack([classes_present(lab, num_classes)[0] for lab in train.original])
         self._store: Optional[PredictionStore] = None
 
     # ------------------------------------------------------------------ loss
@@ -126,11 +128,13 @@ class AdeleState(Baseline):
         logits_list = net(img, scales=scales, out_size=tuple(lab.shape[-2:]))
         logits_list = [lg.float() for lg in logits_list]
         out = multiscale_loss(logits_list, lab, ignore_index=self.ignore_index, lam=con.lam, rho=con.rho, mask=con.mask,
-                              normalize=con.normalize)
+                              normalize=con.normalize, temperature=self.a.consistency_temperature(), form=con.form)
         if self.cfg.train.loss == "ce_dice":  # the supervised term at every scale, as the CE
             dice = sum(soft_dice_loss(lg, lab, self.ignore_index) for lg in logits_list)
             out["ce"] = out["ce"] + dice
-            out["total"] = (out["ce"] + con.lam * out["consistency"]) / len(logits_list)
+            out["total"] = out["ce"] + con.lam * out["consistency"]
+            if con.form == "segthor":
+                out["total"] = out["total"] / len(logits_list)
         out["logits"] = logits_list[scales.index(1.0) if 1.0 in scales else 0]
         return out
 
@@ -157,7 +161,7 @@ class AdeleState(Baseline):
         if self.a.correction.predictions != "train" or not self.a.correction.enabled:
             return
         self.ensure_store(self.dist)
-        probs = (logits.float() / self.a.correction.temperature).softmax(1).cpu()
+        probs = (logits.float() / self.a.correction_temperature()).softmax(1).cpu()
         self.store.write_batch(idx.tolist(), probs)
 
     @torch.no_grad()
@@ -168,7 +172,7 @@ class AdeleState(Baseline):
         model = getattr(net, "module", net)
         for chunk in rank_batches(self.train.shapes, self.cfg.train.batch_size, dist):
             images = torch.stack([self.train.images[i] for i in chunk]).to(device)
-            probs = multiscale_probs(model, images, c.scales, c.hflip, c.temperature, c.average)
+            probs = multiscale_probs(model, images, c.scales, c.hflip, self.a.correction_temperature(), c.average)
             self.store.write_batch(chunk, probs.cpu())
         self.store.flush()
 
@@ -224,18 +228,21 @@ class AdeleState(Baseline):
     def after_epoch(self, epoch: int, train_cm: np.ndarray, net: torch.nn.Module, device: torch.device, dist: DistInfo) -> dict:
         """The epoch's memorization decision, then a correction round when due.
 
-        A round runs in the epoch a class is first flagged and in every epoch that is a multiple of
-        ``correction.every`` once any class is flagged (official SegTHOR schedule).
+        Which classes a round corrects, and when: :class:`adele.core.schedule.RoundSchedule`
+        (``correction.classes``: official SegTHOR ``new`` re-checks each class before it is corrected
+        again; ``flagged`` takes the detector's permanent flags).
         """
         self._window = None  # steps since the last check do not carry over to the next epoch
         rec = self.detect(epoch, train_cm)
-        flagged = self.detector.flagged
-        newly = rec["newly_flagged"]
-        row = {"flagged": int(flagged.sum())}
+        results = self.detector.last_results
+        row = {"flagged": int(self.detector.flagged.sum())}
         corr = self.a.correction
-        due = bool(newly) or (flagged.any() and epoch % corr.every == 0)
-        if corr.enabled and due:
-            info = self.correction_round(epoch, net, device, dist)
+        if corr.classes == "new":
+            to_correct = self.schedule.step(epoch, lambda c: self.detector.recheck(epoch, c))
+        else:
+            to_correct = self.schedule.step(epoch, lambda c: results[c].flagged)
+        if corr.enabled and to_correct:
+            info = self.correction_round(epoch, net, device, dist, to_correct)
             rec["correction"] = info
             row["correction_round"] = info["round"]
             row["pixels_changed"] = info["pixels_changed"]
@@ -245,31 +252,41 @@ class AdeleState(Baseline):
             runfolder.write_adele_log(self.run_dir, self.epochs_log)
         return row
 
-    def correction_round(self, epoch: int, net: torch.nn.Module, device: torch.device, dist: DistInfo) -> dict:
+    def correction_round(self, epoch: int, net: torch.nn.Module, device: torch.device, dist: DistInfo, classes: list[int]) -> dict:
+        """Correct the training labels of ``classes`` (the schedule's choice) from the model's predictions."""
         c = self.a.correction
         self.ensure_store(dist)
         if c.predictions == "eval":
             self.predict_train_set(net, device, dist)
         dist.barrier()
-        flagged = self.detector.flagged
+        flagged = np.zeros(self.num_classes, dtype=bool)
+        flagged[classes] = True
         # changes are counted against the labels the rule starts from: the current labels, or the
         # original noisy ones when every round restarts from them
         # (correct_labels returns new arrays; the current labels are replaced only after the stats)
         base = self.train.original if c.restart_from_original else self.train.labels
-        after = []
+        # the class constraint (no class invented in an image) reads the labels being corrected, as officially
+        after, held = [], 0
         for i in range(len(self.train)):
             pred, conf = self.store.read(i)
-            res = correct_labels(base[i], pred, conf, flagged, c.tau_bg, c.tau_fg, self.allowed[i], self.ignore_index, c.correct_ignore)
+            if c.rule == "voc":
+                res = correct_labels_voc(base[i], pred, conf, flagged, c.tau_fg, self.ignore_index)
+                held += int(res.held.sum())
+            else:
+                res = correct_labels(base[i], pred, conf, flagged, c.tau_bg, c.tau_fg, None, self.ignore_index, c.correct_ignore)
             after.append(res.labels)
         self.round += 1
         old_flat = np.concatenate([x.ravel() for x in base])
         new_flat = np.concatenate([x.ravel() for x in after])
         counts = class_change_counts(old_flat, new_flat, self.num_classes)
         info = {
-            "round": self.round, "epoch": epoch, "flagged": [self.classes[k] for k in np.flatnonzero(flagged)],
+            "round": self.round, "epoch": epoch, "flagged": [self.classes[k] for k in np.flatnonzero(self.detector.flagged)],
+            "corrected": [self.classes[k] for k in classes],
             "pixels_changed": int((old_flat != new_flat).sum()),
             "changed_per_class": {n: int(v) for n, v in zip(self.classes, counts)},
         }
+        if c.rule == "voc":
+            info["images_held"] = held  # left unchanged by the official VOC shrink guard
         if self.train.clean is not None:
             clean_flat = np.concatenate([x.ravel() for x in self.train.clean])
             prec = change_precision(old_flat, new_flat, clean_flat, self.num_classes, self.ignore_index)
@@ -293,10 +310,15 @@ class AdeleState(Baseline):
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict:
-        return {"detector": self.detector.state_dict(), "round": self.round, "rounds": self.rounds, "epochs_log": self.epochs_log}
+        return {"detector": self.detector.state_dict(), "schedule": self.schedule.state_dict(), "round": self.round,
+                "rounds": self.rounds, "epochs_log": self.epochs_log}
 
     def load_state_dict(self, state: dict) -> None:
         self.detector.load_state_dict(state["detector"])
+        if "schedule" in state:
+            self.schedule.load_state_dict(state["schedule"])
+        else:  # a checkpoint from before the schedule was stored: flags as the detector kept them
+            self.schedule.flagged = {int(c) for c in np.flatnonzero(self.detector.flagged)}
         self.round = int(state["round"])
         self.rounds = list(state["rounds"])
         self.epochs_log = list(state["epochs_log"])

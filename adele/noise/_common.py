@@ -126,6 +126,37 @@ def nearest_resize(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return mask[np.ix_(rows, cols)]
 
 
+def _cubic_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) matrix of bicubic interpolation (Keys, a = -0.75), pixel centres aligned,
+    edge pixels replicated: the convolution OpenCV's ``INTER_CUBIC`` resize applies per axis."""
+    a = -0.75
+    x = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    x0 = np.floor(x).astype(np.intp)
+    t = x - x0
+    w = np.stack([
+        ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a,
+        ((a + 2) * t - (a + 3)) * t * t + 1,
+        ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1,
+    ])
+    w = np.concatenate([w, 1.0 - w.sum(axis=0, keepdims=True)])  # (4, n_out), taps x0-1 .. x0+2
+    out = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    for k in range(4):
+        np.add.at(out, (rows, np.clip(x0 + k - 1, 0, n_in - 1)), w[k])
+    return out
+
+
+def cubic_resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bicubic resampling of a binary ``(H, W)`` mask to ``shape``, thresholded at one half.
+
+    The official SegTHOR noise resizes ``uint8`` 0/1 masks with OpenCV's ``INTER_CUBIC`` and keeps
+    ``> 0``, i.e. an interpolated value that rounds to 1; the same here in float64.
+    """
+    rows = _cubic_weights(mask.shape[0], shape[0])
+    cols = _cubic_weights(mask.shape[1], shape[1])
+    return rows @ np.asarray(mask, dtype=np.float64) @ cols.T >= 0.5
+
+
 def _nearest_index(n_in: int, n_out: int) -> np.ndarray:
     idx = ((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.intp)
     return np.minimum(idx, n_in - 1)

@@ -6,11 +6,25 @@ it covers about ``target_area`` pixels, eroded (under-segmentation) or dilated
 ``iterations = (lo, hi)`` (inclusive), and rescaled back to the original grid.
 Normalizing the size first makes the relative error similar for large and
 small organs. The paper's main ("final") setting picks under or over once per
-slice with probability 0.5, with ``target_area=1000`` and 2-4 iterations; the
-default here, :data:`TARGET_AREA` (2000), suits the embedded brain classes
-(see :mod:`adele.noise.recipes`).
+slice with probability 0.5, with ``target_area=1000`` and 2-4 iterations.
 
-Guarantees, per class and before painting order is applied:
+Two variants (``variant``):
+
+``official`` (default; ``SegThor/brat/loading.py`` ``final_noise_function``)
+    The iterations are drawn once per slice (like the mode). Classes are processed
+    one after the other in a fixed order (ascending ids unless ``class_order``); each
+    class's mask is resized smoothly (bicubic, thresholded at one half) as a whole
+    image by sqrt(target_area / area), eroded or dilated, and resized back. Erosion
+    sets to background every pixel where the resized-back mask differs from the
+    class's mask; dilation writes the class only where the label is background, so
+    it grows into background, never over another class, and earlier classes win.
+``painted`` (this project's earlier variant)
+    Iterations drawn per class, nearest-neighbour resize of the class's bounding
+    box, and every class repainted in ``class_order`` (a random order per slice by
+    default), later classes over earlier ones, so dilated neighbours overwrite each
+    other. The guarantees below hold for it.
+
+Guarantees of ``painted``, per class and before painting order is applied:
 ``under`` never adds pixels (noisy ⊆ clean), ``over`` never removes pixels
 (clean ⊆ noisy). Painting follows ``class_order`` (ascending ids by default):
 later classes are painted over earlier ones, pixels removed by erosion become
@@ -26,13 +40,15 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from ._common import STRUCT8, bbox, check_label, class_sequence, nearest_resize, paint
+from ._common import STRUCT8, bbox, check_label, class_sequence, cubic_resize_mask, nearest_resize, paint
 
 MODES = ("under", "over", "final", "mixed")
+VARIANTS = ("official", "painted")
 
 
-#: default object size (pixels) each class is rescaled to: the one default of ``adele noise`` and ``data.noise`` recipes
-TARGET_AREA = 2000.0
+#: default object size (pixels) each class is rescaled to: the one default of ``adele noise`` and ``data.noise``
+#: recipes (the official SegTHOR noise's 1000)
+TARGET_AREA = 1000.0
 #: default (lo, hi) erosion/dilation steps
 ITERATIONS = (2, 4)
 
@@ -111,6 +127,7 @@ def morph_noise_events(
     iterations: int | tuple[int, int] = ITERATIONS,
     class_order: Sequence[int] | str | None = None,
     ignore_index: int = 255,
+    variant: str = "official",
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Morphological label noise on one slice, with event counts.
 
@@ -125,12 +142,13 @@ def morph_noise_events(
         target_area: pixels each class is rescaled to before the morphology;
             ``None`` keeps native resolution.
         iterations: ``(lo, hi)`` inclusive range (or a single int) of 3x3
-            erosion/dilation steps, drawn per class.
-        class_order: painting order (later over earlier): ids, ``'ascending'``
-            (the default) or ``'random'`` (a new order per slice, drawn from
-            ``rng``, so that no class systematically wins where dilated
-            neighbours touch). Classes not listed are left as they are.
+            erosion/dilation steps, drawn per slice (``official``) or per class.
+        class_order: processing order: ids, ``'ascending'`` (the default) or
+            ``'random'`` (a new order per slice, drawn from ``rng``). With
+            ``painted`` later classes are painted over earlier ones; with
+            ``official`` earlier classes win. Classes not listed are left as they are.
         ignore_index: id of pixels that are never changed.
+        variant: ``'official'`` or ``'painted'`` (module docstring).
 
     Returns:
         ``(noisy, events)`` with ``events = {'under': classes eroded,
@@ -138,6 +156,8 @@ def morph_noise_events(
     """
     if mode not in MODES:
         raise ValueError(f"unknown morph mode {mode!r}; valid modes: {', '.join(MODES)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown morph variant {variant!r}; valid variants: {', '.join(VARIANTS)}")
     lo, hi = check_iterations(iterations)
     if target_area is not None and not float(target_area) > 0:
         raise ValueError(f"target_area must be > 0 (or None for native size), got {target_area}")
@@ -154,6 +174,8 @@ def morph_noise_events(
     slice_mode = mode
     if mode == "final":
         slice_mode = "under" if rng.random() < 0.5 else "over"
+    if variant == "official":
+        return _official(lab, classes, rng, mode, slice_mode, (lo, hi), target_area, ignore_index, events)
     masks = []
     for c in classes:
         class_mode = slice_mode
@@ -166,6 +188,37 @@ def morph_noise_events(
             events["vanished"] += 1
         masks.append((c, noisy))
     return paint(lab, masks, ignore_index), events
+
+
+def _official(lab, classes, rng, mode, slice_mode, iterations, target_area, ignore_index, events):
+    """The ``official`` variant of :func:`morph_noise_events` (module docstring); ``lab`` is a copy it may modify."""
+    n_iter = int(rng.integers(iterations[0], iterations[1] + 1))  # once per slice
+    h, w = lab.shape
+    writable = lab != ignore_index
+    for c in classes:
+        class_mode = slice_mode
+        if mode == "mixed":
+            class_mode = "under" if rng.random() < 0.5 else "over"
+        mask = lab == c
+        area = int(mask.sum())
+        if area == 0:  # erased by an earlier class's erosion spill-over
+            continue
+        ratio = 1.0 if target_area is None else math.sqrt(float(target_area) / area)
+        big = (max(1, round(h * ratio)), max(1, round(w * ratio)))
+        zoomed = cubic_resize_mask(mask, big) if big != (h, w) else mask
+        if class_mode == "under":  # the image edge is not an object boundary (OpenCV's erode border)
+            zoomed = ndimage.binary_erosion(zoomed, STRUCT8, iterations=n_iter, border_value=1)
+        else:
+            zoomed = ndimage.binary_dilation(zoomed, STRUCT8, iterations=n_iter)
+        back = cubic_resize_mask(zoomed, (h, w)) if big != (h, w) else zoomed
+        events[class_mode] += 1
+        if class_mode == "under":
+            lab[(back != mask) & writable] = 0
+            if not (lab == c).any():
+                events["vanished"] += 1
+        else:
+            lab[back & (lab == 0)] = c
+    return lab, events
 
 
 def check_iterations(iterations) -> tuple[int, int]:

@@ -16,14 +16,13 @@ The same recipe as a dict (e.g. from YAML)::
 Names and parameters (defaults in brackets):
 
 * ``under``, ``over``, ``final``, ``mixed`` -- :func:`~adele.noise.morph_noise`;
-  ``target_area`` [2000] (``none`` = native size), ``iterations`` [2-4],
-  ``order`` [random]: painting order of the classes, drawn per image, so that
-  where dilated neighbours meet no class always wins (``ascending`` = the
-  higher class id always wins, the behaviour before 2026-11).
-  The paper normalizes SegTHOR organs to 1000 px; on the embedded brain
-  classes (two hemispheres per class) 1000 px gives foreground Dice 0.64 with
-  the clean labels and 2000 px gives 0.73, the middle of the range the paper
-  operates in, so 2000 is the default (``final:target_area=1000`` for the paper's value).
+  ``target_area`` [1000, the official SegTHOR size] (``none`` = native size),
+  ``iterations`` [2-4], ``variant`` [official]: the official SegTHOR noise
+  (iterations per slice, bicubic resize, classes in a fixed order, dilation only
+  into background); ``painted``: this project's earlier variant (iterations per
+  class, nearest resize of the bounding box, classes repainted over each other),
+  ``order`` [ascending with ``official``, random with ``painted``]: the order the
+  classes are processed in (``random``: drawn per image).
 * ``markov`` -- :func:`~adele.noise.markov_noise`; ``strength`` [0.5],
   ``p_expand`` [0.5], ``steps`` [none], ``smoothness`` [0.5].
 * ``missing`` -- :func:`~adele.noise.drop_objects`; ``p`` [0.1].
@@ -165,9 +164,17 @@ def _class_source(value: Any) -> str:
     return out
 
 
-def _paint_order(value: Any) -> str:
+def _paint_order(value: Any) -> str | None:
+    if _is_none(value):
+        return None
     if value not in ("random", "ascending"):
         raise ValueError(f"order must be 'random' or 'ascending', got {value!r}")
+    return str(value)
+
+
+def _variant(value: Any) -> str:
+    if value not in ("official", "painted"):
+        raise ValueError(f"variant must be 'official' or 'painted', got {value!r}")
     return str(value)
 
 
@@ -184,7 +191,7 @@ StepFn = Callable[..., "tuple[np.ndarray, dict[str, int]]"]
 
 
 def _morph_step(mode: str) -> StepFn:
-    def run(label, rng, num_classes, ignore_index, order="random", **kw):
+    def run(label, rng, num_classes, ignore_index, order=None, **kw):
         return morph_noise_events(label, rng, mode, num_classes, ignore_index=ignore_index, class_order=order, **kw)
     return run
 
@@ -208,7 +215,9 @@ def _default(fn: Callable, name: str) -> Any:
 DEFAULT_TARGET_AREA = _default(morph_noise_events, "target_area")
 DEFAULT_ITERATIONS = _default(morph_noise_events, "iterations")
 _MORPH_PARAMS = {"target_area": (_target_area, DEFAULT_TARGET_AREA), "iterations": (_iterations, DEFAULT_ITERATIONS),
-                 "order": (_paint_order, "random")}
+                 "order": (_paint_order, None), "variant": (_variant, _default(morph_noise_events, "variant"))}
+#: the processing order each variant takes when the recipe names none
+_DEFAULT_ORDER = {"official": "ascending", "painted": "random"}
 
 #: name -> (step function, {param: (parser, default)})
 _REGISTRY: dict[str, tuple[StepFn, dict[str, tuple[Callable[[Any], Any], Any]]]] = {
@@ -306,6 +315,8 @@ def _make_step(name: str, raw: Mapping[str, Any], where: str) -> Step:
             params[key] = schema[key][0](value)
         except ValueError as err:
             raise RecipeError(f"bad value {name}:{key}={value!r} in {where}: {err}") from None
+    if "variant" in params and params.get("order") is None:
+        params["order"] = _DEFAULT_ORDER[params["variant"]]
     return Step(name, tuple(sorted(params.items())))
 
 

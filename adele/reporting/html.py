@@ -240,7 +240,7 @@ def rounds_block(r: RunInfo, fig_dir: Path, slug: str) -> str:
         return "<h3>Label correction</h3><p class='note'>no correction round happened.</p>"
     classes = r.classes
     png = figures.correction_rounds(rounds, classes, fig_dir / f"{slug}_rounds.png")
-    rows = [[str(x["round"]), str(x["epoch"]), _e(", ".join(x.get("flagged", []))), str(x["pixels_changed"]), _fmt(x.get("precision")),
+    rows = [[str(x["round"]), str(x["epoch"]), _e(", ".join(x.get("corrected", x.get("flagged", [])))), str(x["pixels_changed"]), _fmt(x.get("precision")),
              f"{_fmt(x.get('agreement_before'))} → {_fmt(x.get('agreement_after'))}"] for x in rounds]
     per_class = []
     for name in classes:
@@ -252,7 +252,7 @@ def rounds_block(r: RunInfo, fig_dir: Path, slug: str) -> str:
         if any(c != "0" for c in cells):
             per_class.append([_e(name)] + cells)
     return ("<h3>Label correction rounds</h3>"
-            + _table(["round", "epoch", "flagged classes", "pixels changed", "precision", "label Dice vs clean"], rows)
+            + _table(["round", "epoch", "classes corrected", "pixels changed", "precision", "label Dice vs clean"], rows)
             + f"<img src='figures/{png.name}' alt='correction rounds, {_e(r.name)}'>"
             + "<p class='note'>pixels changed per class (by new label), precision in brackets:</p>"
             + _table(["class"] + [f"r{x['round']}" for x in rounds], per_class))

@@ -200,3 +200,37 @@ def test_multiscale_logits_shapes_and_identity_scale():
     assert torch.equal(outs[0], direct)
     outs = multiscale_logits(model, images, scales=(1.0,), out_size=(10, 15))
     assert outs[0].shape == (2, 4, 10, 15)
+
+
+def test_official_logit_scale_is_mapped_exactly():
+    """The official network's raw logits are 3x ours (its CE reads logits x softmax(1,1,1) = 1/3, its
+    consistency term the softmax of the raw logits): temperature 1/3 on our logits is the same loss."""
+    z = [logits_like(s, scale=1.5) for s in range(3)]
+    labels = torch.randint(0, 3, (2, 5, 6), generator=torch.Generator().manual_seed(7))
+    ours = multiscale_loss(z, labels, rho=0.8, mask="image", temperature=1 / 3)["total"]
+    raw = [3 * lg for lg in z]  # the official network's logits
+    ce = sum(F.cross_entropy(lg * (1 / 3), labels, reduction="none").mean() for lg in raw)
+    official = (ce + official_consistency(raw, labels, rho=0.8)) / 3
+    assert official_consistency(raw, labels).item() > 0
+    assert ours.item() == pytest.approx(official.item(), rel=1e-5)
+    g_ours = torch.autograd.grad(ours, z)
+    g_official = torch.autograd.grad(official, z)
+    for a, b in zip(g_ours, g_official):
+        assert torch.allclose(a, b, atol=1e-6)
+    # on the raw softmax, rho switches images on that the calibrated softmax leaves off
+    assert multiscale_loss(z, labels, rho=0.8, temperature=1.0)["consistency"].item() != pytest.approx(
+        multiscale_loss(z, labels, rho=0.8, temperature=1 / 3)["consistency"].item())
+
+
+def test_voc_form_sums_without_dividing_and_averages_ce_over_all_pixels():
+    logits = [logits_like(s, scale=2.0) for s in range(3)]
+    labels = torch.randint(0, 3, (2, 5, 6), generator=torch.Generator().manual_seed(8))
+    labels[:, :2] = 255  # crop padding
+    out = multiscale_loss(logits, labels, lam=0.7, rho=0.0, form="voc")
+    ce = sum(F.cross_entropy(lg, labels, ignore_index=255, reduction="none").mean() for lg in logits)  # official torch.mean
+    assert out["ce"].item() == pytest.approx(ce.item(), rel=1e-6)
+    assert out["total"].item() == pytest.approx((ce + 0.7 * out["consistency"]).item(), rel=1e-6)
+    seg = multiscale_loss(logits, labels, lam=0.7, rho=0.0, form="segthor")
+    assert seg["ce"].item() > out["ce"].item()  # over the valid pixels only
+    with pytest.raises(ValueError, match="form"):
+        multiscale_loss(logits, labels, form="paper")

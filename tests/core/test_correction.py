@@ -177,3 +177,60 @@ def test_precision_is_nan_when_nothing_changed():
     x = np.zeros((2, 2), np.uint8)
     prec = change_precision(x, x, x, 3)
     assert np.isnan(prec.overall) and np.all(np.isnan(prec.per_class))
+
+
+# ---------------------------------------------------------------- the official VOC rule
+from adele.core.correction import correct_labels_voc, shrink_guard  # noqa: E402
+
+
+def _voc(label_row, pred_row, conf=0.9, flagged=FLAGGED, **kw):
+    labels = np.array([label_row], dtype=np.uint8)
+    pred = np.array([pred_row], dtype=np.uint8)
+    res = correct_labels_voc(labels, pred, np.full(labels.shape, conf), flagged, guard=None, **kw)
+    return list(res.labels[0])
+
+
+def test_voc_any_label_may_change_to_background_or_a_flagged_class():
+    # label 2 (not flagged) and ignore (255) pixels change too, unlike the SegTHOR rule
+    assert _voc([2, 255, 1, 0], [1, 1, 0, 1]) == [1, 1, 0, 1]
+    assert _voc([2, 1, 0, 0], [0, 0, 1, 1]) == [0, 0, 1, 1]
+    # only background and flagged classes are written
+    assert _voc([1, 1, 0, 0], [2, 3, 2, 1]) == [1, 1, 0, 1]
+    # one threshold, strict
+    assert _voc([1, 0, 0, 0], [0, 1, 1, 1], conf=0.8) == [1, 0, 0, 0]
+
+
+def test_voc_class_constraint_only_where_the_label_has_foreground():
+    flagged = np.array([False, True, True, False])
+    # image with class 2 only: predicted 1 is not among its classes, so it is not written
+    assert _voc([2, 2, 0, 0], [2, 1, 1, 0], flagged=flagged) == [2, 2, 0, 0]
+    # background-only image (background and ignore): no constraint, any flagged class may appear
+    assert _voc([0, 0, 255, 0], [1, 2, 2, 0], flagged=flagged) == [1, 2, 2, 0]
+    # an image without any flagged class (but with foreground) is left as it is
+    assert _voc([3, 3, 0, 0], [0, 0, 0, 3]) == [3, 3, 0, 0]
+
+
+def test_voc_shrink_guard_keeps_an_image_that_would_lose_its_foreground():
+    labels = np.zeros((1, 10, 10), np.uint8)
+    labels[0, :2, :4] = 1  # 8 foreground pixels
+    pred = np.zeros_like(labels)
+    pred[0, 0, :3] = 1  # keeps 3 of 8 (< 50%) and leaves 97% background
+    res = correct_labels_voc(labels, pred, np.full(labels.shape, 0.95), FLAGGED)
+    assert res.held.tolist() == [True] and not res.changed.any() and np.array_equal(res.labels, labels)
+    res = correct_labels_voc(labels, pred, np.full(labels.shape, 0.95), FLAGGED, guard=None)
+    assert res.held.tolist() == [False] and (res.labels == 1).sum() == 3
+    assert shrink_guard(labels[0], res.labels[0]) and not shrink_guard(labels[0], labels[0])
+    # keeps 4 of 8 (= 50%): not held
+    pred[0, 1, 0] = 1
+    assert not correct_labels_voc(labels, pred, np.full(labels.shape, 0.95), FLAGGED).held[0]
+
+
+def test_voc_quantized_confidence_matches_float():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, (3, 8, 9)).astype(np.uint8)
+    pred = rng.integers(0, 4, (3, 8, 9)).astype(np.uint8)
+    p = rng.uniform(0.5, 1.0, (3, 8, 9))
+    p = np.where(np.abs(p - 0.8) < 0.01, 0.9, p)
+    a = correct_labels_voc(labels, pred, p, FLAGGED).labels
+    b = correct_labels_voc(labels, pred, np.round(p * 255).astype(np.uint8), FLAGGED).labels
+    assert np.array_equal(a, b)

@@ -123,10 +123,18 @@ def test_trim_shift_is_in_epochs_for_checks_every_k_steps():
     assert abs(res.onset - (res.trimmed * 0.1 + closed_form_onset(c, H))) <= 0.1 + 1e-9
 
 
-def test_class_learned_within_the_first_epoch_is_flagged():
-    # IoU 0.87 -> 0.92: learned in epoch 1 (f(0) = 0), then slowly memorizing; official flags it at epoch 3
+def test_flat_start_is_never_flagged_as_officially():
+    # IoU 0.87 -> 0.92, learned within epoch 1: no rise of 0.1 between two points, so the official
+    # trim leaves one point and the class is never flagged; without the trim it is flagged at epoch 3
     y = np.array([0.87, 0.90, 0.91, 0.915, 0.92])
-    assert detect_onset(y[:3], current_epoch=3, horizon=20).flagged
+    for n in range(3, 6):
+        res = detect_onset(y[:n], current_epoch=n, horizon=20)
+        assert not res.flagged and res.trimmed == n - 1 and "flat start" in res.reason
+    assert detect_onset(y[:3], current_epoch=3, horizon=20, trim_flat=None).flagged
+    # a slow riser (0 -> 0.8 in steps < 0.1): never flagged officially, flagged without the trim
+    slow = 0.8 * (1 - np.exp(-np.arange(30) / 8.0))  # steps of < 0.1
+    assert not any(detect_onset(slow[:n], current_epoch=n, horizon=100).flagged for n in range(3, 31))
+    assert any(detect_onset(slow[:n], current_epoch=n, horizon=100, trim_flat=None).flagged for n in range(3, 31))
     # the measured pitfall stays blocked: flat near zero, or a low start that never rises
     assert "not risen" in detect_onset(np.full(10, 0.05), current_epoch=10, horizon=20).reason
     assert "not risen" in detect_onset(np.linspace(0.15, 0.24, 10), current_epoch=10, horizon=20).reason
@@ -148,20 +156,12 @@ def test_trim_shifts_onset_by_trimmed_epochs():
     assert res.fit.ok and abs(res.fit.c - c) < 1e-2
 
 
-def test_trim_is_safe_when_curve_never_jumps():
-    y = np.linspace(0.0, 0.6, 12)  # rises 0.055 per epoch: official trim eats everything
-    res = detect_onset(y, current_epoch=12, horizon=100, trim_flat=0.1)
-    assert res.trimmed == 0
-    assert "skipped" in res.reason
-    assert res.fit is not None and res.fit.ok and res.onset is not None
-
-
-def test_trim_keeps_exactly_min_points():
-    y = np.array([0.0, 0.0, 0.0, 0.5, 0.7, 0.75])  # trim drops 2, keeps the last flat point
-    res = detect_onset(y, current_epoch=6, horizon=50, trim_flat=0.1, min_points=4)
-    assert res.trimmed == 2 and "skipped" not in res.reason
-    res = detect_onset(y, current_epoch=6, horizon=50, trim_flat=0.1, min_points=5)
-    assert res.trimmed == 0 and "skipped" in res.reason
+def test_trim_leaving_fewer_than_min_points_blocks_the_flag():
+    y = np.array([0.0, 0.0, 0.0, 0.5, 0.7, 0.75, 0.76, 0.76])  # the trim drops 2 and keeps the last flat point
+    res = detect_onset(y, current_epoch=8, horizon=10, trim_flat=0.1, min_points=6)
+    assert res.trimmed == 2 and res.fit is not None  # 6 points left: fitted
+    res = detect_onset(y, current_epoch=8, horizon=10, trim_flat=0.1, min_points=7)
+    assert res.trimmed == 2 and res.fit is None and not res.flagged and "flat start" in res.reason
 
 
 # ---------------------------------------------------------------- degenerate input

@@ -105,7 +105,9 @@ def test_voc_config_loads():
     assert cfg.model.name == "deeplab" and cfg.data.size is None and cfg.data.normalize == "imagenet"
     assert cfg.train.batch_size == 10 and cfg.optim.lr == 0.001 and cfg.optim.schedule == "poly"
     c = cfg.adele.correction
-    assert c.scales == (0.75, 1.0, 1.5) and c.hflip and c.temperature == 3.0 and c.tau_fg == 0.8
+    assert c.scales == (0.75, 1.0, 1.5) and c.hflip and c.tau_fg == 0.8
+    # official softmax(mean raw logits / 3) on a network whose raw logits are 3x ours: temperature 1 here
+    assert c.temperature == 1.0 and cfg.adele.correction_temperature() == 1.0
     assert c.average == "logits" and c.every == 1 and c.restart_from_original  # official VOC code
     det, con = cfg.adele.detection, cfg.adele.consistency
     assert (det.every_steps, det.horizon, det.trim_flat, det.flag_offset) == (100, 16, None, 1)

@@ -87,3 +87,13 @@ def test_detection_every_k_steps(tmp_path):
     assert t.method.detector.history.shape == (6, 10)
     assert t.method.detector.settings["horizon"] == 3  # epochs, not checks
     assert t.method.detector.settings["dt"] == 0.5  # every_steps / steps per epoch
+
+
+def test_official_voc_rule_and_loss_train_and_record_the_guard(tmp_path):
+    data = small_colin27(6, 2)
+    cfg = load_config(None, ADELE + ["train.epochs=4", "adele.correction.rule=voc", "adele.correction.classes=flagged",
+                                     "adele.correction.restart_from_original=true", "adele.consistency.form=voc"])
+    res = _trainer(cfg, tmp_path / "voc", data).fit()
+    rounds = res["adele"]["rounds"]
+    assert rounds and all("images_held" in r and r["corrected"] == r["flagged"] for r in rounds)
+    assert any(r["pixels_changed"] > 0 for r in rounds)

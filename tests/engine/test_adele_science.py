@@ -43,6 +43,7 @@ class ScriptedDetector:
 
     def __init__(self, num_classes, flags):
         self.num_classes, self.flags, self._on, self.newly_flagged = num_classes, flags, set(), []
+        self.last_results = []
 
     def update(self, epoch, ious, decide=True):
         return self.decide(epoch)
@@ -50,7 +51,11 @@ class ScriptedDetector:
     def decide(self, epoch):
         self.newly_flagged = [c for c, e in self.flags.items() if e == epoch]
         self._on |= set(self.newly_flagged)
-        return [OnsetResult(c in self._on) for c in range(self.num_classes)]
+        self.last_results = [OnsetResult(c in self._on) for c in range(self.num_classes)]
+        return self.last_results
+
+    def recheck(self, epoch, c):
+        return c in self.flags and epoch >= self.flags[c]
 
     @property
     def flagged(self):
@@ -79,6 +84,47 @@ def test_correction_rounds_in_the_flag_epoch_and_every_n_epochs_after(tmp_path, 
     for epoch in range(1, 31):
         state.after_epoch(epoch, cm, None, torch.device("cpu"), state.dist)
     assert done == expected
+
+
+@pytest.mark.parametrize("mode,expected", [
+    ("new", {7: [1], 10: [1], 12: [2], 15: [3], 20: [1, 2, 3], 24: [4], 30: [1, 2, 3, 4], 40: [1, 2, 3, 4]}),
+    ("flagged", {7: [1], 10: [1], 12: [1, 2], 15: [1, 2, 3], 20: [1, 2, 3], 24: [1, 2, 3, 4], 30: [1, 2, 3, 4],
+                 40: [1, 2, 3, 4]}),
+])
+def test_which_classes_each_round_corrects(tmp_path, mode, expected):
+    """Official SegTHOR (``new``): a newly flagged class alone, the others frozen until the 10th epoch."""
+    src = small_colin27(4, 2)
+    cfg = load_config(None, ADELE + [f"adele.correction.classes={mode}", "adele.correction.every=10", "train.epochs=40"])
+    state = AdeleState(cfg, 10, 255, tmp_path, load_run_data(cfg, src).train, list(src.classes), log=lambda m: None)
+    state.detector = ScriptedDetector(10, {1: 7, 2: 12, 3: 15, 4: 24})
+    done = {}
+    state.correction_round = lambda epoch, net, dev, dist, classes: done.setdefault(epoch, classes) and {"round": 1, "pixels_changed": 0}
+    for epoch in range(1, 41):
+        state.after_epoch(epoch, np.eye(10, dtype=np.int64), None, torch.device("cpu"), state.dist)
+    assert done == expected
+
+
+def test_class_constraint_reads_the_current_labels(tmp_path):
+    """Official SegTHOR: a class erased from a slice by an earlier round cannot come back in it."""
+    src = small_colin27(2, 2)
+    cfg = load_config(None, ADELE + ["adele.correction.restart_from_original=false", "adele.correction.classes=new"])
+    data = load_run_data(cfg, src)
+    state = AdeleState(cfg, 10, 255, tmp_path, data.train, list(src.classes), log=lambda m: None)
+    lab = data.train.labels[0]
+    c = int(np.setdiff1d(np.unique(lab), [0, 255])[0])
+    lab[lab == c] = 0  # an earlier round erased class c from image 0 (the original labels still hold it)
+    assert c in data.train.original[0]
+
+    class Confident:  # every pixel predicted as class c with probability 1
+        def read(self, i):
+            shape = data.train.labels[i].shape
+            return np.full(shape, c, np.uint8), np.full(shape, 255, np.uint8)
+
+    state._store = Confident()
+    state.predict_train_set = lambda *a: None
+    state.correction_round(10, None, torch.device("cpu"), state.dist, [c])
+    assert c not in data.train.labels[0]  # not invented where the current labels lack it
+    assert (data.train.labels[1] == c).sum() > 0 if c in data.train.original[1] else True
 
 
 class Recorder(torch.nn.Module):
@@ -145,3 +191,24 @@ def test_check_interval_counts_steps_per_process_under_torchrun(tmp_path, world,
     assert state.check_dt == pytest.approx(expected_dt)
     assert steps_per_epoch(8, 4, world) == {1: 2, 2: 1, 3: 1}[world]
     assert steps_per_epoch(10, 2, 3) == 2 and steps_per_epoch(1, 5, 4) == 1
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    ([], 1 / 3),                                          # consistency on: the official raw-logit softmax
+    (["adele.consistency.enabled=false"], 1.0),           # off: the official network trains on raw logits
+    (["adele.correction.temperature=2.0"], 2.0),
+])
+def test_correction_pass_reads_the_official_logit_scale(tmp_path, monkeypatch, overrides, expected):
+    import adele.engine.adele as engine_adele
+    src = small_colin27(2, 2)
+    cfg = load_config(None, ADELE + overrides)
+    state = AdeleState(cfg, 10, 255, tmp_path, load_run_data(cfg, src).train, list(src.classes), log=lambda m: None)
+    seen = []
+
+    def fake(model, images, scales, hflip, temperature, average):
+        seen.append(temperature)
+        return torch.full((images.shape[0], 10) + tuple(images.shape[-2:]), 0.1)
+
+    monkeypatch.setattr(engine_adele, "multiscale_probs", fake)
+    state.predict_train_set(torch.nn.Identity(), torch.device("cpu"), state.dist)
+    assert seen and all(t == pytest.approx(expected) for t in seen)

@@ -20,7 +20,7 @@ EARLY_FLAGS = ["adele.detection.min_peak_iou=0.05", "adele.detection.min_rise=0"
 
 
 def _fit(run, *overrides, epochs=4, data=None):
-    cfg = load_config(None, FAST + [f"train.epochs={epochs}", "data.noise=final", *overrides])
+    cfg = load_config(None, FAST + [f"train.epochs={epochs}", "data.noise=final:variant=painted", *overrides])
     tr = Trainer(cfg, run, data=load_run_data(cfg, data or small_colin27(8, 4)), log=lambda m: None)
     tr.prepare_run_dir(False, True)
     tr.fit()
@@ -75,7 +75,7 @@ def test_resume_continues_the_snapshots_exactly(tmp_path):
     data = small_colin27(8, 4)
     _fit(tmp_path / "full", *EARLY_FLAGS, data=data)
     _fit(tmp_path / "part", *EARLY_FLAGS, epochs=2, data=data)
-    cfg = load_config(None, FAST + ["train.epochs=4", "data.noise=final", *EARLY_FLAGS])
+    cfg = load_config(None, FAST + ["train.epochs=4", "data.noise=final:variant=painted", *EARLY_FLAGS])
     c = Trainer(cfg, tmp_path / "part", data=load_run_data(cfg, data), log=lambda m: None)
     c.prepare_run_dir(resume=True, overwrite=False)
     c.resume()

@@ -43,7 +43,7 @@ def _train_voc(tmp_path, overrides):
     metrics = json.loads((run / "metrics.json").read_text())
     assert len(metrics["val"]["iou"]) == 21 and metrics["epochs"] == 2 and "val" in res
     # a correction round keeps every label's shape; the store holds one map per image at its own size
-    info = tr.method.correction_round(2, tr.net, tr.device, tr.dist)
+    info = tr.method.correction_round(2, tr.net, tr.device, tr.dist, list(range(1, 21)))
     assert info["round"] == 1
     assert [lab.shape for lab in tr.data.train.labels] == [SIZES[i] for i in TRAIN]
     for i in range(len(TRAIN)):

@@ -161,10 +161,81 @@ def test_random_painting_order_removes_the_fixed_bias_at_touching_borders():
     lab[10:30, 5:20] = 1
     lab[10:30, 20:35] = 2
     rng = np.random.default_rng(0)
-    ascending = [morph_noise(lab, rng, "over", target_area=None, iterations=3)[15, 19] for _ in range(20)]
+    ascending = [morph_noise(lab, rng, "over", target_area=None, iterations=3, variant="painted")[15, 19] for _ in range(20)]
     assert set(ascending) == {2}
     rng = np.random.default_rng(0)
-    shuffled = [morph_noise(lab, rng, "over", target_area=None, iterations=3, class_order="random")[15, 19] for _ in range(40)]
+    shuffled = [morph_noise(lab, rng, "over", target_area=None, iterations=3, class_order="random", variant="painted")[15, 19]
+                for _ in range(40)]
     assert 10 <= shuffled.count(1) <= 30 and 10 <= shuffled.count(2) <= 30
     with pytest.raises(ValueError, match="class_order"):
         morph_noise(lab, rng, "over", class_order="bogus")
+
+
+# ---------------------------------------------------------------- the official SegTHOR variant (the default)
+def _two_squares(gap):
+    lab = np.zeros((60, 60), np.uint8)
+    lab[20:40, 5:20] = 1
+    lab[20:40, 20 + gap:35 + gap] = 2
+    return lab
+
+
+def test_official_dilation_grows_into_background_only_and_earlier_classes_win():
+    lab = _two_squares(0)  # touching
+    for seed in range(10):
+        noisy = morph_noise(lab, np.random.default_rng(seed), "over", target_area=None, iterations=3)
+        assert np.all(noisy[lab != 0] == lab[lab != 0])  # no class is written over another
+        grown = noisy != lab
+        assert grown.any() and np.all(lab[grown] == 0)
+        # the painted variant lets the later class (2) take the border column of class 1
+        painted = morph_noise(lab, np.random.default_rng(seed), "over", target_area=None, iterations=3, variant="painted")
+        assert np.all(painted[20:40, 17:20] == 2)
+    # with a gap between them both grow into it, and the earlier class (1) wins where they meet
+    lab = _two_squares(4)
+    noisy = morph_noise(lab, np.random.default_rng(0), "over", target_area=None, iterations=3)
+    assert list(noisy[25, 20:24]) == [1, 1, 1, 2]
+    noisy = morph_noise(lab, np.random.default_rng(0), "over", target_area=None, iterations=3, class_order=[2, 1])
+    assert list(noisy[25, 20:24]) == [1, 2, 2, 2]
+
+
+def test_official_iterations_are_drawn_once_per_slice():
+    lab = np.zeros((60, 80), np.uint8)  # two equal separate squares: they must grow alike in every slice
+    lab[20:35, 10:25] = 1
+    lab[20:35, 50:65] = 2
+    growth = set()
+    for seed in range(12):
+        noisy = morph_noise(lab, np.random.default_rng(seed), "over", target_area=None, iterations=(1, 4))
+        g1, g2 = int((noisy == 1).sum() - 225), int((noisy == 2).sum() - 225)
+        assert g1 == g2
+        growth.add(g1)
+        painted = morph_noise(lab, np.random.default_rng(seed), "over", target_area=None, iterations=(1, 4), variant="painted")
+        growth.add(-1 if (painted == 1).sum() != (painted == 2).sum() else 0)
+    assert len(growth - {-1, 0}) >= 3 and -1 in growth  # the draw varies between slices; painted draws per class
+
+
+def test_official_erosion_only_sets_background_and_normalizes_size():
+    lab = np.zeros((120, 120), np.uint8)
+    lab[10:20, 10:20] = 1      # 100 px
+    lab[40:100, 40:100] = 2    # 3600 px
+    noisy = morph_noise(lab, np.random.default_rng(0), "under", target_area=1000, iterations=2)
+    changed = noisy != lab
+    assert changed.any() and np.all(noisy[changed] == 0)
+    # at a normalized size, both objects lose a similar fraction of their area
+    lost = [1 - (noisy == c).sum() / (lab == c).sum() for c in (1, 2)]
+    native = morph_noise(lab, np.random.default_rng(0), "under", target_area=None, iterations=2)
+    lost_native = [1 - (native == c).sum() / (lab == c).sum() for c in (1, 2)]  # 0.64 and 0.13
+    assert min(lost) > 0.1 and abs(lost[0] - lost[1]) < 0.5 * abs(lost_native[0] - lost_native[1])
+
+
+def test_cubic_resize_matches_opencv():
+    cv2 = pytest.importorskip("cv2")
+    from adele.noise._common import cubic_resize_mask
+    rng = np.random.default_rng(0)
+    total = differ = 0
+    for _ in range(30):
+        h, w = (int(v) for v in rng.integers(15, 80, 2))
+        mask = random_blob(rng, (h, w), (rng.uniform(0, h), rng.uniform(0, w)), rng.uniform(2, 10))
+        nh, nw = (int(v) for v in rng.integers(8, 300, 2))
+        ref = cv2.resize(mask.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_CUBIC) > 0
+        ours = cubic_resize_mask(mask, (nh, nw))
+        total, differ = total + ref.size, differ + int((ref != ours).sum())
+    assert differ <= 1e-4 * total  # OpenCV's fixed-point rounding at exactly one half

@@ -30,8 +30,12 @@ def test_examples_parse_and_round_trip(spec):
 
 def test_parameters_are_normalized_with_defaults():
     step = parse_recipe(" final : target_area=800 , iterations=3 ").steps[0]
-    assert step.kwargs() == {"target_area": 800.0, "iterations": (3, 3), "order": "random"}
-    assert parse_recipe("final").steps[0].kwargs() == {"target_area": 2000.0, "iterations": (2, 4), "order": "random"}
+    assert step.kwargs() == {"target_area": 800.0, "iterations": (3, 3), "order": "ascending", "variant": "official"}
+    # the official SegTHOR noise by default: 1000 px, 2-4 iterations, a fixed order
+    assert parse_recipe("final").steps[0].kwargs() == {"target_area": 1000.0, "iterations": (2, 4), "order": "ascending",
+                                                       "variant": "official"}
+    assert parse_recipe("final:variant=painted").steps[0].kwargs()["order"] == "random"
+    assert parse_recipe("final:variant=painted,order=ascending").steps[0].kwargs()["order"] == "ascending"
     assert parse_recipe("final:target_area=none").steps[0].kwargs()["target_area"] is None
     markov = parse_recipe("markov:steps=5,p_expand=0.8").steps[0].kwargs()
     assert markov == {"strength": 0.5, "p_expand": 0.8, "steps": 5, "smoothness": 0.5}
