@@ -78,7 +78,12 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    #: number of epochs; every epoch-counted setting (``train.eval_every``, ``adele.correction.every``, the
+    #: onset horizon) counts these epochs
     epochs: int = 100
+    #: optimizer steps in one epoch (nnU-Net: 250); null = one pass over the training images. With a number,
+    #: each epoch draws that many batches (every image once before any image twice)
+    steps_per_epoch: Optional[int] = None
     #: supervised loss: ``ce`` (cross-entropy, the paper) or ``ce_dice`` (cross-entropy + soft Dice)
     loss: Literal["ce", "ce_dice"] = "ce"
     batch_size: int = 5
@@ -410,9 +415,13 @@ def resolve_config_path(path: str | Path) -> Path:
                       f"or a preset name ({', '.join(available_presets())})")
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None) -> Config:
-    """Defaults <- YAML file (or installed preset name) <- overrides; validated once."""
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None,
+                plan: Optional[dict[str, Any]] = None) -> Config:
+    """Defaults <- ``plan`` (dotted keys, :mod:`adele.plan`) <- YAML file (or installed preset name) <- overrides;
+    validated once."""
     data = Config().to_dict()
+    for key, value in (plan or {}).items():
+        _set_dotted(data, key, value)
     if path is not None:
         path = resolve_config_path(path)
         try:
@@ -491,6 +500,8 @@ def validate(cfg: Config) -> None:
         check(size is None or all(s <= MAX_SIDE for s in size), name, f"each side must be <= {MAX_SIDE}, got {list(size or ())}")
     check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
     check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
+    check(t.steps_per_epoch is None or 1 <= t.steps_per_epoch <= 1_000_000, "train.steps_per_epoch",
+          f"must be in 1..1000000 or null (one pass over the training images), got {t.steps_per_epoch}")
     check(t.eval_every >= 1, "train.eval_every", "must be >= 1")
     q = cfg.quality
     check(0 < q.tau < 1, "quality.tau", f"must be in (0, 1), got {q.tau}")

@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 from scipy.stats import spearmanr
 
-from .config import load_config
+from .plan import planned_config
 from .data.dataset import load_run_data
 from .engine.trainer import Trainer
 from .noise import format_table, noise_stats
@@ -64,7 +64,7 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
     if epochs is not None:
         settings["train.epochs"] = epochs
     t0 = time.perf_counter()
-    base_cfg = load_config(DEMO_PRESET, dict(settings, method="baseline"))
+    base_cfg = planned_config(DEMO_PRESET, dict(settings, method="baseline"), device="cpu")[0]
     recipe = base_cfg.data.noise
     data = load_run_data(base_cfg)
     prepare_output_folder(out, "demo", (), overwrite)
@@ -74,7 +74,7 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
     log(format_table(stats, list(data.source.classes)))
     results = {}
     for step, method in ((2, "baseline"), (3, "adele")):
-        cfg = load_config(DEMO_PRESET, dict(settings, method=method))
+        cfg = planned_config(DEMO_PRESET, dict(settings, method=method), device="cpu")[0]  # the preset is a CPU plan + overrides
         log(f"\n== {step}/3 train {method} on the noisy labels ({cfg.train.epochs} epochs)")
         run_data = load_run_data(cfg, data.source) if method != "baseline" else data
         trainer = Trainer(cfg, out / method, data=run_data, log=log)

@@ -40,6 +40,7 @@ from .safety import atomic_write, atomic_write_bytes, atomic_write_text
 
 CONFIG = "config.yaml"
 INFO = "run.json"
+PLAN = "plan.json"
 HISTORY = "history.csv"
 MEMORIZATION = "memorization.json"
 ADELE_LOG = "adele_log.jsonl"
@@ -72,6 +73,11 @@ def write_config(run_dir: str | Path, yaml_text: str) -> None:
 
 def write_info(run_dir: str | Path, info: dict) -> None:
     atomic_write_text(json.dumps(info, indent=1), Path(run_dir) / INFO)
+
+
+def write_plan(run_dir: str | Path, plan: dict) -> None:
+    """plan.json: the dataset fingerprint and the planned settings the run started from (``adele plan``)."""
+    atomic_write_text(json.dumps(plan, indent=1) + "\n", Path(run_dir) / PLAN)
 
 
 def read_info(run_dir: str | Path) -> dict:

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adele.config import load_config  # noqa: E402
+from adele.plan import planned_config  # noqa: E402
 from adele.core import correct_labels  # noqa: E402
 from adele.prediction import multiscale_probs  # noqa: E402
 from adele.engine.trainer import Trainer  # noqa: E402
@@ -74,8 +74,8 @@ def main() -> None:
     ap.add_argument("--taus", type=float, nargs="*", default=[0.5, 0.7, 0.9],
                     help="confidence thresholds of the one-round correction columns (none: no such columns)")
     args = ap.parse_args()
-    cfg = load_config(CONFIG, [f"train.epochs={args.epochs}", f"train.seed={args.seed}", f"data.noise_seed={args.seed}",
-                               "train.eval_every=100000", "method=baseline"] + args.set)
+    cfg = planned_config(CONFIG, [f"train.epochs={args.epochs}", f"train.seed={args.seed}", f"data.noise_seed={args.seed}",
+                               "train.eval_every=100000", "method=baseline"] + args.set, device="cpu")[0]
     tr = EarlyLearningTrainer(cfg, args.out, log=lambda m: None)
     tr.every = args.every
     tr.taus = tuple(args.taus)

@@ -6,12 +6,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..config import load_config, parse_override
 from ..data import open_source
 from ..demo import DEMO_PRESET, run_demo
 from ..engine.trainer import Trainer, check_run_dir
 from ..errors import ConfigError
+from ..plan import fingerprint, plan, plan_device, plan_table, planned_config
+from ..runfolder import write_plan
 from ..reporting.tables import format_metrics_table
+from ..safety import atomic_write_text
 from ._common import DEVICES, Formatter, add_overwrite, fmt
 
 
@@ -29,9 +34,12 @@ def add_parsers(sub, models: list[str]) -> None:
               adele train --out runs/x --resume                # continue after an interruption
               torchrun --nproc_per_node 2 -m adele train --data colin27 --out runs/ddp
 
-            The resolved config is saved as RUN/config.yaml; RUN also gets checkpoints/,
-            history.csv, TensorBoard events (tb/) and metrics.json. With output redirected
-            (a log file, a job scheduler) one line per epoch is printed; on a terminal, a progress bar.
+            A new run starts from a recipe planned from its dataset (`adele plan DATA` prints it):
+            defaults <- plan <- --config <- --set (--no-plan: defaults <- --config <- --set).
+            The resolved config is saved as RUN/config.yaml (the plan and the dataset's fingerprint
+            as RUN/plan.json); RUN also gets checkpoints/, history.csv, TensorBoard events (tb/) and
+            metrics.json. With output redirected (a log file, a job scheduler) one line per epoch is
+            printed; on a terminal, a progress bar.
             """),
     )
     t.add_argument("--data", default=None, help="dataset folder in the generic format, or 'colin27' (embedded)")
@@ -53,10 +61,31 @@ def add_parsers(sub, models: list[str]) -> None:
     t.add_argument("--no-consistency", action="store_true", help="ADELE without the multi-scale consistency loss (ablation)")
     t.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     t.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override any config field, e.g. optim.lr=0.005 adele.correction.every=5")
+    t.add_argument("--no-plan", action="store_true", help="start from the defaults of `adele config show` instead of a recipe planned from the dataset")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--allow-changes", action="store_true", help="with --resume: continue even though data, method or settings differ from the run's (recorded in run.json)")
     add_overwrite(t, "run folder")
     t.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "plan",
+        help="fingerprint a dataset and print the training recipe planned from it",
+        formatter_class=Formatter,
+        description="Read the training split of a dataset (a folder in the generic format, or the embedded "
+                    "'colin27' / 'colin27-brodmann'), summarize it (images, shapes, spacing, intensities, class shares, "
+                    "object sizes) and print the recipe `adele train` starts from: input size, batch, steps per epoch, "
+                    "epochs, optimizer and schedule, loss, weight average.",
+        epilog=fmt("""
+            examples:
+              adele plan colin27
+              adele plan data/my-set --device cuda --out my-plan.yaml    # the plan as a config file
+            """),
+    )
+    p.add_argument("data", help="dataset folder in the generic format, or 'colin27' / 'colin27-brodmann'")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="plan for this device (default: cuda when available)")
+    p.add_argument("--out", default=None, help="also write the plan as a YAML config file (for --config)")
+    add_overwrite(p, "plan file")
+    p.set_defaults(func=cmd_plan)
 
     d = sub.add_parser(
         "demo",
@@ -79,6 +108,7 @@ def add_parsers(sub, models: list[str]) -> None:
 
 
 def train_config_from_args(args: argparse.Namespace):
+    """(config, plan record or None): a new run is planned from its dataset unless --no-plan; a resumed run reads its own config."""
     overrides: dict[str, Any] = {}
     flag_map = {
         "data": "data.path", "method": "method", "epochs": "train.epochs", "seed": "train.seed", "batch_size": "train.batch_size",
@@ -99,8 +129,10 @@ def train_config_from_args(args: argparse.Namespace):
         overrides[k] = v
     config_path = args.config
     if args.resume and config_path is None and (Path(args.out) / "config.yaml").is_file():
-        config_path = str(Path(args.out) / "config.yaml")
-    return load_config(config_path, overrides)
+        return load_config(str(Path(args.out) / "config.yaml"), overrides), None
+    if args.resume or args.no_plan:
+        return load_config(config_path, overrides), None
+    return planned_config(config_path, overrides)
 
 
 def check_renoise(cfg, renoise: bool) -> None:
@@ -119,14 +151,39 @@ def check_renoise(cfg, renoise: bool) -> None:
           f"not on the folder's noisy train/labels", file=sys.stderr)
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    base = load_config(None, {"data.path": args.data})
+    device = args.device or plan_device(base)
+    fp = fingerprint(open_source(args.data))
+    settings = plan(fp, device)
+    print(plan_table(fp, settings, device))
+    if args.out:
+        if Path(args.out).exists() and not args.overwrite:
+            raise ConfigError(f"{args.out} exists; pass --overwrite to replace it, or choose another --out")
+        if Path(args.out).is_dir():
+            raise ConfigError(f"{args.out} is a folder; --out takes the path of a YAML file")
+        data: dict[str, Any] = {}
+        for key, value in settings.items():
+            section, name = key.split(".", 1)
+            data.setdefault(section, {})[name] = value
+        atomic_write_text(f"# planned by `adele plan {args.data} --device {device}`\n" + yaml.safe_dump(data, sort_keys=False), Path(args.out))
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg = train_config_from_args(args)
+    cfg, planned = train_config_from_args(args)
     inputs = (args.config,) if args.config else ()
     changes = check_run_dir(cfg, args.out, args.resume, args.overwrite, args.allow_changes, inputs)  # before any data is read
     if not args.resume:
         check_renoise(cfg, args.renoise)
     trainer = Trainer(cfg, args.out)  # validates the dataset, model and pretrained weights: still nothing written
     trainer.prepare_run_dir(resume=args.resume, overwrite=args.overwrite, inputs=inputs)
+    if planned is not None and trainer.is_main:
+        write_plan(args.out, planned)
+        print(f"recipe planned from {cfg.data.path} for {planned['device']} (`adele plan {cfg.data.path}` shows why; "
+              f"--set overrides): " + ", ".join(f"{k}={getattr(getattr(cfg, k.split('.')[0]), k.split('.')[1])}" for k in
+                                                ("data.size", "train.batch_size", "train.steps_per_epoch", "train.epochs")))
     if args.resume:
         trainer.resume()
         trainer.record_resume(changes, args.allow_changes)

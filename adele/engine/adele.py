@@ -92,7 +92,7 @@ class AdeleState(Baseline):
         self.classes = classes
         self.log = log
         det = self.a.detection
-        per_epoch = steps_per_epoch(len(train), cfg.train.batch_size, self.dist.world_size)
+        per_epoch = steps_per_epoch(len(train), cfg.train.batch_size, self.dist.world_size, cfg.train.steps_per_epoch)
         #: epochs between two IoU points: 1, or every_steps / steps per epoch (official VOC: 100 / 1058)
         self.check_dt = 1.0 if det.every_steps is None else det.every_steps / per_epoch
         self.detector = MemorizationDetector(

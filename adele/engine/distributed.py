@@ -6,9 +6,10 @@ Launch with PyTorch's own launcher, never a home-made one::
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
@@ -60,10 +61,14 @@ def rank_batches(shapes: list, batch_size: int, info: DistInfo) -> Iterator[list
         yield idx[s : s + bs]
 
 
-def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
-    """Optimizer steps in one epoch of ``n`` images: each of ``world_size`` processes takes
-    ceil(n / world_size) of them (:class:`EpochSampler`) in batches of ``batch_size``."""
-    return -(-(-(-n // world_size)) // batch_size)
+def steps_per_epoch(n: int, batch_size: int, world_size: int = 1, fixed: Optional[int] = None) -> int:
+    """Optimizer steps in one epoch of ``n`` images: ``fixed`` (``train.steps_per_epoch``, an epoch of a
+    planned number of steps), else one pass: each of ``world_size`` processes takes ceil(n / world_size)
+    of the images (:class:`EpochSampler`) in batches of ``batch_size``."""
+    if fixed is not None:
+        return int(fixed)
+    per_rank = math.ceil(n / world_size)
+    return math.ceil(per_rank / batch_size)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -74,14 +79,24 @@ class EpochSampler(torch.utils.data.Sampler):
     process and batch ``B * world`` the union of each step's batches is the same set of images
     as with ``world`` processes and batch ``B``, so runs compare across world sizes and resume
     exactly.
+
+    With ``steps`` (an epoch of a fixed number of steps, ``train.steps_per_epoch``) each rank takes
+    ``steps * batch_size`` indices: the epoch's permutation followed by further permutations (seeded
+    from the same epoch) as often as needed, every image once before any image twice.
     """
 
-    def __init__(self, n: int, seed: int, epoch: int, info: "DistInfo"):
+    def __init__(self, n: int, seed: int, epoch: int, info: "DistInfo", steps: Optional[int] = None, batch_size: int = 1):
         g = torch.Generator().manual_seed(seed * 100003 + epoch)
         perm = torch.randperm(n, generator=g).tolist()
-        pad = (-len(perm)) % info.world_size
-        perm = perm + perm[:pad]
-        self.indices = perm[info.rank :: info.world_size]
+        if steps is None:
+            pad = (-len(perm)) % info.world_size
+            perm = perm + perm[:pad]
+            self.indices = perm[info.rank :: info.world_size]
+            return
+        need = steps * batch_size * info.world_size
+        while len(perm) < need:
+            perm += torch.randperm(n, generator=g).tolist()
+        self.indices = perm[:need][info.rank :: info.world_size]
 
     def __iter__(self):
         return iter(self.indices)

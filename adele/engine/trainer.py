@@ -258,12 +258,13 @@ class Trainer:
     def loader(self, epoch: int) -> DataLoader:
         """Batches of ``train.batch_size`` images per process, shuffled by :class:`EpochSampler`."""
         self.train_ds.set_epoch(epoch)
-        sampler = EpochSampler(len(self.train_ds), self.cfg.train.seed, epoch, self.dist)
+        t = self.cfg.train
+        sampler = EpochSampler(len(self.train_ds), t.seed, epoch, self.dist, t.steps_per_epoch, t.batch_size)
         return DataLoader(self.train_ds, batch_size=self.cfg.train.batch_size, sampler=sampler, collate_fn=collate, num_workers=self.cfg.data.num_workers)
 
     def fit(self) -> dict:
         cfg = self.cfg
-        per_epoch = steps_per_epoch(len(self.train_ds), cfg.train.batch_size, self.dist.world_size)
+        per_epoch = steps_per_epoch(len(self.train_ds), cfg.train.batch_size, self.dist.world_size, cfg.train.steps_per_epoch)
         total_steps = per_epoch * cfg.train.epochs
         epochs = range(self.epoch + 1, cfg.train.epochs + 1)
         if self.epoch == 0:  # the same decision on every rank (a resumed epoch-0 state is saved again unchanged)
