@@ -5,12 +5,13 @@ import argparse
 from pathlib import Path
 
 from ..config import load_config
-from ..data import export_colin27, open_dataset
+from ..data import EMBEDDED, export_colin27, open_dataset
 from ..data.colin27 import export_colin27_volumes
 from ..data.dataset import check_source
 from ..data.segthor import load_split_file as load_segthor_split
 from ..data.segthor import prepare_segthor
 from ..data.voc import prepare_voc
+from ..errors import ConfigError
 from ..data.volumes import load_split_file, prepare_volumes
 from ._common import Formatter, add_overwrite, fmt
 
@@ -33,12 +34,14 @@ def add_parsers(sub) -> None:
             examples:
               adele data export colin27 data/colin27
               adele data export colin27 data/colin27 --overwrite
+              adele data export colin27-structures data/c27-structures
               adele data export colin27 data/c27-volumes --volumes
 
             Result: DIR/dataset.json, DIR/{train,val,test}/{images,labels}/z<slice>.png, DIR/LICENSE.txt;
             with --volumes: DIR/images/c27_bNN.nii.gz, DIR/labels/c27_bNN.nii.gz, DIR/dataset.json, DIR/LICENSE.txt
             """))
-    ex.add_argument("name", choices=["colin27"], help="embedded dataset name")
+    ex.add_argument("name", choices=list(EMBEDDED), help="embedded dataset name: colin27 (AAL lobes, tiling the brain), "
+                    "colin27-brodmann (Brodmann groups, same slices), colin27-structures (5 separate structures on background)")
     ex.add_argument("out", help="output folder (must not exist or be empty)")
     ex.add_argument("--volumes", action="store_true",
                     help="write NIfTI volumes (images/, labels/: 18 blocks of 6 slices as pseudo-subjects) for `adele data prepare volumes`")
@@ -140,10 +143,13 @@ def _add_prepare_parser(dsub) -> None:
 def cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "export":
         if args.volumes:
+            if args.name != "colin27":
+                raise ConfigError(f"--volumes exports the AAL label set only; use `adele data export colin27 OUT --volumes`, "
+                                  f"or export {args.name} without --volumes")
             out = export_colin27_volumes(args.out, overwrite=args.overwrite)
             print(f"wrote {args.name} volumes to {out}: images/ and labels/ (18 pseudo-subjects, NIfTI); next: adele data prepare volumes {out} OUT --split-file {Path(out) / 'split.json'}")
             return 0
-        out = export_colin27(args.out, overwrite=args.overwrite)
+        out = export_colin27(args.out, overwrite=args.overwrite, name=args.name)
         print(f"wrote {args.name} to {out}")
         return 0
     if args.data_command == "check":

@@ -7,12 +7,24 @@ Usage::
     python -m adele.data.build_colin27 --check    # exit 1 if the committed file differs
     python -m adele.data.build_colin27 --atlas brodmann [--check]   # the second label set
 
+    python -m adele.data.build_colin27 --atlas structures [--check] # separate structures on background
+
 The second label set (``colin27_brodmann.npz``, dataset name ``colin27-brodmann``)
 labels the *same* slices, with the same split, from ``brodmann.nii.gz`` (Brodmann
 areas on the same Colin27 grid, in the same package), grouped into 9 classes
 (``BRODMANN_GROUPS``) of 0.7% to 5% of the brain: a second development task on
 the embedded T1, so that a recipe can be checked beyond the AAL grouping. It
 stores only labels; the images are those of ``colin27.npz``.
+
+The third (``colin27_structures.npz``, dataset ``colin27-structures``) is the
+regime of the ADELE paper, separate organs on background: five AAL structures
+(``STRUCTURES``: caudate, thalamus, hippocampus, calcarine cortex, vermis; left
+and right merged) on a background that is everything else, on the slices of
+the same split that contain at least one of them. Where two structures come
+within ``MARGIN`` pixels of each other in a slice, the pixels of both within
+that distance of the other become background, so no two touch (at least a
+2-pixel gap). It stores labels, ``slice_z`` and ``split`` of its slices; the
+images are those of ``colin27.npz``.
 
 Source volumes (both 181 x 217 x 181 voxels, 1 mm, same grid):
 
@@ -77,6 +89,19 @@ BRODMANN_GROUPS: dict[str, tuple[int, ...]] = {
 }
 BRODMANN_CLASSES = ("background",) + tuple(BRODMANN_GROUPS)
 BRODMANN_OUT_PATH = Path(__file__).with_name("colin27_brodmann.npz")
+
+#: separate structures on background: class name -> AAL label indices (aal.nii.txt)
+STRUCTURES: dict[str, tuple[int, ...]] = {
+    "caudate": (71, 72),
+    "thalamus": (77, 78),
+    "hippocampus": (37, 38),
+    "calcarine": (43, 44),
+    "vermis": tuple(range(109, 117)),
+}
+STRUCTURES_CLASSES = ("background",) + tuple(STRUCTURES)
+STRUCTURES_OUT_PATH = Path(__file__).with_name("colin27_structures.npz")
+#: pixels of two structures closer than this (in-plane, 8-connected steps) become background
+MARGIN = 2
 BLOCK = 6
 GAP = 2
 PATTERN = ("train", "val", "train", "test", "train", "train")
@@ -143,6 +168,43 @@ def build_brodmann(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
+def separate(label: np.ndarray, margin: int = MARGIN) -> np.ndarray:
+    """(H, W) uint8 class map -> a copy where no two classes come within ``margin`` pixels (8-connected steps):
+    pixels of a class within ``margin`` of another class become background, on both sides."""
+    from scipy import ndimage
+
+    out = label.copy()
+    ids = [int(c) for c in np.unique(label) if c != 0]
+    struct = np.ones((3, 3), dtype=bool)
+    for c in ids:
+        others = (label != 0) & (label != c)
+        near = ndimage.binary_dilation(others, struct, iterations=margin) if others.any() else others
+        out[(label == c) & near] = 0
+    return out
+
+
+def build_structures(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Separate-structure labels of the slices of ``base`` (the AAL build) that contain one of ``STRUCTURES``."""
+    aal = _load("aal.nii.gz").astype(np.int64)
+    lut = np.zeros(256, dtype=np.uint8)
+    for cls, regions in enumerate(STRUCTURES.values(), start=1):
+        lut[list(regions)] = cls
+    classes = lut[aal]
+    keep, labels = [], []
+    for i, z in enumerate(base["slice_z"]):
+        lab = separate(np.ascontiguousarray(classes[:, :, int(z)].T[::-1]))
+        if lab.any():
+            keep.append(i)
+            labels.append(lab)
+    keep = np.array(keep)
+    return {
+        "labels": np.ascontiguousarray(np.stack(labels)),
+        "split": base["split"][keep],
+        "slice_z": base["slice_z"][keep],
+        "classes": np.array(json.dumps(list(STRUCTURES_CLASSES))),
+    }
+
+
 def write_npz(arrays: dict[str, np.ndarray], path: Path) -> bytes:
     """Write an npz whose bytes depend only on the arrays (fixed zip timestamps)."""
     buf = io.BytesIO()
@@ -161,15 +223,17 @@ def write_npz(arrays: dict[str, np.ndarray], path: Path) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--atlas", choices=["aal", "brodmann"], default="aal", help="which label set to build")
+    parser.add_argument("--atlas", choices=["aal", "brodmann", "structures"], default="aal", help="which label set to build")
     parser.add_argument("--out", type=Path, default=None, help="default: the embedded file of that atlas")
     parser.add_argument("--check", action="store_true", help="compare with the existing file instead of replacing it")
     args = parser.parse_args(argv)
     arrays = build()
     if args.atlas == "brodmann":
         arrays = build_brodmann(arrays)
+    elif args.atlas == "structures":
+        arrays = build_structures(arrays)
     if args.out is None:
-        args.out = OUT_PATH if args.atlas == "aal" else BRODMANN_OUT_PATH
+        args.out = {"aal": OUT_PATH, "brodmann": BRODMANN_OUT_PATH, "structures": STRUCTURES_OUT_PATH}[args.atlas]
     if args.check:
         tmp = args.out.with_suffix(".check.npz")
         new = write_npz(arrays, tmp)

@@ -13,15 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DatasetError
 from ..safety import staged_output
 from .folder import ArraySplit, Source, write_dataset_json
 from .io import write_array
 
 NPZ_PATH = Path(__file__).with_name("colin27.npz")
 BRODMANN_NPZ_PATH = Path(__file__).with_name("colin27_brodmann.npz")
+STRUCTURES_NPZ_PATH = Path(__file__).with_name("colin27_structures.npz")
 NAME = "colin27"
 #: embedded dataset names -> atlas of their labels (same images and split)
-DATASETS = {"colin27": "aal", "colin27-brodmann": "brodmann"}
+DATASETS = {"colin27": "aal", "colin27-brodmann": "brodmann", "colin27-structures": "structures"}
+#: label files of the other label sets (built by adele.data.build_colin27 --atlas NAME)
+_LABEL_FILES = {"brodmann": BRODMANN_NPZ_PATH, "structures": STRUCTURES_NPZ_PATH}
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -29,15 +33,21 @@ SPLIT_NAMES = ("train", "val", "test")
 def _arrays(atlas: str = "aal") -> dict[str, np.ndarray]:
     with np.load(NPZ_PATH, allow_pickle=False) as z:
         out = {k: z[k] for k in z.files}
-    if atlas == "brodmann":
-        with np.load(BRODMANN_NPZ_PATH, allow_pickle=False) as z:
-            extra = {k: z[k] for k in z.files}
-        if not np.array_equal(extra["slice_z"], out["slice_z"]) or not np.array_equal(extra["split"], out["split"]):
-            raise RunError(f"{BRODMANN_NPZ_PATH.name} does not match {NPZ_PATH.name}; rebuild it with "
-                           "`python -m adele.data.build_colin27 --atlas brodmann`")
-        out.update(extra)
-    elif atlas != "aal":
-        raise ValueError(f"atlas must be 'aal' or 'brodmann', got {atlas!r}")
+    if atlas == "aal":
+        return out
+    if atlas not in _LABEL_FILES:
+        raise ValueError(f"atlas must be one of {['aal', *_LABEL_FILES]}, got {atlas!r}")
+    path = _LABEL_FILES[atlas]
+    with np.load(path, allow_pickle=False) as z:
+        extra = {k: z[k] for k in z.files}
+    # a label set covers the same slices as the images, or a subset of them (separate structures)
+    pos = {int(z): i for i, z in enumerate(out["slice_z"])}
+    rows = np.array([pos.get(int(z), -1) for z in extra["slice_z"]])
+    if (rows < 0).any() or not np.array_equal(out["split"][rows], extra["split"]):
+        raise DatasetError(f"{path.name} does not match {NPZ_PATH.name}; rebuild it with "
+                       f"`python -m adele.data.build_colin27 --atlas {atlas}`")
+    out["images"] = out["images"][rows]
+    out.update(extra)
     return out
 
 
@@ -45,8 +55,10 @@ def load_colin27(atlas: str = "aal") -> Source:
     """Return the embedded dataset as an in-memory :class:`Source`.
 
     Images are uint8 ``(N, 217, 181)`` (served as float32 in [0, 1]); labels uint8.
-    ``atlas="aal"`` (dataset ``colin27``, 9 AAL lobe classes) or ``"brodmann"``
-    (dataset ``colin27-brodmann``: the same slices and split, 9 groups of Brodmann areas).
+    ``atlas="aal"`` (dataset ``colin27``, 9 AAL lobe classes that tile the brain), ``"brodmann"``
+    (dataset ``colin27-brodmann``: the same slices and split, 9 groups of Brodmann areas) or
+    ``"structures"`` (dataset ``colin27-structures``: 5 separate structures on background, the
+    slices of the same split that contain them; 34 train, 6 val, 12 test).
     """
     a = _arrays(atlas)
     classes = tuple(json.loads(str(a["classes"])))
@@ -59,16 +71,18 @@ def load_colin27(atlas: str = "aal") -> Source:
     return Source(name=name, classes=classes, ignore_index=255, splits=splits)
 
 
-def export_colin27(out: str | Path, overwrite: bool = False) -> Path:
-    """Write the embedded dataset to ``out`` in the generic format (8-bit PNGs)."""
+def export_colin27(out: str | Path, overwrite: bool = False, name: str = NAME) -> Path:
+    """Write the embedded dataset ``name`` (a key of :data:`DATASETS`) to ``out`` in the generic format (8-bit PNGs)."""
     out = Path(out)
-    src = load_colin27()
+    if name not in DATASETS:
+        raise ValueError(f"no embedded dataset {name!r}; the embedded ones are {', '.join(DATASETS)}")
+    src = load_colin27(DATASETS[name])
     with staged_output(out, "data export", overwrite=overwrite, flag="output folder") as tmp:
         for split_name, split in src.splits.items():
             for i, sid in enumerate(split.ids):
                 write_array(tmp / split_name / "images" / f"{sid}.png", split.images[i])
                 write_array(tmp / split_name / "labels" / f"{sid}.png", split.labels[i])
-        write_dataset_json(tmp, NAME, src.classes, 255)
+        write_dataset_json(tmp, name, src.classes, 255)
         lic = Path(__file__).with_name("COLIN27-LICENSE.txt")
         (tmp / "LICENSE.txt").write_text(lic.read_text())
     return out

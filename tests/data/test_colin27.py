@@ -114,3 +114,59 @@ def test_brodmann_label_set_shares_images_and_split():
     counts = np.bincount(labels.ravel(), minlength=10)[1:]
     share = counts / counts.sum()
     assert (counts > 0).all() and share.min() < 0.05 and share.max() > 0.15  # classes of varied size
+
+
+def test_separate_structures_on_background():
+    """colin27-structures: the paper's regime, 5 structures that never come within 2 pixels of each other."""
+    from scipy import ndimage
+
+    from adele.data import open_source
+
+    src, aal = open_source("colin27-structures"), open_source("colin27")
+    assert src.classes == ("background", "caudate", "thalamus", "hippocampus", "calcarine", "vermis")
+    assert {k: len(v) for k, v in src.splits.items()} == {"train": 34, "val": 6, "test": 12}
+    for split in ("train", "val", "test"):
+        s, a = src.splits[split], aal.splits[split]
+        assert set(s.ids) <= set(a.ids)  # a subset of the same slices and split, same images
+        rows = [a.ids.index(i) for i in s.ids]
+        assert np.array_equal(s.images, a.images[rows])
+        for lab in s.labels:
+            assert lab.any()
+            for c in range(1, 6):
+                near = ndimage.binary_dilation(lab == c, np.ones((3, 3), bool), iterations=2)
+                assert not np.isin(lab[near], [k for k in range(1, 6) if k != c]).any()
+    counts = np.bincount(src.splits["train"].labels.ravel(), minlength=6)
+    assert (counts[1:] > 0).all() and counts[0] / counts.sum() > 0.9  # small structures on a large background
+
+
+def test_separate_keeps_a_margin_between_touching_classes():
+    from adele.data.build_colin27 import separate
+
+    lab = np.zeros((10, 12), np.uint8)
+    lab[2:8, 1:6] = 1
+    lab[2:8, 6:11] = 2  # touching
+    out = separate(lab, margin=2)
+    assert np.all(out[:, 4:8] == 0) and np.all(out[2:8, 1:4] == 1) and np.all(out[2:8, 8:11] == 2)
+    assert np.array_equal(separate(np.where(lab == 1, 1, 0).astype(np.uint8)), np.where(lab == 1, 1, 0))
+
+
+@pytest.mark.parametrize("name", ["colin27-brodmann", "colin27-structures"])
+def test_every_embedded_set_is_exportable(tmp_path, name):
+    from adele.data import open_source
+
+    out = tmp_path / name
+    assert main(["data", "export", name, str(out)]) == 0
+    src, emb = open_dataset(out), open_source(name)
+    assert src.classes == emb.classes and {k: len(v) for k, v in src.splits.items()} == {k: len(v) for k, v in emb.splits.items()}
+    assert np.array_equal(src.splits["test"].label(0), emb.splits["test"].labels[0])
+    assert json.loads((out / "dataset.json").read_text())["name"] == name
+    assert main(["data", "export", name, str(tmp_path / "v"), "--volumes"]) == 2
+
+
+def test_structures_rebuild_is_byte_identical(tmp_path):
+    from adele.data.build_colin27 import SOURCE_DIR, STRUCTURES_OUT_PATH, build, build_structures
+
+    if not (SOURCE_DIR / "aal.nii.gz").exists():
+        pytest.skip("mricron-data is not installed (apt-get install mricron-data)")
+    data = write_npz(build_structures(build()), tmp_path / "s.npz")
+    assert hashlib.sha256(data).hexdigest() == hashlib.sha256(STRUCTURES_OUT_PATH.read_bytes()).hexdigest()
