@@ -13,11 +13,11 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .. import __version__, safety
+from .. import __version__, runfolder, safety
 from ..errors import AdeleError, ConfigError
 from ..models import available_models
 from ..runfolder import list_checkpoints
-from . import config, data, noise, runs, train
+from . import config, data, evaluate, noise, runs, train
 from ._common import Formatter, Parser
 from .train import train_config_from_args  # noqa: F401 - public: used by tests and scripts
 
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     noise.add_parsers(sub)
     config.add_parsers(sub)
     runs.add_parsers(sub)
+    evaluate.add_parsers(sub)
     return p
 
 
@@ -105,6 +106,8 @@ def _after_interrupt(args: argparse.Namespace) -> str:
         return "nothing to resume"
     if args.command != "train":
         return "nothing was written (outputs appear only when a command completes)"
+    if runfolder.model_path(args.out).is_file() and runfolder.read_metrics(args.out) is not None:
+        return f"but the run had already completed: {args.out} holds model.pt and metrics.json, nothing to resume"
     if list_checkpoints(Path(args.out)):
         return f"resume with `adele train --out {args.out} --resume`"
     if (Path(args.out) / "config.yaml").is_file():
