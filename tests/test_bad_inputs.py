@@ -34,6 +34,22 @@ def case_classes_not_list(ds, tmp):
     return _check(ds), "'classes'"
 
 
+def case_dataset_json_is_a_folder(ds, tmp):
+    (ds / "dataset.json").unlink()
+    (ds / "dataset.json").mkdir()
+    return _check(ds), "is a folder"
+
+
+def case_class_name_with_a_line_break(ds, tmp):
+    (ds / "dataset.json").write_text(json.dumps({"classes": ["background", "left\nkidney", "b"]}))
+    return _check(ds), "line break"
+
+
+def case_nnunet_folder_given_to_train(ds, tmp):
+    (ds / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "a": 1, "b": 2}, "channel_names": {"0": "CT"}}))
+    return ["train", "--data", str(ds), "--out", str(tmp / "run")], "adele data prepare volumes"
+
+
 def case_bad_ignore_index(ds, tmp):
     (ds / "dataset.json").write_text(json.dumps({"classes": ["bg", "a", "b"], "ignore_index": 1}))
     return _check(ds), "ignore_index"
@@ -260,3 +276,10 @@ def test_resume_with_another_model_is_refused(tmp_path, capsys):
     rc = main(["train", "--data", str(ds), "--out", str(run), "--resume", "--set", "model.width=8", "train.epochs=2"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("error:") and "checkpoint" in err and len(err.splitlines()) == 1
+
+
+def test_dataset_json_with_a_byte_order_mark_is_accepted(tmp_path, capsys):
+    ds = _ds(tmp_path)
+    text = (ds / "dataset.json").read_text()
+    (ds / "dataset.json").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert main(["data", "check", str(ds)]) == 0 and capsys.readouterr().out.startswith("ok:")

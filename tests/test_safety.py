@@ -469,6 +469,21 @@ def test_interrupt_before_the_first_epoch_can_be_resumed(tmp_path, monkeypatch, 
     assert main(["train", "--data", str(ds), "--out", str(run), "--resume", "--epochs", "1", *TINY]) == 0
 
 
+def test_interrupt_after_the_run_completed_says_so(tmp_path, monkeypatch, capsys):
+    import adele.cli.train as cli_train
+
+    ds = _ds(tmp_path)
+    run = tmp_path / "run"
+
+    def late(*a, **k):  # Ctrl-C while the final table is printed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_train, "format_metrics_table", late)
+    assert main(_train(ds, run)) == 130
+    err = capsys.readouterr().err
+    assert "already completed" in err and "--resume" not in err and len(err.strip().splitlines()) == 1
+
+
 def test_interrupt_while_loading_says_nothing_was_written(tmp_path, monkeypatch, capsys):
     import adele.engine.trainer as trainer
 

@@ -129,14 +129,22 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
 
 def read_dataset_json(root: Path) -> tuple[str, tuple[str, ...], int]:
     meta_path = root / "dataset.json"
+    if meta_path.is_dir():
+        raise DatasetError(f"{meta_path}: is a folder, not a file; replace it with a JSON file "
+                           f"{{\"name\": ..., \"classes\": [\"background\", ...], \"ignore_index\": 255}}")
     if not meta_path.is_file():
         raise DatasetError(f"{meta_path}: missing; create it with {{\"name\": ..., \"classes\": [\"background\", ...], \"ignore_index\": 255}}")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8-sig"))  # a UTF-8 byte-order mark is accepted
+    except PermissionError:
+        raise DatasetError(f"{meta_path}: cannot be read (permission denied); make it readable (chmod a+r)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{meta_path}: not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc}); fix the syntax") from None
     if not isinstance(meta, dict):
         raise DatasetError(f"{meta_path}: must be a JSON object with 'classes'")
+    if "classes" not in meta and isinstance(meta.get("labels"), dict):
+        raise DatasetError(f"{root}: is an nnU-Net dataset (dataset.json has 'labels', not 'classes'); convert it first with "
+                           f"`adele data prepare volumes {root} OUT`, then train on OUT")
     classes = meta.get("classes")
     if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
         raise DatasetError(f"{meta_path}: 'classes' must be a list of at least 2 class names, background first")
@@ -145,6 +153,9 @@ def read_dataset_json(root: Path) -> tuple[str, tuple[str, ...], int]:
         key = c.strip().lower()
         if not key:
             raise DatasetError(f"{meta_path}: class {i} has an empty name; give every class a name")
+        if any(ch in c for ch in "\n\r\t") or not c.isprintable():
+            raise DatasetError(f"{meta_path}: class {i} ({c!r}) contains a line break, tab or control character; "
+                               "use a one-line name (tables and CSV files list classes one per cell)")
         if key in seen:
             raise DatasetError(f"{meta_path}: classes {seen[key]} and {i} are both named '{c}'; class names must be unique (metrics are reported by name)")
         seen[key] = i

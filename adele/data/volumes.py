@@ -418,8 +418,12 @@ def _volume_files(folder: Path) -> dict[str, Path]:
 
 
 def _read_json(path: Path) -> dict:
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a folder, not a file; replace it with the JSON file it should be")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a UTF-8 byte-order mark is accepted
+    except PermissionError:
+        raise DatasetError(f"{path}: cannot be read (permission denied); make it readable (chmod a+r)") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise DatasetError(f"{path}: not valid JSON; fix the syntax") from None
     if not isinstance(data, dict):

@@ -4,15 +4,35 @@ Each function takes plain arrays / run objects and a PNG path, and returns the p
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+
+
+def private_config_dir(environ=os.environ) -> Optional[str]:
+    """A fresh temporary folder for matplotlib's cache when its usual one cannot be written (HOME read-only
+    or unset, as under some job schedulers), so that it stays quiet; None when the usual one is fine."""
+    if environ.get("MPLCONFIGDIR"):
+        return None
+    usual = Path(environ.get("XDG_CONFIG_HOME") or Path(environ.get("HOME") or "/", ".config")) / "matplotlib"
+    existing = next((p for p in (usual, *usual.parents) if p.exists()), None)
+    if existing is not None and os.access(existing, os.W_OK):
+        return None
+    return tempfile.mkdtemp(prefix="adele-matplotlib-")
+
+
+_cfg = private_config_dir()
+if _cfg:
+    os.environ["MPLCONFIGDIR"] = _cfg
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402 (after choosing the cache folder)
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .runs import ClassCurve
 

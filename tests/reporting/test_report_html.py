@@ -116,3 +116,18 @@ def test_class_absent_from_the_ground_truth_is_greyed_out_with_its_false_positiv
     html = metrics_section([load_run(run)])
     assert f"<td class='absent'>{gone}</td>" in html and "false-positive pixels: 17" in html
     assert "present in the split's ground truth" in html
+
+
+def test_matplotlib_gets_a_private_cache_when_home_is_not_writable(tmp_path, monkeypatch):
+    import os
+
+    from adele.reporting.figures import private_config_dir
+
+    home = tmp_path / "home"
+    home.mkdir()
+    assert private_config_dir({"HOME": str(home)}) is None
+    assert private_config_dir({"MPLCONFIGDIR": str(tmp_path)}) is None
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # a read-only HOME (root can write anywhere)
+    d = private_config_dir({"HOME": str(home)})
+    assert d is not None and os.path.isdir(d)
+    assert private_config_dir({}) is not None  # no HOME at all
