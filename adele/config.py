@@ -93,7 +93,7 @@ class TrainConfig:
     channels_last: bool = False
     #: evaluate on val every N epochs (the last epoch is always evaluated)
     eval_every: int = 1
-    #: keep only the last checkpoint (plus ``best.pt``) to save disk
+    #: keep only the last N epoch checkpoints to save disk (``best.pt`` and ``model.pt`` are kept besides)
     keep_last: int = 1
     threads: Optional[int] = None
     #: exponential moving average of the weights (decay per step, e.g. 0.99; 0 = off). When on, the

@@ -84,8 +84,11 @@ def _segment_slices(lm: LoadedModel, slices: list[np.ndarray], where: Path, tta:
 
 
 def predict_files(run: str | Path, input_path: str | Path, out: str | Path, probs: bool = False, tta: bool = False,
-                  device: str = "auto", batch_size: int = 16, log: Callable[[str], None] = print, overwrite: bool = False) -> list[Path]:
+                  device: str = "auto", batch_size: int = 16, log: Callable[[str], None] = print, overwrite: bool = False,
+                  checkpoint: str = "last") -> list[Path]:
     """Segment one image file or a folder of them; returns the written mask paths.
+
+    ``checkpoint``: ``last`` (model.pt, the end of training) or ``best`` (best.pt, the best validation epoch).
 
     Masks: ``out/<input name>`` (uint8, same format, height, width; NIfTI with
     the input affine/header). With ``probs``: ``out/probs/<stem>.npy`` float16
@@ -99,7 +102,7 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
     """
     out = Path(out)
     check_output(out, "predict", [run, input_path], overwrite)  # before the model is loaded
-    lm = load_run_model(run, device)
+    lm = load_run_model(run, device, checkpoint=checkpoint)
     spec = run_volume_spec(run, lm.config.data.path)
     folder, files = list_inputs(input_path)
     cases = group_volume_inputs(folder, files, spec, single=Path(input_path).is_file()) if spec is not None else {}

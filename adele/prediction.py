@@ -103,17 +103,22 @@ class LoadedModel:
         return len(self.classes)
 
 
-def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool = False, in_channels: Optional[int] = None) -> LoadedModel:
-    """Load ``RUN/model.pt`` (or, with ``allow_checkpoint``, the newest checkpoint of an unfinished run)."""
+def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool = False, in_channels: Optional[int] = None,
+                   checkpoint: str = "last") -> LoadedModel:
+    """Load ``RUN/model.pt`` (``checkpoint="last"``) or ``RUN/best.pt`` (``"best"``: the best validation epoch's weights);
+    with ``allow_checkpoint``, the newest epoch checkpoint of an unfinished run when model.pt is missing."""
     run = Path(run)
     if not run.is_dir():
         raise RunError(f"{run}: run folder not found; pass the --out folder of `adele train`")
-    path = runfolder.model_path(run)
+    path = runfolder.checkpoint_file(run, checkpoint)
+    if checkpoint == "best" and not path.is_file():
+        raise RunError(f"{path}: not found; best.pt is written when a run with a validation split improves on it "
+                       "(runs trained before it existed have none); use --checkpoint last")
     if path.is_file():
         try:
-            state = runfolder.load_model(run)
+            state = runfolder.load_model(run, checkpoint)
             cfg = saved_config(state["config"])
-            classes, ignore, cin, origin = list(state["classes"]), int(state["ignore_index"]), int(state["in_channels"]), "model.pt"
+            classes, ignore, cin, origin = list(state["classes"]), int(state["ignore_index"]), int(state["in_channels"]), path.name
         except AdeleError:
             raise
         except Exception as exc:  # noqa: BLE001 - any unreadable or foreign file

@@ -46,6 +46,7 @@ MEMORIZATION = "memorization.json"
 ADELE_LOG = "adele_log.jsonl"
 METRICS = "metrics.json"
 MODEL = "model.pt"
+BEST = "best.pt"
 CHECKPOINTS = "checkpoints"
 LABELS = "labels"
 STORE = "store"
@@ -256,8 +257,24 @@ def save_model(run_dir: str | Path, state: dict) -> None:
     atomic_save(state, model_path(run_dir))
 
 
-def load_model(run_dir: str | Path) -> dict:
-    return torch.load(model_path(run_dir), map_location="cpu", weights_only=True)
+def best_path(run_dir: str | Path) -> Path:
+    """best.pt: the weights of the epoch with the best validation mean Dice (same content as model.pt)."""
+    return Path(run_dir) / BEST
+
+
+def save_best(run_dir: str | Path, state: dict) -> None:
+    atomic_save(state, best_path(run_dir))
+
+
+def checkpoint_file(run_dir: str | Path, which: str = "last") -> Path:
+    """model.pt (``last``: the weights at the end of training) or best.pt (``best``)."""
+    if which not in ("last", "best"):
+        raise ValueError(f"checkpoint must be 'last' or 'best', got {which!r}")
+    return model_path(run_dir) if which == "last" else best_path(run_dir)
+
+
+def load_model(run_dir: str | Path, which: str = "last") -> dict:
+    return torch.load(checkpoint_file(run_dir, which), map_location="cpu", weights_only=True)
 
 
 def early_probs_path(run_dir: str | Path) -> Path:

@@ -72,6 +72,8 @@ def add_parsers(sub) -> None:
     pr.add_argument("--probs", action="store_true", help="also write probability maps")
     pr.add_argument("--tta", action="store_true", help="multi-scale + flip test-time averaging")
     pr.add_argument("--device", default="auto", choices=DEVICES, help="device (default: auto)")
+    pr.add_argument("--checkpoint", default="last", choices=["last", "best"],
+                    help="model.pt, the weights at the end of training (last, default), or best.pt, those of the best validation epoch (best)")
     add_overwrite(pr, "output folder")
     pr.set_defaults(func=cmd_predict)
 
@@ -93,6 +95,8 @@ def add_parsers(sub) -> None:
     add_run_folder(ex, "run folder with model.pt (the --out of `adele train`)")
     ex.add_argument("--out", required=True, help="output folder (new or empty)")
     ex.add_argument("--device", default="auto", choices=DEVICES, help="device (default: auto)")
+    ex.add_argument("--checkpoint", default="last", choices=["last", "best"],
+                    help="weights for the label-quality fallback of runs without early-learning probabilities: model.pt (last) or best.pt (best)")
     add_overwrite(ex, "output folder")
     ex.set_defaults(func=cmd_export_labels)
 
@@ -115,10 +119,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    predict_files(run_folder(args), args.input, args.out, probs=args.probs, tta=args.tta, device=args.device, overwrite=args.overwrite)
+    predict_files(run_folder(args), args.input, args.out, probs=args.probs, tta=args.tta, device=args.device, overwrite=args.overwrite,
+                  checkpoint=args.checkpoint)
     return 0
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:
-    export_labels(run_folder(args), args.out, device=args.device, overwrite=args.overwrite)
+    export_labels(run_folder(args), args.out, device=args.device, overwrite=args.overwrite, checkpoint=args.checkpoint)
     return 0

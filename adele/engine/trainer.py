@@ -89,6 +89,7 @@ class Trainer:
         self.history: list[dict] = []
         self.memorization: list[dict] = []
         self.best = {"epoch": 0, "val_mean_dice": -1.0}
+        self._best_weights: Optional[dict] = None  # the eval weights of the best validation epoch (best.pt)
         #: the method's schedule around the loop (:class:`~adele.engine.adele.Baseline` or ADELE)
         self.method: Baseline = (AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log, self.dist)
                                  if cfg.method == "adele" else Baseline(cfg, self.ignore_index))
@@ -237,6 +238,17 @@ class Trainer:
                 self.quality = None
                 self.log("label-quality tracking stays off: the checkpoint was made without it (quality.track)")
 
+    def model_payload(self, weights: dict) -> dict:
+        """What model.pt and best.pt hold: the weights and what is needed to rebuild the model."""
+        return {"model": weights, "config": self.cfg.to_dict(), "classes": self.classes, "in_channels": self.data.train.in_channels,
+                "ignore_index": self.ignore_index, "model_name": self.cfg.model.name}
+
+    def keep_best(self) -> None:
+        """The evaluation weights of the best validation epoch so far: in memory (for the test scores at the end) and best.pt."""
+        self._best_weights = {k: v.detach().cpu().clone() for k, v in self.eval_model.state_dict().items()}
+        if self.is_main:
+            runfolder.save_best(self.run_dir, self.model_payload(self._best_weights))
+
     def resume(self) -> None:
         found = runfolder.load_latest(self.run_dir, map_location="cpu")
         if found is None:
@@ -246,6 +258,8 @@ class Trainer:
         if saved_ids is not None and list(saved_ids) != list(self.data.train.ids):
             raise RunError(f"{self.run_dir}: the training images of {self.cfg.data.path} are not the ones this run was trained on; resume with the run's dataset")
         self.load_state_dict(state)
+        if self.best["epoch"] > 0 and runfolder.best_path(self.run_dir).is_file():
+            self._best_weights = runfolder.load_model(self.run_dir, "best")["model"]
         self.log(f"resumed from epoch {epoch}")
 
     def save_checkpoint(self) -> None:
@@ -289,6 +303,7 @@ class Trainer:
                     row[f"val_dice/{n}"] = val["dice"][n]
                 if (val["mean_dice"] or 0) > self.best["val_mean_dice"]:
                     self.best = {"epoch": epoch, "val_mean_dice": val["mean_dice"] or 0.0}
+                    self.keep_best()
             row["time_s"] = round(time.perf_counter() - t0, 3)
             row["peak_rss_mb"] = _peak_rss_mb()
             self.history.append(row)
@@ -400,8 +415,8 @@ class Trainer:
         return self.ema.model if self.ema is not None else self.model
 
     @torch.no_grad()
-    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
-        model = self.eval_model
+    def predict_logits(self, images: torch.Tensor, model: Optional[torch.nn.Module] = None) -> torch.Tensor:
+        model = model if model is not None else self.eval_model
         was_training = model.training
         model.eval()
         try:
@@ -411,15 +426,15 @@ class Trainer:
             model.train(was_training)
 
     @torch.no_grad()
-    def evaluate(self, split: PreparedSplit, labels: Optional[list[np.ndarray]] = None) -> dict:
-        """Dice/IoU of the current model on ``split`` (its ``original`` labels unless ``labels`` given)."""
+    def evaluate(self, split: PreparedSplit, labels: Optional[list[np.ndarray]] = None, model: Optional[torch.nn.Module] = None) -> dict:
+        """Dice/IoU of the current model (or ``model``) on ``split`` (its ``original`` labels unless ``labels`` given)."""
         labels = labels if labels is not None else split.original
         metrics = SegMetrics(self.num_classes, self.ignore_index)
         bs = self.cfg.train.batch_size if len({tuple(l.shape) for l in labels}) == 1 else 1
         for s in range(0, len(split), bs):
             img = torch.stack(split.images[s : s + bs])
             lab = torch.from_numpy(np.stack(labels[s : s + bs])).long()
-            pred = self.predict_logits(img).argmax(1).cpu()
+            pred = self.predict_logits(img, model).argmax(1).cpu()
             metrics.update(pred, lab)
         return metrics.compute(self.classes)
 
@@ -459,16 +474,33 @@ class Trainer:
             results["adele"] = summary
         if self.quality is not None:
             results["label_quality"] = self.quality.summary(self.classes)
+        best = self.best_checkpoint_scores(results)
+        if best is not None:
+            results["best_checkpoint"] = best
         if self.is_main:
             if self.quality is not None:
                 self.quality.save(self.run_dir, self.classes)
             runfolder.write_metrics(self.run_dir, results)
-            runfolder.save_model(self.run_dir, {"model": self.eval_model.state_dict(), "config": self.cfg.to_dict(), "classes": self.classes,
-                                                "in_channels": self.data.train.in_channels, "ignore_index": self.ignore_index,
-                                                "model_name": self.cfg.model.name})
+            runfolder.save_model(self.run_dir, self.model_payload(self.eval_model.state_dict()))
         if self._tb:
             self._tb.close()
         return results
+
+
+    def best_checkpoint_scores(self, results: dict) -> Optional[dict]:
+        """The best validation epoch's test scores (best.pt), beside the last epoch's in ``results``; None without validation."""
+        if self._best_weights is None or self.best["epoch"] <= 0:
+            return None
+        out = {"epoch": self.best["epoch"], "val_mean_dice": self.best["val_mean_dice"]}
+        if self.data.test is None:
+            return out
+        if self.best["epoch"] == self.epoch:
+            out["test"] = results["test"]
+            return out
+        model = copy.deepcopy(self.eval_model)
+        model.load_state_dict(self._best_weights)
+        out["test"] = self.evaluate(self.data.test, model=model)
+        return out
 
 
 class WeightEMA:

@@ -161,7 +161,7 @@ def quality_csv(ids, scores, disagree, suspect, labels, clean=None, ignore_index
     return buf.getvalue()
 
 
-def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", overwrite: bool = False,
+def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", overwrite: bool = False, checkpoint: str = "last",
                   log: Callable[[str], None] = print) -> Path:
     """Write the dataset described in the module doc; returns ``out``."""
     run = load_run(run_dir)
@@ -174,7 +174,7 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     if list(train.ids) != list(run.info.get("train_ids", train.ids)):
         raise RunError(f"{run.path}: the training images of {cfg.data.path} differ from those the run was trained on; export from the original dataset")
     labels, origin = current_labels(run.path, train)
-    q = rank_given_labels(run.path, lambda: load_run_model(run.path, device), train, data.source.ignore_index, cfg.quality.tau)
+    q = rank_given_labels(run.path, lambda: load_run_model(run.path, device, checkpoint=checkpoint), train, data.source.ignore_index, cfg.quality.tau)
     scores, disagree, suspect = q["scores"], q["disagree"], q["suspect"]
 
     src, size = data.source, cfg.data.size

@@ -75,3 +75,46 @@ def test_help_has_examples(cmd, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "example" in out
+
+
+def test_best_checkpoint_is_written_scored_and_chosen_for_predict(tmp_path):
+    import torch
+
+    from adele.prediction import load_run_model
+
+    cfg = load_config(None, FAST + ["train.epochs=4", "train.seed=3"])
+    data = small_colin27(8, 4)
+    tr = Trainer(cfg, tmp_path / "run", data=load_run_data(cfg, data), log=lambda m: None)
+    seen = []
+    real = tr.evaluate
+    tr.evaluate = lambda split, labels=None, model=None: seen.append(model) or real(split, labels, model)
+    tr.prepare_run_dir(False, False)
+    res = tr.fit()
+    run = tmp_path / "run"
+    vals = [r["val_mean_dice"] for r in tr.history]
+    best_epoch = 1 + int(np.argmax(vals))
+    best = json.loads((run / "metrics.json").read_text())["best_checkpoint"]
+    assert best["epoch"] == best_epoch == res["best_val"]["epoch"] and best["val_mean_dice"] == max(vals)
+    assert (run / "best.pt").is_file() and "test" in best
+    last, chosen = load_run_model(run, "cpu"), load_run_model(run, "cpu", checkpoint="best")
+    if best_epoch != 4:  # the best epoch's test scores come from its own weights
+        assert any(m is not None for m in seen)
+        assert any(not torch.equal(a, b) for a, b in zip(last.model.state_dict().values(), chosen.model.state_dict().values()))
+    else:
+        assert best["test"] == res["test"]
+    # resuming a finished run's last epochs reloads best.pt and scores the same
+    cfg2 = cfg.replace(**{"train.epochs": 2})
+    b = Trainer(cfg2, tmp_path / "b", data=load_run_data(cfg2, data), log=lambda m: None)
+    b.prepare_run_dir(False, False)
+    b.fit()
+    c = Trainer(cfg, tmp_path / "b", data=load_run_data(cfg, data), log=lambda m: None)
+    c.prepare_run_dir(resume=True, overwrite=False)
+    c.resume()
+    assert c.fit()["best_checkpoint"] == res["best_checkpoint"]
+
+
+def test_predict_with_the_best_checkpoint(tiny_run, small_colin27_dir, tmp_path, capsys):
+    run = tiny_run()
+    assert main(["predict", str(run), "--input", str(small_colin27_dir / "test" / "images"), "--out", str(tmp_path / "p"),
+                 "--checkpoint", "best", "--device", "cpu"]) == 0
+    assert len(list((tmp_path / "p").glob("*.png"))) == 3 and "model: best.pt" in capsys.readouterr().out
