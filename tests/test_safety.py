@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from adele import safety
@@ -496,3 +497,22 @@ def test_interrupt_while_loading_says_nothing_was_written(tmp_path, monkeypatch,
     assert main(_train(ds, tmp_path / "run")) == 130
     assert "nothing was written" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_trained_with_a_relative_data_path_works_from_any_folder(tmp_path, monkeypatch, capsys):
+    """--data is stored resolved: resume and export-labels work from another working directory, and the same
+    folder spelled as an absolute path is not a changed setting."""
+    ds = _ds(tmp_path)
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["train", "--data", "../ds", "--out", "r", "--epochs", "1", *TINY, "quality.track=false"]) == 0
+    saved = yaml.safe_load((work / "r" / "config.yaml").read_text())["data"]["path"]
+    assert Path(saved).is_absolute() and Path(saved) == ds.resolve()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["train", "--out", str(work / "r"), "--resume", "--epochs", "2", *TINY, "quality.track=false"]) == 0
+    assert main(["train", "--data", str(ds), "--out", str(work / "r"), "--resume", "--epochs", "2", *TINY, "quality.track=false"]) == 0
+    assert main(["export-labels", str(work / "r"), "--out", str(elsewhere / "x"), "--device", "cpu"]) == 0
+    assert (elsewhere / "x" / "dataset.json").is_file()

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from ..config import load_config, parse_override
-from ..data import open_source
+from ..data import EMBEDDED, open_source
 from ..demo import DEMO_PRESET, run_demo
 from ..engine.trainer import Trainer, check_run_dir
 from ..errors import ConfigError
@@ -129,10 +129,23 @@ def train_config_from_args(args: argparse.Namespace):
         overrides[k] = v
     config_path = args.config
     if args.resume and config_path is None and (Path(args.out) / "config.yaml").is_file():
-        return load_config(str(Path(args.out) / "config.yaml"), overrides), None
+        return absolute_paths(load_config(str(Path(args.out) / "config.yaml"), overrides)), None
     if args.resume or args.no_plan:
-        return load_config(config_path, overrides), None
-    return planned_config(config_path, overrides)
+        return absolute_paths(load_config(config_path, overrides)), None
+    cfg, planned = planned_config(config_path, overrides)
+    return absolute_paths(cfg), planned
+
+
+def absolute_paths(cfg):
+    """The config with ``data.path`` and ``model.pretrained`` made absolute when they name existing files or folders, so
+    that the run can be resumed, exported, scored and reported from any working directory."""
+    changes = {}
+    for key, value in (("data.path", cfg.data.path), ("model.pretrained", cfg.model.pretrained)):
+        if value and value not in EMBEDDED and Path(value).expanduser().exists():
+            resolved = str(Path(value).expanduser().resolve())
+            if resolved != value:
+                changes[key] = resolved
+    return cfg.replace(**changes) if changes else cfg
 
 
 def check_renoise(cfg, renoise: bool) -> None:

@@ -550,8 +550,11 @@ def run_inputs(cfg: Config) -> list[str]:
 def _same_setting(key: str, a: Any, b: Any) -> bool:
     if a == b:
         return True
-    if key in ("data.path", "model.pretrained") and a and b and "colin27" not in (a, b):
-        return Path(str(a)).expanduser().resolve() == Path(str(b)).expanduser().resolve()
+    if key in ("data.path", "model.pretrained") and a and b and a not in EMBEDDED and b not in EMBEDDED:
+        pa, pb = Path(str(a)).expanduser(), Path(str(b)).expanduser()
+        if pa.exists() and pb.exists():
+            return os.path.samefile(pa, pb)  # the same folder, however it was spelled (symlinks included)
+        return pa.resolve() == pb.resolve()
     return False
 
 
