@@ -193,18 +193,26 @@ def label_quality_section(runs: list[RunInfo]) -> str:
             + "<p class='note'>Agreement of the labels the model trains on with the clean reference (known for synthetic noise).</p>")
 
 
-def memorization_section(runs: list[RunInfo], fig_dir: Path, slugs: dict[str, str]) -> str:
-    items = []
+def memorization_section(runs: list[RunInfo], fig_dir: Path, slugs: dict[str, str], notes: Optional[list[str]] = None) -> str:
+    items, why = [], []
     for r in runs:
-        if r.memorization:
-            try:
-                mem = run_memorization(r)
-            except (AdeleError, ValueError):
-                continue
-            if mem["wrong"][:, -1].any():  # a run trained on clean labels has no wrong pixel
-                items.append((r.name, mem))
+        if not r.memorization:
+            why.append(f"{r.name}: no memorization counts (they need clean labels and no augmentation)")
+            continue
+        try:
+            mem = run_memorization(r)
+        except (AdeleError, ValueError) as exc:
+            why.append(f"{r.name}: {exc}")
+            continue
+        if mem["wrong"][:, -1].any():  # a run trained on clean labels has no wrong pixel
+            items.append((r.name, mem))
+        else:
+            why.append(f"{r.name}: no wrongly labelled training pixel (trained on clean labels)")
     if not items:
-        return ""
+        reason = "; ".join(why)
+        if notes is not None:
+            notes.append(f"memorization section left out ({reason})")
+        return (f"<h2 id='memorization'>Early learning vs memorization</h2><p class='note'>left out: {_e(reason)}.</p>")
     png = figures.memorization_compare(items, fig_dir / "memorization_all.png")
     parts = ["<h2 id='memorization'>Early learning vs memorization</h2>",
              f"<img src='figures/{png.name}' alt='memorization, all runs'>",
@@ -292,7 +300,15 @@ def pick_examples(runs: list[RunInfo], n: int, cache: "_DataCache") -> list[str]
     return [ids[i] for i in idx]
 
 
-def examples_block(r: RunInfo, ids: list[str], fig_dir: Path, slug: str, cache: _DataCache, device: str) -> str:
+def _left_out(notes: Optional[list[str]], r: RunInfo, section: str, reason: str, title: str) -> str:
+    """The HTML note of a section left out of a run's part of the report; the reason is also kept for the terminal."""
+    if notes is not None:
+        notes.append(f"{r.name}: {section} left out ({reason})")
+    return f"{title}<p class='note'>{_e(section)} skipped: {_e(reason)}.</p>"
+
+
+def examples_block(r: RunInfo, ids: list[str], fig_dir: Path, slug: str, cache: _DataCache, device: str,
+                   notes: Optional[list[str]] = None) -> str:
     if not ids:
         return ""
     try:
@@ -300,9 +316,9 @@ def examples_block(r: RunInfo, ids: list[str], fig_dir: Path, slug: str, cache: 
         train = data.train
         lm = load_run_model(r.path, device, allow_checkpoint=True, in_channels=train.in_channels)
     except AdeleError as exc:
-        return f"<h3>Examples</h3><p class='note'>examples skipped: {_e(exc)}</p>"
+        return _left_out(notes, r, "examples", str(exc), "<h3>Examples</h3>")
     if list(train.ids) != list(r.info.get("train_ids", train.ids)):
-        return "<h3>Examples</h3><p class='note'>examples skipped: the dataset's training images differ from the run's.</p>"
+        return _left_out(notes, r, "examples", "the dataset's training images differ from the run's", "<h3>Examples</h3>")
     pos = {sid: i for i, sid in enumerate(train.ids)}
     idx = [pos[s] for s in ids if s in pos]
     files = label_rounds(r.path)
@@ -325,7 +341,8 @@ def examples_block(r: RunInfo, ids: list[str], fig_dir: Path, slug: str, cache: 
             f"<p class='note'>At the training resolution; prediction of {_e(lm.origin)} in eval mode.</p>")
 
 
-def suspects_block(r: RunInfo, n: int, fig_dir: Path, slug: str, cache: _DataCache, device: str) -> str:
+def suspects_block(r: RunInfo, n: int, fig_dir: Path, slug: str, cache: _DataCache, device: str,
+                   notes: Optional[list[str]] = None) -> str:
     """Which masks to re-annotate: the run's most suspicious given labels, as overlays and a short ranked table."""
     if n <= 0:
         return ""
@@ -334,11 +351,11 @@ def suspects_block(r: RunInfo, n: int, fig_dir: Path, slug: str, cache: _DataCac
         data = cache.get(r)
         train = data.train
         if list(train.ids) != list(r.info.get("train_ids", train.ids)):
-            return title + "<p class='note'>skipped: the dataset's training images differ from the run's.</p>"
+            return _left_out(notes, r, "masks to re-annotate", "the dataset's training images differ from the run's", title)
         q = rank_given_labels(r.path, lambda: load_run_model(r.path, device, allow_checkpoint=True, in_channels=train.in_channels),
                               train, data.source.ignore_index, saved_config(r.path / "config.yaml").quality.tau)
     except (AdeleError, ValueError) as exc:
-        return title + f"<p class='note'>skipped: {_e(exc)}</p>"
+        return _left_out(notes, r, "masks to re-annotate", str(exc), title)
     order = np.argsort(q["scores"], kind="stable")
     pred_col = "early-learning prediction" if q["early"] else "final prediction"
     columns = ["given label", "suspect pixels", pred_col] + (["clean label"] if train.clean is not None else [])
@@ -383,19 +400,22 @@ def _write_report(runs, out: Path, device: str, examples: int, log: Callable[[st
     fig_dir.mkdir(parents=True, exist_ok=True)
     slugs = {r.name: f"{i:02d}_{_slug(r.name)}" for i, r in enumerate(runs)}
     cache = _DataCache()
+    notes: list[str] = []
     ids = pick_examples(runs, examples, cache)
     body = [f"<h1>adele report: {_e(', '.join(r.name for r in runs))}</h1>",
             "<nav><a href='#runs'>runs</a><a href='#metrics'>metrics</a><a href='#labels'>labels</a><a href='#memorization'>memorization</a>"
             + "".join(f"<a href='#run-{slugs[r.name]}'>{_e(r.name)}</a>" for r in runs) + "</nav>",
             "<h2 id='runs'>Runs</h2>", runs_section(runs),
             "<h2 id='metrics'>Segmentation scores</h2>", metrics_section(runs),
-            label_quality_section(runs), memorization_section(runs, fig_dir, slugs)]
+            label_quality_section(runs), memorization_section(runs, fig_dir, slugs, notes)]
     for r in runs:
         log(f"report: {r.name}")
         slug = slugs[r.name]
         body += [f"<h2 id='run-{slug}'>{_e(r.name)} <span class='note'>({_e(r.method)})</span></h2>",
-                 curves_block(r, fig_dir, slug), rounds_block(r, fig_dir, slug), examples_block(r, ids, fig_dir, slug, cache, device),
-                 suspects_block(r, examples, fig_dir, slug, cache, device)]
+                 curves_block(r, fig_dir, slug), rounds_block(r, fig_dir, slug), examples_block(r, ids, fig_dir, slug, cache, device, notes),
+                 suspects_block(r, examples, fig_dir, slug, cache, device, notes)]
+    for note in notes:  # what the page leaves out, said on the terminal too
+        log(f"report: {note}")
     page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>adele report</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
     (out / "index.html").write_text(page, encoding="utf-8")

@@ -131,3 +131,14 @@ def test_matplotlib_gets_a_private_cache_when_home_is_not_writable(tmp_path, mon
     d = private_config_dir({"HOME": str(home)})
     assert d is not None and os.path.isdir(d)
     assert private_config_dir({}) is not None  # no HOME at all
+
+
+def test_report_names_each_section_it_leaves_out(tiny_run, tmp_path):
+    from adele.reporting.html import build_report
+
+    lines = []
+    page = build_report([tiny_run("data.noise=null")], tmp_path / "rep", log=lines.append)
+    html = page.read_text()
+    said = [m for m in lines if "left out" in m]
+    assert any("memorization section left out" in m for m in said), lines
+    assert "Early learning vs memorization" in html and "left out:" in html
