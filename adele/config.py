@@ -84,8 +84,9 @@ class TrainConfig:
     #: optimizer steps in one epoch (nnU-Net: 250); null = one pass over the training images. With a number,
     #: each epoch draws that many batches (every image once before any image twice)
     steps_per_epoch: Optional[int] = None
-    #: supervised loss: ``ce`` (cross-entropy, the paper) or ``ce_dice`` (cross-entropy + soft Dice)
-    loss: Literal["ce", "ce_dice"] = "ce"
+    #: supervised loss: ``ce`` (cross-entropy, the paper), ``ce_dice`` (cross-entropy + soft Dice) or ``gce``
+    #: (generalized cross-entropy, q = 0.7, a noise-robust loss to compare with)
+    loss: Literal["ce", "ce_dice", "gce"] = "ce"
     batch_size: int = 5
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"

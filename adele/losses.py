@@ -24,8 +24,29 @@ def soft_dice_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int
     return 1.0 - dice[1:][present].mean()
 
 
+#: q of the generalized cross-entropy (Zhang & Sabuncu, NeurIPS 2018, their default)
+GCE_Q = 0.7
+
+
+def generalized_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 255, q: float = GCE_Q) -> torch.Tensor:
+    """Mean over non-ignored pixels of (1 - p_y^q) / q, a noise-robust loss between cross-entropy (q -> 0) and MAE (q = 1).
+
+    logits: (B, C, H, W) float; labels: (B, H, W) int64. 0 (differentiable) when every pixel is ignored.
+    """
+    if not 0.0 < q <= 1.0:
+        raise ValueError(f"q must be in (0, 1], got {q}")
+    valid = labels != ignore_index
+    logp = logits.float().log_softmax(1).gather(1, labels.clamp(0, logits.shape[1] - 1).long().unsqueeze(1)).squeeze(1)
+    loss = (1.0 - torch.exp(q * logp)) / q
+    n = valid.sum()
+    return (loss * valid).sum() / n.clamp_min(1)
+
+
 def supervised_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str, ignore_index: int = 255) -> torch.Tensor:
-    """``ce`` (the paper) or ``ce_dice`` (cross-entropy + soft Dice)."""
+    """``ce`` (the paper), ``ce_dice`` (cross-entropy + soft Dice) or ``gce`` (generalized cross-entropy, q = 0.7:
+    the robust loss a user would try first against noisy labels)."""
+    if kind == "gce":
+        return generalized_cross_entropy(logits, labels, ignore_index)
     loss = F.cross_entropy(logits.float(), labels, ignore_index=ignore_index)
     if kind == "ce_dice":
         loss = loss + soft_dice_loss(logits, labels, ignore_index)

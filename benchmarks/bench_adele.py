@@ -50,13 +50,14 @@ VARIANTS = {
     "adele_nocorr": ["method=adele", "adele.correction.enabled=false", "adele.consistency.enabled=true"],
     "adele_late": ["method=adele", "adele.detection.min_points=10"],
     "baseline_noema": ["method=baseline", "train.ema=0"],
+    "baseline_gce": ["method=baseline", "train.loss=gce"],
     "adele_noema": ["method=adele", "train.ema=0"],
 }
 LABELS = {"baseline_noisy": "baseline, noisy", "adele": "ADELE, noisy", "baseline_clean": "baseline, clean",
           "consensus": "baseline, consensus (ceiling)", "adele_cons": "ADELE + consistency (every 5th step)",
           "adele_cons1": "ADELE + consistency (every step)", "adele_paper": "ADELE, paper's rules unchanged",
           "adele_nocorr": "ADELE without correction", "adele_late": "ADELE, fit needs 10 points",
-          "baseline_noema": "baseline, no weight average", "adele_noema": "ADELE, no weight average"}
+          "baseline_noema": "baseline, no weight average", "baseline_gce": "baseline, generalized CE (q 0.7)", "adele_noema": "ADELE, no weight average"}
 RECIPE_FREE = {"baseline_clean"}
 
 
