@@ -162,6 +162,10 @@ class CorrectionConfig:
     #: ``--Reinit_dict``; needs ``classes: flagged``, or a round would undo the earlier rounds' classes)
     restart_from_original: bool = False
     correct_ignore: bool = False
+    #: a guard that needs no clean labels: when a round leaves a corrected class's area (over the training set)
+    #: more than this fraction away from its area in the original noisy labels, that class's changes in the round
+    #: are rolled back and the class is not corrected again (logged in the round's ``guard``); null = off
+    guard_area: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -545,6 +549,7 @@ def validate(cfg: Config) -> None:
           "restarting every round from the original labels needs adele.correction.classes=flagged (a round with "
           "classes=new corrects only the newly flagged classes and would undo the others' corrections); "
           "set one of the two")
+    check(cor.guard_area is None or cor.guard_area > 0, "adele.correction.guard_area", f"must be > 0 (a fraction of the area) or null, got {cor.guard_area}")
     check(cor.rule != "voc" or cor.tau_bg == cor.tau_fg, "adele.correction.tau_bg",
           f"rule 'voc' has one threshold for every class (tau_fg); set tau_bg to it too, got {cor.tau_bg} and {cor.tau_fg}")
     check(len(cor.scales) >= 1 and all(0 < s <= 8 for s in cor.scales), "adele.correction.scales", "must be numbers in (0, 8]")

@@ -12,6 +12,7 @@ from .consistency import consistency_loss, multiscale_logits, multiscale_loss
 from .correction import (
     ChangePrecision,
     CorrectionResult,
+    area_guard,
     change_precision,
     class_change_counts,
     classes_present,
@@ -42,6 +43,7 @@ __all__ = [
     "OnsetResult",
     "PredictionStore",
     "RoundSchedule",
+    "area_guard",
     "change_precision",
     "class_change_counts",
     "classes_present",

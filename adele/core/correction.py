@@ -258,3 +258,38 @@ def correct_labels_voc(
             continue
         new[n], changed[n] = candidate, m
     return CorrectionResult(new.reshape(shape), changed.reshape(shape), held)
+
+
+def area_guard(
+    base: list[np.ndarray],
+    new: list[np.ndarray],
+    reference_area: np.ndarray,
+    classes: list[int],
+    max_change: float,
+) -> tuple[list[np.ndarray], dict[int, float]]:
+    """Roll back a round's changes for every class whose area ran away (a guard that needs no clean labels).
+
+    base, new: per-image (H, W) uint8 labels before and after the round; reference_area: (C,) pixels of each
+    class in the original noisy labels; classes: the classes the round corrected. A class c whose area after
+    the round differs from its reference area by more than ``max_change`` (a fraction, e.g. 0.3 = 30%) has
+    every pixel that left or joined it in this round set back to its ``base`` label.
+    Returns (labels after the guard, {class: area after the round / reference area} for the classes rolled back).
+    """
+    if not max_change > 0:
+        raise ValueError(f"max_change must be > 0, got {max_change}")
+    area = np.zeros(len(reference_area), dtype=np.int64)
+    for lab in new:
+        area += np.bincount(lab.ravel(), minlength=256)[: len(reference_area)]
+    fired = {}
+    for c in classes:
+        ref = float(reference_area[c])
+        if ref > 0 and abs(area[c] / ref - 1.0) > max_change:
+            fired[int(c)] = float(area[c] / ref)
+    if not fired:
+        return new, fired
+    ids = np.array(sorted(fired), dtype=np.uint8)
+    out = []
+    for b, n in zip(base, new):
+        moved = (b != n) & (np.isin(b, ids) | np.isin(n, ids))
+        out.append(np.where(moved, b, n))
+    return out, fired

@@ -20,6 +20,7 @@ from ..core import (
     PredictionStore,
     change_precision,
     class_change_counts,
+    area_guard,
     correct_labels,
     correct_labels_voc,
     multiscale_loss,
@@ -102,6 +103,8 @@ class AdeleState(Baseline):
         )
         #: which classes each round corrects (official SegTHOR ``new`` or VOC ``flagged``)
         self.schedule = RoundSchedule(self.detector.watch, self.a.correction.classes, self.a.correction.every)
+        #: classes the area guard stopped: never corrected again (``correction.guard_area``)
+        self.stopped: set[int] = set()
         self.round = 0
         self._checks: list[dict] = []  # IoU points of the current epoch when checked every K steps
         self._window: Optional[torch.Tensor] = None  # (C, C) confusion of the steps since the last check
@@ -241,6 +244,7 @@ class AdeleState(Baseline):
             to_correct = self.schedule.step(epoch, lambda c: self.detector.recheck(epoch, c))
         else:
             to_correct = self.schedule.step(epoch, lambda c: results[c].flagged)
+        to_correct = [k for k in to_correct if k not in self.stopped]
         if corr.enabled and to_correct:
             info = self.correction_round(epoch, net, device, dist, to_correct)
             rec["correction"] = info
@@ -275,6 +279,16 @@ class AdeleState(Baseline):
             else:
                 res = correct_labels(base[i], pred, conf, flagged, c.tau_bg, c.tau_fg, None, self.ignore_index, c.correct_ignore)
             after.append(res.labels)
+        fired: dict[int, float] = {}
+        if c.guard_area is not None:
+            reference = np.zeros(self.num_classes, dtype=np.int64)
+            for lab in self.train.original:
+                reference += np.bincount(lab.ravel(), minlength=256)[: self.num_classes]
+            after, fired = area_guard(base, after, reference, classes, c.guard_area)
+            for k, ratio in fired.items():
+                self.stopped.add(k)
+                self.log(f"epoch {epoch}: guard: the round would leave '{self.classes[k]}' at {ratio:.2f} x its area in the noisy "
+                         f"labels (allowed 1 +- {c.guard_area}); its changes are rolled back and it is not corrected again")
         self.round += 1
         old_flat = np.concatenate([x.ravel() for x in base])
         new_flat = np.concatenate([x.ravel() for x in after])
@@ -286,7 +300,9 @@ class AdeleState(Baseline):
             "changed_per_class": {n: int(v) for n, v in zip(self.classes, counts)},
         }
         if c.rule == "voc":
-            info["images_held"] = held  # left unchanged by the official VOC shrink guard
+            info["images_held"] = held
+        if c.guard_area is not None:
+            info["guard"] = {self.classes[k]: round(v, 4) for k, v in fired.items()}  # area after / noisy area, rolled back  # left unchanged by the official VOC shrink guard
         if self.train.clean is not None:
             clean_flat = np.concatenate([x.ravel() for x in self.train.clean])
             prec = change_precision(old_flat, new_flat, clean_flat, self.num_classes, self.ignore_index)
@@ -310,11 +326,12 @@ class AdeleState(Baseline):
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict:
-        return {"detector": self.detector.state_dict(), "schedule": self.schedule.state_dict(), "round": self.round,
+        return {"detector": self.detector.state_dict(), "schedule": self.schedule.state_dict(), "stopped": sorted(self.stopped), "round": self.round,
                 "rounds": self.rounds, "epochs_log": self.epochs_log}
 
     def load_state_dict(self, state: dict) -> None:
         self.detector.load_state_dict(state["detector"])
+        self.stopped = {int(k) for k in state.get("stopped", [])}
         if "schedule" in state:
             self.schedule.load_state_dict(state["schedule"])
         else:  # a checkpoint from before the schedule was stored: flags as the detector kept them
@@ -335,4 +352,6 @@ class AdeleState(Baseline):
             "onsets": {self.classes[c]: e for c, e in self.detector.onsets.items()},
             "flag_epochs": {self.classes[c]: int(e) for c, e in self.detector.flag_epochs.items()},
             "rounds": self.rounds,
+            # classes the area guard stopped, with the round that fired it
+            "guard_stopped": {name: r["epoch"] for r in self.rounds for name in (r.get("guard") or {})},
         }

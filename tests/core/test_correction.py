@@ -234,3 +234,22 @@ def test_voc_quantized_confidence_matches_float():
     a = correct_labels_voc(labels, pred, p, FLAGGED).labels
     b = correct_labels_voc(labels, pred, np.round(p * 255).astype(np.uint8), FLAGGED).labels
     assert np.array_equal(a, b)
+
+
+# ---------------------------------------------------------------- the area guard
+from adele.core.correction import area_guard  # noqa: E402
+
+
+def test_area_guard_rolls_back_a_class_that_runs_away_and_only_that_class():
+    base = [np.array([[1, 1, 1, 1, 2, 2, 0, 0]], np.uint8), np.array([[1, 1, 0, 0, 2, 2, 0, 0]], np.uint8)]
+    new = [np.array([[1, 0, 0, 0, 2, 2, 2, 0]], np.uint8), np.array([[0, 0, 0, 0, 2, 2, 0, 2]], np.uint8)]
+    ref = np.array([10, 6, 4])  # class 1: 6 px in the noisy labels, 1 after the round (0.17 x); class 2: 4 -> 6 (1.5 x)
+    out, fired = area_guard(base, new, ref, [1, 2], max_change=0.6)
+    assert fired == {1: pytest.approx(1 / 6)}
+    assert out[0].tolist() == [[1, 1, 1, 1, 2, 2, 2, 0]] and out[1].tolist() == [[1, 1, 0, 0, 2, 2, 0, 2]]
+    out, fired = area_guard(base, new, ref, [1, 2], max_change=0.4)
+    assert set(fired) == {1, 2} and all(np.array_equal(a, b) for a, b in zip(out, base))
+    out, fired = area_guard(base, new, ref, [2], max_change=0.6)  # only the round's classes are checked
+    assert fired == {} and out is new
+    with pytest.raises(ValueError, match="max_change"):
+        area_guard(base, new, ref, [1], max_change=0)

@@ -97,3 +97,19 @@ def test_official_voc_rule_and_loss_train_and_record_the_guard(tmp_path):
     rounds = res["adele"]["rounds"]
     assert rounds and all("images_held" in r and r["corrected"] == r["flagged"] for r in rounds)
     assert any(r["pixels_changed"] > 0 for r in rounds)
+
+
+def test_area_guard_stops_a_class_and_says_so(tmp_path):
+    data = small_colin27(6, 2)
+    cfg = load_config(None, ADELE + ["train.epochs=4", "adele.correction.guard_area=0.0001"])  # any change fires
+    tr = _trainer(cfg, tmp_path / "g", data)
+    res = tr.fit()
+    rounds = res["adele"]["rounds"]
+    fired = {name for r in rounds for name in r["guard"]}
+    assert rounds and fired and set(res["adele"]["guard_stopped"]) == fired
+    assert {tr.classes[k] for k in tr.method.stopped} == fired
+    later = [r for r in rounds if r["epoch"] > min(res["adele"]["guard_stopped"].values())]
+    assert all(not (set(r["corrected"]) & fired) for r in later)  # a stopped class is not corrected again
+    # its changes were rolled back: its area stays that of the noisy labels
+    k = next(iter(tr.method.stopped))
+    assert sum(int((x == k).sum()) for x in tr.data.train.labels) == sum(int((x == k).sum()) for x in tr.data.train.original)
