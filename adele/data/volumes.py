@@ -500,6 +500,8 @@ def find_volumes(src: str | Path, noisy_dir: Optional[str | Path] = None) -> Vol
             raise DatasetError(f"{meta_path}: 'channel_names' must be {{\"0\": \"CT\", ...}} with keys 0..N-1")
         channel_names: Optional[tuple[str, ...]] = tuple(str(ch[str(i)] if str(i) in ch else ch[i]) for i in range(len(ch)))
         ending = str(meta.get("file_ending", ".nii.gz"))
+        if ending and not ending.startswith("."):  # "nii.gz" means ".nii.gz"
+            ending = "." + ending
         if ending.lower() not in VOLUME_SUFFIXES:
             raise DatasetError(f"{meta_path}: file_ending '{ending}' is not supported; adele reads NIfTI (.nii.gz, .nii): convert the files")
         n_channels: Optional[int] = len(channel_names)
@@ -521,7 +523,11 @@ def find_volumes(src: str | Path, noisy_dir: Optional[str | Path] = None) -> Vol
     for d in (img_dir, lab_dir):
         if not d.is_dir():
             raise DatasetError(f"{d}: folder missing; a volume dataset needs {img_dir.name}/ and {lab_dir.name}/")
-    images = _group_channels(_volume_files(img_dir), img_dir, n_channels, ending)
+    notes: list[str] = []
+    image_files = _volume_files(img_dir)
+    if nnunet:
+        notes += _check_nnunet_names(image_files, img_dir, ending)
+    images = _group_channels(image_files, img_dir, n_channels, ending)
     labels = _volume_files(lab_dir)
     if not images:
         raise DatasetError(f"{img_dir}: no NIfTI volumes (.nii.gz, .nii)")
@@ -543,7 +549,28 @@ def find_volumes(src: str | Path, noisy_dir: Optional[str | Path] = None) -> Vol
     cases = [Case(c, images[c], noisy_files[c] if noisy else labels[c], labels[c] if noisy else None) for c in sorted(images)]
     test_dir = src / "imagesTs" if nnunet else None
     return VolumeLayout("nnunet" if nnunet else "generic", cases, classes, channel_names, ending,
-                        str(meta.get("name", src.name)), test_dir if test_dir is not None and test_dir.is_dir() else None)
+                        str(meta.get("name", src.name)), test_dir if test_dir is not None and test_dir.is_dir() else None, notes)
+
+
+def _check_nnunet_names(files: dict[str, Path], img_dir: Path, ending: str) -> list[str]:
+    """nnU-Net file names: every image <case>_NNNN<file_ending>. A file without the suffix among files with it is an
+    error naming that file; no suffix at all and endings other than file_ending are read, with a note."""
+    suffixed = {s for s in files if _CHANNEL_RE.match(s)}
+    bare = sorted(set(files) - suffixed)
+    if suffixed and bare:
+        p = files[bare[0]]
+        more = f" (and {len(bare) - 1} more)" if len(bare) > 1 else ""
+        raise DatasetError(f"{p}: lacks the channel suffix _0000 that the other images in {img_dir.name}/ have{more}; "
+                           f"rename it to {bare[0]}_0000{volume_suffix(p)}")
+    notes = []
+    if files and not suffixed:
+        notes.append(f"{img_dir}: no image has nnU-Net's channel suffix (<case>_0000{ending}); each file is read as one "
+                     "single-channel case (nnU-Net itself needs the suffix)")
+    other = sorted(p.name for p in files.values() if volume_suffix(p).lower() != ending.lower())
+    if other:
+        notes.append(f"{img_dir}: {len(other)} file(s) end otherwise than dataset.json's file_ending {ending} "
+                     f"({', '.join(other[:3])}{', ...' if len(other) > 3 else ''}); read anyway (nnU-Net would skip them)")
+    return notes
 
 
 # ----------------------------------------------------------------------------- splits
@@ -755,6 +782,8 @@ def prepare_volumes(
     VolumeSpec(axis=axis, size=None if size is None else tuple(size), spacing=None if spacing is None else tuple(spacing),  # type: ignore[arg-type]
                window=tuple(window), percentiles=tuple(percentiles), context=int(context)).validate()  # type: ignore[arg-type]
     lay = find_volumes(src, noisy_labels)
+    for note in lay.notes:
+        log(f"note: {note}")
     names = lay.channel_names
     if modality == "auto":
         if names:

@@ -213,3 +213,31 @@ def test_noisy_copy_of_a_volume_dataset_keeps_the_way_back(tmp_path, capsys):
     assert main(["noise", "--data", str(tmp_path / "prep"), "--out", str(tmp_path / "noisy"), "--previews", "0"]) == 0
     idx = json.loads((tmp_path / "noisy" / "volumes.json").read_text())
     assert idx["noised_splits"] == ["train"] and (tmp_path / "noisy" / idx["subjects"]["sub00"]["label_file"]).is_file()
+
+
+def test_nnunet_file_names_get_messages_that_name_the_real_fix(tmp_path):
+    from adele.data.volumes import find_volumes
+
+    def fresh(name):
+        return make_volume_dataset(tmp_path / name, layout="nnunet", n_subjects=3)
+
+    one = fresh("one")  # one file without _0000 among files with it: that file is named, with the rename
+    (one / "imagesTr" / "sub01_0000.nii.gz").rename(one / "imagesTr" / "sub01.nii.gz")
+    with pytest.raises(DatasetError, match=r"sub01\.nii\.gz: lacks the channel suffix _0000.*rename it to sub01_0000\.nii\.gz"):
+        find_volumes(one)
+    none = fresh("none")  # no suffix anywhere: read, with a note
+    for p in (none / "imagesTr").iterdir():
+        p.rename(p.with_name(p.name.replace("_0000", "")))
+    lay = find_volumes(none)
+    assert len(lay.cases) == 3 and any("channel suffix" in n for n in lay.notes)
+    dot = fresh("dot")  # file_ending without its dot
+    meta = json.loads((dot / "dataset.json").read_text())
+    meta["file_ending"] = "nii.gz"
+    (dot / "dataset.json").write_text(json.dumps(meta))
+    assert find_volumes(dot).file_ending == ".nii.gz"
+    mixed = fresh("mixed")  # a .nii among .nii.gz: read, with a note naming it
+    p = mixed / "imagesTr" / "sub02_0000.nii.gz"
+    nib.save(nib.load(str(p)), str(p.with_name("sub02_0000.nii")))
+    p.unlink()
+    lay = find_volumes(mixed)
+    assert len(lay.cases) == 3 and any("sub02_0000.nii" in n and "file_ending" in n for n in lay.notes)
