@@ -9,8 +9,9 @@ them, and every preset is a plan plus its own overrides. Precedence: the default
 
 Rules (per device; the numbers are :data:`BUDGETS`):
 
-* input size: the median shape, scaled down (aspect kept, sides multiples of 8, at least 32)
-  to at most ``pixels`` per image; scaled up again (never above the median shape, at most
+* input size: the images' own size when they all share one within ``pixels``; otherwise the
+  median shape, scaled down (aspect kept, sides multiples of 8, at least 32) to at most
+  ``pixels`` per image; scaled up again (never above the median shape, at most
   ``max_pixels``) until the smallest class's typical object covers ``min_object_px`` pixels;
 * batch: ``batch`` images (on CUDA, as many as fit ``batch_pixels``, 2..``max_batch``);
 * an epoch is a fixed number of optimizer steps (nnU-Net: 250): one pass over the training
@@ -135,6 +136,8 @@ def plan(fp: Fingerprint, device: str = "cpu") -> dict[str, Any]:
     b = BUDGETS[device]
     h, w = fp.median_shape
     size = _size((h, w), b["pixels"])
+    if fp.min_shape == fp.max_shape and h * w <= b["pixels"]:
+        size = (h, w)  # images of one shape within the budget (e.g. prepared volume slices): kept as they are
     areas = [a for a in fp.object_area.values() if a > 0]
     if areas:  # keep the smallest typical object visible: scale up, never above native, within max_pixels
         smallest = min(areas)

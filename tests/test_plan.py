@@ -125,3 +125,21 @@ def test_train_without_config_plans_and_records_the_plan(small_colin27_dir, tmp_
     assert main(["train", "--data", str(small_colin27_dir), "--out", str(run2), "--device", "cpu", "--epochs", "1", "--no-plan",
                  "--set", "data.size=[32,32]", "quality.track=false"]) == 0
     assert not (run2 / "plan.json").exists() and yaml.safe_load((run2 / "config.yaml").read_text())["optim"]["name"] == "sgd"
+
+
+def test_images_of_one_shape_within_the_budget_keep_it(tmp_path, capsys):
+    """Prepared volume slices (one grid) are not resized by the plan; a data.size that resizes them is said."""
+    from adele.cli.train import prepared_grid_note
+    from adele.data.volumes import prepare_volumes
+    from adele.testing import make_volume_dataset
+
+    fp = fingerprint(synthetic(5, shape=(40, 30)))
+    assert plan(fp, "cpu")["data.size"] == [40, 30]
+    src = make_volume_dataset(tmp_path / "vol", layout="nnunet", n_subjects=4)
+    out = tmp_path / "prep"
+    prepare_volumes(src, out, log=lambda m: None)
+    cfg, rec = planned_config(None, {"data.path": str(out)}, device="cpu")
+    grid = rec["fingerprint"]["median_shape"]
+    assert list(cfg.data.size) == list(grid) and prepared_grid_note(cfg) == ""
+    note = prepared_grid_note(cfg.replace(**{"data.size": [48, 48]}))
+    assert "data.size=null" in note and f"{grid[0]}x{grid[1]}" in note

@@ -10,6 +10,7 @@ import yaml
 
 from ..config import load_config, parse_override
 from ..data import EMBEDDED, open_source
+from ..data.volumes import read_volume_index
 from ..demo import DEMO_PRESET, run_demo
 from ..engine.trainer import Trainer, check_run_dir
 from ..errors import ConfigError
@@ -136,6 +137,21 @@ def train_config_from_args(args: argparse.Namespace):
     return absolute_paths(cfg), planned
 
 
+def prepared_grid_note(cfg) -> str:
+    """A volume dataset's slices have the grid `adele data prepare volumes` gave them; data.size resizes them again."""
+    if cfg.data.size is None or cfg.data.path in EMBEDDED:
+        return ""
+    idx = read_volume_index(cfg.data.path) if Path(cfg.data.path).is_dir() else None
+    if not idx:
+        return ""
+    sizes = {tuple(rec["size_hw"]) for rec in idx["subjects"].values() if "size_hw" in rec}
+    if sizes and sizes != {tuple(cfg.data.size)}:
+        shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes))
+        return (f"data.size {cfg.data.size[0]}x{cfg.data.size[1]} resizes the slices prepared at {shown}; predictions are "
+                f"still written on each volume's own grid. Set data.size=null to train on the prepared grid")
+    return ""
+
+
 def absolute_paths(cfg):
     """The config with ``data.path`` and ``model.pretrained`` made absolute when they name existing files or folders, so
     that the run can be resumed, exported, scored and reported from any working directory."""
@@ -192,6 +208,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_renoise(cfg, args.renoise)
     trainer = Trainer(cfg, args.out)  # validates the dataset, model and pretrained weights: still nothing written
     trainer.prepare_run_dir(resume=args.resume, overwrite=args.overwrite, inputs=inputs)
+    if trainer.is_main:
+        note = prepared_grid_note(cfg)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     if planned is not None and trainer.is_main:
         write_plan(args.out, planned)
         print(f"recipe planned from {cfg.data.path} for {planned['device']} (`adele plan {cfg.data.path}` shows why; "
