@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Optional
@@ -73,7 +74,20 @@ class Run:
         volume dataset: it goes through that dataset's steps and comes back on
         the same grid. ``probs`` returns class probabilities, classes first.
         """
+        if hasattr(image, "affine") and hasattr(image, "dataobj"):  # a nibabel image: its array and affine
+            if affine is None:
+                affine = image.affine
+            image = np.asarray(image.dataobj)
+        if not isinstance(image, np.ndarray) and not hasattr(image, "__array__"):
+            raise DatasetError(f"predict: expected a numpy array (or a nibabel image), got {type(image).__name__}; "
+                               "for a file use run.predict_file(path)")
         arr = np.asarray(image)
+        if arr.ndim == 3 and affine is None and arr.shape[0] <= 4 < arr.shape[-1]:
+            raise DatasetError(f"predict: image has shape {arr.shape}, which looks channels-first; pass channels last, "
+                               f"(H, W, C): np.moveaxis(image, 0, -1) (a volume needs its affine)")
+        if arr.ndim == 2 and self.volume_spec is not None:
+            warnings.warn("predict: a 2D slice given to a run trained on volumes is used as it is (not reoriented); pass the "
+                          "whole volume with its affine to get the training orientation", stacklevel=2)
         if affine is not None or (arr.ndim >= 3 and self.volume_spec is not None and not (arr.ndim == 3 and arr.shape[-1] in (1, 3))):
             if self.volume_spec is None:
                 raise RunError(f"{self.path}: was not trained on a volume dataset; pass 2D slices, or train on `adele data prepare volumes` output")

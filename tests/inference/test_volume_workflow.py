@@ -9,6 +9,7 @@ import torch
 
 from adele.cli import main
 from adele.data.volumes import read_volume, to_canonical, to_slices
+from adele.errors import DatasetError
 from adele.testing import make_volume_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -156,6 +157,15 @@ def test_python_api_on_a_volume_run(nnunet):
     chans = [np.asarray(nib.load(src / "imagesTs" / f"test01_{c:04d}.nii.gz").dataobj) for c in range(2)]
     aff = nib.load(src / "imagesTs" / "test01_0000.nii.gz").affine
     np.testing.assert_array_equal(r.predict(np.stack(chans, -1), affine=aff), m)
+    # a nibabel image brings its own affine; channels-first arrays and 2D slices are named
+    img = nib.Nifti1Image(np.stack(chans, -1), aff)
+    np.testing.assert_array_equal(r.predict(img), m)
+    with pytest.raises(DatasetError, match="channels-first"):
+        r.predict(np.zeros((2, 20, 24), np.float32))
+    with pytest.raises(DatasetError, match="numpy array"):
+        r.predict("scan.nii.gz")
+    with pytest.warns(UserWarning, match="not reoriented"), pytest.raises(DatasetError, match="channels"):
+        r.predict(np.zeros((20, 24), np.float32))  # and this run needs 2 channels x 3 context slices
     rows = r.label_quality()
     assert [x["rank"] for x in rows] == list(range(1, len(rows) + 1)) and rows[0]["score"] <= rows[-1]["score"]
     labels = r.corrected_labels(space="original")
