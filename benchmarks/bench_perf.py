@@ -2,6 +2,7 @@
 
     python benchmarks/bench_perf.py                 # all sections
     python benchmarks/bench_perf.py --only step     # one section: step | pipeline | scaling
+    python benchmarks/bench_perf.py --smoke         # seconds: every section on tiny settings (checks the code path)
 
 Every comparison is a ratio measured in the same process, with the variants
 interleaved over several rounds (median kept), because this machine is noisy.
@@ -54,10 +55,7 @@ def time_steps(tr: Trainer, steps: int) -> float:
             it = iter(loader)
             img, lab, idx = next(it)
         t = time.perf_counter()
-        if tr.adele and tr.cfg.adele.consistency.enabled:
-            out = tr.adele.loss(net, img, lab, step)
-        else:
-            out = {"total": torch.nn.functional.cross_entropy(net(img), lab, ignore_index=255)}
+        out = tr.method.loss(net, img, lab, step)  # the method's own loss: the baseline's, or ADELE's with its schedule
         opt.zero_grad(set_to_none=True)
         out["total"].backward()
         opt.step()
@@ -137,7 +135,11 @@ def main() -> None:
     ap.add_argument("--only", choices=["step", "pipeline", "scaling"], default=None)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, one round of 2 steps: the same code path in seconds")
     args = ap.parse_args()
+    if args.smoke:
+        SETTINGS[:] = SETTINGS + ["data.size=[32,32]", "model.width=4", "model.depth=2", "train.threads=1"]
+        args.rounds, args.steps = 1, 2
     import tempfile
 
     torch.manual_seed(0)

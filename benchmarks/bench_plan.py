@@ -1,6 +1,6 @@
 """Does the planned recipe train as well as the hand-tuned one? (issue: plan the recipe from the data)
 
-Trains, through the public CLI, the baseline on the clean labels
+Trains, through the public CLI, the baseline on the clean labels (the embedded labels, no noise)
 
 * ``planned``: ``adele train`` with no config (the recipe ``adele plan`` derives from the data),
 * ``preset``: ``adele train --config colin27`` (the hand-tuned recipe of the embedded data),
@@ -49,7 +49,7 @@ def train(run: Path, data: str, recipe: str, seed: int, extra: list[str], thread
     if (run / "metrics.json").is_file():
         return json.loads((run / "metrics.json").read_text()), json.loads((run / "wall.json").read_text())["s"]
     cmd = [sys.executable, "-m", "adele", "train", "--data", data, "--out", str(run), "--overwrite", "--device", "cpu",
-           "--seed", str(seed), "--set", "data.train_labels=clean", "data.noise=null", f"train.threads={threads}", *extra]
+           "--seed", str(seed), "--set", "data.noise=null", f"train.threads={threads}", *extra]
     if recipe == "preset":
         cmd[4:4] = ["--config", "colin27"]
     t = time.perf_counter()
@@ -114,11 +114,12 @@ def main() -> int:
         for seed in seeds:
             got = {r: (d, w) for (n, _, r, s), d, w in results if n == name and s == seed}
             (dp, wp), (dh, wh) = got["planned"], got["preset"]
-            ratios.append(dp / dh)
-            print(f"| {name} | {seed} | {dp:.3f} | {dh:.3f} | {dp / dh:.3f} | {wp:.0f} | {wh:.0f} |")
+            ratio = dp / dh if dh else float("nan")
+            ratios.append(ratio)
+            print(f"| {name} | {seed} | {dp:.3f} | {dh:.3f} | {ratio:.3f} | {wp:.0f} | {wh:.0f} |")
         mp = np.mean([d for (n, _, r, _), d, _ in results if n == name and r == "planned"])
         mh = np.mean([d for (n, _, r, _), d, _ in results if n == name and r == "preset"])
-        print(f"| {name} | mean | {mp:.3f} | {mh:.3f} | {mp / mh:.3f} | | |")
+        print(f"| {name} | mean | {mp:.3f} | {mh:.3f} | {mp / mh if mh else float('nan'):.3f} | | |")
     return 0
 
 

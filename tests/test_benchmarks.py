@@ -70,3 +70,15 @@ def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
         spearman, auroc = float(cells[1].split()[0]), float(cells[2].split()[0])
         assert -1 <= spearman <= 1 and 0 <= auroc <= 1
     assert "| 1 |" in rows[0] and "quality.tau=0.7" in rows[1] and "2 + 1" in rows[2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script,args,expect", [
+    ("bench_perf.py", ["--smoke"], "ratio to baseline"),
+    ("bench_plan.py", ["--smoke", "--out", "{tmp}"], "planned / preset"),
+    ("bench_plan.py", ["--scaling"], "steps per epoch"),
+])
+def test_benchmark_smoke_modes_run(tmp_path, script, args, expect):
+    """Each smoke mode runs the benchmark's own code path on tiny settings, so a benchmark that no longer runs turns CI red."""
+    out = run(script, *[a.format(tmp=tmp_path) for a in args])
+    assert expect in out
