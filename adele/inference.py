@@ -1,15 +1,16 @@
 """Inference with a trained run: load ``RUN/model.pt``, predict masks for new images.
 
 ``adele predict RUN --input PATH --out DIR`` reads PNG, NPY or NIfTI
-images (one file or a folder), preprocesses them exactly as in training
+images (one file or a folder), and NRRD/MetaImage volumes with SimpleITK
+installed (``pip install 'adele[formats]'``), preprocesses them exactly as in training
 (:func:`adele.data.dataset.preprocess_image` with the run's ``data.size`` and
 ``data.normalize``), predicts, resizes the logits bilinearly back to the
 input's height and width, and writes uint8 masks in the input's format and
-geometry. NIfTI volumes are segmented slice by slice along their last axis and
+geometry. Volumes are segmented slice by slice along their last axis and
 written with the input's affine and header. A run trained on a volume dataset
-(``adele data prepare volumes``) repeats that dataset's steps on NIfTI volumes
+(``adele data prepare volumes``) repeats that dataset's steps on volumes
 (reorientation, intensity, slicing axis, in-plane size, neighbour slices) and
-writes masks on each input's own voxel grid: see :func:`predict_volume`.
+writes masks on each input's own voxel grid, in the input's format: see :func:`predict_volume`.
 """
 from __future__ import annotations
 
@@ -22,26 +23,33 @@ import torch
 from .console import progress
 from .data.dataset import preprocess_image
 from .data.io import SUFFIXES, read_image, stem_of, suffix_of, write_array
-from .data.volumes import (_CHANNEL_RE, check_same_grid, image_slices, read_volume, run_volume_spec, slices_to_volume, volume_stem,
-                           volume_suffix, write_nifti_like)
+from .data.volumes import (_CHANNEL_RE, ITK_SUFFIXES, VOLUME_SUFFIXES, check_same_grid, image_slices, read_volume, run_volume_spec,
+                           slices_to_volume, volume_stem, volume_suffix, write_volume_like)
 from .errors import DatasetError
 from .prediction import TTA_SCALES, LoadedModel, load_run_model, predict_probs, predict_split, resolve_device  # noqa: F401 - public here too
 from .safety import atomic_write_bytes, check_output, staged_output
 
 # ----------------------------------------------------------------------------- files
 
+#: what ``adele predict`` reads: 2D images and volumes
+INPUT_SUFFIXES = tuple(dict.fromkeys(SUFFIXES + VOLUME_SUFFIXES))
+
+
+def _is_input(path: Path) -> bool:
+    return bool(suffix_of(path) or volume_suffix(path))
+
 
 def list_inputs(path: str | Path) -> tuple[Path, list[Path]]:
-    """(folder, files): ``path`` itself, or the PNG/NPY/NIfTI files directly inside a folder (sorted)."""
+    """(folder, files): ``path`` itself, or the image and volume files directly inside a folder (sorted)."""
     p = Path(path)
     if p.is_file():
-        if not suffix_of(p):
-            raise DatasetError(f"{p}: unsupported file type; use one of {', '.join(SUFFIXES)}")
+        if not _is_input(p):
+            raise DatasetError(f"{p}: unsupported file type; use one of {', '.join(INPUT_SUFFIXES)}")
         return p.parent, [p]
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".") and suffix_of(f))
+        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".") and _is_input(f))
         if not files:
-            raise DatasetError(f"{p}: no {', '.join(SUFFIXES)} images in this folder")
+            raise DatasetError(f"{p}: no {', '.join(INPUT_SUFFIXES)} images in this folder")
         return p, files
     raise DatasetError(f"{p}: input not found; pass an image file or a folder of images")
 
@@ -59,6 +67,16 @@ def _read_nifti(path: Path):
     if not np.isfinite(arr).all():
         raise DatasetError(f"{path}: image contains NaN or inf values; clean or drop this image")
     return img, arr
+
+
+def _read_stored_volume(path: Path):
+    """(header to write the mask like, float32 array as stored): a NIfTI 2D image or 3D volume, or a 3D NRRD/MetaImage volume."""
+    if volume_suffix(path) not in ITK_SUFFIXES:
+        return _read_nifti(path)
+    v = read_volume(path, "image")
+    if v.data.ndim > 3:
+        raise DatasetError(f"{path}: shape {v.data.shape}; expected a 2D image or a 3D volume (slices along the last axis)")
+    return v.image, v.data
 
 
 def _to_model_input(img: np.ndarray, lm: LoadedModel, where: Path) -> torch.Tensor:
@@ -90,15 +108,15 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
 
     ``checkpoint``: ``last`` (model.pt, the end of training) or ``best`` (best.pt, the best validation epoch).
 
-    Masks: ``out/<input name>`` (uint8, same format, height, width; NIfTI with
-    the input affine/header). With ``probs``: ``out/probs/<stem>.npy`` float16
-    (C, H, W), or (C, X, Y, Z) for a NIfTI volume.
+    Masks: ``out/<input name>`` (uint8, same format, height, width; volumes
+    (NIfTI, NRRD, MetaImage) with the input's grid and header). With ``probs``:
+    ``out/probs/<stem>.npy`` float16 (C, H, W), or (C, X, Y, Z) for a volume.
 
-    A run trained on a volume dataset (``RUN/volumes.json``) segments NIfTI
-    volumes with the training data's steps (:func:`predict_volume`); nnU-Net
+    A run trained on a volume dataset (``RUN/volumes.json``) segments volumes
+    with the training data's steps (:func:`predict_volume`); nnU-Net
     channel files ``<case>_0000.nii.gz, <case>_0001...`` are one case, written
-    as ``<case>.nii.gz``. Other runs cut NIfTI volumes along their last axis as
-    stored (with a warning).
+    as ``<case>.nii.gz`` (or the files' own ending). Other runs cut volumes along
+    their last axis as stored (with a warning).
     """
     out = Path(out)
     check_output(out, "predict", [run, input_path], overwrite)  # before the model is loaded
@@ -129,11 +147,12 @@ def _predict_into(tmp: Path, out: Path, lm: LoadedModel, jobs, cases, spec, run,
     for name, paths in progress(jobs, len(jobs), desc="predict"):
         path = paths[0]
         if name in cases:
-            mask, p = predict_volume(lm, paths, spec, tta=tta, batch_size=batch_size, probs=probs)
-            write_nifti_like(tmp / name, mask, read_volume(path, "image").image)
+            chans = [read_volume(c, "image") for c in paths]
+            mask, p = segment_volume(lm, chans, spec, tta=tta, batch_size=batch_size, probs=probs)
+            write_volume_like(tmp / name, mask, chans[0].image)
             stem = name[: len(name) - len(volume_suffix(name))]
-        elif suffix_of(path) in (".nii", ".nii.gz"):
-            nii, arr = _read_nifti(path)
+        elif volume_suffix(path):
+            header, arr = _read_stored_volume(path)
             if arr.ndim >= 3 and arr.shape[2] > 1 and not warned:
                 log(f"warning: {run} was not trained on a volume dataset: {path.name} is cut along its last axis as stored, without "
                     "reorientation or the training data's intensity steps; prepare volumes with `adele data prepare volumes` "
@@ -142,9 +161,9 @@ def _predict_into(tmp: Path, out: Path, lm: LoadedModel, jobs, cases, spec, run,
             vol = arr.reshape(arr.shape[0], arr.shape[1], -1)
             p = _segment_slices(lm, [vol[..., k] for k in range(vol.shape[-1])], path, tta, batch_size)  # (S, C, H, W)
             mask = p.argmax(1).astype(np.uint8).transpose(1, 2, 0).reshape(arr.shape)
-            write_nifti_like(tmp / path.name, mask, nii)
+            write_volume_like(tmp / path.name, mask, header)
             p = p.transpose(1, 2, 3, 0) if arr.ndim >= 3 else p[0]
-            stem = stem_of(path)
+            stem = volume_stem(path)
         else:
             p = _segment_slices(lm, [read_image(path)], path, tta, batch_size)[0]
             mask = p.argmax(0).astype(np.uint8)
@@ -159,10 +178,10 @@ def _predict_into(tmp: Path, out: Path, lm: LoadedModel, jobs, cases, spec, run,
 
 
 def group_volume_inputs(folder: Path, files: Sequence[Path], spec, single: bool = False) -> dict[str, list[Path]]:
-    """NIfTI inputs of a volume run -> {output name: channel files}.
+    """Volume inputs (NIfTI, NRRD, MetaImage) of a volume run -> {output name: channel files}.
 
     ``<case>_NNNN.nii.gz`` files are channels of ``<case>`` (written as
-    ``<case>.nii.gz``) for nnU-Net datasets and multi-channel runs; with
+    ``<case>.nii.gz``; likewise for the other formats) for nnU-Net datasets and multi-channel runs; with
     ``single`` the other channels of the one given file are looked up beside it.
     """
     channel_names = spec.layout == "nnunet" or spec.channels > 1

@@ -15,6 +15,13 @@ channel files work there too. When a noisy-label folder is present, its
 labels are the training labels and the others the clean reference
 (``train/labels_clean``, and the labels of val/test).
 
+Volumes are NIfTI (``.nii.gz``, ``.nii``, read by nibabel) or, with SimpleITK
+installed (``pip install 'adele[formats]'``), NRRD (``.nrrd``, ``.nhdr``) and
+MetaImage (``.mha``, ``.mhd``), as nnU-Net reads them (``file_ending`` in
+dataset.json). Every format gives the array (X, Y, Z) and RAS affine that
+nibabel gives for the same image saved as NIfTI, and masks are written back in
+their input's format (:func:`write_volume_like`).
+
 Each volume goes through the same steps, here and in ``adele predict``
 (:func:`image_slices`):
 
@@ -45,8 +52,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -61,9 +70,17 @@ from .colin27 import DATASETS as EMBEDDED
 from .folder import SPLITS, write_dataset_json
 from .io import write_array
 
-VOLUME_SUFFIXES = (".nii.gz", ".nii")
-#: volume formats that nibabel does not read; named in the error so the user can convert them
-OTHER_VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+#: NRRD and MetaImage, read and written through SimpleITK (the ``formats`` extra)
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+#: headers whose voxels lie in a separate data file (written beside them)
+DETACHED_SUFFIXES = (".nhdr", ".mhd")
+VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
+#: volume formats that adele does not read; named in the error so the user can convert them
+OTHER_VOLUME_SUFFIXES = (".dcm",)
+FORMATS_HINT = "pip install 'adele[formats]'"
+#: world coordinates: ITK's LPS <-> nibabel's RAS (the same flip both ways)
+_LPS = np.diag([-1.0, -1.0, 1.0])
 AXES = ("axial", "coronal", "sagittal")
 AXIS_LETTER = {"axial": "z", "coronal": "y", "sagittal": "x"}
 #: canonical (X, Y, Z) -> (slice, H, W) before flipping H and W
@@ -72,6 +89,7 @@ MODALITIES = ("ct", "mr", "none")
 DEFAULT_WINDOW = (-1000.0, 1000.0)
 DEFAULT_PERCENTILES = (0.5, 99.5)
 SPEC_FILE = "volumes.json"
+_FORMATS_TEXT = "NIfTI (.nii.gz, .nii), NRRD (.nrrd, .nhdr) and MetaImage (.mha, .mhd)"
 _CHANNEL_RE = re.compile(r"^(.+)_(\d{4})$")
 
 
@@ -91,7 +109,8 @@ def volume_stem(path: str | Path) -> str:
 
 @dataclass
 class Volume:
-    """A volume as stored: ``data`` (X, Y, Z) or (X, Y, Z, C), its affine and the nibabel image (header)."""
+    """A volume as stored: ``data`` (X, Y, Z) or (X, Y, Z, C), its RAS affine (4, 4) float64 and its header:
+    the nibabel image (NIfTI) or an :class:`ItkHeader` (NRRD, MetaImage)."""
 
     path: Path
     data: np.ndarray
@@ -104,22 +123,16 @@ class Volume:
 
 
 def read_volume(path: str | Path, kind: str = "image") -> Volume:
-    """Read a NIfTI volume; ``kind`` ``image`` (3D or 4D channels-last, finite) or ``label`` (3D integer ids 0..255)."""
-    import nibabel as nib
-
+    """Read a NIfTI, NRRD or MetaImage volume; ``kind`` ``image`` (3D or 4D channels-last, finite; float32) or ``label``
+    (3D integer ids 0..255; uint8). The array is (X, Y, Z[, C]) with its RAS affine, as nibabel gives a NIfTI."""
     p = Path(path)
     low = p.name.lower()
     if any(low.endswith(s) for s in OTHER_VOLUME_SUFFIXES):
-        raise DatasetError(f"{p}: NRRD/MHA/DICOM volumes are not read by adele; convert it to NIfTI (.nii.gz), e.g. with SimpleITK: "
+        raise DatasetError(f"{p}: DICOM volumes are not read by adele; convert it to NIfTI (.nii.gz), NRRD or MHA, e.g. with SimpleITK: "
                            "sitk.WriteImage(sitk.ReadImage(path), 'x.nii.gz')")
     if not p.is_file():
         raise DatasetError(f"{p}: file not found")
-    try:
-        img = nib.load(str(p))
-        data = np.asarray(img.dataobj)
-        affine = np.asarray(img.affine, dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a file problem
-        raise DatasetError(f"{p}: cannot be read as NIfTI ({type(exc).__name__}); replace the file") from None
+    data, affine, img = _read_itk(p) if volume_suffix(p) in ITK_SUFFIXES else _read_nifti(p)
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim == 2:
@@ -147,6 +160,102 @@ def read_volume(path: str | Path, kind: str = "image") -> Volume:
             n = int((~np.isfinite(data)).sum())
             raise DatasetError(f"{p}: image contains {n} NaN or inf voxel(s); fill or mask them before preparing")
     return Volume(p, data, affine, img)
+
+
+def _read_nifti(p: Path) -> tuple[np.ndarray, np.ndarray, Any]:
+    """(array as stored (X, Y, Z[, ...]), RAS affine (4, 4) float64, nibabel image) of a NIfTI file."""
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(p))
+        return np.asarray(img.dataobj), np.asarray(img.affine, dtype=np.float64), img
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a file problem
+        raise DatasetError(f"{p}: cannot be read as NIfTI ({type(exc).__name__}); replace the file") from None
+
+
+@dataclass(frozen=True)
+class ItkHeader:
+    """What an NRRD/MetaImage file says besides its voxels, as SimpleITK gives it: x fastest, world in LPS (mm).
+
+    ``direction`` is the row-major (D, D) matrix flattened; ``metadata`` the free-form key/value fields.
+    """
+
+    size: tuple[int, ...]
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]
+    dtype: np.dtype
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def affine(self) -> np.ndarray:
+        return itk_affine(self.spacing, self.origin, self.direction)
+
+    def get_data_dtype(self) -> np.dtype:
+        """The stored voxel type, as nibabel's ``img.get_data_dtype()``."""
+        return self.dtype
+
+
+def _import_sitk(path: Path, doing: str):
+    """The SimpleITK module, or a one-line DatasetError naming the install command."""
+    try:
+        import SimpleITK as sitk
+    except ImportError:
+        raise DatasetError(f"{path}: {doing} NRRD/MetaImage volumes needs SimpleITK, which is not installed; install it with "
+                           f"{FORMATS_HINT}") from None
+    return sitk
+
+
+def itk_affine(spacing: Sequence[float], origin: Sequence[float], direction: Sequence[float]) -> np.ndarray:
+    """SimpleITK geometry of a D-dimensional image (LPS) -> the (4, 4) float64 RAS affine of its first three axes,
+    as nibabel gives for the same image saved as NIfTI; a 2D image gets a 1 mm third axis."""
+    d, k = len(spacing), min(len(spacing), 3)
+    rot, sp, org = np.eye(3), np.ones(3), np.zeros(3)
+    rot[:k, :k] = np.reshape(np.asarray(direction, dtype=np.float64), (d, d))[:k, :k]
+    sp[:k], org[:k] = spacing[:k], origin[:k]
+    affine = np.eye(4)
+    affine[:3, :3] = _LPS @ rot @ np.diag(sp)
+    affine[:3, 3] = _LPS @ org
+    return affine
+
+
+def affine_to_itk(affine: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """Inverse of :func:`itk_affine` for 3D: (4, 4) RAS affine -> (spacing, origin, flattened direction) in LPS."""
+    a = np.asarray(affine, dtype=np.float64)
+    m = _LPS @ a[:3, :3]
+    spacing = np.sqrt((m**2).sum(0))
+    return tuple(spacing.tolist()), tuple((_LPS @ a[:3, 3]).tolist()), tuple((m / spacing).ravel().tolist())
+
+
+def _read_itk(p: Path) -> tuple[np.ndarray, np.ndarray, ItkHeader]:
+    """(array (X, Y, Z[, C]) in the stored type, RAS affine (4, 4) float64, header) of an NRRD/MetaImage file.
+
+    SimpleITK's array is (Z, Y, X[, C]) (a 4D image (T, Z, Y, X)): its image axes are reversed, so the array
+    and the affine mean what nibabel would give for the same image saved as NIfTI.
+    """
+    sitk = _import_sitk(p, "reading")
+    try:
+        img = sitk.ReadImage(str(p))
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a file problem
+        fmt = "NRRD" if volume_suffix(p) in (".nrrd", ".nhdr") else "MetaImage"
+        data_file = " and its data file" if volume_suffix(p) in DETACHED_SUFFIXES else ""
+        raise DatasetError(f"{p}: cannot be read as {fmt} ({type(exc).__name__}); replace the file{data_file}") from None
+    arr = sitk.GetArrayFromImage(img)
+    dim = img.GetDimension()
+    data = arr.transpose(tuple(range(dim - 1, -1, -1)) + tuple(range(dim, arr.ndim)))
+    meta = tuple((k, img.GetMetaData(k)) for k in img.GetMetaDataKeys() if _portable_metadata(k, img.GetMetaData(k)))
+    header = ItkHeader(tuple(img.GetSize()), tuple(img.GetSpacing()), tuple(img.GetOrigin()), tuple(img.GetDirection()), arr.dtype, meta)
+    return data, header.affine, header
+
+
+def _portable_metadata(key: str, value: str) -> bool:
+    """Fields worth carrying to a written mask: not those the writers derive from the image (ITK_*, NRRD_*)."""
+    return not key.startswith(("ITK_", "NRRD_")) and _writable_metadata(value)
+
+
+def _writable_metadata(value: str) -> bool:
+    """Not empty and not a value SimpleITK cannot print (a matrix): the writers skip those with a warning."""
+    return bool(value) and not value.startswith("[UNKNOWN")
 
 
 def same_grid(a: Volume, b: Volume) -> bool:
@@ -407,7 +516,7 @@ def _volume_files(folder: Path) -> dict[str, Path]:
             continue
         low = p.name.lower()
         if any(low.endswith(s) for s in OTHER_VOLUME_SUFFIXES):
-            raise DatasetError(f"{p}: NRRD/MHA/DICOM volumes are not read by adele; convert them to NIfTI (.nii.gz), e.g. with SimpleITK")
+            raise DatasetError(f"{p}: DICOM volumes are not read by adele; convert them to NIfTI (.nii.gz), NRRD or MHA, e.g. with SimpleITK")
         if not volume_suffix(p):
             continue
         stem = volume_stem(p)
@@ -503,7 +612,7 @@ def find_volumes(src: str | Path, noisy_dir: Optional[str | Path] = None) -> Vol
         if ending and not ending.startswith("."):  # "nii.gz" means ".nii.gz"
             ending = "." + ending
         if ending.lower() not in VOLUME_SUFFIXES:
-            raise DatasetError(f"{meta_path}: file_ending '{ending}' is not supported; adele reads NIfTI (.nii.gz, .nii): convert the files")
+            raise DatasetError(f"{meta_path}: file_ending '{ending}' is not supported; adele reads {_FORMATS_TEXT}: convert the files")
         n_channels: Optional[int] = len(channel_names)
     else:
         img_dir, lab_dir, default_noisy = src / "images", src / "labels", src / "labels_noisy"
@@ -518,19 +627,20 @@ def find_volumes(src: str | Path, noisy_dir: Optional[str | Path] = None) -> Vol
         channel_names = None
         if isinstance(meta.get("channel_names"), dict):
             channel_names = tuple(str(v) for _, v in sorted(meta["channel_names"].items(), key=lambda kv: int(kv[0])))
-        ending = ".nii.gz"
+        ending = ""  # the images' own, below
         n_channels = len(channel_names) if channel_names else None
     for d in (img_dir, lab_dir):
         if not d.is_dir():
             raise DatasetError(f"{d}: folder missing; a volume dataset needs {img_dir.name}/ and {lab_dir.name}/")
     notes: list[str] = []
     image_files = _volume_files(img_dir)
+    ending = ending or next((volume_suffix(p) for p in image_files.values()), ".nii.gz")
     if nnunet:
         notes += _check_nnunet_names(image_files, img_dir, ending)
     images = _group_channels(image_files, img_dir, n_channels, ending)
     labels = _volume_files(lab_dir)
     if not images:
-        raise DatasetError(f"{img_dir}: no NIfTI volumes (.nii.gz, .nii)")
+        raise DatasetError(f"{img_dir}: no volumes ({_FORMATS_TEXT})")
     for case, paths in images.items():
         if case not in labels:
             raise DatasetError(f"{paths[0]}: no label volume '{case}' in {lab_dir}; add {lab_dir.name}/{case}{volume_suffix(paths[0])} or remove the image")
@@ -708,11 +818,9 @@ def write_volume_dataset(
                     "label_file": f"native/labels/{case.subject}{ending}",
                     "clean_file": None if case.clean is None else f"native/labels_clean/{case.subject}{ending}",
                 }
-                (tmp / "native" / "labels").mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(case.label, tmp / rec["label_file"])
+                copy_volume_file(case.label, tmp / rec["label_file"])
                 if case.clean is not None:
-                    (tmp / "native" / "labels_clean").mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(case.clean, tmp / rec["clean_file"])
+                    copy_volume_file(case.clean, tmp / rec["clean_file"])
                 subjects[case.subject] = rec
                 n += len(keep)
                 log(f"{split}: {case.subject}: {len(keep)} slices")
@@ -892,7 +1000,68 @@ def run_volume_spec(run_dir: str | Path, data_path: Optional[str] = None) -> Opt
 
 def write_label_volume(path: Path, arr: np.ndarray, like: Volume, dtype=None) -> None:
     """Write ``arr`` (stored orientation) atomically with the affine and header of ``like`` (no intensity scaling)."""
-    write_nifti_like(path, arr, like.image, dtype)
+    write_volume_like(path, arr, like.image, dtype)
+
+
+def write_volume_like(path: Path, arr: np.ndarray, img, dtype=None) -> None:
+    """Write ``arr`` (X, Y, Z) atomically in the format of ``path``'s suffix (NIfTI, NRRD or MetaImage), on the grid and with
+    the header of ``img`` (a :class:`Volume`'s ``image``: a nibabel image or an :class:`ItkHeader`); uint8 unless ``dtype``."""
+    if volume_suffix(path) in ITK_SUFFIXES:
+        write_itk_like(path, arr, img, dtype)
+    else:
+        if isinstance(img, ItkHeader):  # NIfTI written like an NRRD/MetaImage volume: its grid, a plain header
+            import nibabel as nib
+
+            img = nib.Nifti1Image(np.zeros((1, 1, 1), np.uint8), img.affine)
+        write_nifti_like(path, arr, img, dtype)
+
+
+def write_itk_like(path: Path, arr: np.ndarray, img, dtype=None) -> None:
+    """Write ``arr`` (X, Y, Z) atomically as NRRD or MetaImage (by ``path``'s suffix, compressed) through SimpleITK.
+
+    ``img``: an :class:`ItkHeader` of the same size gives its spacing, origin, direction and metadata unchanged (what
+    ``CopyInformation`` copies, and more); otherwise the grid comes from ``img.affine`` (any volume header). uint8 unless ``dtype``.
+    """
+    sitk = _import_sitk(path, "writing")
+    a = np.asarray(arr).astype(np.dtype(dtype) if dtype is not None else np.uint8)
+    out = sitk.GetImageFromArray(np.ascontiguousarray(a.transpose(tuple(range(a.ndim))[::-1])))
+    if isinstance(img, ItkHeader) and tuple(img.size) == a.shape:
+        spacing, origin, direction = img.spacing, img.origin, img.direction
+    else:
+        spacing, origin, direction = affine_to_itk(np.asarray(img.affine))
+    out.SetSpacing(spacing)
+    out.SetOrigin(origin)
+    out.SetDirection(direction)
+    for key, value in img.metadata if isinstance(img, ItkHeader) else ():
+        out.SetMetaData(key, value)
+    _write_itk_atomic(sitk, out, Path(path))
+
+
+def _write_itk_atomic(sitk, image, path: Path) -> None:
+    """``sitk.WriteImage`` (compressed) into a hidden folder beside ``path``, then renamed into place: a detached
+    header's data file (named after it) first, the header last."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp"))
+    try:
+        sitk.WriteImage(image, str(tmp / path.name), True)
+        for f in sorted(tmp.iterdir(), key=lambda f: f.name == path.name):
+            os.replace(f, path.parent / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def copy_volume_file(src: Path, dst: Path) -> None:
+    """Copy a volume file byte for byte; a detached header (.nhdr, .mhd) is rewritten with its data file beside it."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if volume_suffix(src) not in DETACHED_SUFFIXES:
+        shutil.copyfile(src, dst)
+        return
+    sitk = _import_sitk(src, "reading")
+    img = sitk.ReadImage(str(src))
+    for key in img.GetMetaDataKeys():
+        if not _writable_metadata(img.GetMetaData(key)):
+            img.EraseMetaData(key)
+    _write_itk_atomic(sitk, img, dst)
 
 
 def write_nifti_like(path: Path, arr: np.ndarray, img, dtype=None) -> None:
