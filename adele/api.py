@@ -33,7 +33,7 @@ import numpy as np
 from . import runfolder
 from .data.dataset import load_run_data
 from .data.io import read_label
-from .data.volumes import Volume, read_volume_index, run_volume_spec
+from .data.volumes import Volume, read_volume, read_volume_index, run_volume_spec, volume_suffix
 from .errors import DatasetError, RunError
 from .inference import _segment_slices, load_run_model, predict_files, segment_volume
 from .reporting.export import current_labels, export_labels, native_label_slices, native_label_volumes, quality_csv, rank_given_labels
@@ -116,10 +116,8 @@ class Run:
             if len(written) != 1:
                 raise DatasetError(f"{path}: gave {len(written)} masks; pass a single image or volume")
             w = written[0]
-            if w.name.lower().endswith((".nii", ".nii.gz")):
-                import nibabel as nib
-
-                return np.asarray(nib.load(str(w)).dataobj).astype(np.uint8)
+            if volume_suffix(w):  # NIfTI, NRRD, MetaImage: as stored, on the input's grid
+                return read_volume(w, "label").data.astype(np.uint8)
             if w.suffix == ".npy":
                 return np.load(w)
             return read_label(w)

@@ -24,12 +24,12 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .data.io import SUFFIXES, IMAGE_ONLY_SUFFIXES, read_label, stem_of, suffix_of
-from .data.volumes import VOLUME_SUFFIXES, classes_from_labels_dict, read_volume
+from .data.volumes import VOLUME_SUFFIXES, classes_from_labels_dict, read_volume, volume_stem, volume_suffix
 from .errors import ConfigError, DatasetError
 from .metrics import confusion_matrix, foreground_mean, nanmean, present_in_truth, scores_from_confusion
 
 #: mask files read from PREDICTIONS and LABELS
-MASK_SUFFIXES = tuple(s for s in SUFFIXES if s not in IMAGE_ONLY_SUFFIXES)
+MASK_SUFFIXES = tuple(dict.fromkeys([s for s in SUFFIXES if s not in IMAGE_ONLY_SUFFIXES] + list(VOLUME_SUFFIXES)))
 #: largest difference allowed between a prediction's and its reference's affine (as in ``adele data prepare volumes``)
 AFFINE_RTOL, AFFINE_ATOL = 1e-4, 1e-3
 #: per-class counts of a case, besides Dice and IoU
@@ -92,17 +92,17 @@ def find_masks(folder: str | Path, what: str) -> dict[str, Path]:
     """{case: path} of the mask files (PNG, NPY, NIfTI) directly in ``folder``; hidden files and others are skipped."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DatasetError(f"{folder}: {what} folder not found; pass a folder of masks (.png, .npy, .nii.gz, .nii)")
+        raise DatasetError(f"{folder}: {what} folder not found; pass a folder of masks (.png, .npy, .nii.gz, .nii, .nrrd, .mha)")
     out: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or not p.is_file() or suffix_of(p) not in MASK_SUFFIXES:
+        if p.name.startswith(".") or not p.is_file() or (volume_suffix(p) or suffix_of(p)) not in MASK_SUFFIXES:
             continue
-        case = stem_of(p)
+        case = volume_stem(p) if volume_suffix(p) else stem_of(p)
         if case in out:
             raise DatasetError(f"{p}: two {what} files share the case name '{case}' ({out[case].name}); keep one")
         out[case] = p
     if not out:
-        raise DatasetError(f"{folder}: no {what} masks (.png, .npy, .nii.gz, .nii) in this folder; pass the folder that holds them")
+        raise DatasetError(f"{folder}: no {what} masks (.png, .npy, .nii.gz, .nii, .nrrd, .mha) in this folder; pass the folder that holds them")
     return out
 
 
@@ -157,7 +157,7 @@ def read_class_names(path: Path) -> tuple[Optional[tuple[str, ...]], Optional[in
 
 
 def _is_volume(path: Path) -> bool:
-    return suffix_of(path) in VOLUME_SUFFIXES
+    return volume_suffix(path) != ""
 
 
 def _read_pair(case: str, pred_path: Path, ref_path: Path) -> tuple[np.ndarray, np.ndarray, float]:
@@ -178,8 +178,8 @@ def _read_pair(case: str, pred_path: Path, ref_path: Path) -> tuple[np.ndarray, 
     if not np.allclose(p.affine, r.affine, rtol=AFFINE_RTOL, atol=AFFINE_ATOL):
         raise DatasetError(f"{pred_path}: case '{case}': prediction affine differs from the reference's (voxel size, orientation "
                            "or origin); it must be on the reference's voxel grid (resample it first)")
-    zooms = r.image.header.get_zooms()[:3]
-    return p.data, r.data, float(np.prod(zooms)) / 1000.0
+    voxel_mm3 = abs(float(np.linalg.det(r.affine[:3, :3])))  # the voxel volume, from the grid (any format)
+    return p.data, r.data, voxel_mm3 / 1000.0
 
 
 def _check_values(case: str, path: Path, arr: np.ndarray, num_classes: Optional[int], ignore_index: int, what: str,

@@ -185,6 +185,17 @@ def test_predict_writes_an_mha_like_its_input(mha_run, nifti, tmp_path):
     assert main(["predict", str(run), "--input", str(nifti / "imagesTs"), "--out", str(tmp_path / "n"), "--device", "cpu"]) == 0
     np.testing.assert_array_equal(read_volume(tmp_path / "m" / "test00.mha", "label").data,
                                   read_volume(tmp_path / "n" / "test00.nii.gz", "label").data)
+    # the Python API returns it, and adele evaluate scores .mha masks
+    import adele
+
+    mask = adele.load_run(run, device="cpu").predict_file(src / "imagesTs" / "test00_0000.mha")
+    np.testing.assert_array_equal(mask, read_volume(tmp_path / "m" / "test00.mha", "label").data)
+    from adele.evaluation import evaluate_folders
+
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "test00.mha").write_bytes((tmp_path / "m" / "test00.mha").read_bytes())
+    summary = evaluate_folders(tmp_path / "m", tmp_path / "ref")
+    assert summary["num_cases"] == 1 and summary["volume_unit"] == "ml"
 
 
 def test_export_labels_writes_mha_like_the_label_files(mha_run, tmp_path):
