@@ -77,6 +77,7 @@ def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
     ("bench_perf.py", ["--smoke"], "ratio to baseline"),
     ("bench_plan.py", ["--smoke", "--out", "{tmp}"], "planned / preset"),
     ("bench_plan.py", ["--scaling"], "steps per epoch"),
+    ("bench_native_export.py", ["--smoke"], "one-hot bilinear"),
 ])
 def test_benchmark_smoke_modes_run(tmp_path, script, args, expect):
     """Each smoke mode runs the benchmark's own code path on tiny settings, so a benchmark that no longer runs turns CI red."""

@@ -100,6 +100,17 @@ def resize_label(lab: np.ndarray, size: Optional[Sequence[int]]) -> np.ndarray:
     return out.to(torch.uint8).numpy()
 
 
+def smooth_resize_label(lab: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """Resize a uint8 (H, W) label map through its one-hot maps: each class's indicator (and ignore's) is resized
+    bilinearly and the argmax taken on the new grid, so boundaries come out smooth instead of blocky (upsampling)."""
+    if tuple(lab.shape) == tuple(size):
+        return np.ascontiguousarray(lab, dtype=np.uint8)
+    values = np.unique(lab)
+    onehot = torch.from_numpy(np.stack([lab == v for v in values]).astype(np.float32))[None]
+    up = F.interpolate(onehot, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False)[0]
+    return values[up.argmax(0).numpy()].astype(np.uint8)
+
+
 @dataclass
 class PreparedSplit:
     """A split in memory. ``labels`` is the list the trainer rewrites."""

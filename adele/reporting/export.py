@@ -42,7 +42,7 @@ import torch
 from ..config import saved_config
 from ..core.quality import early_learning_scores, label_quality_scores
 from ..data import EMBEDDED
-from ..data.dataset import PreparedSplit, load_run_data, preprocess_image, resize_label
+from ..data.dataset import PreparedSplit, load_run_data, preprocess_image, resize_label, smooth_resize_label
 from ..data.io import write_array
 from ..data.volumes import (VolumeSpec, label_slices, read_volume, read_volume_index, slices_to_volume, volume_suffix,
                             write_label_volume)
@@ -228,15 +228,17 @@ def corrected_in_original(base: np.ndarray, initial: np.ndarray, final: np.ndarr
     pixels the correction changed are replaced (both masks resized nearest),
     so an image without correction comes back exactly as the user gave it.
     With synthetic noise (``data.noise``) the noisy labels exist only at the
-    training resolution and the final labels are resized as a whole.
+    training resolution and the final labels are resized as a whole. Labels are
+    upsampled through their one-hot maps (bilinear, then the argmax on the
+    source's grid: :func:`smooth_resize_label`), not pixel-blocky nearest.
     """
     if synthetic_noise:
-        return _resize_nearest(final, base.shape)
+        return smooth_resize_label(final, base.shape)
     out = np.array(base, dtype=np.uint8, copy=True)
     changed = final != initial
     if changed.any():
         up_changed = _resize_nearest(changed.astype(np.uint8), base.shape).astype(bool)
-        out[up_changed] = _resize_nearest(final, base.shape)[up_changed]
+        out[up_changed] = smooth_resize_label(final, base.shape)[up_changed]
     return out
 
 
@@ -255,7 +257,7 @@ def export_native_slices(root: Path, source, cfg, train: PreparedSplit, labels: 
     for sid, new, base in native_label_slices(source, cfg, train, labels):
         changed += int((new != base).sum())
         write_array(root / "labels" / f"{sid}.png", new)
-    how = ("the synthetic noisy labels (data.noise) and their corrections, resized from the training resolution"
+    how = ("the synthetic noisy labels (data.noise) and their corrections, resized from the training resolution (bilinear one-hot, argmax)"
            if cfg.data.noise else "the source labels with the pixels the correction changed replaced")
     return {"what": "PNG at each image's original size", "summary": f"original/labels/ ({len(train)} PNGs at the source size, {changed} pixels differ from the source labels)",
             "readme": f"- `original/labels/<id>.png`: the labels at each source image's own size: {how} "

@@ -216,3 +216,16 @@ def test_colin27_volume_workflow_from_the_readme(tmp_path, capsys):
     for s in split["train"][:2]:
         _same_grid_and_header(tmp_path / "fixed" / "original" / "labels" / f"{s}.nii.gz", vols / "labels" / f"{s}.nii.gz")
     assert torch.get_num_threads() == 1
+
+
+def test_labels_are_upsampled_smoothly_through_their_one_hot_maps():
+    from adele.data.dataset import resize_label, smooth_resize_label
+
+    yy, xx = np.mgrid[:120, :120]
+    disc = (((yy - 60) ** 2 + (xx - 57) ** 2) <= 40 ** 2).astype(np.uint8)
+    disc[:5, :5] = 255  # ignore survives as its own value
+    small = resize_label(disc, (15, 15))
+    near, smooth = resize_label(small, (120, 120)), smooth_resize_label(small, (120, 120))
+    err = lambda x: int((x != disc).sum())  # noqa: E731
+    assert err(smooth) < err(near) and set(np.unique(smooth)) == {0, 1, 255}
+    np.testing.assert_array_equal(smooth_resize_label(disc, disc.shape), disc)
