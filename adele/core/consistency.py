@@ -98,7 +98,10 @@ def consistency_loss(
         on = _confidence_mask(q, rho, mask, valid)  # (B, H, W), from the clamped q as officially
     if detach_target:
         q = q.detach()
-    kl = (torch.xlogy(P, P) - P * q.log().unsqueeze(0)).sum(dim=2)  # (S, B, H, W)
+    # p log p with 0 log 0 = 0 and, as torch's kl_div, a zero gradient where p is exactly 0 (a softmax that underflowed:
+    # xlogy's gradient there is log 0 = -inf, which turned a sharp term, e.g. at temperature 1/3, into NaN)
+    p_log_p = torch.where(P > 0, P * P.clamp_min(torch.finfo(P.dtype).tiny).log(), torch.zeros_like(P))
+    kl = (p_log_p - P * q.log().unsqueeze(0)).sum(dim=2)  # (S, B, H, W)
     per_pixel = kl.sum(dim=0)  # (B, H, W)
     total = (per_pixel * on).sum()
     if normalize == "all":

@@ -234,3 +234,23 @@ def test_voc_form_sums_without_dividing_and_averages_ce_over_all_pixels():
     assert seg["ce"].item() > out["ce"].item()  # over the valid pixels only
     with pytest.raises(ValueError, match="form"):
         multiscale_loss(logits, labels, form="paper")
+
+
+def test_gradient_stays_finite_where_a_probability_underflows_to_zero():
+    """A softmax that underflows to exactly 0 in float32 (sharp logits, temperature 1/3) must not give a NaN gradient
+    (xlogy's and torch's kl_div's do); the gradient is the limit computed in float64, where nothing underflows."""
+    logits = torch.zeros(1, 3, 2, 2)
+    logits[0, 0] = 60.0  # at temperature 1/3: exp(-180) underflows to 0 in float32
+    z = [logits.clone().requires_grad_() for _ in range(3)]
+    probs = [(lg / (1 / 3)).softmax(1) for lg in z]
+    assert (probs[0] == 0).any()
+    ours = consistency_loss(probs, rho=0.0, mask="none")
+    grads = torch.autograd.grad(ours, z)
+    assert all(torch.isfinite(g).all() for g in grads)
+    z2 = [logits.double().clone().requires_grad_() for _ in range(3)]
+    probs2 = [(lg / (1 / 3)).softmax(1) for lg in z2]
+    assert (probs2[0] > 0).all()
+    ref = consistency_loss(probs2, rho=0.0, mask="none")
+    for a, b in zip(grads, torch.autograd.grad(ref, z2)):
+        assert torch.allclose(a.double(), b, atol=1e-6)
+    assert ours.item() == pytest.approx(ref.item(), abs=1e-6)
