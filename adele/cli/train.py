@@ -95,7 +95,7 @@ def add_parsers(sub, models: list[str]) -> None:
         description="The main job: synthesize human-like label noise on the embedded Colin27 brain slices, train a baseline and ADELE on the noisy labels, and print per-class test Dice side by side.",
         epilog=fmt("""
             examples:
-              adele demo                       # default: runs/demo, about 4 minutes on 2 CPU cores
+              adele demo                       # default: runs/demo, about 5 minutes on 2 CPU cores
               adele demo --epochs 10 --out /tmp/demo-quick
             """),
     )
