@@ -17,12 +17,14 @@ SETTINGS = [
     "train.epochs=4", "train.eval_every=2", "train.device=cpu", "train.threads=1",
     "adele.detection.min_peak_iou=0.05", "adele.detection.min_rise=0", "adele.detection.trim_flat=null",
     "adele.detection.horizon=2", "adele.correction.every=1", "adele.correction.tau_bg=0.5", "adele.correction.tau_fg=0.5", "adele.consistency.every_steps=1",
+    "train.steps_per_epoch=3",  # epochs of a fixed number of steps: the same images per step under any world size
 ]
 
 
 def _train(data, out, nproc, batch):
     env = dict(os.environ, OMP_NUM_THREADS="1", ADELE_NO_PROGRESS="1")
-    args = ["-m", "adele", "train", "--data", str(data), "--method", "adele", "--out", str(out), "--batch-size", str(batch), "--set", *SETTINGS]
+    args = ["-m", "adele", "train", "--data", str(data), "--method", "adele", "--out", str(out), "--batch-size", str(batch), "--no-plan",
+            "--set", *SETTINGS]
     if nproc == 1:
         cmd = [sys.executable, *args]
     else:
@@ -60,7 +62,7 @@ def test_resume_across_world_size_change(tmp_path):
     data = make_dataset(tmp_path / "ds", n_train=8, n_val=2, n_test=2, size=(24, 20), clean=True)
     one = _train(data, tmp_path / "one", 1, 4)
     env = dict(os.environ, OMP_NUM_THREADS="1", ADELE_NO_PROGRESS="1")
-    base = ["-m", "adele", "train", "--data", str(data), "--method", "adele", "--out", str(tmp_path / "mixed")]
+    base = ["-m", "adele", "train", "--data", str(data), "--method", "adele", "--out", str(tmp_path / "mixed"), "--no-plan"]
     first = subprocess.run([sys.executable, *base, "--batch-size", "4", "--set", *SETTINGS, "train.epochs=2"], env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     second = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *base, "--resume",
