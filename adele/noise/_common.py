@@ -146,6 +146,17 @@ def _cubic_weights(n_in: int, n_out: int) -> np.ndarray:
     return out
 
 
+def cubic_weights(n_in: int, n_out: int) -> np.ndarray:
+    """Public name of the per-axis bicubic weight matrix (n_out, n_in) used by :func:`cubic_resize_mask`."""
+    return _cubic_weights(n_in, n_out)
+
+
+def touched(weights: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
+    """Output index range [a, b) of a banded (n_out, n_in) weight matrix whose taps reach inputs [lo, hi)."""
+    rows = np.flatnonzero(np.abs(weights[:, lo:hi]).sum(axis=1) > 0)
+    return (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
+
+
 def cubic_resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Bicubic resampling of a binary ``(H, W)`` mask to ``shape``, thresholded at one half.
 

@@ -40,7 +40,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from ._common import STRUCT8, bbox, check_label, class_sequence, cubic_resize_mask, nearest_resize, paint
+from ._common import STRUCT8, bbox, check_label, class_sequence, cubic_weights, nearest_resize, paint, touched
 
 MODES = ("under", "over", "final", "mixed")
 VARIANTS = ("official", "painted")
@@ -205,12 +205,7 @@ def _official(lab, classes, rng, mode, slice_mode, iterations, target_area, igno
             continue
         ratio = 1.0 if target_area is None else math.sqrt(float(target_area) / area)
         big = (max(1, round(h * ratio)), max(1, round(w * ratio)))
-        zoomed = cubic_resize_mask(mask, big) if big != (h, w) else mask
-        if class_mode == "under":  # the image edge is not an object boundary (OpenCV's erode border)
-            zoomed = ndimage.binary_erosion(zoomed, STRUCT8, iterations=n_iter, border_value=1)
-        else:
-            zoomed = ndimage.binary_dilation(zoomed, STRUCT8, iterations=n_iter)
-        back = cubic_resize_mask(zoomed, (h, w)) if big != (h, w) else zoomed
+        back = _resize_morph_resize(mask, big, class_mode, n_iter)
         events[class_mode] += 1
         if class_mode == "under":
             lab[(back != mask) & writable] = 0
@@ -219,6 +214,37 @@ def _official(lab, classes, rng, mode, slice_mode, iterations, target_area, igno
         else:
             lab[back & (lab == 0)] = c
     return lab, events
+
+
+def _resize_morph_resize(mask: np.ndarray, big: tuple[int, int], mode: str, n_iter: int) -> np.ndarray:
+    """The official resize (bicubic, as a whole image) -> erode/dilate -> resize back of one class's (H, W) bool mask.
+
+    Computed on the part of the grids the object can reach (the weights are banded, the morphology grows by
+    ``n_iter`` pixels), which gives the same pixels as the whole images at a fraction of the cost.
+    """
+    h, w = mask.shape
+    if big == (h, w):
+        z = mask
+        if mode == "under":
+            return ndimage.binary_erosion(z, STRUCT8, iterations=n_iter, border_value=1)
+        return ndimage.binary_dilation(z, STRUCT8, iterations=n_iter)
+    r0, r1, c0, c1 = bbox(mask)
+    up_r, up_c = cubic_weights(h, big[0]), cubic_weights(w, big[1])  # (H', H), (W', W)
+    i0, i1 = touched(up_r, r0, r1)
+    j0, j1 = touched(up_c, c0, c1)
+    pad = n_iter + 2  # room for the dilation, and a background rim so that erosion sees the object's edge
+    i0, i1, j0, j1 = max(0, i0 - pad), min(big[0], i1 + pad), max(0, j0 - pad), min(big[1], j1 + pad)
+    zoomed = up_r[i0:i1, r0:r1] @ mask[r0:r1, c0:c1].astype(np.float64) @ up_c[j0:j1, c0:c1].T >= 0.5
+    if mode == "under":  # the image edge is not an object boundary (OpenCV's erode border)
+        zoomed = ndimage.binary_erosion(zoomed, STRUCT8, iterations=n_iter, border_value=1)
+    else:
+        zoomed = ndimage.binary_dilation(zoomed, STRUCT8, iterations=n_iter)
+    down_r, down_c = cubic_weights(big[0], h), cubic_weights(big[1], w)  # (H, H'), (W, W')
+    a0, a1 = touched(down_r, i0, i1)
+    b0, b1 = touched(down_c, j0, j1)
+    back = np.zeros((h, w), dtype=bool)
+    back[a0:a1, b0:b1] = down_r[a0:a1, i0:i1] @ zoomed.astype(np.float64) @ down_c[b0:b1, j0:j1].T >= 0.5
+    return back
 
 
 def check_iterations(iterations) -> tuple[int, int]:

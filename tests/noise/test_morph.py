@@ -239,3 +239,23 @@ def test_cubic_resize_matches_opencv():
         ours = cubic_resize_mask(mask, (nh, nw))
         total, differ = total + ref.size, differ + int((ref != ours).sum())
     assert differ <= 1e-4 * total  # OpenCV's fixed-point rounding at exactly one half
+
+
+def test_official_noise_on_the_reachable_part_equals_the_whole_image_computation():
+    from scipy import ndimage
+
+    from adele.noise._common import STRUCT8, cubic_resize_mask
+    from adele.noise.morph import _resize_morph_resize
+
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        h, w = (int(v) for v in rng.integers(20, 70, 2))
+        mask = random_blob(rng, (h, w), (rng.uniform(0, h), rng.uniform(0, w)), rng.uniform(2, 10))  # may touch the edge
+        if not mask.any():
+            continue
+        big = tuple(int(v) for v in rng.integers(10, 200, 2))
+        for mode, n in (("under", 2), ("over", 3)):
+            z = cubic_resize_mask(mask, big)
+            z = (ndimage.binary_erosion(z, STRUCT8, iterations=n, border_value=1) if mode == "under"
+                 else ndimage.binary_dilation(z, STRUCT8, iterations=n))
+            np.testing.assert_array_equal(_resize_morph_resize(mask, big, mode, n), cubic_resize_mask(z, mask.shape))
