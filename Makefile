@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   create .venv if missing, install, run the main job on the embedded data
-#   make test   same set-up, then the test suite (about a minute on 2 cores)
+#   make test   same set-up, then the test suite (about 3 minutes on 2 cores)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
