@@ -81,6 +81,40 @@ def c_dataset_json_is_folder(tmp, sh):
     return ["data", "check", str(d)]
 
 
+def c_dataset_json_bom_ok(tmp, sh):
+    d = ds(tmp)
+    (d / "dataset.json").write_bytes(b"\xef\xbb\xbf" + (d / "dataset.json").read_bytes())
+    return ["data", "check", str(d)]
+
+
+def c_class_name_newline(tmp, sh):
+    d = ds(tmp)
+    set_json(d, classes=["background", "left\nkidney", "c2"])
+    return ["data", "check", str(d)]
+
+
+def c_nnunet_folder_to_train(tmp, sh):
+    from adele.testing import make_volume_dataset
+    d = make_volume_dataset(tmp / "ds", layout="nnunet", n_subjects=3)
+    return train(d, tmp / "out")
+
+
+def c_nnunet_missing_channel_suffix(tmp, sh):
+    from adele.testing import make_volume_dataset
+    d = make_volume_dataset(tmp / "ds", layout="nnunet", n_subjects=3)
+    (d / "imagesTr" / "sub01_0000.nii.gz").rename(d / "imagesTr" / "sub01.nii.gz")
+    return ["data", "prepare", "volumes", str(d), str(tmp / "out")]
+
+
+def c_nnunet_file_ending_without_dot_ok(tmp, sh):
+    from adele.testing import make_volume_dataset
+    d = make_volume_dataset(tmp / "ds", layout="nnunet", n_subjects=3)
+    meta = json.loads((d / "dataset.json").read_text())
+    meta["file_ending"] = "nii.gz"
+    (d / "dataset.json").write_text(json.dumps(meta))
+    return ["data", "prepare", "volumes", str(d), str(tmp / "out")]
+
+
 def c_dataset_json_empty(tmp, sh):
     d = ds(tmp)
     (d / "dataset.json").write_text("")
@@ -480,6 +514,11 @@ CASES = [
     # datasets
     Case("dataset.json is a folder", c_dataset_json_is_folder),
     Case("dataset.json is empty", c_dataset_json_empty),
+    Case("dataset.json with a UTF-8 BOM", c_dataset_json_bom_ok, expect="ok"),
+    Case("a class name with a line break", c_class_name_newline),
+    Case("an nnU-Net folder given to train", c_nnunet_folder_to_train),
+    Case("an nnU-Net image without _0000 among images with it", c_nnunet_missing_channel_suffix),
+    Case("nnU-Net file_ending 'nii.gz' without its dot", c_nnunet_file_ending_without_dot_ok, expect="ok", no_output=()),
     Case("ignore_index: true", c_ignore_index_bool),
     Case("256 classes", c_256_classes),
     Case("a class with an empty name", c_empty_class_name),
