@@ -76,6 +76,20 @@ def classes_present(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return out
 
 
+def _batch(labels, pred, conf) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    """Validate the inputs of a correction rule; -> (labels, pred, conf) as (N, H, W) and the input shape."""
+    labels, pred = _as_uint8(labels, "labels"), _as_uint8(pred, "pred")
+    conf = np.asarray(conf)
+    if conf.dtype not in (np.uint8, np.float32, np.float64):
+        conf = conf.astype(np.float32)
+    if not labels.shape == pred.shape == conf.shape or labels.ndim not in (2, 3):
+        raise ValueError(f"labels, pred, conf must share one (N, H, W) or (H, W) shape; "
+                         f"got {labels.shape}, {pred.shape}, {conf.shape}")
+    shape = labels.shape
+    labels, pred, conf = (x.reshape((-1,) + shape[-2:]) for x in (labels, pred, conf))
+    return labels, pred, conf, shape
+
+
 def _threshold_table(conf_dtype, tau_bg: float, tau_fg: float) -> tuple[np.ndarray, object]:
     """(256,) per-predicted-class threshold in the dtype of conf, and the 'never' value."""
     if conf_dtype == np.uint8:
@@ -110,15 +124,7 @@ def correct_labels(
     """
     _check_tau(tau_bg, "tau_bg")
     _check_tau(tau_fg, "tau_fg")
-    labels, pred = _as_uint8(labels, "labels"), _as_uint8(pred, "pred")
-    conf = np.asarray(conf)
-    if conf.dtype not in (np.uint8, np.float32, np.float64):
-        conf = conf.astype(np.float32)
-    if not labels.shape == pred.shape == conf.shape or labels.ndim not in (2, 3):
-        raise ValueError(f"labels, pred, conf must share one (N, H, W) or (H, W) shape; "
-                         f"got {labels.shape}, {pred.shape}, {conf.shape}")
-    shape = labels.shape
-    labels, pred, conf = (x.reshape((-1,) + shape[-2:]) for x in (labels, pred, conf))
+    labels, pred, conf, shape = _batch(labels, pred, conf)
     flagged = np.asarray(flagged, dtype=bool).ravel()
     C = flagged.size
     if allowed is None:
@@ -219,15 +225,7 @@ def correct_labels_voc(
     flagged: (C,) bool (background's entry is ignored: 0 may always be written).
     """
     _check_tau(tau, "tau")
-    labels, pred = _as_uint8(labels, "labels"), _as_uint8(pred, "pred")
-    conf = np.asarray(conf)
-    if conf.dtype not in (np.uint8, np.float32, np.float64):
-        conf = conf.astype(np.float32)
-    if not labels.shape == pred.shape == conf.shape or labels.ndim not in (2, 3):
-        raise ValueError(f"labels, pred, conf must share one (N, H, W) or (H, W) shape; "
-                         f"got {labels.shape}, {pred.shape}, {conf.shape}")
-    shape = labels.shape
-    labels, pred, conf = (x.reshape((-1,) + shape[-2:]) for x in (labels, pred, conf))
+    labels, pred, conf, shape = _batch(labels, pred, conf)
     flagged = np.asarray(flagged, dtype=bool).ravel()
     writable = np.zeros(256, dtype=bool)
     writable[:flagged.size] = flagged

@@ -116,6 +116,14 @@ def _load(name: str) -> np.ndarray:
     return np.asarray(nib.load(str(path)).dataobj)
 
 
+def _grouped(name: str, groups: dict[str, tuple[int, ...]]) -> np.ndarray:
+    """The atlas volume ``name`` with its label values mapped to classes 1.. in the order of ``groups`` (0 elsewhere)."""
+    lut = np.zeros(256, dtype=np.uint8)
+    for cls, values in enumerate(groups.values(), start=1):
+        lut[list(values)] = cls
+    return lut[_load(name).astype(np.int64)]
+
+
 def build() -> dict[str, np.ndarray]:
     """Return the dataset arrays (see module docstring)."""
     t1 = _load("ch2.nii.gz").astype(np.float64)
@@ -154,11 +162,7 @@ def build() -> dict[str, np.ndarray]:
 
 def build_brodmann(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Brodmann labels of the slices (``slice_z``) and split of ``base`` (the AAL build)."""
-    ba = _load("brodmann.nii.gz").astype(np.int64)
-    lut = np.zeros(256, dtype=np.uint8)
-    for cls, areas in enumerate(BRODMANN_GROUPS.values(), start=1):
-        lut[list(areas)] = cls
-    classes = lut[ba]
+    classes = _grouped("brodmann.nii.gz", BRODMANN_GROUPS)
     labels = [classes[:, :, int(z)].T[::-1] for z in base["slice_z"]]
     return {
         "labels": np.ascontiguousarray(np.stack(labels)),
@@ -185,11 +189,7 @@ def separate(label: np.ndarray, margin: int = MARGIN) -> np.ndarray:
 
 def build_structures(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Separate-structure labels of the slices of ``base`` (the AAL build) that contain one of ``STRUCTURES``."""
-    aal = _load("aal.nii.gz").astype(np.int64)
-    lut = np.zeros(256, dtype=np.uint8)
-    for cls, regions in enumerate(STRUCTURES.values(), start=1):
-        lut[list(regions)] = cls
-    classes = lut[aal]
+    classes = _grouped("aal.nii.gz", STRUCTURES)
     keep, labels = [], []
     for i, z in enumerate(base["slice_z"]):
         lab = separate(np.ascontiguousarray(classes[:, :, int(z)].T[::-1]))
