@@ -109,6 +109,11 @@ def test_plan_command_prints_the_table_and_writes_a_config(tmp_path, capsys):
     cfg = load_config(out)
     assert cfg.train.steps_per_epoch == 50 and cfg.data.size == (72, 56)
     assert main(["plan", "colin27", "--out", str(out)]) == 2  # exists: refused without --overwrite
+    assert main(["plan", "colin27", "--device", "cpu", "--out", str(out), "--overwrite"]) == 0  # its own file: replaced
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("train:\n  epochs: 3\n")
+    assert main(["plan", "colin27", "--out", str(mine), "--overwrite"]) == 2  # a file it did not write: never replaced
+    assert mine.read_text() == "train:\n  epochs: 3\n" and "not written by `adele plan`" in capsys.readouterr().err
 
 
 def test_train_without_config_plans_and_records_the_plan(small_colin27_dir, tmp_path):

@@ -180,6 +180,10 @@ def check_renoise(cfg, renoise: bool) -> None:
           f"not on the folder's noisy train/labels", file=sys.stderr)
 
 
+#: first line of a plan file written by `adele plan --out` (only such a file is replaced with --overwrite)
+PLAN_HEADER = "# planned by `adele plan"
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     base = load_config(None, {"data.path": args.data})
     device = args.device or plan_device(base)
@@ -187,15 +191,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     settings = plan(fp, device)
     print(plan_table(fp, settings, device))
     if args.out:
-        if Path(args.out).exists() and not args.overwrite:
-            raise ConfigError(f"{args.out} exists; pass --overwrite to replace it, or choose another --out")
-        if Path(args.out).is_dir():
+        out = Path(args.out)
+        if out.is_dir():
             raise ConfigError(f"{args.out} is a folder; --out takes the path of a YAML file")
+        if out.exists() and not args.overwrite:
+            raise ConfigError(f"{args.out} exists; pass --overwrite to replace it, or choose another --out")
+        if out.exists() and not out.read_bytes().startswith(PLAN_HEADER.encode()):
+            raise ConfigError(f"{args.out} exists and was not written by `adele plan`; --overwrite only replaces a plan "
+                              "file: choose another --out")
         data: dict[str, Any] = {}
         for key, value in settings.items():
             section, name = key.split(".", 1)
             data.setdefault(section, {})[name] = value
-        atomic_write_text(f"# planned by `adele plan {args.data} --device {device}`\n" + yaml.safe_dump(data, sort_keys=False), Path(args.out))
+        atomic_write_text(f"{PLAN_HEADER} {args.data} --device {device}`\n" + yaml.safe_dump(data, sort_keys=False), out)
         print(f"wrote {args.out}")
     return 0
 

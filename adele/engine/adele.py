@@ -7,6 +7,7 @@ everything needed to explain and resume what happened.
 """
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -140,6 +141,14 @@ class AdeleState(Baseline):
                 out["total"] = out["total"] / len(logits_list)
         out["logits"] = logits_list[scales.index(1.0) if 1.0 in scales else 0]
         return out
+
+    @cached_property
+    def noisy_area(self) -> np.ndarray:
+        """(C,) pixels of each class in the original noisy training labels (the area guard's reference)."""
+        area = np.zeros(self.num_classes, dtype=np.int64)
+        for lab in self.train.original:
+            area += np.bincount(lab.ravel(), minlength=256)[: self.num_classes]
+        return area
 
     # ------------------------------------------------------------------ store
 
@@ -281,10 +290,7 @@ class AdeleState(Baseline):
             after.append(res.labels)
         fired: dict[int, float] = {}
         if c.guard_area is not None:
-            reference = np.zeros(self.num_classes, dtype=np.int64)
-            for lab in self.train.original:
-                reference += np.bincount(lab.ravel(), minlength=256)[: self.num_classes]
-            after, fired = area_guard(base, after, reference, classes, c.guard_area)
+            after, fired = area_guard(base, after, self.noisy_area, classes, c.guard_area)
             for k, ratio in fired.items():
                 self.stopped.add(k)
                 self.log(f"epoch {epoch}: guard: the round would leave '{self.classes[k]}' at {ratio:.2f} x its area in the noisy "
