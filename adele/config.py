@@ -42,6 +42,10 @@ class DataConfig:
     #: noise recipe applied to the training labels at load time (see ``adele noise``); null = use labels as they are
     noise: Optional[str] = None
     noise_seed: int = 0
+    #: labels that validation, and so the best checkpoint (best.pt), is scored against: ``clean`` (the val
+    #: split's labels as given) or ``noisy`` (``data.noise`` applied to them as well, with the same seed: a
+    #: user who has only noisy labels selects the checkpoint on noisy labels too). Test always uses the labels as given
+    val_labels: Literal["clean", "noisy"] = "clean"
 
 
 @dataclass(frozen=True)
@@ -500,6 +504,8 @@ def validate(cfg: Config) -> None:
     check(cfg.model.width <= 4096 and cfg.model.depth <= 12, "model.width/depth", f"must be <= 4096 / <= 12, got {cfg.model.width} / {cfg.model.depth}")
     check(bool(cfg.model.name.strip()), "model.name", "must not be empty")
     check(bool(d.path.strip()), "data.path", "must name a dataset folder or 'colin27'")
+    check(d.val_labels == "clean" or bool(d.noise), "data.val_labels",
+          "'noisy' applies data.noise to the val labels, so it needs data.noise (a folder's own val labels are used as given: set 'clean')")
     check(cfg.model.pretrained is None or bool(cfg.model.pretrained.strip()), "model.pretrained", "must be a file path or null")
     for name, size in (("data.size", d.size), ("data.crop", d.crop)):
         check(size is None or all(s <= MAX_SIDE for s in size), name, f"each side must be <= {MAX_SIDE}, got {list(size or ())}")

@@ -38,9 +38,11 @@ import numpy as np
 from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "configs" / "colin27.yaml"  # the default recipe on the embedded data
 VARIANTS = {
     "baseline_noisy": ["method=baseline"],
+    # the same training as baseline_noisy (same seeds and draw): only best.pt is chosen on noisy val labels
+    "baseline_noisyval": ["method=baseline", "data.val_labels=noisy"],
+    "adele_guard": ["method=adele", "adele.correction.guard_area=0.25"],
     "adele": ["method=adele"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_cons": ["method=adele", "adele.consistency.enabled=true"],
@@ -53,7 +55,8 @@ VARIANTS = {
     "baseline_gce": ["method=baseline", "train.loss=gce"],
     "adele_noema": ["method=adele", "train.ema=0"],
 }
-LABELS = {"baseline_noisy": "baseline, noisy", "adele": "ADELE, noisy", "baseline_clean": "baseline, clean",
+LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, noisy val labels",
+          "adele_guard": "ADELE + area guard 0.25", "adele": "ADELE, noisy", "baseline_clean": "baseline, clean",
           "consensus": "baseline, consensus (ceiling)", "adele_cons": "ADELE + consistency (every 5th step)",
           "adele_cons1": "ADELE + consistency (every step)", "adele_paper": "ADELE, paper's rules unchanged",
           "adele_nocorr": "ADELE without correction", "adele_late": "ADELE, fit needs 10 points",
@@ -75,11 +78,12 @@ def paired_ci(diffs, level: float = 0.95) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def train(run_dir: Path, sets: list[str], data: str = "colin27") -> dict:
+def train(run_dir: Path, sets: list[str], data: str = "colin27", config: str = "plan") -> dict:
+    """One run through the CLI: with ``config`` = ``plan`` the recipe planned from the data (no --config), else that file."""
     if (run_dir / "metrics.json").exists():
         return json.loads((run_dir / "metrics.json").read_text())
-    cmd = [sys.executable, "-m", "adele", "train", "--config", str(CONFIG), "--data", data, "--out", str(run_dir),
-           "--overwrite", "--set", *sets]
+    cmd = [sys.executable, "-m", "adele", "train", *([] if config == "plan" else ["--config", config]), "--data", data,
+           "--out", str(run_dir), "--overwrite", "--set", *sets]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     print(f"  {run_dir.parent.name}/{run_dir.name}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
@@ -137,13 +141,54 @@ def fmt_ci(m, lo, hi) -> str:
     return f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]" if np.isfinite(lo) else f"{m:+.1f}"
 
 
+BEST = {"baseline_bestval": ("baseline_noisy", "baseline, best val epoch (clean val labels)"),
+        "baseline_bestval_noisy": ("baseline_noisyval", "baseline, best val epoch (noisy val labels)")}
+
+
+def scores(run: dict, variant: str) -> dict:
+    """The test scores a column shows: the last epoch's, or for a best-val column those of best.pt."""
+    if variant in BEST:
+        best = run.get("best_checkpoint") or {}
+        if "test" not in best:
+            raise SystemExit(f"{variant}: the run has no best-checkpoint test scores (validation every epoch is needed)")
+        return best["test"]
+    return run["test"]
+
+
+def round_report(name: str, runs: list[dict], classes: list[str]) -> None:
+    """Per class over the runs' correction rounds: how many rounds corrected it, the share of its changes that went to
+    background, its area after the last round vs the noisy labels, the changes' precision, and guard firings."""
+    rounds = [r.get("adele", {}).get("rounds", []) for r in runs]
+    print(f"\n{name}: correction rounds per class (over {len(runs)} runs)\n")
+    print("| class | rounds correcting it | changed pixels that became background (all rounds) | area after the last round / noisy | precision of changes to it | guard fired |")
+    print("|---|---:|---:|---:|---:|---:|")
+    to_bg = sum(x["changed_per_class"].get(classes[0], 0) for rr in rounds for x in rr)
+    for c in classes[1:]:
+        n = sum(c in x["corrected"] for rr in rounds for x in rr)
+        area = [rr[-1].get("area_vs_noisy", {}).get(c) for rr in rounds if rr]
+        area = [a for a in area if a is not None]
+        prec = [x.get("precision_per_class", {}).get(c) for rr in rounds for x in rr]
+        prec = [p for p in prec if p is not None]
+        fired = sum(c in (r.get("adele", {}).get("guard_stopped") or {}) for r in runs)
+        print(f"| {c} | {n} | - | {np.mean(area) if area else float('nan'):.2f} (min {min(area) if area else float('nan'):.2f}) | "
+              f"{np.mean(prec) if prec else float('nan'):.2f} | {fired}/{len(runs)} |")
+    total = sum(x["pixels_changed"] for rr in rounds for x in rr)
+    bgp = [x.get("precision_per_class", {}).get(classes[0]) for rr in rounds for x in rr]
+    bgp = [p for p in bgp if p is not None]
+    print(f"| {classes[0]} | - | {to_bg} of {total} ({100 * to_bg / max(total, 1):.0f}%) | - | {np.mean(bgp) if bgp else float('nan'):.2f} | - |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/bench_adele"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs of the recipe")
     ap.add_argument("--recipes", nargs="+", default=["final:target_area=1000"])
-    ap.add_argument("--dataset", default="colin27", help="embedded dataset: colin27 (AAL lobes) or colin27-brodmann")
+    ap.add_argument("--dataset", default="colin27-structures",
+                    help="embedded dataset: colin27-structures (separate structures on background, the paper's regime), "
+                         "colin27 (AAL lobes, tiled) or colin27-brodmann (tiled)")
+    ap.add_argument("--config", default="plan",
+                    help="'plan' (default): the recipe planned from the data, as `adele train` without --config; or a config file")
     ap.add_argument("--variants", nargs="+", default=["baseline_noisy", "adele", "baseline_clean"], choices=list(VARIANTS))
     ap.add_argument("--ceiling", nargs="*", default=None, metavar="RECIPE",
                     help="also train the baseline on the consensus labels of these recipes (no name: every recipe)")
@@ -151,6 +196,7 @@ def main() -> None:
     ap.add_argument("--figure", type=Path, help="write the 'ADELE gain vs noise level' plot here")
     ap.add_argument("--set", nargs="*", default=[], help="extra overrides for every run")
     args = ap.parse_args()
+    config = args.config if args.config == "plan" else str(Path(args.config).resolve())
     extra = list(args.set) + ([f"train.epochs={args.epochs}"] if args.epochs else []) + (["train.threads=1"] if args.jobs > 1 else [])
 
     jobs = {}  # (recipe, variant, seed) -> (run_dir, sets, data)
@@ -166,22 +212,30 @@ def main() -> None:
             for s in args.seeds:
                 sets = VARIANTS["baseline_noisy"] + [f"train.seed={s}", "data.noise=null"] + extra
                 jobs[(recipe, "consensus", s)] = (args.out / slug(recipe) / "consensus" / f"baseline_s{s}", sets, str(data))
-    unique = {}
-    for key, (run_dir, sets, data) in jobs.items():
+    unique = {}  # seed by seed, so that a run cut short leaves whole seeds
+    for key, (run_dir, sets, data) in sorted(jobs.items(), key=lambda kv: args.seeds.index(kv[0][2])):
         unique.setdefault(run_dir, (sets, data))
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        done = dict(zip(unique, pool.map(lambda item: train(item[0], *item[1]), unique.items())))
+        done = dict(zip(unique, pool.map(lambda item: train(item[0], *item[1], config), unique.items())))
     res = {key: done[run_dir] for key, (run_dir, _, _) in jobs.items()}
+    for recipe in args.recipes:  # the best-val columns read best.pt's scores of runs already made
+        for col, (v, _) in BEST.items():
+            if v in args.variants and all("test" in (res[(recipe, v, s)].get("best_checkpoint") or {}) for s in args.seeds):
+                for s in args.seeds:
+                    res[(recipe, col, s)] = res[(recipe, v, s)]
+    labels = {**LABELS, **{k: lab for k, (_, lab) in BEST.items()}}
 
     summary = []
     with_ceiling = set(cons_dice)
     for recipe in args.recipes:
         level = noisy_vs_clean(recipe, args.seeds, args.dataset)
-        variants = list(args.variants) + (["consensus"] if recipe in with_ceiling else [])
+        variants = [v for v in args.variants if v != "baseline_noisyval"] + [k for k in BEST if (recipe, k, args.seeds[0]) in res]
+        variants += ["consensus"] if recipe in with_ceiling else []
         per = {v: [res[(recipe, v, s)] for s in args.seeds] for v in variants}
         classes = per[variants[0]][0]["classes"][1:]
-        print(f"\n### {args.dataset}, `{recipe}` (training labels' Dice with clean {level:.3f}), seeds {args.seeds}: test Dice, mean ± std\n")
-        print("| class | " + " | ".join(LABELS.get(v, v) for v in variants) + " |")
+        print(f"\n### {args.dataset}, `{recipe}` (training labels' Dice with clean {level:.3f}), seeds {args.seeds}, "
+              f"recipe {'planned' if config == 'plan' else Path(config).name}: test Dice, mean ± std\n")
+        print("| class | " + " | ".join(labels.get(v, v) for v in variants) + " |")
         print("|---|" + "---:|" * len(variants))
 
         def cell(vals):
@@ -189,27 +243,35 @@ def main() -> None:
             return f"{np.nanmean(vals):.3f} ± {np.nanstd(vals, ddof=1) if np.isfinite(vals).sum() > 1 else 0:.3f}"
 
         for c in classes:
-            print(f"| {c} | " + " | ".join(cell([r["test"]["dice"].get(c) for r in per[v]]) for v in variants) + " |")
-        means = {v: np.array([r["test"]["mean_dice"] for r in per[v]], dtype=float) for v in variants}
+            print(f"| {c} | " + " | ".join(cell([scores(r, v)["dice"].get(c) for r in per[v]]) for v in variants) + " |")
+        means = {v: np.array([scores(r, v)["mean_dice"] for r in per[v]], dtype=float) for v in variants}
         print("| **mean** | " + " | ".join(f"**{cell(means[v])}**" for v in variants) + " |")
         print("\nPer seed: " + "; ".join(f"{v} " + ", ".join(f"{x:.3f}" for x in means[v]) for v in variants))
-        row = {"dataset": args.dataset, "recipe": recipe, "labels_dice_with_clean": level, "seeds": args.seeds,
-               **{v: [float(x) for x in means[v]] for v in variants}}
+        for v in BEST:
+            if v in per:
+                print(f"{v}: best epochs " + ", ".join(str(r["best_checkpoint"]["epoch"]) for r in per[v]))
+        row = {"dataset": args.dataset, "recipe": recipe, "config": "plan" if config == "plan" else Path(config).name,
+               "labels_dice_with_clean": level, "seeds": args.seeds, **{v: [float(x) for x in means[v]] for v in variants}}
         if "baseline_noisy" in means:
             base = means["baseline_noisy"]
-            for v in (v for v in variants if v.startswith("adele")):
+            others = [v for v in variants if v.startswith(("adele", "baseline_gce", "baseline_best"))]
+            for v in others:
                 d = 100 * (means[v] - base)
                 m, lo, hi = paired_ci(d)
                 ahead = int((d > 0).sum())
                 print(f"{v} - baseline_noisy, paired by seed: " + ", ".join(f"{x:+.1f}" for x in d)
                       + f" points; mean {fmt_ci(m, lo, hi)} (95% t-interval, n={d.size}); ahead on {ahead} of {d.size}")
                 for ref in ("consensus", "baseline_clean"):
-                    if ref in means:
+                    if ref in means and v.startswith("adele"):
                         gap = 100 * (means[ref].mean() - base.mean())
                         print(f"  gap to {ref} ({means[ref].mean():.3f}): {gap:.1f} points, {v} closes {100 * m / gap:.0f}%")
                         row[f"{v}_closes_{ref}"] = float(m / gap) if gap else None
                 row[f"{v}_diff"] = {"mean": m, "low": lo, "high": hi, "per_seed": [float(x) for x in d], "ahead": ahead}
             for v in (v for v in variants if v.startswith("adele")):
+                for ref in (r for r in BEST if r in means):
+                    m, lo, hi = paired_ci(100 * (means[v] - means[ref]))
+                    print(f"{v} - {ref}, paired by seed: mean {fmt_ci(m, lo, hi)}")
+                    row[f"{v}_vs_{ref}"] = {"mean": m, "low": lo, "high": hi}
                 rounds = [r.get("adele", {}).get("rounds", []) for r in per[v]]
                 agree = [(rr[0]["agreement_before"], rr[-1]["agreement_after"]) for rr in rounds if rr and "agreement_after" in rr[-1]]
                 prec = [np.nanmean([x["precision"] for x in rr if x.get("precision") is not None] or [np.nan]) for rr in rounds if rr]
@@ -217,6 +279,7 @@ def main() -> None:
                     a = np.array(agree)
                     print(f"{v}: training-label Dice vs clean {a[:, 0].mean():.3f} -> {a[:, 1].mean():.3f}; mean correction "
                           f"precision {np.nanmean(prec):.3f}; rounds per run {np.mean([len(rr) for rr in rounds]):.1f}")
+                round_report(v, per[v], per[v][0]["classes"])
         if recipe in cons_dice:
             row["consensus_labels_dice_with_clean"] = cons_dice[recipe]
             print(f"consensus labels (21 realizations, sigma 2 px): Dice with clean {cons_dice[recipe]:.3f}")

@@ -258,6 +258,14 @@ def correct_labels_voc(
     return CorrectionResult(new.reshape(shape), changed.reshape(shape), held)
 
 
+def class_areas(labels, num_classes: int) -> np.ndarray:
+    """(C,) int64: pixels of each class over a list of label maps (ignore and other ids not counted)."""
+    area = np.zeros(num_classes, dtype=np.int64)
+    for lab in labels:
+        area += np.bincount(np.asarray(lab).ravel(), minlength=256)[:num_classes]
+    return area
+
+
 def area_guard(
     base: list[np.ndarray],
     new: list[np.ndarray],
@@ -275,9 +283,7 @@ def area_guard(
     """
     if not max_change > 0:
         raise ValueError(f"max_change must be > 0, got {max_change}")
-    area = np.zeros(len(reference_area), dtype=np.int64)
-    for lab in new:
-        area += np.bincount(lab.ravel(), minlength=256)[: len(reference_area)]
+    area = class_areas(new, len(reference_area))
     fired = {}
     for c in classes:
         ref = float(reference_area[c])

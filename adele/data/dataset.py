@@ -145,15 +145,16 @@ def prepare_split(
 ) -> PreparedSplit:
     """Load, preprocess and resize one split of ``source``.
 
-    For the training split, ``noise`` (a recipe string, see :mod:`adele.noise`)
-    synthesizes noisy labels from the given ones, which then serve as the clean
-    reference; ``train_labels="clean"`` trains on the clean labels instead.
+    ``noise`` (a recipe string, see :mod:`adele.noise`) synthesizes noisy labels
+    from the given ones, which then serve as the clean reference (the caller passes
+    it for the training split, and for val with ``data.val_labels: noisy``);
+    ``train_labels="clean"`` trains on the clean labels instead.
     """
     s = source.splits[split]
     labels = [np.asarray(s.label(i), dtype=np.uint8) for i in range(len(s))]
     clean = [np.asarray(s.clean_label(i), dtype=np.uint8) for i in range(len(s))] if s.has_clean else None
     events: list[dict] = []
-    if noise and split == "train":
+    if noise:
         try:
             recipe = load_recipe(noise)
         except ValueError as exc:
@@ -325,7 +326,8 @@ def load_run_data(cfg: Config, source: Optional[Source] = None) -> RunData:
     splits = {}
     for name in ("train", "val", "test"):
         if name in source.splits:
-            splits[name] = prepare_split(source, name, d.size, d.normalize, d.train_labels, d.noise if name == "train" else None, d.noise_seed)
+            noisy = name == "train" or (name == "val" and d.val_labels == "noisy")
+            splits[name] = prepare_split(source, name, d.size, d.normalize, d.train_labels, d.noise if noisy else None, d.noise_seed)
         else:
             splits[name] = None
     check_prepared(source, splits["train"], {"val": splits["val"], "test": splits["test"]})

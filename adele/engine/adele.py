@@ -22,6 +22,7 @@ from ..core import (
     change_precision,
     class_change_counts,
     area_guard,
+    class_areas,
     correct_labels,
     correct_labels_voc,
     multiscale_loss,
@@ -145,10 +146,7 @@ class AdeleState(Baseline):
     @cached_property
     def noisy_area(self) -> np.ndarray:
         """(C,) pixels of each class in the original noisy training labels (the area guard's reference)."""
-        area = np.zeros(self.num_classes, dtype=np.int64)
-        for lab in self.train.original:
-            area += np.bincount(lab.ravel(), minlength=256)[: self.num_classes]
-        return area
+        return class_areas(self.train.original, self.num_classes)
 
     # ------------------------------------------------------------------ store
 
@@ -304,6 +302,10 @@ class AdeleState(Baseline):
             "corrected": [self.classes[k] for k in classes],
             "pixels_changed": int((old_flat != new_flat).sum()),
             "changed_per_class": {n: int(v) for n, v in zip(self.classes, counts)},
+            # each foreground class's area after the round / its area in the original noisy labels (no clean labels
+            # needed: < 1 = the corrections shrank it, the erasure the area guard watches for)
+            "area_vs_noisy": {self.classes[k]: round(float(a / self.noisy_area[k]), 4)
+                              for k, a in enumerate(class_areas(after, self.num_classes)) if k > 0 and self.noisy_area[k] > 0},
         }
         if c.rule == "voc":
             info["images_held"] = held

@@ -170,3 +170,23 @@ def test_structures_rebuild_is_byte_identical(tmp_path):
         pytest.skip("mricron-data is not installed (apt-get install mricron-data)")
     data = write_npz(build_structures(build()), tmp_path / "s.npz")
     assert hashlib.sha256(data).hexdigest() == hashlib.sha256(STRUCTURES_OUT_PATH.read_bytes()).hexdigest()
+
+
+def test_val_labels_noisy_applies_the_noise_to_val_only_and_keeps_test_clean():
+    from adele.config import load_config
+    from adele.data.dataset import load_run_data
+    from adele.errors import ConfigError
+    from adele.testing import small_colin27
+
+    src = small_colin27(8, 4)
+    base = {"data.size": [56, 48], "data.noise": "final:target_area=1000", "data.noise_seed": 3}
+    clean = load_run_data(load_config(overrides=base), src)
+    noisy = load_run_data(load_config(overrides={**base, "data.val_labels": "noisy"}), src)
+    assert all(np.array_equal(a, b) for a, b in zip(clean.val.original, clean.val.clean or clean.val.original))
+    changed = sum(int((a != b).sum()) for a, b in zip(noisy.val.original, clean.val.original))
+    assert changed > 0  # validation now scores against noisy labels
+    assert all(np.array_equal(a, b) for a, b in zip(noisy.val.clean, clean.val.original))  # the clean ones kept beside
+    assert all(np.array_equal(a, b) for a, b in zip(noisy.test.original, clean.test.original))  # test untouched
+    assert all(np.array_equal(a, b) for a, b in zip(noisy.train.labels, clean.train.labels))  # same training draw
+    with pytest.raises(ConfigError, match="data.val_labels"):
+        load_config(overrides={"data.val_labels": "noisy"})

@@ -113,3 +113,6 @@ def test_area_guard_stops_a_class_and_says_so(tmp_path):
     # its changes were rolled back: its area stays that of the noisy labels
     k = next(iter(tr.method.stopped))
     assert sum(int((x == k).sum()) for x in tr.data.train.labels) == sum(int((x == k).sum()) for x in tr.data.train.original)
+    # every round records each class's area against the noisy labels; a rolled-back class is back at 1.0
+    assert all(r["area_vs_noisy"][tr.classes[k]] == 1.0 for r in rounds if tr.classes[k] in r["guard"])
+    assert all(set(r["area_vs_noisy"]) <= set(tr.classes[1:]) for r in rounds)
