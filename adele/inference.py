@@ -25,8 +25,8 @@ from .data.dataset import preprocess_image
 from .data.io import SUFFIXES, read_image, stem_of, suffix_of, write_array
 from .data.volumes import (_CHANNEL_RE, ITK_SUFFIXES, VOLUME_SUFFIXES, check_same_grid, image_slices, read_volume, run_volume_spec,
                            slices_to_volume, volume_stem, volume_suffix, write_volume_like)
-from .errors import DatasetError
-from .prediction import TTA_SCALES, LoadedModel, load_run_model, predict_probs, predict_split, resolve_device  # noqa: F401 - public here too
+from .errors import DatasetError, RunError
+from .prediction import TTA_SCALES, LoadedModel, load_ensemble, load_run_model, predict_probs, predict_split, resolve_device  # noqa: F401 - public here too
 from .safety import atomic_write_bytes, check_output, staged_output
 
 # ----------------------------------------------------------------------------- files
@@ -101,11 +101,13 @@ def _segment_slices(lm: LoadedModel, slices: list[np.ndarray], where: Path, tta:
     return np.concatenate(probs)
 
 
-def predict_files(run: str | Path, input_path: str | Path, out: str | Path, probs: bool = False, tta: bool = False,
+def predict_files(run: str | Path | Sequence[str | Path], input_path: str | Path, out: str | Path, probs: bool = False, tta: bool = False,
                   device: str = "auto", batch_size: int = 16, log: Callable[[str], None] = print, overwrite: bool = False,
                   checkpoint: str = "last") -> list[Path]:
     """Segment one image file or a folder of them; returns the written mask paths.
 
+    ``run``: a run folder, or several (the folds of a cross-validation): their probabilities are averaged
+    (nnU-Net's ensembling, :class:`adele.prediction.ProbabilityAverage`).
     ``checkpoint``: ``last`` (model.pt, the end of training) or ``best`` (best.pt, the best validation epoch).
 
     Masks: ``out/<input name>`` (uint8, same format, height, width; volumes
@@ -119,9 +121,11 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
     their last axis as stored (with a warning).
     """
     out = Path(out)
-    check_output(out, "predict", [run, input_path], overwrite)  # before the model is loaded
-    lm = load_run_model(run, device, checkpoint=checkpoint)
-    spec = run_volume_spec(run, lm.config.data.path)
+    runs = [run] if isinstance(run, (str, Path)) else list(run)
+    check_output(out, "predict", [*runs, input_path], overwrite)  # before the model is loaded
+    lm = load_ensemble(runs, device, checkpoint=checkpoint)
+    spec = _one_volume_spec(runs, lm)
+    run = runs[0]
     folder, files = list_inputs(input_path)
     cases = group_volume_inputs(folder, files, spec, single=Path(input_path).is_file()) if spec is not None else {}
     in_case = {p for paths in cases.values() for p in paths}
@@ -132,11 +136,21 @@ def predict_files(run: str | Path, input_path: str | Path, out: str | Path, prob
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
         raise DatasetError(f"{folder}: several inputs give the mask {clash[0]} (e.g. a .jpg and a .png of one name); rename one")
-    with staged_output(out, "predict", [run, input_path], overwrite) as tmp:
+    with staged_output(out, "predict", [*runs, input_path], overwrite) as tmp:
         written = _predict_into(tmp, out, lm, jobs, cases, spec, run, probs, tta, batch_size, log)
     log(f"wrote {len(written)} mask(s) to {out} (model: {lm.origin}, device: {lm.device.type}{', TTA' if tta else ''}"
         + (f"; volumes: {spec.axis} slices, {'+'.join(spec.modality)} intensities, back on each input's grid" if spec is not None and cases else "") + ")")
     return written
+
+
+def _one_volume_spec(runs: Sequence[str | Path], lm: LoadedModel):
+    """The volume steps the runs were trained with (None: a 2D run); the runs of an ensemble must share them."""
+    specs = [run_volume_spec(r, lm.config.data.path) for r in runs]
+    for r, sp in zip(runs[1:], specs[1:]):
+        if (sp is None) != (specs[0] is None) or (sp is not None and sp.to_dict() != specs[0].to_dict()):
+            raise RunError(f"{r}: was trained on volumes prepared differently from {runs[0]} (volumes.json differs); "
+                           "an ensemble averages runs of one prepared dataset")
+    return specs[0]
 
 
 def _predict_into(tmp: Path, out: Path, lm: LoadedModel, jobs, cases, spec, run, probs: bool, tta: bool, batch_size: int,

@@ -143,6 +143,44 @@ def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool
     return LoadedModel(model, cfg, classes, ignore, cin, dev, origin)
 
 
+class ProbabilityAverage(torch.nn.Module):
+    """Several trained models as one (nnU-Net's fold ensembling): the mean of their softmax maps.
+
+    ``forward`` returns log(mean_k softmax(model_k(x))), so that a softmax of its output (what
+    :func:`predict_probs` takes) is exactly the mean of the members' probabilities.
+    """
+
+    def __init__(self, members: Sequence[torch.nn.Module]):
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = torch.stack([m(x).float().softmax(1) for m in self.members]).mean(0)
+        return p.clamp_min(torch.finfo(p.dtype).tiny).log()
+
+
+def load_ensemble(runs: Sequence[str | Path], device: str = "auto", checkpoint: str = "last") -> LoadedModel:
+    """Load the models of several runs (e.g. the folds of a cross-validation) as one :class:`LoadedModel` that averages
+    their probabilities. The runs must agree on what they predict and how they are fed: classes, input channels,
+    ``data.size`` and ``data.normalize`` (the volume steps are checked by the caller). One run: that run's model."""
+    if not runs:
+        raise ConfigError("RUN: name at least one run folder")
+    loaded = [load_run_model(r, device, checkpoint=checkpoint) for r in runs]
+    if len(loaded) == 1:
+        return loaded[0]
+    first = loaded[0]
+    for run, lm in zip(runs[1:], loaded[1:]):
+        for what, a, b in (("classes", first.classes, lm.classes), ("input channels", first.in_channels, lm.in_channels),
+                           ("data.size", first.config.data.size, lm.config.data.size),
+                           ("data.normalize", first.config.data.normalize, lm.config.data.normalize)):
+            if a != b:
+                raise RunError(f"{run}: its {what} ({b}) differ from those of {runs[0]} ({a}); an ensemble averages runs trained "
+                               "on the same classes and inputs (the folds of one prepared dataset)")
+    model = ProbabilityAverage([lm.model for lm in loaded]).eval()
+    return LoadedModel(model, first.config, first.classes, first.ignore_index, first.in_channels, first.device,
+                       f"ensemble of {len(loaded)} runs ({', '.join(lm.origin for lm in loaded[:1])})")
+
+
 @torch.no_grad()
 def predict_split(lm: LoadedModel, split: PreparedSplit, batch_size: int = 8, tta: bool = False) -> np.ndarray:
     """Softmax of every image of a prepared split at its training size: (N, C, H, W) float32.

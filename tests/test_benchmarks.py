@@ -1,4 +1,5 @@
 """The diagnosis scripts in benchmarks/ run on small inputs (they are quoted in BENCHMARKS.md)."""
+import json
 import os
 import re
 import subprocess
@@ -83,3 +84,16 @@ def test_benchmark_smoke_modes_run(tmp_path, script, args, expect):
     """Each smoke mode runs the benchmark's own code path on tiny settings, so a benchmark that no longer runs turns CI red."""
     out = run(script, *[a.format(tmp=tmp_path) for a in args])
     assert expect in out
+
+
+@pytest.mark.slow
+def test_nnunet_example_plan_train_predict_evaluate(tmp_path):
+    """Issue 26's end-to-end path on the nnU-Net example: export, folds, plan, train, predict (per fold and ensembled), evaluate."""
+    out = run("bench_nnunet_example.py", "--smoke", "--out", str(tmp_path))
+    assert "plan of fold 0" in out and "train.steps_per_epoch" in out
+    rows = [line for line in out.splitlines() if line.startswith(("| fold", "| ensemble"))]
+    assert [r.split("|")[1].strip() for r in rows] == ["fold 0", "fold 1", "ensemble of 2 folds"]
+    assert "per class, ensemble: frontal" in out
+    summary = json.loads((tmp_path / "pred_ensemble" / "summary.json").read_text())
+    assert summary["num_cases"] == 3 and set(summary["metric_per_case"][0]) >= {"reference_file", "prediction_file", "metrics"}
+    assert json.loads((tmp_path / "prep_fold1" / "prepare.json").read_text())["fold"] == 1

@@ -31,9 +31,10 @@ def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--overwrite", action="store_true", help=f"replace an existing {what} (only one this command created)")
 
 
-def add_run_folder(p: argparse.ArgumentParser, help: str) -> None:
-    """The run folder, positional in every command that reads a run; ``--run`` is the old spelling (see :func:`run_folder`)."""
-    p.add_argument("run", nargs="?", metavar="RUN", default=None, help=help)
+def add_run_folder(p: argparse.ArgumentParser, help: str, many: bool = False) -> None:
+    """The run folder, positional in every command that reads a run; ``--run`` is the old spelling (see :func:`run_folder`).
+    ``many``: one or more run folders (a list; :func:`run_folders`)."""
+    p.add_argument("run", nargs="*" if many else "?", metavar="RUN", default=None, help=help)
     p.add_argument("--run", dest="run_option", default=None, metavar="RUN", help="deprecated spelling of RUN (removed in the next release)")
 
 
@@ -45,6 +46,16 @@ def run_folder(args: argparse.Namespace) -> str:
         print(f"warning: --run is deprecated and will be removed in the next release; write `adele {args.command} {args.run_option} ...`",
               file=sys.stderr)
         args.run = args.run_option
-    if args.run is None:
+    if args.run is None or args.run == []:
         raise ConfigError(f"RUN: name the run folder (the --out of `adele train`): `adele {args.command} RUN ...`")
     return args.run
+
+
+def run_folders(args: argparse.Namespace) -> list[str]:
+    """The RUN arguments of a command that takes several (:func:`add_run_folder` with ``many``)."""
+    if args.run_option is not None and args.run:
+        raise ConfigError(f"give the run folders once: `adele {args.command} RUN [RUN ...] ...` (--run is the old spelling of one)")
+    if args.run:
+        return list(args.run)
+    args.run = None
+    return [run_folder(args)]

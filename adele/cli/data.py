@@ -12,7 +12,7 @@ from ..data.segthor import load_split_file as load_segthor_split
 from ..data.segthor import prepare_segthor
 from ..data.voc import prepare_voc
 from ..errors import ConfigError
-from ..data.volumes import load_split_file, prepare_volumes
+from ..data.volumes import load_split_file, prepare_volumes, read_folds
 from ._common import Formatter, add_overwrite, fmt
 
 
@@ -36,15 +36,20 @@ def add_parsers(sub) -> None:
               adele data export colin27 data/colin27 --overwrite
               adele data export colin27-structures data/c27-structures
               adele data export colin27 data/c27-volumes --volumes
+              adele data export colin27 data/Dataset027_Colin --volumes --layout nnunet
 
             Result: DIR/dataset.json, DIR/{train,val,test}/{images,labels}/z<slice>.png, DIR/LICENSE.txt;
-            with --volumes: DIR/images/c27_bNN.nii.gz, DIR/labels/c27_bNN.nii.gz, DIR/dataset.json, DIR/LICENSE.txt
+            with --volumes: DIR/images/c27_bNN.nii.gz, DIR/labels/c27_bNN.nii.gz, DIR/dataset.json, DIR/LICENSE.txt;
+            with --layout nnunet: an nnU-Net v2 raw dataset, imagesTr/ labelsTr/ (the train and val blocks),
+            imagesTs/ labelsTs/ (the test blocks), dataset.json
             """))
     ex.add_argument("name", choices=list(EMBEDDED), help="embedded dataset name: colin27 (AAL lobes, tiling the brain), "
                     "colin27-brodmann (Brodmann groups, same slices), colin27-structures (5 separate structures on background)")
     ex.add_argument("out", help="output folder (must not exist or be empty)")
     ex.add_argument("--volumes", action="store_true",
                     help="write NIfTI volumes (images/, labels/: 18 blocks of 6 slices as pseudo-subjects) for `adele data prepare volumes`")
+    ex.add_argument("--layout", choices=["generic", "nnunet"], default="generic",
+                    help="with --volumes: the generic volume layout (default) or an nnU-Net v2 raw dataset with imagesTs/labelsTs")
     add_overwrite(ex, "dataset folder")
     ch = dsub.add_parser("check", help="validate a dataset folder", formatter_class=Formatter,
                          description="Validate a dataset folder: every image has a label of the same shape, class ids are valid, files decode; "
@@ -85,6 +90,11 @@ def _add_prepare_parser(dsub) -> None:
     sg.add_argument("--all-slices", action="store_true", help="keep slices without foreground too (default: foreground slices only, as in the paper)")
     sg.add_argument("--split-file", default=None, help="JSON patient split (default: the ADELE paper's split)")
     add_overwrite(sg, "output folder")
+    _add_volumes_parser(psub)
+    _add_voc_parser(psub)
+
+
+def _add_volumes_parser(psub) -> None:
     vo = psub.add_parser("volumes", help="any folder of 3D scans + label volumes (NIfTI; generic or nnU-Net layout)", formatter_class=Formatter,
                          description="Volumes -> 2D slices in the generic format, split by subject, with volumes.json recording the way "
                                      "back to each volume's grid (used by `adele predict` and `adele export-labels`). Steps: reorientation "
@@ -95,14 +105,20 @@ def _add_prepare_parser(dsub) -> None:
               generic:  images/<subject>.nii.gz (3D, or 4D channels last), labels/<subject>.nii.gz,
                         optional labels_noisy/<subject>.nii.gz, optional dataset.json {"classes": [...]}
               nnU-Net:  dataset.json (channel_names, labels, file_ending), imagesTr/<case>_0000.nii.gz ...,
-                        labelsTr/<case>.nii.gz, optional labelsTr_noisy/, imagesTs/ (for `adele predict`)
+                        labelsTr/<case>.nii.gz, optional labelsTr_noisy/, imagesTs/ (for `adele predict`),
+                        optional labelsTs/ (the test split with --fold)
             A noisy-label folder gives the training labels; the others become the clean reference.
+            Cross-validation (--fold K, as nnU-Net): train/val are fold K of SRC/splits_final.json, of --split-file
+            (nnU-Net's list of {"train", "val"}), or of 5 folds generated as nnU-Net does (KFold, seed 12345);
+            OUT/splits_final.json records them. Prepare each fold into its own folder, train each, and give
+            `adele predict` all the fold runs to average them.
 
             examples:
               adele data export colin27 data/c27-volumes --volumes
               adele data prepare volumes data/c27-volumes data/c27-slices --size 112 96 --split-file data/c27-volumes/split.json
               adele data prepare volumes data/Dataset002_Heart data/heart --modality mr --spacing 1.25 --context 1
               adele data prepare volumes data/ct-scans data/ct --modality ct --window -160 240 --axis coronal
+              adele data prepare volumes data/Dataset002_Heart data/heart-f0 --fold 0   # fold 0 of nnU-Net's 5
 
             Then: adele train --data OUT --out runs/x;  adele predict runs/x --input scan.nii.gz --out masks/
             """))
@@ -120,8 +136,14 @@ def _add_prepare_parser(dsub) -> None:
     vo.add_argument("--all-slices", action="store_true", help="keep slices without foreground too (default: foreground slices only)")
     vo.add_argument("--allow-empty", action="store_true", help="accept label volumes without any foreground (default: an error)")
     vo.add_argument("--noisy-labels", default=None, metavar="DIR", help="folder of noisy training labels (default: SRC/labels_noisy or SRC/labelsTr_noisy when present)")
-    vo.add_argument("--split-file", default=None, help='JSON subject split {"train": [...], "val": [...], "test": [...]} (default: sorted names, ~1/10 val, ~1/8 test)')
+    vo.add_argument("--split-file", default=None, help='JSON subject split {"train": [...], "val": [...], "test": [...]} (default: sorted '
+                    'names, ~1/10 val, ~1/8 test); with --fold, nnU-Net\'s splits_final.json [{"train": [...], "val": [...]}, ...]')
+    vo.add_argument("--fold", type=int, default=None, metavar="K", help="cross-validation fold K (0-based, as nnU-Net); see above")
+    vo.add_argument("--folds", type=int, default=5, metavar="N", help="number of folds generated when none are given (default: 5)")
     add_overwrite(vo, "output folder")
+
+
+def _add_voc_parser(psub) -> None:
     vc = psub.add_parser("voc", help="PASCAL VOC 2012 with pseudo-labels (weakly supervised setting)", formatter_class=Formatter,
                          description="PASCAL VOC 2012: train = JPEGs + your pseudo-labels (true labels kept in labels_clean/ for analysis), "
                                      "val = JPEGs + true labels.",
@@ -146,9 +168,15 @@ def cmd_data(args: argparse.Namespace) -> int:
             if args.name != "colin27":
                 raise ConfigError(f"--volumes exports the AAL label set only; use `adele data export colin27 OUT --volumes`, "
                                   f"or export {args.name} without --volumes")
-            out = export_colin27_volumes(args.out, overwrite=args.overwrite)
-            print(f"wrote {args.name} volumes to {out}: images/ and labels/ (18 pseudo-subjects, NIfTI); next: adele data prepare volumes {out} OUT --split-file {Path(out) / 'split.json'}")
+            out = export_colin27_volumes(args.out, overwrite=args.overwrite, layout=args.layout)
+            if args.layout == "nnunet":
+                print(f"wrote {args.name} volumes to {out}: an nnU-Net dataset (imagesTr/labelsTr: 15 cases, imagesTs/labelsTs: 3, NIfTI); "
+                      f"next: adele data prepare volumes {out} OUT --fold 0")
+            else:
+                print(f"wrote {args.name} volumes to {out}: images/ and labels/ (18 pseudo-subjects, NIfTI); next: adele data prepare volumes {out} OUT --split-file {Path(out) / 'split.json'}")
             return 0
+        if args.layout != "generic":
+            raise ConfigError("--layout chooses the layout of --volumes; add --volumes")
         out = export_colin27(args.out, overwrite=args.overwrite, name=args.name)
         print(f"wrote {args.name} to {out}")
         return 0
@@ -166,10 +194,12 @@ def cmd_data(args: argparse.Namespace) -> int:
             prepare_segthor(args.raw, args.out, size=args.size, window=args.window, all_slices=args.all_slices, overwrite=args.overwrite, split=split)
             return 0
         if args.prepare_name == "volumes":
-            split = load_split_file(args.split_file) if args.split_file else None
+            folded = args.fold is not None
+            split = load_split_file(args.split_file) if args.split_file and not folded else None
             prepare_volumes(args.src, args.out, axis=args.axis, size=args.size, spacing=args.spacing, modality=args.modality,
                             window=args.window, percentiles=args.percentiles, context=args.context, all_slices=args.all_slices,
-                            allow_empty=args.allow_empty, split=split, noisy_labels=args.noisy_labels, overwrite=args.overwrite)
+                            allow_empty=args.allow_empty, split=split, noisy_labels=args.noisy_labels, overwrite=args.overwrite,
+                            fold=args.fold, folds=read_folds(args.split_file) if args.split_file and folded else None, n_folds=args.folds)
             return 0
         if args.prepare_name == "voc":
             prepare_voc(args.devkit, args.out, args.pseudo, train_list=args.train_list, link=args.link, overwrite=args.overwrite)

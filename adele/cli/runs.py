@@ -11,7 +11,7 @@ from ..inference import predict_files
 from ..reporting.export import export_labels
 from ..reporting.html import build_report
 from ..reporting.memorization import analyze_memorization
-from ._common import DEVICES, Formatter, add_overwrite, add_run_folder, fmt, run_folder
+from ._common import DEVICES, Formatter, add_overwrite, add_run_folder, fmt, run_folder, run_folders
 
 
 def add_parsers(sub) -> None:
@@ -62,11 +62,13 @@ def add_parsers(sub) -> None:
               adele predict runs/adele --input scan.nii.gz --out masks/
               adele predict runs/heart --input data/Dataset002_Heart/imagesTs --out masks/
               adele predict runs/adele --input images/ --out masks/ --probs --tta --device cuda
+              adele predict runs/fold0 runs/fold1 runs/fold2 runs/fold3 runs/fold4 --input imagesTs --out masks/   # fold ensemble
 
             --probs writes DIR/probs/<name>.npy (float16, (C, H, W); (C, X, Y, Z) for a volume);
             --tta averages scales 0.75, 1, 1.25 with horizontal flips.
             """))
-    add_run_folder(pr, "run folder with model.pt (the --out of `adele train`)")
+    add_run_folder(pr, "run folder with model.pt (the --out of `adele train`); several (the folds of a cross-validation): their "
+                       "probabilities are averaged, as nnU-Net ensembles folds", many=True)
     pr.add_argument("--input", required=True, help="image file or folder of images")
     pr.add_argument("--out", required=True, help="output folder for the masks")
     pr.add_argument("--probs", action="store_true", help="also write probability maps")
@@ -119,7 +121,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    predict_files(run_folder(args), args.input, args.out, probs=args.probs, tta=args.tta, device=args.device, overwrite=args.overwrite,
+    predict_files(run_folders(args), args.input, args.out, probs=args.probs, tta=args.tta, device=args.device, overwrite=args.overwrite,
                   checkpoint=args.checkpoint)
     return 0
 

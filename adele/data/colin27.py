@@ -88,8 +88,8 @@ def export_colin27(out: str | Path, overwrite: bool = False, name: str = NAME) -
     return out
 
 
-def export_colin27_volumes(out: str | Path, overwrite: bool = False) -> Path:
-    """Write the embedded data as a volume dataset in the generic volume layout (NIfTI), for ``adele data prepare volumes``.
+def export_colin27_volumes(out: str | Path, overwrite: bool = False, layout: str = "generic") -> Path:
+    """Write the embedded data as a volume dataset (NIfTI) in the generic or the nnU-Net layout, for ``adele data prepare volumes``.
 
     Colin27 is one brain; its 18 blocks of 6 contiguous axial slices become 18
     pseudo-subjects (``c27_b00`` .. ``c27_b17``), 181 x 217 x 6 voxels of 1 mm,
@@ -102,7 +102,14 @@ def export_colin27_volumes(out: str | Path, overwrite: bool = False) -> Path:
         OUT/labels/c27_bNN.nii.gz   uint8 class ids (10 classes)
         OUT/dataset.json            {"name": "colin27-volumes", "classes": [...], "channel_names": {"0": "T1"}}
         OUT/split.json              the embedded data's split by block (``--split-file`` of ``adele data prepare volumes``)
+
+    ``layout="nnunet"``: an nnU-Net v2 raw dataset instead. The embedded train and val blocks are its training
+    cases (imagesTr/c27_bNN_0000.nii.gz, labelsTr/c27_bNN.nii.gz; folds come from ``--fold``), the test blocks its
+    test cases with their labels (imagesTs/, labelsTs/); dataset.json has channel_names, labels, numTraining and
+    file_ending.
     """
+    if layout not in ("generic", "nnunet"):
+        raise ValueError(f"layout must be 'generic' or 'nnunet', got {layout!r}")
     import nibabel as nib
 
     a = _arrays()
@@ -113,22 +120,32 @@ def export_colin27_volumes(out: str | Path, overwrite: bool = False) -> Path:
         if z[i] != z[i - 1] + 1:
             blocks.append([])
         blocks[-1].append(i)
+    split = {name: [f"c27_b{b:02d}" for b, idx in enumerate(blocks) if int(a["split"][idx[0]]) == code]
+             for code, name in enumerate(SPLIT_NAMES)}
+    nnunet = layout == "nnunet"
     with staged_output(out, "data export", overwrite=overwrite, flag="output folder") as tmp:
         for b, idx in enumerate(blocks):
+            case = f"c27_b{b:02d}"
             # embedded slice = vol[:, :, z].T[::-1]  ->  vol[:, :, z] = slice[::-1].T
             img = np.stack([a["images"][i][::-1].T for i in idx], axis=-1)
             lab = np.stack([a["labels"][i][::-1].T for i in idx], axis=-1)
             affine = np.diag([1.0, 1.0, 1.0, 1.0])
             affine[:3, 3] = (-90.0, -126.0, -72.0 + float(z[idx[0]]))
-            for kind, arr in (("images", img), ("labels", lab)):
-                (tmp / kind).mkdir(exist_ok=True)
+            tr = "Ts" if case in split["test"] else "Tr"
+            files = ((f"imagesTr/{case}_0000" if tr == "Tr" else f"imagesTs/{case}_0000", img), (f"labels{tr}/{case}", lab)) if nnunet \
+                else ((f"images/{case}", img), (f"labels/{case}", lab))
+            for name, arr in files:
+                (tmp / name).parent.mkdir(exist_ok=True)
                 im = nib.Nifti1Image(np.ascontiguousarray(arr, dtype=np.uint8), affine)
                 im.header.set_xyzt_units("mm")
-                nib.save(im, str(tmp / kind / f"c27_b{b:02d}.nii.gz"))
-        (tmp / "dataset.json").write_text(json.dumps({"name": "colin27-volumes", "classes": list(classes),
-                                                      "channel_names": {"0": "T1"}}, indent=2) + "\n")
-        split = {name: [f"c27_b{b:02d}" for b, idx in enumerate(blocks) if int(a["split"][idx[0]]) == code]
-                 for code, name in enumerate(SPLIT_NAMES)}
-        (tmp / "split.json").write_text(json.dumps(split, indent=1) + "\n")
+                nib.save(im, str(tmp / f"{name}.nii.gz"))
+        if nnunet:
+            meta = {"name": "colin27-volumes", "channel_names": {"0": "T1"}, "labels": {c: i for i, c in enumerate(classes)},
+                    "numTraining": len(split["train"]) + len(split["val"]), "file_ending": ".nii.gz"}
+            (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+        else:
+            (tmp / "dataset.json").write_text(json.dumps({"name": "colin27-volumes", "classes": list(classes),
+                                                          "channel_names": {"0": "T1"}}, indent=2) + "\n")
+            (tmp / "split.json").write_text(json.dumps(split, indent=1) + "\n")
         (tmp / "LICENSE.txt").write_text(Path(__file__).with_name("COLIN27-LICENSE.txt").read_text())
     return Path(out)

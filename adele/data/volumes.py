@@ -701,6 +701,56 @@ def fallback_split(subjects: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return {"train": tuple(subs[:n_train]), "val": tuple(subs[n_train : n_train + n_val]), "test": tuple(subs[n_train + n_val :])}
 
 
+#: nnU-Net's cross-validation: 5 folds, KFold(shuffle=True, random_state=12345) over the sorted case names
+NNUNET_FOLDS, NNUNET_SPLIT_SEED = 5, 12345
+SPLITS_FINAL = "splits_final.json"
+
+
+def generate_folds(subjects: Sequence[str], n_folds: int = NNUNET_FOLDS, seed: int = NNUNET_SPLIT_SEED) -> list[dict[str, list[str]]]:
+    """nnU-Net's ``generate_crossval_split``: ``[{"train": [...], "val": [...]}, ...]`` over the sorted subject names.
+
+    The same folds as scikit-learn's ``KFold(n_folds, shuffle=True, random_state=seed)`` (which nnU-Net calls): the
+    indices shuffled by ``RandomState(seed)``, cut into consecutive blocks (the first ``n % n_folds`` one longer), each
+    block a fold's val, the rest its train (both in name order, as KFold's masks give them)."""
+    subs = sorted(subjects)
+    n = len(subs)
+    if not 2 <= n_folds <= n:
+        raise DatasetError(f"{n_folds} folds need at least {n_folds} subjects, found {n}" if n_folds >= 2 else
+                           f"--folds: must be >= 2, got {n_folds}")
+    order = np.arange(n)
+    np.random.RandomState(seed).shuffle(order)
+    sizes = np.full(n_folds, n // n_folds)
+    sizes[: n % n_folds] += 1
+    out, start = [], 0
+    for size in sizes:
+        val = np.zeros(n, dtype=bool)
+        val[order[start : start + size]] = True
+        start += size
+        out.append({"train": [subs[i] for i in np.flatnonzero(~val)], "val": [subs[i] for i in np.flatnonzero(val)]})
+    return out
+
+
+def read_folds(path: str | Path) -> list[dict[str, list[str]]]:
+    """nnU-Net's ``splits_final.json``: a list of ``{"train": [...], "val": [...]}``, one per fold."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise DatasetError(f"{p}: split file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise DatasetError(f"{p}: not valid JSON; expected nnU-Net's splits_final.json, [{{\"train\": [...], \"val\": [...]}}, ...]") from None
+    ok = isinstance(data, list) and data and all(isinstance(f, dict) and set(f) == {"train", "val"}
+                                                 and all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in f.values())
+                                                 for f in data)
+    if not ok:
+        raise DatasetError(f"{p}: --fold reads nnU-Net's splits_final.json, a list of {{\"train\": [...], \"val\": [...]}} per fold")
+    for k, f in enumerate(data):
+        both = sorted(set(f["train"]) & set(f["val"]))
+        if both:
+            raise DatasetError(f"{p}: fold {k}: {both[0]} is in both train and val; put each subject in one of them")
+    return data
+
+
 def load_split_file(path: str | Path, example: str = "case_01") -> dict[str, tuple[str, ...]]:
     """Read ``{"train": [...], "val": [...], "test": [...]}`` (test optional); a subject may appear once."""
     p = Path(path)
@@ -749,8 +799,10 @@ def write_volume_dataset(
     summary: Optional[dict] = None,
     label_values: Optional[str] = None,
     log: Callable[[str], None] = print,
+    extra_files: Optional[Mapping[str, str]] = None,
 ) -> dict:
-    """Write ``plan`` ({split: cases}) as a generic dataset with ``volumes.json``; all or nothing. Returns the summary."""
+    """Write ``plan`` ({split: cases}) as a generic dataset with ``volumes.json``; all or nothing. Returns the summary.
+    ``extra_files``: {file name: text} written beside (e.g. ``splits_final.json``)."""
     spec.validate()
     letter = AXIS_LETTER[spec.axis]
     subjects: dict[str, dict] = {}
@@ -834,6 +886,8 @@ def write_volume_dataset(
         summary.setdefault("subjects", {k: [c.subject for c in v if c.subject in subjects] for k, v in plan.items()})
         summary["images"] = counts
         (tmp / "prepare.json").write_text(json.dumps(summary, indent=1) + "\n")
+        for fname, text in (extra_files or {}).items():
+            (tmp / fname).write_text(text)
     log(f"wrote {out}: " + ", ".join(f"{k} {v} slices" for k, v in counts.items()))
     return summary
 
@@ -880,8 +934,15 @@ def prepare_volumes(
     noisy_labels: Optional[str | Path] = None,
     overwrite: bool = False,
     log: Callable[[str], None] = print,
+    fold: Optional[int] = None,
+    folds: Optional[Sequence[Mapping[str, Sequence[str]]]] = None,
+    n_folds: int = NNUNET_FOLDS,
 ) -> dict:
-    """``adele data prepare volumes SRC OUT``: any generic or nnU-Net volume folder -> the generic 2D format (module doc)."""
+    """``adele data prepare volumes SRC OUT``: any generic or nnU-Net volume folder -> the generic 2D format (module doc).
+
+    ``fold``: cross-validation as nnU-Net: train/val are fold ``fold`` of ``folds`` (nnU-Net's splits_final.json; by
+    default SRC/splits_final.json if there is one, else :func:`generate_folds` with ``n_folds``), written to
+    OUT/splits_final.json; the test split is the labelled test cases (nnU-Net imagesTs + labelsTs), if any."""
     if spacing is not None and len(spacing) == 1:
         spacing = (spacing[0], spacing[0])
     if modality not in ("auto",) + MODALITIES:
@@ -921,7 +982,14 @@ def prepare_volumes(
     if lay.classes is None:
         log(f"classes: {', '.join(classes)} (from the label values; list names in {Path(src) / 'dataset.json'} as {{\"classes\": [...]}})")
     by_name = {c.subject: c for c in lay.cases}
-    if split is not None:
+    extra_files: dict[str, str] = {}
+    if fold is not None:
+        if split is not None:
+            raise DatasetError("--fold reads the folds of splits_final.json (nnU-Net's list of {train, val}); a {train, val, test} split "
+                               "file is for a single split without --fold")
+        plan_names, split_used, folds = _fold_plan(Path(src), lay, by_name, fold, folds, n_folds, log)
+        extra_files[SPLITS_FINAL] = json.dumps(list(folds), indent=1) + "\n"
+    elif split is not None:
         unknown = sorted({s for v in split.values() for s in v} - set(by_name))
         if unknown:
             raise DatasetError(f"split file: subject(s) {', '.join(unknown[:5])} not in {src}; fix the names")
@@ -933,6 +1001,10 @@ def prepare_volumes(
     else:
         plan_names = fallback_split(list(by_name))
         split_used = "sorted-fallback"
+        held = len(plan_names["val"]) + len(plan_names["test"])
+        if len(by_name) < 10:
+            log(f"note: {len(by_name)} subjects: the default split holds out {held} of them ({100 * held // len(by_name)}%) for val and "
+                "test; cross-validate with --fold 0..4 (nnU-Net's 5 folds) and ensemble the folds in `adele predict`")
     plan = {k: [by_name[s] for s in v] for k, v in plan_names.items()}
     size_text = (f"{spec.size[0]}x{spec.size[1]} px" if spec.size else f"{spec.spacing[0]:g}x{spec.spacing[1]:g} mm" if spec.spacing else "native grid")
     log(f"{lay.layout} layout, {len(lay.cases)} subjects, channels {', '.join(names)}: {spec.axis} slices, "
@@ -945,9 +1017,47 @@ def prepare_volumes(
         "subjects": {k: list(v) for k, v in plan_names.items()}, "spec": spec.to_dict(),
         "slices": "all" if all_slices else "foreground", "noisy_labels": any(c.clean is not None for c in lay.cases),
         "test_images": None if lay.test_images is None else str(lay.test_images),
+        **({"fold": int(fold), "folds": len(folds or ())} if fold is not None else {}),
     }
     return write_volume_dataset(Path(out), plan, spec, classes, lay.name, all_slices=all_slices, allow_empty=allow_empty,
-                                overwrite=overwrite, summary=summary, log=log)
+                                overwrite=overwrite, summary=summary, log=log, extra_files=extra_files)
+
+
+def find_test_cases(src: Path, lay: VolumeLayout) -> list[Case]:
+    """The labelled test cases of an nnU-Net folder: imagesTs cases that have a label in labelsTs (none for other layouts)."""
+    img_dir, lab_dir = src / "imagesTs", src / "labelsTs"
+    if lay.layout != "nnunet" or not img_dir.is_dir() or not lab_dir.is_dir():
+        return []
+    n = len(lay.channel_names) if lay.channel_names else None
+    images = _group_channels(_volume_files(img_dir), img_dir, n, lay.file_ending)
+    labels = _volume_files(lab_dir)
+    return [Case(c, images[c], labels[c]) for c in sorted(images) if c in labels]
+
+
+def _fold_plan(src: Path, lay: VolumeLayout, by_name: dict, fold: int, folds, n_folds: int, log: Callable[[str], None]):
+    """({split: subjects} of fold ``fold``, how the split was made, the folds); adds the labelled test cases to ``by_name``."""
+    if folds is None and (src / SPLITS_FINAL).is_file():
+        folds, origin = read_folds(src / SPLITS_FINAL), f"{src / SPLITS_FINAL}"
+    elif folds is None:
+        folds, origin = generate_folds(list(by_name), n_folds), f"generated: {n_folds} folds, nnU-Net's seed {NNUNET_SPLIT_SEED}"
+    else:
+        origin = "given"
+    if not 0 <= fold < len(folds):
+        raise DatasetError(f"--fold {fold}: the split has folds 0..{len(folds) - 1}")
+    names = {"train": tuple(folds[fold]["train"]), "val": tuple(folds[fold]["val"])}
+    unknown = sorted(set(names["train"] + names["val"]) - set(by_name))
+    if unknown:
+        raise DatasetError(f"fold {fold}: subject(s) {', '.join(unknown[:5])} not in {src}; fix splits_final.json")
+    test = find_test_cases(src, lay)
+    clash = sorted({c.subject for c in test} & set(by_name))
+    if clash:
+        raise DatasetError(f"{src / 'imagesTs'}: case {clash[0]} is also a training case; rename it")
+    by_name.update({c.subject: c for c in test})
+    if test:
+        names["test"] = tuple(c.subject for c in test)
+    log(f"fold {fold} of {len(folds)} ({origin}): {len(names['train'])} train, {len(names['val'])} val subjects"
+        + (f"; test: the {len(test)} labelled case(s) of imagesTs" if test else "; no labelled test cases (imagesTs + labelsTs)"))
+    return names, f"fold {fold}", folds
 
 
 # ----------------------------------------------------------------------------- reading back

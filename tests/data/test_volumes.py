@@ -241,3 +241,51 @@ def test_nnunet_file_names_get_messages_that_name_the_real_fix(tmp_path):
     p.unlink()
     lay = find_volumes(mixed)
     assert len(lay.cases) == 3 and any("sub02_0000.nii" in n and "file_ending" in n for n in lay.notes)
+
+
+# ----------------------------------------------------------------------------- cross-validation folds (nnU-Net)
+
+
+def test_generated_folds_are_nnunets_kfold():
+    from adele.data.volumes import generate_folds
+
+    subs = [f"case_{i:02d}" for i in range(7)]
+    folds = generate_folds(reversed(subs))  # name order, not input order
+    # printed by scikit-learn: KFold(5, shuffle=True, random_state=12345).split(7 cases), nnU-Net's generate_crossval_split
+    assert [f["val"] for f in folds] == [["case_03", "case_06"], ["case_00", "case_04"], ["case_01"], ["case_05"], ["case_02"]]
+    for f in folds:
+        assert f["train"] == sorted(set(subs) - set(f["val"]))
+    with pytest.raises(DatasetError, match="5 folds need at least 5 subjects"):
+        generate_folds(subs[:4])
+
+
+def test_prepare_a_fold_of_the_nnunet_colin27_example(tmp_path, capsys):
+    src = tmp_path / "Dataset027_Colin"
+    assert main(["data", "export", "colin27", str(src), "--volumes", "--layout", "nnunet"]) == 0
+    meta = json.loads((src / "dataset.json").read_text())
+    assert meta["numTraining"] == 15 and meta["file_ending"] == ".nii.gz" and meta["labels"]["background"] == 0
+    assert len(list((src / "imagesTs").iterdir())) == len(list((src / "labelsTs").iterdir())) == 3
+    assert main(["data", "prepare", "volumes", str(src), str(tmp_path / "f1"), "--fold", "1", "--size", "28", "24"]) == 0
+    assert "fold 1 of 5 (generated: 5 folds, nnU-Net's seed 12345)" in capsys.readouterr().out
+    folds = json.loads((tmp_path / "f1" / "splits_final.json").read_text())
+    assert len(folds) == 5 and sorted(s for f in folds for s in f["val"]) == sorted(folds[0]["train"] + folds[0]["val"])
+    prep = json.loads((tmp_path / "f1" / "prepare.json").read_text())
+    assert prep["fold"] == 1 and prep["subjects"]["val"] == folds[1]["val"] and prep["subjects"]["train"] == folds[1]["train"]
+    assert prep["subjects"]["test"] == ["c27_b03", "c27_b09", "c27_b15"]  # imagesTs + labelsTs
+    # a splits_final.json in SRC is used as nnU-Net's own; a {train, val, test} split file is refused with --fold
+    mine = [{"train": folds[1]["val"] + folds[1]["train"][3:], "val": folds[1]["train"][:3]}]
+    (src / "splits_final.json").write_text(json.dumps(mine))
+    assert main(["data", "prepare", "volumes", str(src), str(tmp_path / "g0"), "--fold", "0", "--size", "28", "24"]) == 0
+    assert json.loads((tmp_path / "g0" / "prepare.json").read_text())["subjects"]["val"] == mine[0]["val"]
+    assert main(["data", "prepare", "volumes", str(src), str(tmp_path / "g1"), "--fold", "1"]) == 2
+    assert "--fold 1: the split has folds 0..0" in capsys.readouterr().err
+    (tmp_path / "split.json").write_text(json.dumps({"train": ["c27_b00"], "val": ["c27_b01"]}))
+    assert main(["data", "prepare", "volumes", str(src), str(tmp_path / "g2"), "--fold", "0", "--split-file", str(tmp_path / "split.json")]) == 2
+    assert "splits_final.json" in capsys.readouterr().err
+    assert not (tmp_path / "g1").exists() and not (tmp_path / "g2").exists()
+
+
+def test_small_dataset_default_split_points_to_folds(tmp_path, capsys):
+    src = make_volume_dataset(tmp_path / "src", n_subjects=5)
+    assert main(["data", "prepare", "volumes", str(src), str(tmp_path / "prep")]) == 0
+    assert "holds out 2 of them (40%)" in capsys.readouterr().out

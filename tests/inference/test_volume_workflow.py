@@ -80,6 +80,26 @@ def test_predict_volume_on_its_own_grid(layout, generic, nnunet, tmp_path, capsy
     assert probs.shape == (3, *mask.shape)
 
 
+def test_predict_averages_the_probabilities_of_several_runs(nnunet, tmp_path, capsys):
+    """nnU-Net's fold ensembling: several runs given to predict -> the mean of their probabilities, its argmax as the mask."""
+    src, prep, run = nnunet
+    other = _train(prep, tmp_path / "run2", "train.seed=1")
+    outs = {}
+    for name, runs in (("a", [run]), ("b", [other]), ("ab", [run, other])):
+        assert main(["predict", *map(str, runs), "--input", str(src / "imagesTs"), "--out", str(tmp_path / name), "--probs", "--device", "cpu"]) == 0
+        outs[name] = np.load(tmp_path / name / "probs" / "test00.npy").astype(np.float32)
+    assert "ensemble of 2 runs" in capsys.readouterr().out
+    assert not np.allclose(outs["a"], outs["b"], atol=1e-2)  # two different models
+    np.testing.assert_allclose(outs["ab"], (outs["a"] + outs["b"]) / 2, atol=2e-3)  # float16 files
+    mask = np.asarray(nib.load(tmp_path / "ab" / "test00.nii.gz").dataobj)
+    agree = (mask == outs["ab"].argmax(0)).mean()
+    assert agree > 0.999  # ties within float16 rounding aside
+    # runs that do not predict the same classes from the same inputs are refused
+    wide = _train(prep, tmp_path / "run3", "data.size=[20,20]")
+    assert main(["predict", str(run), str(wide), "--input", str(src / "imagesTs"), "--out", str(tmp_path / "bad"), "--device", "cpu"]) == 2
+    assert "data.size" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize("layout", ["generic", "nnunet"])
 def test_predicted_volume_equals_the_model_on_the_prepared_slices(layout, generic, nnunet):
     """predict repeats the training data's steps exactly: slice k of the mask, taken back to the slicing frame, is the model's
