@@ -22,7 +22,7 @@ import torch
 
 from .console import progress
 from .data.dataset import preprocess_image
-from .data.io import SUFFIXES, read_image, stem_of, suffix_of, write_array
+from .data.io import SUFFIXES, check_readable, read_image, stem_of, suffix_of, write_array
 from .data.volumes import (_CHANNEL_RE, ITK_SUFFIXES, VOLUME_SUFFIXES, check_same_grid, image_slices, read_volume, run_volume_spec,
                            slices_to_volume, volume_stem, volume_suffix, write_volume_like)
 from .errors import DatasetError, RunError
@@ -57,6 +57,7 @@ def list_inputs(path: str | Path) -> tuple[Path, list[Path]]:
 def _read_nifti(path: Path):
     import nibabel as nib
 
+    check_readable(path)
     try:
         img = nib.load(str(path))
         arr = np.asarray(img.dataobj, dtype=np.float32)

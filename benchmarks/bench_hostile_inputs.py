@@ -115,6 +115,35 @@ def c_nnunet_file_ending_without_dot_ok(tmp, sh):
     return ["data", "prepare", "volumes", str(d), str(tmp / "out")]
 
 
+def _nrrd_dataset(tmp: Path) -> Path:
+    """A generic volume dataset whose files were converted to NRRD by SimpleITK (the reader nnU-Net uses)."""
+    import SimpleITK as sitk
+    from adele.testing import make_volume_dataset
+    d = make_volume_dataset(tmp / "ds", n_subjects=3)
+    for f in sorted(d.glob("*/*.nii.gz")):
+        sitk.WriteImage(sitk.ReadImage(str(f)), str(f.with_name(f.name[:-7] + ".nrrd")))
+        f.unlink()
+    return d
+
+
+def c_nrrd_volumes_ok(tmp, sh):
+    d = _nrrd_dataset(tmp)
+    return ["data", "prepare", "volumes", str(d), str(tmp / "out")]
+
+
+def c_nrrd_truncated(tmp, sh):
+    d = _nrrd_dataset(tmp)
+    f = sorted((d / "labels").iterdir())[0]
+    f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+    return ["data", "prepare", "volumes", str(d), str(tmp / "out")]
+
+
+def c_fold_out_of_range(tmp, sh):
+    from adele.testing import make_volume_dataset
+    d = make_volume_dataset(tmp / "ds", n_subjects=5)
+    return ["data", "prepare", "volumes", str(d), str(tmp / "out"), "--fold", "5"]
+
+
 def c_dataset_json_empty(tmp, sh):
     d = ds(tmp)
     (d / "dataset.json").write_text("")
@@ -519,6 +548,9 @@ CASES = [
     Case("an nnU-Net folder given to train", c_nnunet_folder_to_train),
     Case("an nnU-Net image without _0000 among images with it", c_nnunet_missing_channel_suffix),
     Case("nnU-Net file_ending 'nii.gz' without its dot", c_nnunet_file_ending_without_dot_ok, expect="ok", no_output=()),
+    Case("volumes stored as NRRD (SimpleITK, adele[formats])", c_nrrd_volumes_ok, expect="ok", no_output=()),
+    Case("a truncated NRRD label volume", c_nrrd_truncated),
+    Case("--fold 5 of 5 folds", c_fold_out_of_range),
     Case("ignore_index: true", c_ignore_index_bool),
     Case("256 classes", c_256_classes),
     Case("a class with an empty name", c_empty_class_name),

@@ -283,3 +283,36 @@ def test_dataset_json_with_a_byte_order_mark_is_accepted(tmp_path, capsys):
     text = (ds / "dataset.json").read_text()
     (ds / "dataset.json").write_bytes(b"\xef\xbb\xbf" + text.encode())
     assert main(["data", "check", str(ds)]) == 0 and capsys.readouterr().out.startswith("ok:")
+
+
+def test_a_file_without_read_permission_says_so_not_cannot_be_decoded(tmp_path, monkeypatch, capsys):
+    """Root reads any file, so the denial is simulated where every reader opens the file first."""
+    import builtins
+
+    import nibabel as nib
+
+    import adele.data.io as io_mod
+    from adele.data.io import read_image, read_label
+    from adele.data.volumes import read_volume
+    from adele.errors import DatasetError
+
+    png, nii = tmp_path / "a.png", tmp_path / "v.nii.gz"
+    write_array(png, np.zeros((8, 8), np.uint8))
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)), str(nii))
+    real = builtins.open
+
+    def denied(path, *a, **k):
+        if str(path) in (str(png), str(nii)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(io_mod, "open", denied, raising=False)
+    for read, path in ((read_image, png), (read_label, png), (lambda p: read_volume(p, "label"), nii)):
+        with pytest.raises(DatasetError, match="permission denied; make the file readable"):
+            read(path)
+    ds = make_dataset(tmp_path / "ds", n_train=2, n_val=1, n_test=0)
+    victim = sorted((ds / "train" / "images").iterdir())[0]
+    png = victim  # the CLI path: the check of a dataset folder
+    assert main(["data", "check", str(ds)]) == 2
+    err = capsys.readouterr().err
+    assert "permission denied" in err and "cannot be decoded" not in err and victim.name in err

@@ -40,8 +40,20 @@ def stem_of(path: str | Path) -> str:
     return name[: len(name) - len(s)] if s else name
 
 
+def check_readable(path: str | Path) -> None:
+    """A file the process may not read gets its own message, not a decoder's ("cannot be decoded")."""
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise DatasetError(f"{path}: permission denied; make the file readable for this user (e.g. chmod a+r) and run again") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{path}: is a folder, not a file; move it out of the dataset or replace it with the file") from None
+
+
 def _read_raw(path: Path) -> np.ndarray:
     s = suffix_of(path)
+    check_readable(path)
     try:
         if s == ".png":
             from PIL import Image

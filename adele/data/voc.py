@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import DatasetError
 from ..safety import staged_output
 from .folder import write_dataset_json
-from .io import write_array
+from .io import check_readable, write_array
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -101,6 +101,7 @@ def read_voc_label(path: Path, num_classes: int = len(VOC_CLASSES)) -> np.ndarra
     """A VOC-style label PNG -> ``uint8 (H, W)`` class ids (palette, grayscale, or VOC-coloured RGB)."""
     from PIL import Image
 
+    check_readable(path)
     try:
         with Image.open(path) as im:
             im.load()

@@ -68,7 +68,7 @@ from ..errors import DatasetError
 from ..safety import atomic_write_bytes, atomic_write_text, staged_output
 from .colin27 import DATASETS as EMBEDDED
 from .folder import SPLITS, write_dataset_json
-from .io import write_array
+from .io import check_readable, write_array
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 #: NRRD and MetaImage, read and written through SimpleITK (the ``formats`` extra)
@@ -132,6 +132,7 @@ def read_volume(path: str | Path, kind: str = "image") -> Volume:
                            "sitk.WriteImage(sitk.ReadImage(path), 'x.nii.gz')")
     if not p.is_file():
         raise DatasetError(f"{p}: file not found")
+    check_readable(p)
     data, affine, img = _read_itk(p) if volume_suffix(p) in ITK_SUFFIXES else _read_nifti(p)
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
