@@ -1,16 +1,20 @@
 """``adele demo``: the main job on the embedded data.
 
-1. synthesize human-like annotation noise (the paper's ``final`` recipe) on the
-   72 Colin27 training slices and report how wrong the labels are;
+1. synthesize human-like annotation noise (the paper's ``final`` recipe at its
+   level) on the 34 training slices of ``colin27-structures`` (five separate brain
+   structures on background, the paper's regime) and report how wrong the labels are;
 2. train a baseline on the noisy labels;
 3. train ADELE on the same noisy labels;
 4. print per-class test Dice side by side, and what label correction did;
 5. analyze memorization on the baseline and write an HTML report of both runs
    (``runs/demo/report/index.html``).
 
-All settings come from the preset :data:`DEMO_PRESET` (``configs/colin27.yaml``),
-so the demo is a plain pair of ``adele train --config colin27`` runs that anyone
-can reproduce by hand.
+The recipe is the one ``adele train`` plans from the data (no config), so the demo
+is a plain pair of runs that anyone can reproduce by hand, and the seed-0 runs of
+``benchmarks/bench_adele.py``::
+
+    adele train --data colin27-structures --method baseline --set data.noise=final:target_area=1000
+    adele train --data colin27-structures --method adele --set data.noise=final:target_area=1000
 """
 from __future__ import annotations
 
@@ -32,20 +36,21 @@ from .reporting.memorization import analyze_memorization
 from .reporting.tables import format_metrics_table
 from .safety import check_output, prepare_output_folder
 
-#: the preset both demo runs use (``adele/presets/colin27.yaml`` = ``configs/colin27.yaml``): the default
-#: recipe of benchmarks/bench_adele.py, whose seed-0 runs the demo repeats
-DEMO_PRESET = "colin27"
+#: the demo's data and noise: those of benchmarks/bench_adele.py by default, whose seed-0 runs the demo repeats
+DEMO_DATA = "colin27-structures"
+DEMO_NOISE = "final:target_area=1000"
 
 
 #: the benchmark's summary (benchmarks/bench_adele.py, copied from its OUT/summary.json)
 BENCHMARK_SUMMARY = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "colin27_sweep.json"
 
 
-def benchmark_line(recipe: str, path: Path = BENCHMARK_SUMMARY) -> Optional[str]:
-    """The benchmark's paired result for ``recipe`` on colin27 as one line, or None when not recorded."""
+def benchmark_line(recipe: str, path: Path = BENCHMARK_SUMMARY, dataset: str = DEMO_DATA) -> Optional[str]:
+    """The benchmark's paired result for ``recipe`` on ``dataset`` with the planned recipe as one line, or None when not recorded."""
     if not path.is_file():
         return None
-    rows = [r for r in json.loads(path.read_text()) if r.get("dataset", "colin27") == "colin27" and r.get("recipe") == recipe]
+    rows = [r for r in json.loads(path.read_text()) if r.get("dataset", "colin27") == dataset and r.get("recipe") == recipe
+            and r.get("config", "colin27.yaml") == "plan"]
     if not rows or "adele_diff" not in rows[0]:
         return None
     d, n = rows[0]["adele_diff"], len(rows[0]["seeds"])
@@ -58,23 +63,23 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
              device: str = "auto", overwrite: bool = False, log=print) -> dict:
     out = Path(out)
     check_output(out, "demo", (), overwrite)
-    settings = {"train.seed": seed, "data.noise_seed": seed, "train.device": device}
-    if recipe is not None:
-        settings["data.noise"] = recipe
+    settings = {"data.path": DEMO_DATA, "data.noise": recipe or DEMO_NOISE, "train.seed": seed, "data.noise_seed": seed,
+                "train.device": device}
     if epochs is not None:
         settings["train.epochs"] = epochs
     t0 = time.perf_counter()
-    base_cfg = planned_config(DEMO_PRESET, dict(settings, method="baseline"), device="cpu")[0]
+    base_cfg = planned_config(None, dict(settings, method="baseline"), device="cpu")[0]  # the CPU plan: the benchmark's recipe
     recipe = base_cfg.data.noise
     data = load_run_data(base_cfg)
     prepare_output_folder(out, "demo", (), overwrite)
     tr = data.train
     stats = noise_stats(tr.clean, tr.original, data.source.num_classes, data.source.ignore_index)
-    log(f"== 1/3 noise: recipe '{recipe}' on {len(tr)} training slices ({tr.labels[0].shape[0]}x{tr.labels[0].shape[1]})")
+    log(f"== 1/3 noise: recipe '{recipe}' on the {len(tr)} training slices of {DEMO_DATA} (separate structures on background; "
+        f"{tr.labels[0].shape[0]}x{tr.labels[0].shape[1]})")
     log(format_table(stats, list(data.source.classes)))
     results = {}
     for step, method in ((2, "baseline"), (3, "adele")):
-        cfg = planned_config(DEMO_PRESET, dict(settings, method=method), device="cpu")[0]  # the preset is a CPU plan + overrides
+        cfg = planned_config(None, dict(settings, method=method), device="cpu")[0]
         log(f"\n== {step}/3 train {method} on the noisy labels ({cfg.train.epochs} epochs)")
         run_data = load_run_data(cfg, data.source) if method != "baseline" else data
         trainer = Trainer(cfg, out / method, data=run_data, log=log)

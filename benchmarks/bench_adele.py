@@ -1,11 +1,17 @@
 """Proof on real data: does ADELE help on noisy labels, and at which noise level?
 
-For each noise recipe (the sweep), on the embedded Colin27 data with the
-default recipe ``configs/colin27.yaml``, for several seeds (each seed draws
-its own noise realization: ``data.noise_seed = seed``), this trains
+For each noise recipe (the sweep), on an embedded Colin27 label set (default
+``colin27-structures``: five separate structures on background, the paper's
+regime; ``colin27`` and ``colin27-brodmann`` tile the brain) with the recipe
+``adele train`` plans from the data (``--config FILE`` for another), for several
+seeds (each seed draws its own noise realization: ``data.noise_seed = seed``),
+this trains
 
-* ``baseline_noisy``: the baseline on the noisy labels,
-* ``adele``: ADELE on the same noisy labels,
+* ``baseline_noisy``: the baseline on the noisy labels (its best-validation
+  checkpoint is a competitor too: ``baseline_noisyval`` selects it on noisy
+  validation labels),
+* ``adele``: ADELE on the same noisy labels (``adele_guard``: with the area guard),
+* ``baseline_gce``: generalized cross-entropy, a noise-robust loss,
 * ``baseline_clean``: the baseline on the clean labels (once, recipe-free),
 * with ``--ceiling``: the baseline on the smoothed consensus of 21 noise
   realizations (a perfect label corrector; see bench_noise_ceiling.py),
@@ -18,10 +24,13 @@ ADELE closes; then one summary table over the recipes, written also as
 level" with the confidence intervals. Every run goes through the public CLI
 (``adele train``); finished runs (metrics.json present) are reused.
 
-    python benchmarks/bench_adele.py --out runs/bench --seeds 0 1 2 3 4 \\
+    python benchmarks/bench_adele.py --out runs/bench --seeds 0 1 2 3 4 --jobs 2 \\
+        --variants adele baseline_noisy adele_guard baseline_gce baseline_noisyval baseline_clean
+    python benchmarks/bench_adele.py --dataset colin27 --config configs/colin27.yaml --out runs/sweep --seeds 0 1 2 3 4 \\
         --recipes final:target_area=1000 final markov 'final+missing:p=0.2+extra:p=0.2' \\
         --ceiling final:target_area=1000 --jobs 2 --figure docs/figures/adele_gain_vs_noise.png
     python benchmarks/bench_adele.py --variants baseline_noisy adele adele_cons --seeds 0 1 2   # ablations
+    python benchmarks/bench_adele.py --smoke --out /tmp/smoke --variants adele baseline_noisy baseline_noisyval   # seconds
 """
 from __future__ import annotations
 
@@ -178,7 +187,7 @@ def round_report(name: str, runs: list[dict], classes: list[str]) -> None:
     print(f"| {classes[0]} | - | {to_bg} of {total} ({100 * to_bg / max(total, 1):.0f}%) | - | {np.mean(bgp) if bgp else float('nan'):.2f} | - |")
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/bench_adele"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -195,7 +204,15 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (each with train.threads=1 when > 1)")
     ap.add_argument("--figure", type=Path, help="write the 'ADELE gain vs noise level' plot here")
     ap.add_argument("--set", nargs="*", default=[], help="extra overrides for every run")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="seconds: seeds 0 1, 2 epochs of 5 steps at 28x24, width 4 (the same code path)")
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
+    if args.smoke:
+        args.seeds = args.seeds[:2]
+        args.set = list(args.set) + ["train.epochs=2", "train.steps_per_epoch=5", "data.size=[28,24]", "model.width=4", "model.depth=2"]
     config = args.config if args.config == "plan" else str(Path(args.config).resolve())
     extra = list(args.set) + ([f"train.epochs={args.epochs}"] if args.epochs else []) + (["train.threads=1"] if args.jobs > 1 else [])
 

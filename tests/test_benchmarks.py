@@ -97,3 +97,13 @@ def test_nnunet_example_plan_train_predict_evaluate(tmp_path):
     summary = json.loads((tmp_path / "pred_ensemble" / "summary.json").read_text())
     assert summary["num_cases"] == 3 and set(summary["metric_per_case"][0]) >= {"reference_file", "prediction_file", "metrics"}
     assert json.loads((tmp_path / "prep_fold1" / "prepare.json").read_text())["fold"] == 1
+
+
+@pytest.mark.slow
+def test_bench_adele_smoke_prints_the_competitors_and_the_round_report(tmp_path):
+    out = run("bench_adele.py", "--smoke", "--out", str(tmp_path), "--variants", "adele", "baseline_noisy", "baseline_noisyval")
+    assert "baseline, best val epoch (clean val labels)" in out and "baseline, best val epoch (noisy val labels)" in out
+    assert "adele - baseline_noisy, paired by seed" in out and "adele - baseline_bestval, paired by seed" in out
+    assert "correction rounds per class" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary[0]["dataset"] == "colin27-structures" and summary[0]["config"] == "plan" and len(summary[0]["adele"]) == 2

@@ -76,16 +76,16 @@ def test_presets_are_installed_with_the_package_and_the_repo_configs_point_at_th
         load_config("no-such-preset")
 
 
-def test_demo_runs_the_benchmarks_default_recipe(monkeypatch):
+def test_demo_runs_the_benchmarks_default_setting(monkeypatch):
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.syspath_prepend(str(repo / "benchmarks"))
-    from bench_adele import CONFIG
+    import bench_adele
 
-    from adele.demo import DEMO_PRESET
+    from adele.demo import DEMO_DATA, DEMO_NOISE
 
-    assert load_config(DEMO_PRESET) == load_config(CONFIG)
-    cfg = load_config(DEMO_PRESET)
-    assert cfg.data.noise == "final:target_area=1000"  # the paper's noise level
+    defaults = bench_adele.parser().parse_args([])
+    assert (defaults.dataset, defaults.config, defaults.recipes) == (DEMO_DATA, "plan", [DEMO_NOISE])
+    assert DEMO_NOISE == "final:target_area=1000"  # the paper's noise level
 
 
 @pytest.mark.parametrize("aug", ["data.hflip=true", "data.crop=[32, 32]", "data.scale_range=[0.7, 1.3]"])

@@ -11,7 +11,7 @@ import yaml
 from ..config import load_config, parse_override
 from ..data import EMBEDDED, open_source
 from ..data.volumes import read_volume_index
-from ..demo import DEMO_PRESET, run_demo
+from ..demo import DEMO_NOISE, run_demo
 from ..engine.trainer import Trainer, check_run_dir
 from ..errors import ConfigError
 from ..plan import fingerprint, plan, plan_device, plan_table, planned_config
@@ -92,7 +92,9 @@ def add_parsers(sub, models: list[str]) -> None:
         "demo",
         help="noise -> baseline -> ADELE on the embedded data, side by side",
         formatter_class=Formatter,
-        description="The main job: synthesize human-like label noise on the embedded Colin27 brain slices, train a baseline and ADELE on the noisy labels, and print per-class test Dice side by side.",
+        description="The main job: synthesize human-like label noise on the embedded Colin27 slices of five separate brain structures "
+                    "(colin27-structures), train a baseline and ADELE on the noisy labels with the recipe planned from the data, "
+                    "and print per-class test Dice side by side.",
         epilog=fmt("""
             examples:
               adele demo                       # default: runs/demo, about 5 minutes on 2 CPU cores
@@ -100,9 +102,9 @@ def add_parsers(sub, models: list[str]) -> None:
             """),
     )
     d.add_argument("--out", default="runs/demo", help="folder for the runs (default: runs/demo)")
-    d.add_argument("--epochs", type=int, default=None, help=f"epochs per run (default: the {DEMO_PRESET} preset's train.epochs)")
+    d.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the planned number)")
     d.add_argument("--seed", type=int, default=0, help="train.seed and data.noise_seed of both runs (default: 0)")
-    d.add_argument("--recipe", default=None, help=f"noise recipe (default: the {DEMO_PRESET} preset's data.noise)")
+    d.add_argument("--recipe", default=None, help=f"noise recipe (default: {DEMO_NOISE}, the paper's level)")
     d.add_argument("--device", default="auto", choices=DEVICES, help="device (default: auto)")
     add_overwrite(d, "demo folder")
     d.set_defaults(func=cmd_demo)
