@@ -54,7 +54,7 @@ def run_folder(args: argparse.Namespace) -> str:
 def run_folders(args: argparse.Namespace) -> list[str]:
     """The RUN arguments of a command that takes several (:func:`add_run_folder` with ``many``)."""
     if args.run_option is not None and args.run:
-        raise ConfigError(f"give the run folders once: `adele {args.command} RUN [RUN ...] ...` (--run is the old spelling of one)")
+        raise ConfigError(f"give the run folder once: `adele {args.command} RUN [RUN ...] ...` (--run is the old spelling of one RUN)")
     if args.run:
         return list(args.run)
     args.run = None
