@@ -35,7 +35,8 @@ from .data.dataset import load_run_data
 from .data.io import read_label
 from .data.volumes import Volume, read_volume, read_volume_index, run_volume_spec, volume_suffix
 from .errors import DatasetError, RunError
-from .inference import _segment_slices, load_run_model, predict_files, segment_volume
+from .inference import _segment_slices, predict_files, segment_volume
+from .prediction import load_run_model
 from .reporting.export import current_labels, export_labels, native_label_slices, native_label_volumes, quality_csv, rank_given_labels
 
 

@@ -22,6 +22,11 @@ import yaml
 from .errors import ConfigError, RunError
 
 
+#: settings that change how a run executes, not what it computes (a resume may change them; runs that differ only
+#: in them and in their seeds are seeds of one setting)
+EXECUTION_KEYS = ("train.device", "train.threads", "train.keep_last", "data.num_workers")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     #: dataset folder in the generic format, or ``colin27`` for the embedded data

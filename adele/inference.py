@@ -1,4 +1,7 @@
-"""Inference with a trained run: load ``RUN/model.pt``, predict masks for new images.
+"""Inference on files: ``adele predict`` reads images and volumes from disk and writes masks beside their geometry.
+
+(Loading a run's model and predicting on tensors in memory is :mod:`adele.prediction`'s job; this module adds
+the files: formats, grouping of channel files, volumes' native grids, staged output.)
 
 ``adele predict RUN --input PATH --out DIR`` reads PNG, NPY or NIfTI
 images (one file or a folder), and NRRD/MetaImage volumes with SimpleITK
@@ -26,8 +29,8 @@ from .data.io import SUFFIXES, check_readable, read_image, stem_of, suffix_of, w
 from .data.volumes import (_CHANNEL_RE, ITK_SUFFIXES, VOLUME_SUFFIXES, check_same_grid, image_slices, read_volume, run_volume_spec,
                            slices_to_volume, volume_stem, volume_suffix, write_volume_like)
 from .errors import DatasetError, RunError
-from .prediction import TTA_SCALES, LoadedModel, load_ensemble, load_run_model, predict_probs, predict_split, resolve_device  # noqa: F401 - public here too
-from .safety import atomic_write_bytes, check_output, staged_output
+from .prediction import LoadedModel, load_ensemble, predict_probs
+from .safety import check_output, staged_output
 
 # ----------------------------------------------------------------------------- files
 

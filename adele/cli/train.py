@@ -12,7 +12,8 @@ from ..config import load_config, parse_override
 from ..data import EMBEDDED, open_source
 from ..data.volumes import read_volume_index
 from ..demo import DEMO_NOISE, run_demo
-from ..engine.trainer import Trainer, check_run_dir
+from ..engine.rundir import check_run_dir
+from ..engine.trainer import Trainer
 from ..errors import ConfigError
 from ..plan import fingerprint, plan, plan_device, plan_table, planned_config
 from ..runfolder import write_plan

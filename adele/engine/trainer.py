@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -20,19 +18,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .. import runfolder, safety
-from ..config import Config, flatten, saved_config
+from .. import runfolder
+from ..config import Config
 from ..console import epoch_line, progress, stdout_is_terminal
-from ..data import EMBEDDED
 from ..data.dataset import PreparedSplit, RunData, TrainDataset, collate, load_run_data
-from ..data.volumes import copy_volume_spec
 from ..errors import ConfigError, RunError
 from ..metrics import SegMetrics, confusion_matrix, foreground_mean, label_agreement, present_in_truth, scores_from_confusion  # noqa: F401
 from ..models import build_model_from_config
 from ..prediction import resolve_device
 from . import checkpoint as ckpt
 from .adele import AdeleState, Baseline
+from .ema import WeightEMA
 from .quality import EarlyLearningTracker, log_budget
+from .rundir import record_resume, take_run_dir
 from .distributed import DistInfo, EpochSampler, MultiScaleNet, all_reduce_sum, dist_info, steps_per_epoch
 
 
@@ -152,44 +150,14 @@ class Trainer:
         self.dist.barrier()
 
     def _prepare_run_dir(self, resume: bool, overwrite: bool, extra_inputs: list) -> None:
-        d = self.run_dir
-        if resume:
-            if not runfolder.has_config(d):
-                raise RunError(f"{d}: no run to resume here (config.yaml missing); drop --resume to start a new run")
-            safety.lock_folder(d, "train")
-            safety.clean_stale_temp_files(d)
-            if not runfolder.list_checkpoints(d):
-                raise RunError(f"{d}: no checkpoint to resume from; start again with --overwrite")
-            return
-        inputs = run_inputs(self.cfg) + extra_inputs
-        safety.check_output(d, "train", inputs, overwrite)
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise safety.OutputError(f"{d}: cannot create the run folder ({exc.strerror}); choose a location you can write to") from None
-        safety.lock_folder(d, "train")
-        safety.check_output(d, "train", inputs, overwrite)  # again under the lock: nothing changed hands meanwhile
-        safety.clear_folder(d)
-        safety.write_marker(d, "train")
-        runfolder.write_config(d, self.cfg.to_yaml())
         info = {"classes": self.classes, "ignore_index": self.ignore_index, "dataset": self.data.source.name,
                 "train_ids": self.data.train.ids, "has_clean": self.data.train.clean is not None, "world_size": self.dist.world_size}
-        runfolder.write_info(d, info)
-        copy_volume_spec(self.data.source, d)  # volume datasets: the steps `adele predict` repeats on a volume
+        take_run_dir(self.run_dir, self.cfg, resume, overwrite, extra_inputs, info, self.data.source)
 
     def record_resume(self, changes: list[tuple[str, Any, Any]], allowed: bool) -> None:
         """After a successful resume: the saved config says what the run now uses; run.json lists every resume and its changes."""
-        if not self.is_main:
-            return
-        d = self.run_dir
-        if changes:
-            runfolder.write_config(d, self.cfg.to_yaml())
-        info = runfolder.read_info(d)
-        info.setdefault("resumes", []).append({
-            "from_epoch": self.epoch, "time": time.strftime("%Y-%m-%d %H:%M:%S"), "allow_changes": allowed,
-            "changes": {k: {"old": a, "new": b} for k, a, b in changes}, "world_size": self.dist.world_size})
-        info["world_size"] = self.dist.world_size
-        runfolder.write_info(d, info)
+        if self.is_main:
+            record_resume(self.run_dir, self.cfg, self.epoch, changes, allowed, self.dist.world_size)
 
     # ------------------------------------------------------------------ state
 
@@ -503,114 +471,8 @@ class Trainer:
         return out
 
 
-class WeightEMA:
-    """Exponential moving average of a model's parameters; buffers (BatchNorm statistics) are copied.
-
-    After each optimizer step ``n``: avg <- d * avg + (1 - d) * w with d = min(decay, (1 + n) / (10 + n)).
-    ``model`` is a frozen copy of the network holding the average, in eval mode.
-    """
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay = float(decay)
-        self.steps = 0
-        self.model = copy.deepcopy(model).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.steps += 1
-        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        for avg, w in zip(self.model.parameters(), model.parameters()):
-            avg.lerp_(w.detach(), 1.0 - d)
-        for avg, b in zip(self.model.buffers(), model.buffers()):
-            avg.copy_(b)
-
-    def state_dict(self) -> dict:
-        return {"steps": self.steps, "model": self.model.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.steps = int(state["steps"])
-        self.model.load_state_dict(state["model"])
-
-
 class TrainingDiverged(RunError):
     """Non-finite loss or weights: training stops; checkpoints on disk are all finite."""
-
-
-#: settings that ``--resume`` may change without ``--allow-changes``: how a run executes and how long it trains
-RESUME_FREE_KEYS = ("train.epochs", "train.device", "train.threads", "data.num_workers", "train.keep_last")
-
-
-def run_inputs(cfg: Config) -> list[str]:
-    """Files and folders a training run reads, which its run folder must not hold or be."""
-    return [p for p in (cfg.data.path if cfg.data.path not in EMBEDDED else None, cfg.model.pretrained) if p]
-
-
-def _same_setting(key: str, a: Any, b: Any) -> bool:
-    if a == b:
-        return True
-    if key in ("data.path", "model.pretrained") and a and b and a not in EMBEDDED and b not in EMBEDDED:
-        pa, pb = Path(str(a)).expanduser(), Path(str(b)).expanduser()
-        if pa.exists() and pb.exists():
-            return os.path.samefile(pa, pb)  # the same folder, however it was spelled (symlinks included)
-        return pa.resolve() == pb.resolve()
-    return False
-
-
-def config_changes(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
-    """``(key, old, new)`` for every setting that differs between two config dicts."""
-    fo, fn = flatten(old), flatten(new)
-    keys = list(fn) + [k for k in fo if k not in fn]
-    return [(k, fo.get(k), fn.get(k)) for k in keys if not _same_setting(k, fo.get(k), fn.get(k))]
-
-
-def check_run_dir(cfg: Config, run_dir: str | Path, resume: bool, overwrite: bool, allow_changes: bool = False,
-                  inputs: tuple = ()) -> list[tuple[str, Any, Any]]:
-    """Read-only checks of ``--out`` before any data is loaded; for a resume, returns the settings that change.
-
-    A resume with settings other than :data:`RESUME_FREE_KEYS` changed is refused unless ``allow_changes``
-    (``train.batch_size`` may change with the number of processes when the global batch stays the same).
-    """
-    d = Path(run_dir)
-    if resume and overwrite:
-        raise RunError("--resume and --overwrite contradict each other: --resume continues the run in --out, --overwrite replaces it; pass one")
-    if not resume:
-        if allow_changes:
-            raise RunError("--allow-changes only applies with --resume")
-        safety.check_output(d, "train", run_inputs(cfg) + list(inputs), overwrite)
-        holder = safety.locked_by(d) if d.is_dir() else None
-        if holder is not None:
-            raise RunError(f"{d}: another process is writing here ({holder}); wait for it to finish or stop it")
-        return []
-    if not runfolder.has_config(d):
-        raise RunError(f"{d}: no run to resume here (config.yaml missing); drop --resume to start a new run")
-    holder = safety.locked_by(d)
-    if holder is not None:
-        raise RunError(f"{d}: another process is writing here ({holder}); wait for it to finish or stop it")
-    if not runfolder.list_checkpoints(d):
-        raise RunError(f"{d}: no checkpoint to resume from (interrupted before the first one); start again with --overwrite")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        old = saved_config(runfolder.config_path(d)).to_dict()
-    changes = config_changes(old, cfg.to_dict())
-    try:
-        old_world = int(runfolder.read_info(d).get("world_size", 1))
-    except (ValueError, TypeError):
-        old_world = 1
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-
-    def free(key: str, a: Any, b: Any) -> bool:
-        # train.batch_size is per process: a change that keeps the global batch follows a change of world size
-        same_global = key == "train.batch_size" and isinstance(a, int) and isinstance(b, int) and a * old_world == b * world
-        return key in RESUME_FREE_KEYS or same_global
-
-    blocked = [c for c in changes if not free(*c)]
-    if blocked and not allow_changes:
-        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in blocked[:6]) + (f"; and {len(blocked) - 6} more" if len(blocked) > 6 else "")
-        raise RunError(f"{d}: --resume continues the checkpoint with the run's saved settings, but these differ: {listed}; drop them, "
-                       "start a new run with another --out, or pass --allow-changes to continue anyway (recorded in run.json)")
-    return changes
 
 
 def _peak_rss_mb() -> float:

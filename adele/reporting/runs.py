@@ -15,13 +15,13 @@ import numpy as np
 import yaml
 
 from .. import runfolder
-from ..config import DetectionConfig, saved_config
+from ..config import EXECUTION_KEYS, DetectionConfig, saved_config
 from ..core import curve, detect_onset
 from ..errors import AdeleError, RunError
 
 #: config fields that are seeds (train.seed; data.noise_seed, the realization of synthetic noise) or change
 #: how a run executes but not what it computes: runs equal in everything else are seeds of one setting
-EXECUTION_KEYS = ("train.seed", "data.noise_seed", "train.device", "train.threads", "train.keep_last", "data.num_workers")
+SEED_AND_EXECUTION_KEYS = ("train.seed", "data.noise_seed") + EXECUTION_KEYS
 
 
 @dataclass
@@ -95,9 +95,9 @@ def load_run(path: str | Path, name: Optional[str] = None) -> RunInfo:
 
 
 def setting_key(config: dict) -> str:
-    """The config as canonical text without :data:`EXECUTION_KEYS` (runs with equal keys differ only by seed)."""
+    """The config as canonical text without :data:`SEED_AND_EXECUTION_KEYS` (runs with equal keys differ only by seed)."""
     cfg = json.loads(json.dumps(config))
-    for key in EXECUTION_KEYS:
+    for key in SEED_AND_EXECUTION_KEYS:
         node = cfg
         *parents, leaf = key.split(".")
         for part in parents:

@@ -3,7 +3,7 @@ import torch
 
 from adele.config import load_config
 from adele.engine import Trainer, load_run_data
-from adele.engine.trainer import WeightEMA
+from adele.engine.ema import WeightEMA
 from adele.testing import small_colin27
 from test_adele_e2e import _trainer
 from test_train_e2e import FAST
