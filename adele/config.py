@@ -137,6 +137,11 @@ class DetectionConfig:
     #: ``if_update(ious, epoch - 1)``, 0 flags one epoch earlier
     flag_offset: int = 1
 
+    def fit_settings(self) -> dict:
+        """The keyword arguments of :func:`adele.core.detect_onset` and :class:`adele.core.MemorizationDetector` (but the horizon)."""
+        return {"r": self.r, "min_points": self.min_points, "trim_flat": self.trim_flat, "min_peak_iou": self.min_peak_iou,
+                "min_rise": self.min_rise, "flag_offset": self.flag_offset}
+
 
 @dataclass(frozen=True)
 class CorrectionConfig:
@@ -251,6 +256,10 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
+
+    def onset_horizon(self) -> int:
+        """Epochs of the onset computation: ``adele.detection.horizon``, else the planned ``train.epochs``."""
+        return self.adele.detection.horizon or self.train.epochs
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

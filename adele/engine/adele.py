@@ -73,6 +73,14 @@ class Baseline:
         return None
 
 
+def build_detector(cfg: Config, num_classes: int, dt: float = 1.0, min_points: Optional[int] = None) -> MemorizationDetector:
+    """The run's memorization detector (``adele.detection``); ``min_points`` raises the points a fit needs."""
+    settings = cfg.adele.detection.fit_settings()
+    if min_points is not None:
+        settings["min_points"] = max(settings["min_points"], min_points)
+    return MemorizationDetector(num_classes, horizon=cfg.onset_horizon(), dt=dt, **settings)
+
+
 class AdeleState(Baseline):
     """Everything ADELE adds to a run, with ``state_dict`` for checkpoints.
 
@@ -98,11 +106,7 @@ class AdeleState(Baseline):
         per_epoch = steps_per_epoch(len(train), cfg.train.batch_size, self.dist.world_size, cfg.train.steps_per_epoch)
         #: epochs between two IoU points: 1, or every_steps / steps per epoch (official VOC: 100 / 1058)
         self.check_dt = 1.0 if det.every_steps is None else det.every_steps / per_epoch
-        self.detector = MemorizationDetector(
-            num_classes, horizon=det.horizon or cfg.train.epochs, r=det.r, min_points=det.min_points,
-            trim_flat=det.trim_flat, min_peak_iou=det.min_peak_iou, min_rise=det.min_rise,
-            dt=self.check_dt, flag_offset=det.flag_offset,
-        )
+        self.detector = build_detector(cfg, num_classes, dt=self.check_dt)
         #: which classes each round corrects (official SegTHOR ``new`` or VOC ``flagged``)
         self.schedule = RoundSchedule(self.detector.watch, self.a.correction.classes, self.a.correction.every)
         #: classes the area guard stopped: never corrected again (``correction.guard_area``)

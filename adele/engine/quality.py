@@ -23,11 +23,11 @@ import torch
 
 from .. import runfolder
 from ..config import Config
-from ..core import MemorizationDetector
 from ..core.quality import EarlyLearningProbs
 from ..data.dataset import PreparedSplit
 from ..metrics import scores_from_confusion
 from ..prediction import predict_probs
+from .adele import build_detector
 from .distributed import DistInfo, all_reduce_sum, rank_batches
 
 
@@ -39,11 +39,8 @@ class EarlyLearningTracker:
         self.train = train
         self.dist = dist
         self.probs = EarlyLearningProbs(train.shapes, num_classes)
-        det = cfg.adele.detection
         #: its own detector: one point per epoch, at least ``quality.min_points`` points before a fit
-        self.detector = MemorizationDetector(
-            num_classes, horizon=det.horizon or cfg.train.epochs, r=det.r, min_points=max(det.min_points, cfg.quality.min_points),
-            trim_flat=det.trim_flat, min_peak_iou=det.min_peak_iou, min_rise=det.min_rise, flag_offset=det.flag_offset)
+        self.detector = build_detector(cfg, num_classes, min_points=cfg.quality.min_points)
         #: classes whose snapshot is final (flagged; background once every watched foreground class is)
         self.frozen: set[int] = set()
 

@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from .. import runfolder
-from ..config import EXECUTION_KEYS, DetectionConfig, saved_config
+from ..config import EXECUTION_KEYS, Config, DetectionConfig, saved_config
 from ..core import curve, detect_onset
 from ..errors import AdeleError, RunError
 
@@ -36,14 +36,20 @@ class RunInfo:
     memorization: Optional[list[dict]] = None
 
     @property
-    def resolved_config(self) -> dict:
-        """The config as this version of adele reads it: defaults filled in, settings it does not know dropped."""
+    def settings(self) -> Optional[Config]:
+        """The config as this version of adele reads it (defaults filled in, settings it does not know dropped); None if unreadable."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return saved_config(self.config).to_dict()
+                return saved_config(self.config)
         except AdeleError:
-            return self.config
+            return None
+
+    @property
+    def resolved_config(self) -> dict:
+        """:attr:`settings` as a dict (the raw config when it cannot be read)."""
+        cfg = self.settings
+        return cfg.to_dict() if cfg is not None else self.config
 
     @property
     def classes(self) -> list[str]:
@@ -161,8 +167,8 @@ def class_curves(run: RunInfo) -> list[ClassCurve]:
     classes = run.classes
     out = []
     last = run.adele_log[-1] if run.adele_log else None
-    det = (run.config.get("adele") or {}).get("detection") or {}
-    horizon = det.get("horizon") or run.config.get("train", {}).get("epochs") or max(run.epochs_done, 1)
+    cfg = run.settings
+    horizon = cfg.onset_horizon() if cfg is not None else max(run.epochs_done, 1)
     for ci, name in enumerate(classes[1:], start=1):
         epochs, iou = run.series(f"train_iou/{name}", dropna=False)
         cc = ClassCurve(name, epochs, iou)
@@ -178,11 +184,7 @@ def class_curves(run: RunInfo) -> list[ClassCurve]:
                 cc.fit = (rec["a"], rec["b"], rec["c"])
                 cc.fit_epochs = np.asarray(valid[int(rec.get("trimmed") or 0):], dtype=float)
         elif iou.size:
-            d = DetectionConfig()  # the run's settings, defaults for fields older runs lack
-            res = detect_onset(iou, len(iou), int(horizon), r=det.get("r", d.r),
-                               min_points=det.get("min_points", d.min_points), trim_flat=det.get("trim_flat", d.trim_flat),
-                               min_peak_iou=det.get("min_peak_iou", d.min_peak_iou), min_rise=det.get("min_rise", d.min_rise),
-                               flag_offset=det.get("flag_offset", d.flag_offset))
+            res = detect_onset(iou, len(iou), int(horizon), **(cfg.adele.detection if cfg is not None else DetectionConfig()).fit_settings())
             cc.onset, cc.flagged, cc.reason = res.onset, res.flagged, res.reason
             if res.fit is not None and res.fit.ok:
                 cc.fit = (res.fit.a, res.fit.b, res.fit.c)
