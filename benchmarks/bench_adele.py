@@ -44,9 +44,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import consensus, fmt_ci, paired_ci  # noqa: E402
 VARIANTS = {
     "baseline_noisy": ["method=baseline"],
     # the same training as baseline_noisy (same seeds and draw): only best.pt is chosen on noisy val labels
@@ -77,16 +78,6 @@ def slug(recipe: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", recipe).strip("-")
 
 
-def paired_ci(diffs, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of paired differences and its two-sided t-interval: (mean, low, high); NaN bounds for < 2 pairs."""
-    d = np.asarray(diffs, dtype=float)
-    m = float(d.mean())
-    if d.size < 2:
-        return m, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
-    return m, m - half, m + half
-
-
 def train(run_dir: Path, sets: list[str], data: str = "colin27", config: str = "plan") -> dict:
     """One run through the CLI: with ``config`` = ``plan`` the recipe planned from the data (no --config), else that file."""
     if (run_dir / "metrics.json").exists():
@@ -101,9 +92,6 @@ def train(run_dir: Path, sets: list[str], data: str = "colin27", config: str = "
 
 def consensus_data(out: Path, recipe: str, dataset: str = "colin27", k: int = 21, sigma: float = 2.0) -> tuple[Path, float]:
     """The smoothed consensus of ``k`` realizations as training labels of a dataset folder; (folder, Dice with clean)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_noise_ceiling import consensus  # noqa: E402
-
     from adele.data import open_source
     from adele.data.io import write_array
     from adele.noise import noise_dataset, noise_stats
@@ -146,12 +134,9 @@ def noisy_vs_clean(recipe: str, seeds, dataset: str = "colin27") -> float:
     return float(np.mean(vals))
 
 
-def fmt_ci(m, lo, hi) -> str:
-    return f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]" if np.isfinite(lo) else f"{m:+.1f}"
-
-
 BEST = {"baseline_bestval": ("baseline_noisy", "baseline, best val epoch (clean val labels)"),
-        "baseline_bestval_noisy": ("baseline_noisyval", "baseline, best val epoch (noisy val labels)")}
+        "baseline_bestval_noisy": ("baseline_noisyval", "baseline, best val epoch (noisy val labels)"),
+        "adele_bestval": ("adele", "ADELE, best val epoch (clean val labels)")}
 
 
 def scores(run: dict, variant: str) -> dict:
@@ -272,6 +257,10 @@ def main() -> None:
         if "baseline_noisy" in means:
             base = means["baseline_noisy"]
             others = [v for v in variants if v.startswith(("adele", "baseline_gce", "baseline_best"))]
+            if "adele_bestval" in means and "baseline_bestval" in means:  # selection on val for both: like with like
+                m, lo, hi = paired_ci(100 * (means["adele_bestval"] - means["baseline_bestval"]))
+                print(f"adele_bestval - baseline_bestval, paired by seed: mean {fmt_ci(m, lo, hi)}")
+                row["adele_bestval_vs_baseline_bestval"] = {"mean": m, "low": lo, "high": hi}
             for v in others:
                 d = 100 * (means[v] - base)
                 m, lo, hi = paired_ci(d)
@@ -284,8 +273,8 @@ def main() -> None:
                         print(f"  gap to {ref} ({means[ref].mean():.3f}): {gap:.1f} points, {v} closes {100 * m / gap:.0f}%")
                         row[f"{v}_closes_{ref}"] = float(m / gap) if gap else None
                 row[f"{v}_diff"] = {"mean": m, "low": lo, "high": hi, "per_seed": [float(x) for x in d], "ahead": ahead}
-            for v in (v for v in variants if v.startswith("adele")):
-                for ref in (r for r in BEST if r in means):
+            for v in (v for v in variants if v.startswith("adele") and v not in BEST):
+                for ref in (r for r in BEST if r in means and r.startswith("baseline")):
                     m, lo, hi = paired_ci(100 * (means[v] - means[ref]))
                     print(f"{v} - {ref}, paired by seed: mean {fmt_ci(m, lo, hi)}")
                     row[f"{v}_vs_{ref}"] = {"mean": m, "low": lo, "high": hi}

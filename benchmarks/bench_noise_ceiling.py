@@ -33,21 +33,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adele.data.colin27 import export_colin27, load_colin27  # noqa: E402
 from adele.data.io import write_array  # noqa: E402
 from adele.noise import noise_dataset, noise_stats  # noqa: E402
-from bench_adele import CONFIG, VARIANTS  # noqa: E402  (the default recipe of the benchmark)
-
-
-def consensus(votes: np.ndarray, sigma: float) -> np.ndarray:
-    """``votes (C, N, H, W)`` counts -> ``(N, H, W) uint8`` argmax after an in-plane Gaussian of ``sigma`` px."""
-    if sigma > 0:
-        votes = ndimage.gaussian_filter(votes.astype(np.float32), sigma=(0, 0, sigma, sigma))
-    return votes.argmax(0).astype(np.uint8)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import PRESET as CONFIG, consensus  # noqa: E402  (the recipe of the AAL benchmark)
 
 
 def main() -> None:
@@ -98,7 +91,7 @@ def main() -> None:
     scores = []
     for seed in args.seeds:
         run_dir = args.out / f"consensus_baseline_s{seed}"
-        sets = VARIANTS["baseline_noisy"] + [f"train.seed={seed}", f"train.epochs={args.epochs}", "data.noise=null"] + args.set
+        sets = ["method=baseline"] + [f"train.seed={seed}", f"train.epochs={args.epochs}", "data.noise=null"] + args.set
         cmd = [sys.executable, "-m", "adele", "train", "--config", str(CONFIG), "--data", str(data), "--out", str(run_dir),
                "--overwrite", "--set", *sets]
         t = time.perf_counter()
