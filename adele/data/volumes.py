@@ -110,6 +110,68 @@ def _check_labels(lab: np.ndarray, classes: Sequence[str], ignore: int, path: Pa
         raise DatasetError(f"{path}: has label values {vals}; {what}; fix the labels or the class list in dataset.json")
 
 
+def _write_case(tmp: Path, split: str, case: Case, spec: VolumeSpec, classes: Sequence[str], ignore_index: int, all_slices: bool,
+                allow_empty: bool, label_values: Optional[str], log: Callable[[str], None]) -> Optional[dict]:
+    """One subject into the staged dataset ``tmp``: its checked volumes as slices of ``split`` and a byte copy of its
+    label volume(s); returns its record of volumes.json, or None when it has no labelled slice."""
+    letter = AXIS_LETTER[spec.axis]
+    chans = [read_volume(p, "image") for p in case.images]
+    for v in chans[1:]:
+        check_same_grid(chans[0], v, "channel")
+    lab = read_volume(case.label, "label")
+    check_same_grid(chans[0], lab, "label")
+    _check_labels(lab.data, classes, ignore_index, lab.path, label_values)
+    clean = None
+    if case.clean is not None:
+        clean = read_volume(case.clean, "label")
+        check_same_grid(chans[0], clean, "label")
+        _check_labels(clean.data, classes, ignore_index, clean.path, label_values)
+    fg_any = (lab.data > 0) & (lab.data != ignore_index)
+    if clean is not None:
+        fg_any |= (clean.data > 0) & (clean.data != ignore_index)
+    if not fg_any.any() and not allow_empty:
+        raise DatasetError(f"{lab.path}: label volume has no foreground voxel (all background); fix or remove the subject, or pass --allow-empty")
+    img = image_slices(chans, spec)
+    lab_sl = label_slices(lab, img.ornt, spec.axis)
+    # the training labels of val/test are the clean reference when there is one
+    main = lab_sl if (clean is None or split == "train") else label_slices(clean, img.ornt, spec.axis)
+    clean_sl = label_slices(clean, img.ornt, spec.axis) if (clean is not None and split == "train") else None
+    fg = label_slices(Volume(lab.path, fg_any.astype(np.uint8), lab.affine, None), img.ornt, spec.axis)
+    keep = np.arange(len(lab_sl)) if all_slices else np.flatnonzero(fg.reshape(len(fg), -1).max(1) > 0)
+    if keep.size == 0:
+        log(f"warning: {case.subject} has no labelled slice; skipped")
+        return None
+    size = img.slices.shape[1:3]
+    main_r = resample_labels(main[keep], size)
+    clean_r = resample_labels(clean_sl[keep], size) if clean_sl is not None else None
+    ids: dict[str, int] = {}
+    for j, k in enumerate(keep):
+        sid = f"{case.subject}_{letter}{int(k):03d}"
+        im = img.slices[k]
+        if spec.storage == "png16":
+            write_array(tmp / split / "images" / f"{sid}.png", quantize16(im[..., 0]))
+        else:
+            write_array(tmp / split / "images" / f"{sid}.npy", im[..., 0] if im.shape[-1] == 1 else im)
+        write_array(tmp / split / "labels" / f"{sid}.png", main_r[j])
+        if clean_r is not None:
+            write_array(tmp / split / "labels_clean" / f"{sid}.png", clean_r[j])
+        ids[sid] = int(k)
+    ending = volume_suffix(case.label) or ".nii.gz"
+    rec = {
+        "split": split, "images": [str(p) for p in case.images], "label": str(case.label),
+        "clean": None if case.clean is None else str(case.clean),
+        "shape": list(lab.shape3), "affine": np.round(lab.affine, 6).tolist(), "ornt": img.ornt.astype(int).tolist(),
+        "spacing": [round(s, 6) for s in img.spacing], "native_hw": list(img.native_hw), "size_hw": [int(size[0]), int(size[1])],
+        "num_slices": int(len(lab_sl)), "slices": ids,
+        "label_file": f"native/labels/{case.subject}{ending}",
+        "clean_file": None if case.clean is None else f"native/labels_clean/{case.subject}{ending}",
+    }
+    copy_volume_file(case.label, tmp / rec["label_file"])
+    if case.clean is not None:
+        copy_volume_file(case.clean, tmp / rec["clean_file"])
+    return rec
+
+
 def write_volume_dataset(
     out: Path,
     plan: Mapping[str, Sequence[Case]],
@@ -128,7 +190,6 @@ def write_volume_dataset(
     """Write ``plan`` ({split: cases}) as a generic dataset with ``volumes.json``; all or nothing. Returns the summary.
     ``extra_files``: {file name: text} written beside (e.g. ``splits_final.json``)."""
     spec.validate()
-    letter = AXIS_LETTER[spec.axis]
     subjects: dict[str, dict] = {}
     counts: dict[str, int] = {}
     seen: dict[str, str] = {}
@@ -143,63 +204,12 @@ def write_volume_dataset(
         for split in SPLITS:
             n = 0
             for case in plan.get(split, ()):
-                chans = [read_volume(p, "image") for p in case.images]
-                for v in chans[1:]:
-                    check_same_grid(chans[0], v, "channel")
-                lab = read_volume(case.label, "label")
-                check_same_grid(chans[0], lab, "label")
-                _check_labels(lab.data, classes, ignore_index, lab.path, label_values)
-                clean = None
-                if case.clean is not None:
-                    clean = read_volume(case.clean, "label")
-                    check_same_grid(chans[0], clean, "label")
-                    _check_labels(clean.data, classes, ignore_index, clean.path, label_values)
-                fg_any = (lab.data > 0) & (lab.data != ignore_index)
-                if clean is not None:
-                    fg_any |= (clean.data > 0) & (clean.data != ignore_index)
-                if not fg_any.any() and not allow_empty:
-                    raise DatasetError(f"{lab.path}: label volume has no foreground voxel (all background); fix or remove the subject, or pass --allow-empty")
-                img = image_slices(chans, spec)
-                lab_sl = label_slices(lab, img.ornt, spec.axis)
-                # the training labels of val/test are the clean reference when there is one
-                main = lab_sl if (clean is None or split == "train") else label_slices(clean, img.ornt, spec.axis)
-                clean_sl = label_slices(clean, img.ornt, spec.axis) if (clean is not None and split == "train") else None
-                fg = label_slices(Volume(lab.path, fg_any.astype(np.uint8), lab.affine, None), img.ornt, spec.axis)
-                keep = np.arange(len(lab_sl)) if all_slices else np.flatnonzero(fg.reshape(len(fg), -1).max(1) > 0)
-                if keep.size == 0:
-                    log(f"warning: {case.subject} has no labelled slice; skipped")
+                rec = _write_case(tmp, split, case, spec, classes, ignore_index, all_slices, allow_empty, label_values, log)
+                if rec is None:
                     continue
-                size = img.slices.shape[1:3]
-                main_r = resample_labels(main[keep], size)
-                clean_r = resample_labels(clean_sl[keep], size) if clean_sl is not None else None
-                ids: dict[str, int] = {}
-                for j, k in enumerate(keep):
-                    sid = f"{case.subject}_{letter}{int(k):03d}"
-                    im = img.slices[k]
-                    if spec.storage == "png16":
-                        write_array(tmp / split / "images" / f"{sid}.png", quantize16(im[..., 0]))
-                    else:
-                        write_array(tmp / split / "images" / f"{sid}.npy", im[..., 0] if im.shape[-1] == 1 else im)
-                    write_array(tmp / split / "labels" / f"{sid}.png", main_r[j])
-                    if clean_r is not None:
-                        write_array(tmp / split / "labels_clean" / f"{sid}.png", clean_r[j])
-                    ids[sid] = int(k)
-                ending = volume_suffix(case.label) or ".nii.gz"
-                rec = {
-                    "split": split, "images": [str(p) for p in case.images], "label": str(case.label),
-                    "clean": None if case.clean is None else str(case.clean),
-                    "shape": list(lab.shape3), "affine": np.round(lab.affine, 6).tolist(), "ornt": img.ornt.astype(int).tolist(),
-                    "spacing": [round(s, 6) for s in img.spacing], "native_hw": list(img.native_hw), "size_hw": [int(size[0]), int(size[1])],
-                    "num_slices": int(len(lab_sl)), "slices": ids,
-                    "label_file": f"native/labels/{case.subject}{ending}",
-                    "clean_file": None if case.clean is None else f"native/labels_clean/{case.subject}{ending}",
-                }
-                copy_volume_file(case.label, tmp / rec["label_file"])
-                if case.clean is not None:
-                    copy_volume_file(case.clean, tmp / rec["clean_file"])
                 subjects[case.subject] = rec
-                n += len(keep)
-                log(f"{split}: {case.subject}: {len(keep)} slices")
+                n += len(rec["slices"])
+                log(f"{split}: {case.subject}: {len(rec['slices'])} slices")
             if n == 0 and split in ("train", "val"):
                 raise DatasetError(f"{out}: no {split} slice with foreground; check the label volumes or pass --all-slices")
             if n:
@@ -277,6 +287,37 @@ def prepare_volumes(
     lay = find_volumes(src, noisy_labels)
     for note in lay.notes:
         log(f"note: {note}")
+    names, mods = _channels_and_modalities(lay, modality, window, log)
+    storage = "png16" if (len(mods) == 1 and mods[0] == "ct" and context == 0) else "npy"
+    spec = VolumeSpec(axis=axis, size=None if size is None else (int(size[0]), int(size[1])),
+                      spacing=None if spacing is None else (float(spacing[0]), float(spacing[1])), modality=tuple(mods),
+                      window=(float(window[0]), float(window[1])), percentiles=(float(percentiles[0]), float(percentiles[1])),
+                      context=int(context), channel_names=tuple(names), storage=storage, layout=lay.layout, file_ending=lay.file_ending).validate()
+    classes = lay.classes or infer_classes(lay.cases)
+    if lay.classes is None:
+        log(f"classes: {', '.join(classes)} (from the label values; list names in {Path(src) / 'dataset.json'} as {{\"classes\": [...]}})")
+    by_name = {c.subject: c for c in lay.cases}
+    plan_names, split_used, folds, extra_files = _split_subjects(Path(src), lay, by_name, split, fold, folds, n_folds, log)
+    plan = {k: [by_name[s] for s in v] for k, v in plan_names.items()}
+    size_text = (f"{spec.size[0]}x{spec.size[1]} px" if spec.size else f"{spec.spacing[0]:g}x{spec.spacing[1]:g} mm" if spec.spacing else "native grid")
+    log(f"{lay.layout} layout, {len(lay.cases)} subjects, channels {', '.join(names)}: {spec.axis} slices, "
+        + ", ".join(f"{m.upper()} {'window ' + str(list(spec.window)) + ' HU' if m == 'ct' else 'percentile clip + z-score' if m == 'mr' else 'as stored'}"
+                    for m in dict.fromkeys(spec.modality))
+        + f", in-plane {size_text}" + (f", {spec.context} neighbour slice(s) per side" if spec.context else "")
+        + ("; noisy labels for training, the others as clean reference" if any(c.clean is not None for c in lay.cases) else ""))
+    summary = {
+        "dataset": lay.name, "source": str(src), "layout": lay.layout, "split": split_used,
+        "subjects": {k: list(v) for k, v in plan_names.items()}, "spec": spec.to_dict(),
+        "slices": "all" if all_slices else "foreground", "noisy_labels": any(c.clean is not None for c in lay.cases),
+        "test_images": None if lay.test_images is None else str(lay.test_images),
+        **({"fold": int(fold), "folds": len(folds or ())} if fold is not None else {}),
+    }
+    return write_volume_dataset(Path(out), plan, spec, classes, lay.name, all_slices=all_slices, allow_empty=allow_empty,
+                                overwrite=overwrite, summary=summary, log=log, extra_files=extra_files)
+
+
+def _channels_and_modalities(lay: VolumeLayout, modality: str, window: Sequence[float], log: Callable[[str], None]):
+    """(channel names, modality per channel): nnU-Net's channel_names, else guessed from the first volume (``auto``)."""
     names = lay.channel_names
     if modality == "auto":
         if names:
@@ -295,15 +336,12 @@ def prepare_volumes(
         mods = (modality,) * len(names)
     elif len(mods) != len(names):
         mods = (mods[0],) * len(names)
-    storage = "png16" if (len(mods) == 1 and mods[0] == "ct" and context == 0) else "npy"
-    spec = VolumeSpec(axis=axis, size=None if size is None else (int(size[0]), int(size[1])),
-                      spacing=None if spacing is None else (float(spacing[0]), float(spacing[1])), modality=tuple(mods),
-                      window=(float(window[0]), float(window[1])), percentiles=(float(percentiles[0]), float(percentiles[1])),
-                      context=int(context), channel_names=tuple(names), storage=storage, layout=lay.layout, file_ending=lay.file_ending).validate()
-    classes = lay.classes or infer_classes(lay.cases)
-    if lay.classes is None:
-        log(f"classes: {', '.join(classes)} (from the label values; list names in {Path(src) / 'dataset.json'} as {{\"classes\": [...]}})")
-    by_name = {c.subject: c for c in lay.cases}
+    return names, mods
+
+
+def _split_subjects(src: Path, lay: VolumeLayout, by_name: dict, split, fold, folds, n_folds: int, log: Callable[[str], None]):
+    """({split: subjects}, how they were split, the folds or None, files to write beside): a fold of nnU-Net's
+    cross-validation, a split file, or the sorted fallback."""
     extra_files: dict[str, str] = {}
     if fold is not None:
         if split is not None:
@@ -327,22 +365,7 @@ def prepare_volumes(
         if len(by_name) < 10:
             log(f"note: {len(by_name)} subjects: the default split holds out {held} of them ({100 * held // len(by_name)}%) for val and "
                 "test; cross-validate with --fold 0..4 (nnU-Net's 5 folds) and ensemble the folds in `adele predict`")
-    plan = {k: [by_name[s] for s in v] for k, v in plan_names.items()}
-    size_text = (f"{spec.size[0]}x{spec.size[1]} px" if spec.size else f"{spec.spacing[0]:g}x{spec.spacing[1]:g} mm" if spec.spacing else "native grid")
-    log(f"{lay.layout} layout, {len(lay.cases)} subjects, channels {', '.join(names)}: {spec.axis} slices, "
-        + ", ".join(f"{m.upper()} {'window ' + str(list(spec.window)) + ' HU' if m == 'ct' else 'percentile clip + z-score' if m == 'mr' else 'as stored'}"
-                    for m in dict.fromkeys(spec.modality))
-        + f", in-plane {size_text}" + (f", {spec.context} neighbour slice(s) per side" if spec.context else "")
-        + ("; noisy labels for training, the others as clean reference" if any(c.clean is not None for c in lay.cases) else ""))
-    summary = {
-        "dataset": lay.name, "source": str(src), "layout": lay.layout, "split": split_used,
-        "subjects": {k: list(v) for k, v in plan_names.items()}, "spec": spec.to_dict(),
-        "slices": "all" if all_slices else "foreground", "noisy_labels": any(c.clean is not None for c in lay.cases),
-        "test_images": None if lay.test_images is None else str(lay.test_images),
-        **({"fold": int(fold), "folds": len(folds or ())} if fold is not None else {}),
-    }
-    return write_volume_dataset(Path(out), plan, spec, classes, lay.name, all_slices=all_slices, allow_empty=allow_empty,
-                                overwrite=overwrite, summary=summary, log=log, extra_files=extra_files)
+    return plan_names, split_used, folds, extra_files
 
 
 def _fold_plan(src: Path, lay: VolumeLayout, by_name: dict, fold: int, folds, n_folds: int, log: Callable[[str], None]):
