@@ -498,64 +498,76 @@ def _numbers(obj: Any, prefix: str = "") -> list[tuple[str, float]]:
     return out
 
 
+def _check(ok: bool, name: str, msg: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}: {msg}")
+
+
 def validate(cfg: Config) -> None:
     """Range checks that types alone cannot express."""
-
-    def check(ok: bool, name: str, msg: str) -> None:
-        if not ok:
-            raise ConfigError(f"{name}: {msg}")
-
     for name, value in _numbers(cfg):
-        check(math.isfinite(value), name, f"must be a finite number, got {value}")
-    t, o, d, a = cfg.train, cfg.optim, cfg.data, cfg.adele
-    for name, seed in (("train.seed", t.seed), ("data.noise_seed", d.noise_seed)):
+        _check(math.isfinite(value), name, f"must be a finite number, got {value}")
+    _validate_training(cfg)
+    _validate_data(cfg.data, cfg.adele.correction)
+    _validate_adele(cfg.adele)
+
+
+def _validate_training(cfg: Config) -> None:
+    """train.*, optim.*, model.*, quality.* and the seeds."""
+    check, t, o, m, q = _check, cfg.train, cfg.optim, cfg.model, cfg.quality
+    for name, seed in (("train.seed", t.seed), ("data.noise_seed", cfg.data.noise_seed)):
         check(0 <= seed <= SEED_MAX, name, f"must be an integer in 0..{SEED_MAX}, got {seed}")
     check(t.threads is None or 1 <= t.threads <= 1024, "train.threads", f"must be in 1..1024 or null, got {t.threads}")
     check(t.keep_last >= 1, "train.keep_last", f"must be >= 1, got {t.keep_last}")
-    check(t.epochs <= 1_000_000, "train.epochs", f"must be <= 1000000, got {t.epochs}")
-    check(o.poly_power > 0, "optim.poly_power", f"must be > 0, got {o.poly_power}")
-    check(o.clip_grad >= 0, "optim.clip_grad", f"must be >= 0 (0 disables), got {o.clip_grad}")
-    check(cfg.model.width <= 4096 and cfg.model.depth <= 12, "model.width/depth", f"must be <= 4096 / <= 12, got {cfg.model.width} / {cfg.model.depth}")
-    check(bool(cfg.model.name.strip()), "model.name", "must not be empty")
-    check(bool(d.path.strip()), "data.path", "must name a dataset folder or 'colin27'")
-    check(d.val_labels == "clean" or bool(d.noise), "data.val_labels",
-          "'noisy' applies data.noise to the val labels, so it needs data.noise (a folder's own val labels are used as given: set 'clean')")
-    check(cfg.model.pretrained is None or bool(cfg.model.pretrained.strip()), "model.pretrained", "must be a file path or null")
-    for name, size in (("data.size", d.size), ("data.crop", d.crop)):
-        check(size is None or all(s <= MAX_SIDE for s in size), name, f"each side must be <= {MAX_SIDE}, got {list(size or ())}")
-    check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
+    check(1 <= t.epochs <= 1_000_000, "train.epochs", f"must be in 1..1000000, got {t.epochs}")
     check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
     check(t.steps_per_epoch is None or 1 <= t.steps_per_epoch <= 1_000_000, "train.steps_per_epoch",
           f"must be in 1..1000000 or null (one pass over the training images), got {t.steps_per_epoch}")
     check(t.eval_every >= 1, "train.eval_every", "must be >= 1")
-    q = cfg.quality
-    check(0 < q.tau < 1, "quality.tau", f"must be in (0, 1), got {q.tau}")
-    check(q.min_points >= 3, "quality.min_points", f"must be >= 3, got {q.min_points}")
-    check(q.max_gb > 0, "quality.max_gb", f"must be > 0, got {q.max_gb}")
     check(0.0 <= t.ema < 1.0, "train.ema", f"must be in [0, 1) (0 = off), got {t.ema}")
     check(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
     check(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")
     check(o.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
-    check(cfg.model.width >= 1 and cfg.model.depth >= 1, "model.width/depth", "must be >= 1")
-    check(0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)")
-    check(cfg.model.output_stride in (8, 16, 32), "model.output_stride", f"must be 8, 16 or 32, got {cfg.model.output_stride}")
+    check(o.poly_power > 0, "optim.poly_power", f"must be > 0, got {o.poly_power}")
+    check(o.clip_grad >= 0, "optim.clip_grad", f"must be >= 0 (0 disables), got {o.clip_grad}")
+    check(1 <= m.width <= 4096 and 1 <= m.depth <= 12, "model.width/depth", f"must be in 1..4096 / 1..12, got {m.width} / {m.depth}")
+    check(bool(m.name.strip()), "model.name", "must not be empty")
+    check(m.pretrained is None or bool(m.pretrained.strip()), "model.pretrained", "must be a file path or null")
+    check(0 <= m.dropout < 1, "model.dropout", "must be in [0, 1)")
+    check(m.output_stride in (8, 16, 32), "model.output_stride", f"must be 8, 16 or 32, got {m.output_stride}")
+    check(0 < q.tau < 1, "quality.tau", f"must be in (0, 1), got {q.tau}")
+    check(q.min_points >= 3, "quality.min_points", f"must be >= 3, got {q.min_points}")
+    check(q.max_gb > 0, "quality.max_gb", f"must be > 0, got {q.max_gb}")
+
+
+def _validate_data(d: DataConfig, cor: CorrectionConfig) -> None:
+    check = _check
+    check(bool(d.path.strip()), "data.path", "must name a dataset folder or 'colin27'")
+    check(d.val_labels == "clean" or bool(d.noise), "data.val_labels",
+          "'noisy' applies data.noise to the val labels, so it needs data.noise (a folder's own val labels are used as given: set 'clean')")
+    for name, size in (("data.size", d.size), ("data.crop", d.crop)):
+        check(size is None or all(s <= MAX_SIDE for s in size), name, f"each side must be <= {MAX_SIDE}, got {list(size or ())}")
     if d.size is not None:
         check(all(s >= 8 for s in d.size), "data.size", f"each side must be >= 8, got {list(d.size)}")
     if d.crop is not None:
         check(all(s >= 8 for s in d.crop), "data.crop", "each side must be >= 8")
     if d.scale_range is not None:
         check(0 < d.scale_range[0] <= d.scale_range[1], "data.scale_range", "must be [low, high] with 0 < low <= high")
+        check(d.scale_range[1] <= 8, "data.scale_range", f"high must be <= 8, got {d.scale_range[1]}")
     check(d.num_workers >= 0, "data.num_workers", "must be >= 0")
-    det, cor, con = a.detection, a.correction, a.consistency
+    augmented = [n for n, v in (("data.hflip", d.hflip), ("data.scale_range", d.scale_range), ("data.crop", d.crop)) if v]
+    check(not (cor.predictions == "train" and augmented), "adele.correction.predictions",
+          f"'train' stores the softmax of augmented training batches, which is not aligned with the stored labels "
+          f"when {', '.join(augmented)} is set; use 'eval' (a clean pass) or turn the augmentation off")
+
+
+def _validate_adele(a: AdeleConfig) -> None:
+    check, det, cor, con = _check, a.detection, a.correction, a.consistency
     check(0 < det.r < 1, "adele.detection.r", f"must be in (0, 1), got {det.r}")
     check(det.min_points >= 3, "adele.detection.min_points", "must be >= 3")
     check(det.every_steps is None or det.every_steps >= 1, "adele.detection.every_steps", "must be >= 1 or null")
     check(det.horizon is None or det.horizon >= 2, "adele.detection.horizon", f"must be >= 2 epochs or null, got {det.horizon}")
     check(det.flag_offset >= 0, "adele.detection.flag_offset", f"must be >= 0, got {det.flag_offset}")
-    augmented = [n for n, v in (("data.hflip", d.hflip), ("data.scale_range", d.scale_range), ("data.crop", d.crop)) if v]
-    check(not (cor.predictions == "train" and augmented), "adele.correction.predictions",
-          f"'train' stores the softmax of augmented training batches, which is not aligned with the stored labels "
-          f"when {', '.join(augmented)} is set; use 'eval' (a clean pass) or turn the augmentation off")
     check(det.trim_flat is None or 0 <= det.trim_flat <= 1, "adele.detection.trim_flat", f"must be in [0, 1] or null, got {det.trim_flat}")
     check(0 <= det.min_peak_iou <= 1, "adele.detection.min_peak_iou", f"must be in [0, 1], got {det.min_peak_iou}")
     check(0 <= det.min_rise <= 1, "adele.detection.min_rise", f"must be in [0, 1], got {det.min_rise}")
@@ -574,8 +586,6 @@ def validate(cfg: Config) -> None:
           f"rule 'voc' has one threshold for every class (tau_fg); set tau_bg to it too, got {cor.tau_bg} and {cor.tau_fg}")
     check(len(cor.scales) >= 1 and all(0 < s <= 8 for s in cor.scales), "adele.correction.scales", "must be numbers in (0, 8]")
     check(len(con.scales) >= 1 and all(0 < s <= 8 for s in con.scales), "adele.consistency.scales", "must be numbers in (0, 8]")
-    if d.scale_range is not None:
-        check(d.scale_range[1] <= 8, "data.scale_range", f"high must be <= 8, got {d.scale_range[1]}")
     check(con.lam >= 0, "adele.consistency.lam", "must be >= 0")
     check(con.every_steps >= 1, "adele.consistency.every_steps", "must be >= 1")
     check(0 <= con.rho <= 1, "adele.consistency.rho", "must be in [0, 1]")

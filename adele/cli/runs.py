@@ -34,7 +34,12 @@ def add_parsers(sub) -> None:
     r.add_argument("--device", default="cpu", choices=DEVICES, help="device for the example predictions (default: cpu)")
     add_overwrite(r, "report folder")
     r.set_defaults(func=cmd_report)
+    _add_analyze_parser(sub)
+    _add_predict_parser(sub)
+    _add_export_parser(sub)
 
+
+def _add_analyze_parser(sub) -> None:
     a = sub.add_parser("analyze", help="analyses of a finished run", formatter_class=Formatter, description="Analyses of a run folder.",
                        epilog="example:\n  adele analyze memorization runs/base\n")
     asub = a.add_subparsers(dest="analyze_command", metavar="ANALYSIS")
@@ -50,6 +55,8 @@ def add_parsers(sub) -> None:
     am.add_argument("--out", default=None, help="output folder (default: the run folder)")
     a.set_defaults(func=cmd_analyze)
 
+
+def _add_predict_parser(sub) -> None:
     pr = sub.add_parser("predict", help="segment new images with a trained run", formatter_class=Formatter,
                         description="Predict masks for a PNG/NPY/NIfTI file or a folder of them. Masks keep the input's format, size "
                                     "and (NIfTI) affine and header. A run trained on a volume dataset (`adele data prepare volumes`) "
@@ -79,6 +86,8 @@ def add_parsers(sub) -> None:
     add_overwrite(pr, "output folder")
     pr.set_defaults(func=cmd_predict)
 
+
+def _add_export_parser(sub) -> None:
     ex = sub.add_parser("export-labels", help="export a run's corrected training labels as a dataset, ranked by suspicion",
                         formatter_class=Formatter,
                         description="Write the run's corrected training labels (latest correction round, else the original labels) "

@@ -68,13 +68,17 @@ def add_parsers(sub, models: list[str]) -> None:
     t.add_argument("--allow-changes", action="store_true", help="with --resume: continue even though data, method or settings differ from the run's (recorded in run.json)")
     add_overwrite(t, "run folder")
     t.set_defaults(func=cmd_train)
+    _add_plan_parser(sub)
+    _add_demo_parser(sub)
 
+
+def _add_plan_parser(sub) -> None:
     p = sub.add_parser(
         "plan",
         help="fingerprint a dataset and print the training recipe planned from it",
         formatter_class=Formatter,
         description="Read the training split of a dataset (a folder in the generic format, or the embedded "
-                    "'colin27' / 'colin27-brodmann'), summarize it (images, shapes, spacing, intensities, class shares, "
+                    "colin27, colin27-brodmann or colin27-structures), summarize it (images, shapes, spacing, intensities, class shares, "
                     "object sizes) and print the recipe `adele train` starts from: input size, batch, steps per epoch, "
                     "epochs, optimizer and schedule, loss, weight average.",
         epilog=fmt("""
@@ -83,12 +87,14 @@ def add_parsers(sub, models: list[str]) -> None:
               adele plan data/my-set --device cuda --out my-plan.yaml    # the plan as a config file
             """),
     )
-    p.add_argument("data", help="dataset folder in the generic format, or 'colin27' / 'colin27-brodmann'")
+    p.add_argument("data", help="dataset folder in the generic format, or an embedded set (colin27, colin27-brodmann, colin27-structures)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="plan for this device (default: cuda when available)")
     p.add_argument("--out", default=None, help="also write the plan as a YAML config file (for --config)")
     add_overwrite(p, "plan file")
     p.set_defaults(func=cmd_plan)
 
+
+def _add_demo_parser(sub) -> None:
     d = sub.add_parser(
         "demo",
         help="noise -> baseline -> ADELE on the embedded data, side by side",
