@@ -245,6 +245,27 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, classes: Optiona
     per_case = [case_metrics_from_confusion(cm, vv) for cm, vv in zip(cms, volumes)]
     keys = [str(c) for c in selected]
 
+    mean, fg_mean = _case_means(cms, per_case, selected, keys)
+    dataset_level, per_case_mean = _pooled_scores(cms, selected, keys, num_classes)
+
+    summary = {
+        "metric_per_case": [{"prediction_file": str(preds[c]), "reference_file": str(refs[c]), "metrics": {k: pc[k] for k in keys}}
+                            for c, pc in zip(cases, per_case)],
+        "mean": mean,
+        "foreground_mean": fg_mean,
+        "volume_difference": {c: {k: pc[k]["volume_difference"] for k in keys} for c, pc in zip(cases, per_case)},
+        "dataset_level": dataset_level,
+        "per_case_mean": per_case_mean,
+        "class_names": {k: (names[c] if names is not None and c < len(names) else k) for c, k in zip(selected, keys)},
+        "ignore_index": int(ignore),
+        "volume_unit": "ml" if kinds == {True} else "pixels",
+        "num_cases": len(cases),
+    }
+    return _json_ready(summary)
+
+
+def _case_means(cms: list[np.ndarray], per_case: list[dict], selected: list[int], keys: list[str]) -> tuple[dict, dict]:
+    """``mean`` (per class over cases; Dice and IoU over the cases whose reference has the class) and ``foreground_mean``."""
     present = np.array([[cm[c].sum() > 0 for c in selected] for cm in cms])  # (cases, classes)
     mean: dict[str, dict[str, Any]] = {}
     for j, k in enumerate(keys):
@@ -256,6 +277,11 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, classes: Optiona
         mean[k] = m
     fg_mean = {metric: nanmean(np.array([mean[k][metric] for k in keys])) for metric in ("Dice", "IoU") + COUNTS + ("volume_difference",)}
 
+    return mean, fg_mean
+
+
+def _pooled_scores(cms: list[np.ndarray], selected: list[int], keys: list[str], num_classes: int) -> tuple[dict, dict]:
+    """``dataset_level`` (from the confusion matrix summed over cases) and ``per_case_mean`` of :func:`evaluate_folders`."""
     total = np.sum(cms, axis=0)
     ds_scores, ds_present = scores_from_confusion(total), present_in_truth(total)
     only = np.zeros(num_classes, bool)
@@ -274,20 +300,7 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, classes: Optiona
     per_case_mean = {"Dice": nanmean(foreground_mean(pc_scores["dice"], pc_present)),
                      "IoU": nanmean(foreground_mean(pc_scores["iou"], pc_present))}
 
-    summary = {
-        "metric_per_case": [{"prediction_file": str(preds[c]), "reference_file": str(refs[c]), "metrics": {k: pc[k] for k in keys}}
-                            for c, pc in zip(cases, per_case)],
-        "mean": mean,
-        "foreground_mean": fg_mean,
-        "volume_difference": {c: {k: pc[k]["volume_difference"] for k in keys} for c, pc in zip(cases, per_case)},
-        "dataset_level": dataset_level,
-        "per_case_mean": per_case_mean,
-        "class_names": {k: (names[c] if names is not None and c < len(names) else k) for c, k in zip(selected, keys)},
-        "ignore_index": int(ignore),
-        "volume_unit": "ml" if kinds == {True} else "pixels",
-        "num_cases": len(cases),
-    }
-    return _json_ready(summary)
+    return dataset_level, per_case_mean
 
 
 def _select_classes(classes: Optional[Sequence[int | str]], names: Optional[Sequence[str]], largest_seen: int) -> list[int]:
