@@ -128,8 +128,8 @@ class SegMetrics:
         present = present_in_truth(self.cm)
         out: dict = {}
         for key, arr in ds.items():
-            out[key] = {n: (_f(v) if present[c] else None) for c, (n, v) in enumerate(zip(class_names, arr))}
-            out[f"mean_{key}"] = _f(foreground_mean(arr, present))
+            out[key] = {n: (rounded(v) if present[c] else None) for c, (n, v) in enumerate(zip(class_names, arr))}
+            out[f"mean_{key}"] = rounded(foreground_mean(arr, present))
         out["mean_classes"] = [n for c, n in enumerate(class_names) if c > 0 and present[c]]
         fp = self.cm.sum(0) - np.diagonal(self.cm)
         out["absent_classes"] = {n: int(fp[c]) for c, n in enumerate(class_names) if c > 0 and not present[c]}
@@ -138,15 +138,16 @@ class SegMetrics:
             pi, pi_present = scores_from_confusion(cms), present_in_truth(cms)
             for key, arr in pi.items():
                 per_class = nanmean(np.where(pi_present, arr, np.nan), axis=0)
-                out[f"per_image_{key}"] = {n: _f(v) for n, v in zip(class_names, per_class)}
-                out[f"per_image_mean_{key}"] = _f(nanmean(foreground_mean(arr, pi_present)))
+                out[f"per_image_{key}"] = {n: rounded(v) for n, v in zip(class_names, per_class)}
+                out[f"per_image_mean_{key}"] = rounded(nanmean(foreground_mean(arr, pi_present)))
         out["num_images"] = len(self.per_image)
         return out
 
 
-def _f(v) -> float | None:
+def rounded(v, digits: int = 6) -> float | None:
+    """A float for JSON: rounded, None for NaN."""
     v = float(v)
-    return None if np.isnan(v) else round(v, 6)
+    return None if np.isnan(v) else round(v, digits)
 
 
 def memorization_fractions(records: list[dict], classes: list[str] | tuple[str, ...]) -> dict:

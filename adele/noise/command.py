@@ -19,6 +19,7 @@ from ..data.folder import ArraySplit, FolderSplit, write_dataset_json
 from ..data.io import suffix_of, write_array
 from ..data.volumes import copy_volume_index
 from ..errors import DatasetError
+from ..metrics import rounded
 from ..safety import check_output, staged_output
 from .recipes import load_recipe, noise_dataset
 from .report import format_table, noise_stats, preview_png
@@ -79,29 +80,7 @@ def run_noise_command(
                 else:
                     write_array(sdir / "labels" / name, labels[i])
             if noisy_split:
-                stats = noise_stats(labels, noisy, src.num_classes, src.ignore_index)
-                counts: Counter = Counter()
-                for ev in events:
-                    counts.update({k: int(v > 0) for k, v in ev.items()})
-                report["splits"][split_name] = {
-                    "images": len(labels),
-                    "fg_dice": _f(stats["fg_dice"]),
-                    "fg_iou": _f(stats["fg_iou"]),
-                    "fg_dice_per_image": _f(stats["fg_dice_per_image"]),
-                    "changed_fraction": _f(stats["changed_fraction"]),
-                    "dice": {c: _f(v) for c, v in zip(src.classes, stats["dice"])},
-                    "iou": {c: _f(v) for c, v in zip(src.classes, stats["iou"])},
-                    "images_with_error": dict(sorted(counts.items())),
-                }
-                log(f"{split_name}: {len(labels)} label maps, recipe '{parsed.to_spec()}', seed {seed}")
-                log(format_table(stats, list(src.classes)))
-                log("images with each error type: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-                (tmp / "previews").mkdir(exist_ok=True)
-                for i in range(min(previews, len(labels))):
-                    img = np.asarray(split.image(i), dtype=np.float32)
-                    img = img.mean(-1) if img.ndim == 3 else img
-                    img = (img - img.min()) / max(1e-6, float(img.max() - img.min()))
-                    preview_png(img, labels[i], noisy[i], tmp / "previews" / f"{split_name}_{split.ids[i]}.png")
+                report["splits"][split_name] = _report_split(tmp, split_name, split, labels, noisy, events, src, parsed, seed, previews, log)
         (tmp / "noise_report.json").write_text(json.dumps(report, indent=1) + "\n")
         if src.root is not None:  # a volume dataset stays one: its way back to the volumes' grids is kept
             copy_volume_index(Path(src.root), tmp, noised_splits=[s for s in splits if s in src.splits])
@@ -109,6 +88,29 @@ def run_noise_command(
     return report
 
 
-def _f(v) -> float | None:
-    v = float(v)
-    return None if np.isnan(v) else round(v, 4)
+def _report_split(tmp: Path, split_name: str, split, labels, noisy, events, src, parsed, seed: int, previews: int, log) -> dict:
+    """How wrong one noised split is (noise_report.json's entry, the printed table) and its preview images."""
+    stats = noise_stats(labels, noisy, src.num_classes, src.ignore_index)
+    counts: Counter = Counter()
+    for ev in events:
+        counts.update({k: int(v > 0) for k, v in ev.items()})
+    entry = {
+        "images": len(labels),
+        "fg_dice": rounded(stats["fg_dice"], 4),
+        "fg_iou": rounded(stats["fg_iou"], 4),
+        "fg_dice_per_image": rounded(stats["fg_dice_per_image"], 4),
+        "changed_fraction": rounded(stats["changed_fraction"], 4),
+        "dice": {c: rounded(v, 4) for c, v in zip(src.classes, stats["dice"])},
+        "iou": {c: rounded(v, 4) for c, v in zip(src.classes, stats["iou"])},
+        "images_with_error": dict(sorted(counts.items())),
+    }
+    log(f"{split_name}: {len(labels)} label maps, recipe '{parsed.to_spec()}', seed {seed}")
+    log(format_table(stats, list(src.classes)))
+    log("images with each error type: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    (tmp / "previews").mkdir(exist_ok=True)
+    for i in range(min(previews, len(labels))):
+        img = np.asarray(split.image(i), dtype=np.float32)
+        img = img.mean(-1) if img.ndim == 3 else img
+        img = (img - img.min()) / max(1e-6, float(img.max() - img.min()))
+        preview_png(img, labels[i], noisy[i], tmp / "previews" / f"{split_name}_{split.ids[i]}.png")
+    return entry
