@@ -259,11 +259,27 @@ def rounds_block(r: RunInfo, fig_dir: Path, slug: str) -> str:
             cells.append(f"{n}" + (f" ({p:.2f})" if p is not None else ""))
         if any(c != "0" for c in cells):
             per_class.append([_e(name)] + cells)
+    head = ["round", "epoch", "classes corrected", "pixels changed", "precision", "label Dice vs clean"]
+    guarded = any("guard" in x for x in rounds)
+    if guarded:  # adele.correction.guard_area was on: what it rolled back, and why
+        head.append("area guard rolled back")
+        for row, x in zip(rows, rounds):
+            row.append(_e(", ".join(f"{k} ({v:.2f} x its noisy area)" for k, v in (x.get("guard") or {}).items())) or "-")
+    areas = [[_e(name)] + [_fmt((x.get("area_vs_noisy") or {}).get(name)) for x in rounds] for name in classes[1:]
+             if any(name in (x.get("area_vs_noisy") or {}) for x in rounds)]
     return ("<h3>Label correction rounds</h3>"
-            + _table(["round", "epoch", "classes corrected", "pixels changed", "precision", "label Dice vs clean"], rows)
+            + _table(head, rows)
+            + (f"<p class='note'>area guard: a class whose area over the training labels moves more than "
+               f"{_e(str(r.resolved_config.get('adele', {}).get('correction', {}).get('guard_area')))} (a fraction) from its area in the "
+               "given labels has the round's changes rolled back and is not corrected again; stopped: "
+               + _e(", ".join(f"{k} at epoch {e}" for k, e in (r.metrics or {}).get("adele", {}).get("guard_stopped", {}).items()) or "none")
+               + ".</p>" if guarded else "")
             + f"<img src='figures/{png.name}' alt='correction rounds, {_e(r.name)}'>"
             + "<p class='note'>pixels changed per class (by new label), precision in brackets:</p>"
-            + _table(["class"] + [f"r{x['round']}" for x in rounds], per_class))
+            + _table(["class"] + [f"r{x['round']}" for x in rounds], per_class)
+            + ("<p class='note'>each class's area after the round / its area in the given (noisy) labels, over the training set "
+               "(needs no clean labels; well below 1 = the corrections erase the class):</p>"
+               + _table(["class"] + [f"r{x['round']}" for x in rounds], areas) if areas else ""))
 
 
 class _DataCache:

@@ -116,3 +116,9 @@ def test_area_guard_stops_a_class_and_says_so(tmp_path):
     # every round records each class's area against the noisy labels; a rolled-back class is back at 1.0
     assert all(r["area_vs_noisy"][tr.classes[k]] == 1.0 for r in rounds if tr.classes[k] in r["guard"])
     assert all(set(r["area_vs_noisy"]) <= set(tr.classes[1:]) for r in rounds)
+    # the report says what the guard rolled back and shows each class's area against the noisy labels
+    from adele.reporting.html import build_report
+
+    page = build_report([tmp_path / "g"], tmp_path / "report", examples=0, log=lambda m: None).read_text()
+    assert "area guard rolled back" in page and "x its noisy area" in page and "stopped: " in page
+    assert "area in the given (noisy) labels" in page
