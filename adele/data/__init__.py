@@ -4,6 +4,11 @@ from .folder import ArraySplit, FolderSplit, Source, open_dataset, write_dataset
 from .io import read_image, read_label, write_array
 
 
+def dataset_folder(path):
+    """``data.path`` as a folder the run reads (an input that outputs must not overwrite), or None for an embedded set."""
+    return path if path not in EMBEDDED else None
+
+
 def open_source(path: str, check_files: bool = True) -> Source:
     """``colin27`` / ``colin27-brodmann`` -> the embedded data; anything else -> a validated dataset folder."""
     if path in EMBEDDED:
@@ -12,6 +17,7 @@ def open_source(path: str, check_files: bool = True) -> Source:
 
 
 __all__ = [
+    "dataset_folder",
     "ArraySplit",
     "FolderSplit",
     "Source",

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import runfolder, safety
 from ..config import EXECUTION_KEYS, Config, flatten, saved_config
-from ..data import EMBEDDED
+from ..data import EMBEDDED, dataset_folder
 from ..data.volumes import copy_volume_spec
 from ..errors import RunError
 
@@ -25,7 +25,7 @@ RESUME_FREE_KEYS = ("train.epochs",) + EXECUTION_KEYS
 
 def run_inputs(cfg: Config) -> list[str]:
     """Files and folders a training run reads, which its run folder must not hold or be."""
-    return [p for p in (cfg.data.path if cfg.data.path not in EMBEDDED else None, cfg.model.pretrained) if p]
+    return [p for p in (dataset_folder(cfg.data.path), cfg.model.pretrained) if p]
 
 
 def _same_setting(key: str, a: Any, b: Any) -> bool:

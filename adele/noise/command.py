@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data import EMBEDDED, open_source
+from ..data import dataset_folder, open_source
 from ..data.folder import ArraySplit, FolderSplit, write_dataset_json
 from ..data.io import suffix_of, write_array
 from ..data.volumes import copy_volume_index
@@ -41,7 +41,7 @@ def run_noise_command(
     """
     parsed = load_recipe(recipe)  # RecipeError (exit 2) before anything is touched
     out = Path(out)
-    inputs = [data if data not in EMBEDDED else None, recipe if recipe.endswith((".yaml", ".yml")) else None]
+    inputs = [dataset_folder(data), recipe if recipe.endswith((".yaml", ".yml")) else None]
     check_output(out, "noise", inputs, overwrite)
     src = open_source(data)
     for s in splits:

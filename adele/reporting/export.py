@@ -41,7 +41,7 @@ import torch
 
 from ..config import saved_config
 from ..core.quality import early_learning_scores, label_quality_scores
-from ..data import EMBEDDED
+from ..data import dataset_folder
 from ..data.dataset import PreparedSplit, load_run_data, preprocess_image, resize_label, smooth_resize_label
 from ..data.io import write_array
 from ..data.volumes import (VolumeSpec, label_slices, read_volume, read_volume_index, slices_to_volume, volume_suffix,
@@ -167,7 +167,7 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     run = load_run(run_dir)
     out = Path(out)
     cfg = saved_config(run.path / "config.yaml")
-    inputs = [run.path, cfg.data.path if cfg.data.path not in EMBEDDED else None]
+    inputs = [run.path, dataset_folder(cfg.data.path)]
     check_output(out, "export-labels", inputs, overwrite)  # refused before anything is read or written
     data = load_run_data(cfg)
     train = data.train
