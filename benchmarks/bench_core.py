@@ -1,10 +1,12 @@
 """Timings and sizes of the ADELE core; prints a markdown table.
 
     .venv/bin/python benchmarks/bench_core.py
+    .venv/bin/python benchmarks/bench_core.py --smoke     # a second: the same code on tiny arrays
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -17,12 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adele.config import DetectionConfig  # noqa: E402
 from adele.core import PredictionStore, correct_labels, detect_onset  # noqa: E402
 
-RULE = {k: getattr(DetectionConfig(), k) for k in ("r", "min_points", "trim_flat", "min_peak_iou", "min_rise", "flag_offset")}
+RULE = DetectionConfig().fit_settings()
+#: pixels per correct_labels call (~50 Mpixel; --smoke: 0.1) and repeats per timing
+SIZE = {"pixels": 50e6, "repeats": 3}
 
 
-def best_of(fn, repeats=3) -> float:
+def best_of(fn) -> float:
     times = []
-    for _ in range(repeats):
+    for _ in range(SIZE["repeats"]):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -33,7 +37,7 @@ def correction_throughput(conf_kind: str, computed_allowed: bool) -> float:
     """Mpixel/s of correct_labels on 72 x 192 x 224 random slices repeated to ~50 Mpixel."""
     rng = np.random.default_rng(0)
     n, h, w, c = 72, 192, 224, 10
-    reps = int(np.ceil(50e6 / (n * h * w)))
+    reps = int(np.ceil(SIZE["pixels"] / (n * h * w)))
     labels = np.tile(rng.integers(0, c, (n, h, w), dtype=np.uint8), (reps, 1, 1))
     pred = np.tile(rng.integers(0, c, (n, h, w), dtype=np.uint8), (reps, 1, 1))
     q = np.tile(rng.integers(0, 256, (n, h, w), dtype=np.uint8), (reps, 1, 1))
@@ -67,6 +71,10 @@ def store_write_mpx_s() -> float:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny arrays, one repeat: the code path in about a second")
+    if ap.parse_args().smoke:
+        SIZE.update(pixels=1e5, repeats=1)
     rows = []
     for kind in ("uint8", "float32"):
         for computed in (True, False):

@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_noise.py                   # 72 synthetic 96x112 maps, 9 classes
     python benchmarks/bench_noise.py labels.npy --num-classes 9
     python benchmarks/bench_noise.py colin27           # the embedded training labels
+    python benchmarks/bench_noise.py --smoke           # seconds: 8 small maps, one run per recipe
 
 ``labels.npy`` holds an ``(N, H, W)`` integer stack (0 = background, 255 = ignore).
 Each recipe runs ``--repeat`` times over the whole stack (seeded, so every run
@@ -41,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES))
     parser.add_argument("--repeat", type=int, default=3, help="runs per recipe; the best is reported")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="8 synthetic maps of 48x56, one run per recipe: the code path in seconds")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.repeat = 1
 
     try:
         recipes = [parse_recipe(spec) for spec in args.recipes]  # fail fast on a typo
@@ -64,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         num_classes = args.num_classes or 9
         labels = np.stack([
-            synthetic_label_map(np.random.default_rng([args.seed, i]), (96, 112), num_classes,
+            synthetic_label_map(np.random.default_rng([args.seed, i]), (48, 56) if args.smoke else (96, 112), num_classes,
                                 ignore_fraction=0.01, ignore_index=args.ignore_index)
-            for i in range(72)
+            for i in range(8 if args.smoke else 72)
         ])
         source = "synthetic atlas-like maps"
     n, h, w = labels.shape

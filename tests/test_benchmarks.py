@@ -79,6 +79,8 @@ def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
     ("bench_plan.py", ["--smoke", "--out", "{tmp}"], "planned / preset"),
     ("bench_plan.py", ["--scaling"], "steps per epoch"),
     ("bench_native_export.py", ["--smoke"], "one-hot bilinear"),
+    ("bench_core.py", ["--smoke"], "onset check, 10 classes x 100 epochs"),
+    ("bench_noise.py", ["--smoke"], "| `markov` |"),
 ])
 def test_benchmark_smoke_modes_run(tmp_path, script, args, expect):
     """Each smoke mode runs the benchmark's own code path on tiny settings, so a benchmark that no longer runs turns CI red."""
@@ -107,3 +109,12 @@ def test_bench_adele_smoke_prints_the_competitors_and_the_round_report(tmp_path)
     assert "correction rounds per class" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary[0]["dataset"] == "colin27-structures" and summary[0]["config"] == "plan" and len(summary[0]["adele"]) == 2
+
+
+@pytest.mark.slow
+def test_check_identical_agrees_with_itself(tmp_path):
+    """The behaviour-preserving check of issue 29: a manifest compared with itself is identical (and the script runs)."""
+    first = run("check_identical.py", "--manifest", str(tmp_path / "m.json"), "--keep", str(tmp_path / "runs"))
+    assert "files hashed" in first
+    man = json.loads((tmp_path / "m.json").read_text())
+    assert any(k.endswith("model.pt") for k in man) and any(k.startswith("report/") for k in man) and any(k.startswith("export/") for k in man)
