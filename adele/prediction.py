@@ -178,7 +178,7 @@ def load_ensemble(runs: Sequence[str | Path], device: str = "auto", checkpoint: 
                                "on the same classes and inputs (the folds of one prepared dataset)")
     model = ProbabilityAverage([lm.model for lm in loaded]).eval()
     return LoadedModel(model, first.config, first.classes, first.ignore_index, first.in_channels, first.device,
-                       f"ensemble of {len(loaded)} runs ({', '.join(lm.origin for lm in loaded[:1])})")
+                       f"ensemble of {len(loaded)} runs ({first.origin})")
 
 
 @torch.no_grad()
