@@ -149,13 +149,25 @@ def scores(run: dict, variant: str) -> dict:
     return run["test"]
 
 
+def _first_last(rounds: list[list[dict]], key: str, c: str) -> str:
+    """'first -> last' of a per-class round field, averaged over runs (the feedback between rounds)."""
+    first = [rr[0].get(key, {}).get(c) for rr in rounds if rr]
+    last = [rr[-1].get(key, {}).get(c) for rr in rounds if rr]
+    first, last = [v for v in first if v is not None], [v for v in last if v is not None]
+    return f"{np.mean(first):.2f} -> {np.mean(last):.2f}" if first and last else "-"
+
+
 def round_report(name: str, runs: list[dict], classes: list[str]) -> None:
     """Per class over the runs' correction rounds: how many rounds corrected it, the share of its changes that went to
-    background, its area after the last round vs the noisy labels, the changes' precision, and guard firings."""
+    background, its area after the last round vs the noisy labels, the changes' precision, guard firings, and what the
+    network predicted before the first and the last round (its area vs the labels it trained on and vs the truth, the
+    share of the class's labelled pixels it called background with confidence)."""
     rounds = [r.get("adele", {}).get("rounds", []) for r in runs]
-    print(f"\n{name}: correction rounds per class (over {len(runs)} runs)\n")
-    print("| class | rounds correcting it | changed pixels that became background (all rounds) | area after the last round / noisy | precision of changes to it | guard fired |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"\n{name}: correction rounds per class (over {len(runs)} runs; 'a -> b': before the first round -> before the last)\n")
+    print("| class | rounds correcting it | changed pixels that became background (all rounds) | area after the last round / noisy "
+          "| precision of changes to it | guard fired | network's area / its labels | network's area / truth "
+          "| labelled pixels it calls background |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     to_bg = sum(x["changed_per_class"].get(classes[0], 0) for rr in rounds for x in rr)
     for c in classes[1:]:
         n = sum(c in x["corrected"] for rr in rounds for x in rr)
@@ -164,12 +176,15 @@ def round_report(name: str, runs: list[dict], classes: list[str]) -> None:
         prec = [x.get("precision_per_class", {}).get(c) for rr in rounds for x in rr]
         prec = [p for p in prec if p is not None]
         fired = sum(c in (r.get("adele", {}).get("guard_stopped") or {}) for r in runs)
+        view = " | ".join(_first_last(rounds, k, c) for k in ("predicted_area_vs_labels", "predicted_area_vs_clean",
+                                                              "confident_background_share"))
         print(f"| {c} | {n} | - | {np.mean(area) if area else float('nan'):.2f} (min {min(area) if area else float('nan'):.2f}) | "
-              f"{np.mean(prec) if prec else float('nan'):.2f} | {fired}/{len(runs)} |")
+              f"{np.mean(prec) if prec else float('nan'):.2f} | {fired}/{len(runs)} | {view} |")
     total = sum(x["pixels_changed"] for rr in rounds for x in rr)
     bgp = [x.get("precision_per_class", {}).get(classes[0]) for rr in rounds for x in rr]
     bgp = [p for p in bgp if p is not None]
-    print(f"| {classes[0]} | - | {to_bg} of {total} ({100 * to_bg / max(total, 1):.0f}%) | - | {np.mean(bgp) if bgp else float('nan'):.2f} | - |")
+    print(f"| {classes[0]} | - | {to_bg} of {total} ({100 * to_bg / max(total, 1):.0f}%) | - | "
+          f"{np.mean(bgp) if bgp else float('nan'):.2f} | - | - | - | - |")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from .consistency import consistency_loss, multiscale_logits, multiscale_loss
 from .correction import (
     ChangePrecision,
     CorrectionResult,
+    PredictionAreas,
     area_guard,
     class_areas,
     change_precision,
@@ -19,6 +20,7 @@ from .correction import (
     classes_present,
     correct_labels,
     correct_labels_voc,
+    prediction_areas,
     shrink_guard,
 )
 from .curves import (
@@ -44,8 +46,10 @@ __all__ = [
     "OnsetResult",
     "PredictionStore",
     "RoundSchedule",
+    "PredictionAreas",
     "area_guard",
     "class_areas",
+    "prediction_areas",
     "change_precision",
     "class_change_counts",
     "classes_present",

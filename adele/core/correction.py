@@ -266,6 +266,49 @@ def class_areas(labels, num_classes: int) -> np.ndarray:
     return area
 
 
+@dataclass(frozen=True)
+class PredictionAreas:
+    """What the network predicts on a set of labelled images, per class (the erasure's diagnostics).
+
+    labelled: (C,) pixels labelled c; predicted: (C,) pixels predicted c (ignore pixels left out);
+    to_background: (C,) pixels labelled c that the network predicts as background above ``tau_bg``
+    (the pixels a round may hand to background once class c's labels are corrected).
+    """
+
+    labelled: np.ndarray
+    predicted: np.ndarray
+    to_background: np.ndarray
+
+    def __add__(self, other: "PredictionAreas") -> "PredictionAreas":
+        return PredictionAreas(self.labelled + other.labelled, self.predicted + other.predicted,
+                               self.to_background + other.to_background)
+
+    def ratio(self, num: np.ndarray) -> np.ndarray:
+        """(C,) num / labelled, NaN where a class has no labelled pixel."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.labelled > 0, num / np.maximum(self.labelled, 1), np.nan)
+
+
+def prediction_areas(labels: np.ndarray, pred: np.ndarray, conf: np.ndarray, num_classes: int,
+                     tau_bg: float = 0.7, ignore_index: int = 255) -> PredictionAreas:
+    """Per-class areas of the network's predictions against the labels (sum results with ``+``).
+
+    labels, pred: (N, H, W) or (H, W) uint8; conf: the confidence of ``pred`` (float in [0, 1] or
+    uint8 q = round(255 p), compared with ``tau_bg`` as the correction rule compares it).
+    """
+    _check_tau(tau_bg, "tau_bg")
+    labels, pred, conf, _ = _batch(labels, pred, conf)
+    size = max(num_classes, 256)
+    valid = labels != ignore_index
+    thr = _threshold_table(conf.dtype, tau_bg, tau_bg)[0][0]
+
+    def count(x: np.ndarray) -> np.ndarray:
+        return np.bincount(x, minlength=size)[:num_classes].astype(np.int64)
+
+    return PredictionAreas(count(labels[valid]), count(pred[valid]),
+                           count(labels[valid & (pred == 0) & (conf > thr)]))
+
+
 def area_guard(
     base: list[np.ndarray],
     new: list[np.ndarray],

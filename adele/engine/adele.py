@@ -18,6 +18,7 @@ from .. import runfolder
 from ..config import Config
 from ..core import (
     MemorizationDetector,
+    PredictionAreas,
     PredictionStore,
     change_precision,
     class_change_counts,
@@ -26,6 +27,7 @@ from ..core import (
     correct_labels,
     correct_labels_voc,
     multiscale_loss,
+    prediction_areas,
 )
 from ..core import RoundSchedule
 from ..data.dataset import PreparedSplit
@@ -220,6 +222,8 @@ class AdeleState(Baseline):
         rec = {
             "epoch": epoch,
             "train_iou": [None if np.isnan(v) else float(v) for v in ious],
+            # the training predictions' area / the current labels' area per class (< 1: under-segmented)
+            "train_area_ratio": [None if not n else round(float(p / n), 4) for p, n in zip(cm.sum(0), cm.sum(1))],
             "flagged": [int(c) for c in np.flatnonzero(flagged)],
             "newly_flagged": [int(c) for c in self.detector.newly_flagged],
             "classes": {},
@@ -282,8 +286,14 @@ class AdeleState(Baseline):
         base = self.train.original if c.restart_from_original else self.train.labels
         # the class constraint (no class invented in an image) reads the labels being corrected, as officially
         after, held = [], 0
+        seen = PredictionAreas(*(np.zeros(self.num_classes, dtype=np.int64),) * 3)  # the network's view, per class
+        seen_clean = np.zeros(self.num_classes, dtype=np.int64)
         for i in range(len(self.train)):
             pred, conf = self.store.read(i)
+            seen = seen + prediction_areas(self.train.labels[i], pred, conf, self.num_classes, c.tau_bg, self.ignore_index)
+            if self.train.clean is not None:
+                seen_clean += prediction_areas(self.train.clean[i], pred, conf, self.num_classes, c.tau_bg,
+                                               self.ignore_index).labelled
             if c.rule == "voc":
                 res = correct_labels_voc(base[i], pred, conf, flagged, c.tau_fg, self.ignore_index)
                 held += int(res.held.sum())
@@ -311,6 +321,7 @@ class AdeleState(Baseline):
             "area_vs_noisy": {self.classes[k]: round(float(a / self.noisy_area[k]), 4)
                               for k, a in enumerate(class_areas(after, self.num_classes)) if k > 0 and self.noisy_area[k] > 0},
         }
+        info.update(self.network_view(seen, seen_clean if self.train.clean is not None else None))
         if c.rule == "voc":
             info["images_held"] = held
         if c.guard_area is not None:
@@ -334,6 +345,21 @@ class AdeleState(Baseline):
             msg += f", precision {info['precision'] if info['precision'] is not None else float('nan'):.3f}, label Dice vs clean {info['agreement_before']:.3f} -> {info['agreement_after']:.3f}"
         self.log(msg)
         return info
+
+    def network_view(self, seen: PredictionAreas, clean_area: Optional[np.ndarray]) -> dict:
+        """Per foreground class, what the network predicted before the round, against the labels it trained on:
+        its predicted area / their area (< 1: it under-segments the class), and the share of the class's pixels it
+        calls background above tau_bg (what a round may hand to background); with clean labels known, the predicted
+        area / the true area too."""
+        fg = [k for k in range(1, self.num_classes) if seen.labelled[k] > 0]
+        out = {
+            "predicted_area_vs_labels": {self.classes[k]: round(float(seen.ratio(seen.predicted)[k]), 4) for k in fg},
+            "confident_background_share": {self.classes[k]: round(float(seen.ratio(seen.to_background)[k]), 4) for k in fg},
+        }
+        if clean_area is not None:
+            out["predicted_area_vs_clean"] = {self.classes[k]: round(float(seen.predicted[k] / clean_area[k]), 4)
+                                              for k in range(1, self.num_classes) if clean_area[k] > 0}
+        return out
 
     # ------------------------------------------------------------------ state
 

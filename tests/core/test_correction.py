@@ -253,3 +253,22 @@ def test_area_guard_rolls_back_a_class_that_runs_away_and_only_that_class():
     assert fired == {} and out is new
     with pytest.raises(ValueError, match="max_change"):
         area_guard(base, new, ref, [1], max_change=0)
+
+
+# ---------------------------------------------------------------- what the network predicts, per class
+from adele.core.correction import prediction_areas  # noqa: E402
+
+
+def test_prediction_areas_count_under_segmentation_and_confident_background():
+    labels = np.array([[1, 1, 1, 1, 2, 2, 0, 255]], np.uint8)
+    pred = np.array([[1, 1, 0, 0, 2, 2, 2, 0]], np.uint8)
+    conf = np.array([[0.9, 0.9, 0.95, 0.6, 0.9, 0.9, 0.8, 0.99]])
+    a = prediction_areas(labels, pred, conf, 3, tau_bg=0.7)
+    assert a.labelled.tolist() == [1, 4, 2] and a.predicted.tolist() == [2, 2, 3]  # the ignore pixel is left out
+    assert a.to_background.tolist() == [0, 1, 0]  # one of class 1's pixels is background above 0.7, one below
+    assert a.ratio(a.predicted)[1] == 0.5 and a.ratio(a.to_background)[1] == 0.25
+    q = prediction_areas(labels, pred, np.round(conf * 255).astype(np.uint8), 3, tau_bg=0.7)  # quantized = float
+    assert np.array_equal(q.to_background, a.to_background) and np.array_equal(q.predicted, a.predicted)
+    both = a + q
+    assert both.labelled.tolist() == [2, 8, 4]
+    assert np.isnan(prediction_areas(labels, pred, conf, 4).ratio(np.ones(4))[3])  # no labelled pixel: NaN

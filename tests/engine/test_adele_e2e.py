@@ -1,10 +1,8 @@
-import json
-
 import numpy as np
 
 from adele.config import load_config
 from adele.engine import Trainer, load_run_data
-from adele.runfolder import load_labels
+from adele.runfolder import load_labels, read_adele_log
 
 from adele.testing import small_colin27
 from test_train_e2e import FAST
@@ -116,6 +114,13 @@ def test_area_guard_stops_a_class_and_says_so(tmp_path):
     # every round records each class's area against the noisy labels; a rolled-back class is back at 1.0
     assert all(r["area_vs_noisy"][tr.classes[k]] == 1.0 for r in rounds if tr.classes[k] in r["guard"])
     assert all(set(r["area_vs_noisy"]) <= set(tr.classes[1:]) for r in rounds)
+    # and what the network predicted before it, per class: its area vs the labels and vs the truth, and the share of
+    # each class it called background with confidence (the erasure's diagnostics)
+    for r in rounds:
+        assert set(r["predicted_area_vs_labels"]) == set(r["confident_background_share"]) <= set(tr.classes[1:])
+        assert all(0 <= v <= 1 for v in r["confident_background_share"].values())
+        assert all(v >= 0 for v in r["predicted_area_vs_clean"].values())
+    assert all(len(e["train_area_ratio"]) == len(tr.classes) for e in read_adele_log(tmp_path / "g"))
     # the report says what the guard rolled back and shows each class's area against the noisy labels
     from adele.reporting.html import build_report
 
