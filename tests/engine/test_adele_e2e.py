@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 
 from adele.config import load_config
