@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 import numpy as np
-from scipy import ndimage
 
 from .config import Config, load_config
 from .data import open_source

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from . import runfolder
 from .config import Config, saved_config
 from .core import multiscale_logits
-from .data.dataset import PreparedSplit
+from .data.dataset import PreparedSplit, batch_indices
 from .errors import AdeleError, ConfigError, RunError
 from .models import build_model_from_config
 
@@ -188,9 +188,8 @@ def predict_split(lm: LoadedModel, split: PreparedSplit, batch_size: int = 8, tt
     All images of a split share one size when ``data.size`` is set; otherwise
     they are predicted one at a time and must still share a size to stack.
     """
-    bs = batch_size if len(set(split.shapes)) == 1 else 1
     out = []
-    for s in range(0, len(split), bs):
-        x = torch.stack(split.images[s : s + bs]).to(lm.device)
+    for chunk in batch_indices(split.shapes, batch_size):
+        x = torch.stack([split.images[i] for i in chunk]).to(lm.device)
         out.append(predict_probs(lm.model, x, tta=tta).cpu().numpy())
     return np.concatenate(out)

@@ -30,15 +30,35 @@ def make_dataset(root: Path, n_train=4, n_val=2, n_test=2, size=(24, 20), classe
     return root
 
 
-def small_colin27(n_train=16, n_eval=6):
+def small_colin27(n_train=16, n_eval=6, spread: str = "step") -> Source:
+    """A subset of the embedded Colin27 slices: ``n_train`` training, ``n_eval`` validation and test slices each.
+
+    ``spread="step"``: every (len // n)-th slice from the first; ``"ends"``: n slices evenly spaced from the first
+    to the last (``np.linspace``).
+    """
+    if spread not in ("step", "ends"):
+        raise ValueError(f"spread must be 'step' or 'ends', got {spread!r}")
     full = load_colin27()
     splits = {}
     for name, n in (("train", n_train), ("val", n_eval), ("test", n_eval)):
         s = full.splits[name]
-        step = max(1, len(s) // n)
-        idx = np.arange(0, len(s), step)[:n]
+        if spread == "step":
+            idx = np.arange(0, len(s), max(1, len(s) // n))[:n]
+        else:
+            idx = np.linspace(0, len(s) - 1, n).round().astype(int)
         splits[name] = ArraySplit(tuple(s.ids[i] for i in idx), s.images[idx], s.labels[idx])
     return Source(full.name, full.classes, 255, splits)
+
+
+def write_source(src: Source, root: Path, name: Optional[str] = None) -> Path:
+    """Write an in-memory dataset (its images and labels, as PNG) as a folder in the generic format; returns root."""
+    root = Path(root)
+    for split_name, split in src.splits.items():
+        for i, sid in enumerate(split.ids):
+            write_array(root / split_name / "images" / f"{sid}.png", split.images[i])
+            write_array(root / split_name / "labels" / f"{sid}.png", split.labels[i])
+    write_dataset_json(root, name or src.name, src.classes, src.ignore_index)
+    return root
 
 
 def make_volume_dataset(root: Path, layout: str = "generic", n_subjects: int = 5, channels: int = 1, noisy: bool = False,

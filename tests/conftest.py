@@ -20,19 +20,9 @@ TINY_TRAIN = ["data.size=[56, 48]", "model.width=8", "model.depth=3", "optim.nam
 @pytest.fixture(scope="session")
 def small_colin27_dir(tmp_path_factory):
     """A few Colin27 slices as a dataset folder (8 train, 3 val, 3 test; PNG)."""
-    from adele.data import load_colin27
-    from adele.data.folder import write_dataset_json
-    from adele.data.io import write_array
+    from adele.testing import small_colin27, write_source
 
-    root = tmp_path_factory.mktemp("c27small")
-    src = load_colin27()
-    for split, n in (("train", 8), ("val", 3), ("test", 3)):
-        s = src.splits[split]
-        for i in np.linspace(0, len(s) - 1, n).round().astype(int):
-            write_array(root / split / "images" / f"{s.ids[i]}.png", s.images[i])
-            write_array(root / split / "labels" / f"{s.ids[i]}.png", s.labels[i])
-    write_dataset_json(root, "c27small", src.classes, 255)
-    return root
+    return write_source(small_colin27(8, 3, spread="ends"), tmp_path_factory.mktemp("c27small"), name="c27small")
 
 
 @pytest.fixture(scope="session")

@@ -196,7 +196,7 @@ def test_run_folder_is_positional_and_the_old_spelling_warns(run_and_data, tmp_p
     assert "deprecated" not in capsys.readouterr().err
     assert main([command, "--run", str(run), *extra, "--out", str(tmp_path / "old"), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
-    assert f"warning: --run is deprecated" in err and f"adele {command} {run}" in err
+    assert "warning: --run is deprecated" in err and f"adele {command} {run}" in err
     assert main([command, str(run), "--run", str(run), *extra, "--out", str(tmp_path / "both")]) == 2
     assert "give the run folder once" in capsys.readouterr().err
     assert main([command, *extra, "--out", str(tmp_path / "none")]) == 2

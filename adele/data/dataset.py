@@ -10,7 +10,7 @@ so an interrupted run resumes bit-for-bit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -134,6 +134,16 @@ class PreparedSplit:
         return [tuple(lab.shape) for lab in self.labels]  # type: ignore[misc]
 
 
+def batch_indices(shapes: Sequence, batch_size: int, rank: int = 0, world_size: int = 1) -> Iterator[list[int]]:
+    """Indices of the images of sizes ``shapes`` in batches of ``batch_size``, or one at a time when the sizes differ
+    (a batch stacks one size); with ``world_size`` > 1, this process's share: every ``world_size``-th image from
+    ``rank``. The loop of every pass that predicts a split (evaluation, correction, scoring, export)."""
+    idx = list(range(rank, len(shapes), world_size))
+    bs = batch_size if len(set(shapes)) == 1 else 1
+    for s in range(0, len(idx), bs):
+        yield idx[s : s + bs]
+
+
 def prepare_split(
     source: Source,
     split: str,
@@ -198,10 +208,6 @@ def _split_info(split) -> tuple[tuple[tuple[int, int, int], ...], Optional[int]]
         c = int(images.shape[3]) if images.ndim == 4 else 1
         return tuple((int(images.shape[1]), int(images.shape[2]), c) for _ in range(len(images))), None
     return tuple(image_info(split.image(i)) for i in range(len(split))), None
-
-
-def _shape_text(info) -> str:
-    return f"{info[0]}x{info[1]}"
 
 
 def check_source(source: Source, size: Optional[Sequence[int]] = None, normalize: str = "zscore", crop=None, batch_size: int = 1) -> None:

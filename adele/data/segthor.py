@@ -120,7 +120,7 @@ def prepare_segthor(
     if not plan.get("train") or not plan.get("val"):
         plan = fallback_split(list(patients))
         split_used = "fallback"
-        log(f"warning: the split leaves train or val empty for the patients present; using a deterministic split of them instead: "
+        log("warning: the split leaves train or val empty for the patients present; using a deterministic split of them instead: "
             + "; ".join(f"{k}: {', '.join(v) or '-'}" for k, v in plan.items()))
     spec = VolumeSpec(axis="axial", size=(size, size), modality=("ct",), window=(float(window[0]), float(window[1])),
                       channel_names=("CT",), storage="png16", layout="segthor")

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from ..core import multiscale_logits
+from ..data.dataset import batch_indices
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,7 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
 def rank_batches(shapes: list, batch_size: int, info: DistInfo) -> Iterator[list[int]]:
     """Indices of this process's share of the images (every ``world_size``-th from its rank), in batches of
     ``batch_size``, or one at a time when the images differ in size: the eval-mode passes over a training set."""
-    idx = list(range(info.rank, len(shapes), info.world_size))
-    bs = batch_size if len(set(shapes)) == 1 else 1
-    for s in range(0, len(idx), bs):
-        yield idx[s : s + bs]
+    return batch_indices(shapes, batch_size, info.rank, info.world_size)
 
 
 def steps_per_epoch(n: int, batch_size: int, world_size: int = 1, fixed: Optional[int] = None) -> int:

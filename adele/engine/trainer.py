@@ -21,14 +21,15 @@ from torch.utils.data import DataLoader
 from .. import runfolder
 from ..config import Config
 from ..console import epoch_line, progress, stdout_is_terminal
-from ..data.dataset import PreparedSplit, RunData, TrainDataset, collate, load_run_data
+from ..data.dataset import PreparedSplit, RunData, TrainDataset, batch_indices, collate, load_run_data
 from ..errors import ConfigError, RunError
-from ..metrics import SegMetrics, confusion_matrix, foreground_mean, label_agreement, present_in_truth, scores_from_confusion  # noqa: F401
+from ..metrics import SegMetrics, confusion_matrix, foreground_mean, label_agreement, present_in_truth, scores_from_confusion
 from ..models import build_model_from_config
 from ..prediction import resolve_device
 from . import checkpoint as ckpt
 from .adele import AdeleState, Baseline
 from .ema import WeightEMA
+from .memorization import MemorizationTracker
 from .quality import EarlyLearningTracker, log_budget
 from .rundir import record_resume, take_run_dir
 from .distributed import DistInfo, EpochSampler, MultiScaleNet, all_reduce_sum, dist_info, steps_per_epoch
@@ -63,7 +64,7 @@ class Trainer:
         self.dist: DistInfo = dist_info()
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        self.device = resolve_device(cfg.train.device, "train.device") if not self.dist.enabled or not torch.cuda.is_available() else torch.device("cuda", self.dist.local_rank)
+        self.device = self._device()
         self.data = data or load_run_data(cfg)
         src = self.data.source
         self.classes = list(src.classes)
@@ -85,7 +86,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.epoch = 0
         self.history: list[dict] = []
-        self.memorization: list[dict] = []
+        #: memorization counts when the clean labels are known (:mod:`adele.engine.memorization`)
+        self.memorization = MemorizationTracker(self.data.train, self.num_classes, self.ignore_index, self.device, self.dist)
         self.best = {"epoch": 0, "val_mean_dice": -1.0}
         self._best_weights: Optional[dict] = None  # the eval weights of the best validation epoch (best.pt)
         #: the method's schedule around the loop (:class:`~adele.engine.adele.Baseline` or ADELE)
@@ -101,6 +103,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
 
+    def _device(self) -> torch.device:
+        """``train.device``; under torchrun with CUDA, this process's GPU (its local rank)."""
+        if self.dist.enabled and torch.cuda.is_available():
+            return torch.device("cuda", self.dist.local_rank)
+        return resolve_device(self.cfg.train.device, "train.device")
+
     def _load_pretrained(self, path: str) -> None:
         p = Path(path)
         if not p.is_file():
@@ -110,7 +118,10 @@ class Trainer:
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
             raise ConfigError(f"model.pretrained: {p} is not a PyTorch state dict ({type(exc).__name__}); give a file saved with torch.save(model.state_dict())") from None
         state = state.get("model", state) if isinstance(state, dict) else state
-        flat = hasattr(self.model, "load_pretrained") or all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()) if isinstance(state, dict) else False
+        if isinstance(state, dict):  # a model with its own loader (DeepLab) checks the names itself
+            flat = hasattr(self.model, "load_pretrained") or all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+        else:
+            flat = False
         if not isinstance(state, dict) or not state or not flat:
             raise ConfigError(f"model.pretrained: {p} does not hold a state dict (a mapping of parameter names to tensors)")
         try:
@@ -169,7 +180,7 @@ class Trainer:
             "epoch": self.epoch,
             "rng": ckpt.rng_state(),
             "history": self.history,
-            "memorization": self.memorization,
+            "memorization": self.memorization.state_dict(),
             "best": self.best,
             "adele": self.method.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None,
@@ -190,7 +201,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
-        self.memorization = list(state.get("memorization", []))
+        self.memorization.load_state_dict(state.get("memorization", []))
         self.best = dict(state["best"])
         ckpt.set_rng_state(state["rng"])
         if state.get("adele"):
@@ -290,7 +301,9 @@ class Trainer:
         self.net.train()
         cm = torch.zeros(C, C, dtype=torch.int64, device=self.device)
         augmented = bool(cfg.data.crop or cfg.data.scale_range or cfg.data.hflip)  # pixel alignment with stored labels lost
-        mem = torch.zeros(3, C, C, dtype=torch.int64, device=self.device) if self.data.train.clean is not None and not augmented else None
+        mem = self.memorization if MemorizationTracker.possible(self.data.train, augmented) else None
+        if mem is not None:
+            mem.start_epoch()
         loss_sum, cons_sum, n_batches = 0.0, 0.0, 0
         loader = self.loader(epoch)
         batches = progress(loader, desc=f"epoch {epoch}", leave=False, position=1) if self.is_main else loader
@@ -325,7 +338,7 @@ class Trainer:
                 batch_cm = confusion_matrix(pred, lab, C, self.ignore_index)
                 cm += batch_cm
                 if mem is not None:
-                    self._memorization_counts(mem, pred, idx)
+                    mem.after_batch(pred, idx)
                 self.method.after_batch(epoch, step, idx, logits.detach(), batch_cm)
         cm = all_reduce_sum(cm, self.dist)
         stats = torch.tensor([loss_sum, cons_sum, n_batches], dtype=torch.float64, device=self.device)
@@ -339,8 +352,7 @@ class Trainer:
             row[f"train_iou/{n}"] = None if np.isnan(v) else float(v)
         row["_train_cm"] = cm.cpu().numpy()
         if mem is not None:
-            mem = all_reduce_sum(mem, self.dist).cpu().numpy()
-            self.memorization.append({"epoch": epoch, "wrong": mem[0].tolist(), "pred_clean": mem[1].tolist(), "pred_noisy": mem[2].tolist()})
+            mem.end_epoch(epoch)
         return row
 
     def _weights_finite(self) -> bool:
@@ -359,23 +371,6 @@ class Trainer:
             cause = f"too high a learning rate (optim.lr={lr}) or extreme input values; lower optim.lr or set optim.clip_grad"
         where = f"at step {step}" if step is not None else "(epoch loss or weights)"
         return TrainingDiverged(f"training diverged in epoch {epoch}: non-finite loss {where}; {kept}; likely cause: {cause}")
-
-    def _memorization_counts(self, mem: torch.Tensor, pred: torch.Tensor, idx: torch.Tensor) -> None:
-        """Count, on pixels whose original (noisy) label is wrong, predictions of the clean vs the noisy class.
-
-        ``mem[0][clean, noisy]``: wrong pixels; ``mem[1]``: of those predicted as the clean class;
-        ``mem[2]``: predicted as the noisy class. Unaugmented batches only (exact pixel alignment).
-        """
-        C = self.num_classes
-        tr = self.data.train
-        noisy = torch.from_numpy(np.stack([tr.original[i] for i in idx.tolist()])).to(self.device).long()
-        clean = torch.from_numpy(np.stack([tr.clean[i] for i in idx.tolist()])).to(self.device).long()
-        wrong = (noisy != clean) & (noisy != self.ignore_index) & (clean != self.ignore_index)
-        key = (clean * C + noisy)[wrong]
-        p = pred[wrong]
-        mem[0] += torch.bincount(key, minlength=C * C).view(C, C)
-        mem[1] += torch.bincount(key[p == clean[wrong]], minlength=C * C).view(C, C)
-        mem[2] += torch.bincount(key[p == noisy[wrong]], minlength=C * C).view(C, C)
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -398,10 +393,9 @@ class Trainer:
         """Dice/IoU of the current model (or ``model``) on ``split`` (its ``original`` labels unless ``labels`` given)."""
         labels = labels if labels is not None else split.original
         metrics = SegMetrics(self.num_classes, self.ignore_index)
-        bs = self.cfg.train.batch_size if len({tuple(l.shape) for l in labels}) == 1 else 1
-        for s in range(0, len(split), bs):
-            img = torch.stack(split.images[s : s + bs])
-            lab = torch.from_numpy(np.stack(labels[s : s + bs])).long()
+        for chunk in batch_indices([lab.shape for lab in labels], self.cfg.train.batch_size):
+            img = torch.stack([split.images[i] for i in chunk])
+            lab = torch.from_numpy(np.stack([labels[i] for i in chunk])).long()
             pred = self.predict_logits(img, model).argmax(1).cpu()
             metrics.update(pred, lab)
         return metrics.compute(self.classes)
@@ -410,8 +404,8 @@ class Trainer:
         if not self.is_main:
             return
         runfolder.write_history(self.run_dir, self.history)
-        if self.memorization:
-            runfolder.write_memorization(self.run_dir, self.memorization)
+        if self.memorization.records:
+            runfolder.write_memorization(self.run_dir, self.memorization.records)
         tb = self._tensorboard()
         if tb is not None:
             for k, v in row.items():

@@ -42,7 +42,7 @@ import torch
 from ..config import saved_config
 from ..core.quality import early_learning_scores, label_quality_scores
 from ..data import dataset_folder
-from ..data.dataset import PreparedSplit, load_run_data, preprocess_image, resize_label, smooth_resize_label
+from ..data.dataset import PreparedSplit, batch_indices, load_run_data, preprocess_image, resize_label, smooth_resize_label
 from ..data.io import write_array
 from ..data.volumes import (VolumeSpec, label_slices, read_volume, read_volume_index, slices_to_volume, volume_suffix,
                             write_label_volume)
@@ -92,12 +92,11 @@ def score_labels(lm, split: PreparedSplit, labels: list[np.ndarray], ignore_inde
 
     Returns (scores (N,), disagree_frac (N,), suspect: list of (H, W) bool, prediction: list of (H, W) uint8).
     """
-    bs = batch_size if len(set(split.shapes)) == 1 else 1
     scores, disagree, suspect, pred = [], [], [], []
-    for s in range(0, len(split), bs):
-        x = torch.stack(split.images[s : s + bs]).to(lm.device)
+    for chunk in batch_indices(split.shapes, batch_size):
+        x = torch.stack([split.images[i] for i in chunk]).to(lm.device)
         probs = predict_probs(lm.model, x).cpu().numpy()
-        sc, d, m = label_quality_scores(np.stack(labels[s : s + bs]), probs, ignore_index, tau)
+        sc, d, m = label_quality_scores(np.stack([labels[i] for i in chunk]), probs, ignore_index, tau)
         scores.append(sc)
         disagree.append(d)
         suspect.extend(m)

@@ -1,12 +1,9 @@
-import json
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from adele.cli import main
 from adele.data import open_dataset, read_image, read_label, write_array
-from adele.errors import DatasetError
 
 
 def test_valid_dataset_opens(tiny_dataset):

@@ -10,7 +10,7 @@ from adele.reporting.export import score_given_labels
 from adele.runfolder import early_probs_path, load_early_probs
 from adele.testing import small_colin27
 
-from test_train_e2e import FAST
+from test_train_e2e import FAST, interrupted_then_resumed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -53,7 +53,7 @@ def test_baseline_run_keeps_each_class_at_its_flag_and_scores_are_deterministic(
     assert sorted(summary["at_flag"]) == sorted(flag_epochs) + (["background"] if every_fg_flagged else [])
     np.testing.assert_array_equal(probs.q, load_early_probs(tmp_path / "b").q)
     sa = score_given_labels(tmp_path / "a", a.data.train.original, 255)
-    sb = score_given_labels(tmp_path / "a", a.data.train.original, 255)
+    sb = score_given_labels(tmp_path / "b", b.data.train.original, 255)  # the second run scores the same
     np.testing.assert_array_equal(sa[0], sb[0])
     assert all(np.array_equal(x, y) for x, y in zip(sa[2], sb[2]))
     # the tracking passes: only in the flag epochs and at the end
@@ -74,12 +74,8 @@ def test_tracking_changes_nothing_in_training_and_can_be_off(tmp_path):
 def test_resume_continues_the_snapshots_exactly(tmp_path):
     data = small_colin27(8, 4)
     _fit(tmp_path / "full", *EARLY_FLAGS, data=data)
-    _fit(tmp_path / "part", *EARLY_FLAGS, epochs=2, data=data)
     cfg = load_config(None, FAST + ["train.epochs=4", "data.noise=final:variant=painted", *EARLY_FLAGS])
-    c = Trainer(cfg, tmp_path / "part", data=load_run_data(cfg, data), log=lambda m: None)
-    c.prepare_run_dir(resume=True, overwrite=False)
-    c.resume()
-    c.fit()
+    interrupted_then_resumed(cfg, data, tmp_path / "part", stop_after=2)
     full, part = load_early_probs(tmp_path / "full"), load_early_probs(tmp_path / "part")
     np.testing.assert_array_equal(full.epochs, part.epochs)
     np.testing.assert_array_equal(full.q, part.q)

@@ -12,6 +12,19 @@ from adele.testing import small_colin27
 FAST = ["data.size=[56, 48]", "model.width=8", "model.depth=3", "optim.name=adam", "optim.lr=0.003", "train.batch_size=4", "train.threads=1"]
 
 
+def interrupted_then_resumed(cfg, data, run_dir, stop_after: int):
+    """Train ``cfg`` for ``stop_after`` epochs in ``run_dir``, then resume it to ``cfg``'s epochs in a fresh trainer;
+    returns (that trainer, its results)."""
+    first = cfg.replace(**{"train.epochs": stop_after})
+    b = Trainer(first, run_dir, data=load_run_data(first, data), log=lambda m: None)
+    b.prepare_run_dir(False, False)
+    b.fit()
+    c = Trainer(cfg, run_dir, data=load_run_data(cfg, data), log=lambda m: None)
+    c.prepare_run_dir(resume=True, overwrite=False)
+    c.resume()
+    return c, c.fit()
+
+
 def test_baseline_trains_and_writes_run_folder(tmp_path):
     cfg = load_config(None, FAST + ["train.epochs=10", "train.seed=1"])
     run = tmp_path / "run"
@@ -41,15 +54,7 @@ def test_resume_matches_uninterrupted(tmp_path):
     a = Trainer(cfg, tmp_path / "a", data=load_run_data(cfg, data), log=lambda m: None)
     a.prepare_run_dir(False, False)
     full = a.fit()
-    # stop after 2 epochs, then resume in a fresh trainer
-    cfg2 = cfg.replace(**{"train.epochs": 2})
-    b = Trainer(cfg2, tmp_path / "b", data=load_run_data(cfg2, data), log=lambda m: None)
-    b.prepare_run_dir(False, False)
-    b.fit()
-    c = Trainer(cfg, tmp_path / "b", data=load_run_data(cfg, data), log=lambda m: None)
-    c.prepare_run_dir(resume=True, overwrite=False)
-    c.resume()
-    resumed = c.fit()
+    c, resumed = interrupted_then_resumed(cfg, data, tmp_path / "b", stop_after=2)
     assert resumed["test"]["dice"] == full["test"]["dice"]
     assert [r["loss"] for r in c.history] == [r["loss"] for r in a.history]
 
@@ -103,14 +108,7 @@ def test_best_checkpoint_is_written_scored_and_chosen_for_predict(tmp_path):
     else:
         assert best["test"] == res["test"]
     # resuming a finished run's last epochs reloads best.pt and scores the same
-    cfg2 = cfg.replace(**{"train.epochs": 2})
-    b = Trainer(cfg2, tmp_path / "b", data=load_run_data(cfg2, data), log=lambda m: None)
-    b.prepare_run_dir(False, False)
-    b.fit()
-    c = Trainer(cfg, tmp_path / "b", data=load_run_data(cfg, data), log=lambda m: None)
-    c.prepare_run_dir(resume=True, overwrite=False)
-    c.resume()
-    assert c.fit()["best_checkpoint"] == res["best_checkpoint"]
+    assert interrupted_then_resumed(cfg, data, tmp_path / "b", stop_after=2)[1]["best_checkpoint"] == res["best_checkpoint"]
 
 
 def test_predict_with_the_best_checkpoint(tiny_run, small_colin27_dir, tmp_path, capsys):
