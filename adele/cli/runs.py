@@ -96,12 +96,14 @@ def _add_export_parser(sub) -> None:
                                     "against the run's early-learning probabilities) and suspect/<id>.png masks; and in the source's own space: "
                                     "original/labels/<subject>.nii.gz on each subject's grid for volume datasets (plus "
                                     "label_quality_subjects.csv), original/labels/<id>.png at the source size for 2D datasets. "
-                                    "Only the pixels the correction changed differ from the labels given.",
+                                    "Only the pixels the correction changed differ from the labels given. labelstudio/tasks.json "
+                                    "and config.xml: the masks as Label Studio tasks, worst first (one per training slice for volumes).",
                         epilog=fmt("""
             examples:
               adele export-labels runs/adele --out data/c27-corrected
               adele train --data data/c27-corrected --out runs/retrain     # train again on the corrected labels
               head -6 data/c27-corrected/label_quality.csv                 # the masks to redraw first
+              # Label Studio: a project with labelstudio/config.xml, import labelstudio/tasks.json (README: "Reviewing the masks")
             """))
     add_run_folder(ex, "run folder with model.pt (the --out of `adele train`)")
     ex.add_argument("--out", required=True, help="output folder (new or empty)")

@@ -12,6 +12,7 @@ were resized to it for training):
     OUT/label_quality.csv            one row per training image, most suspicious first (+ subject, slice for volume datasets)
     OUT/suspect/<id>.png             255 where a confident prediction disagrees with the label
     OUT/README.md                    what the folder holds
+    OUT/labelstudio/                 tasks.json + config.xml: the corrected masks as Label Studio tasks, worst first (:mod:`.labelstudio`)
 
 and, in the source's own space (:func:`corrected_in_original`: the source
 labels with the pixels the correction changed replaced, so labels without
@@ -50,6 +51,7 @@ from ..errors import RunError
 from ..prediction import load_run_model, predict_probs
 from ..runfolder import label_rounds, load_early_probs, load_labels
 from ..safety import check_output, staged_output
+from .labelstudio import write_labelstudio
 from .runs import load_run
 
 
@@ -209,6 +211,8 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
                 "note": note, "resolution": None if size is None else list(shape), "source_run": run.name}
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / "README.md").write_text(_readme(note, train.clean is not None, exts["train"], native["readme"], vol_index is not None, q["source"], cfg.quality.tau))
+        with (tmp / "README.md").open("a") as fh:  # OUT/labelstudio: the masks as Label Studio tasks, worst first
+            fh.write(write_labelstudio(tmp, f"adele {run.name}", vol_index))
     worst = np.argsort(scores, kind="stable")[:3]
     log(f"wrote {out}: {len(train)} training labels ({origin}), {native['summary']}, label_quality.csv (most suspicious: "
         + ", ".join(f"{train.ids[i]} {scores[i]:.3f}" for i in worst) + ")")
