@@ -177,9 +177,9 @@ class Run:
                     r[k] = int(r[k])
         return rows
 
-    def export_labels(self, out: str | Path, overwrite: bool = False) -> Path:
-        """``adele export-labels``: see :func:`adele.reporting.export.export_labels`."""
-        return export_labels(self.path, out, device=self._lm.device.type, overwrite=overwrite, log=lambda m: None)
+    def export_labels(self, out: str | Path, overwrite: bool = False, suspects: str = "keep") -> Path:
+        """``adele export-labels`` (``suspects="ignore"``: the nnU-Net folder): see :func:`adele.reporting.export.export_labels`."""
+        return export_labels(self.path, out, device=self._lm.device.type, overwrite=overwrite, log=lambda m: None, suspects=suspects)
 
 
 def load_run(path: str | Path, device: str = "auto") -> Run:

@@ -124,3 +124,22 @@ def make_volume_dataset(root: Path, layout: str = "generic", n_subjects: int = 5
         meta = {"name": "tinyvol", "classes": ["background", "left_blob", "right_blob"]}
     (root / "dataset.json").write_text(json.dumps(meta, indent=1))
     return root
+
+
+def add_nnunet_ignore(root: Path, subjects=("sub00", "sub01"), band=(5, 9)) -> Path:
+    """Declare nnU-Net's ignore label (``"ignore": 3``, after the 3 classes) in a :func:`make_volume_dataset` nnU-Net folder
+    and give it to a band of voxels (stored axis 1 in ``band``, every slice) in the labels of ``subjects``; returns root."""
+    import json
+
+    import nibabel as nib
+
+    meta = json.loads((root / "dataset.json").read_text())
+    meta["labels"]["ignore"] = len(meta["labels"])
+    (root / "dataset.json").write_text(json.dumps(meta, indent=1))
+    for s in subjects:
+        path = root / "labelsTr" / f"{s}.nii.gz"
+        img = nib.load(path)
+        lab = np.asarray(img.dataobj).copy()
+        lab[:, band[0] : band[1], :] = meta["labels"]["ignore"]
+        nib.save(nib.Nifti1Image(lab, img.affine, img.header), str(path))
+    return root

@@ -97,19 +97,32 @@ def _add_export_parser(sub) -> None:
                                     "original/labels/<subject>.nii.gz on each subject's grid for volume datasets (plus "
                                     "label_quality_subjects.csv), original/labels/<id>.png at the source size for 2D datasets. "
                                     "Only the pixels the correction changed differ from the labels given. labelstudio/tasks.json "
-                                    "and config.xml: the masks as Label Studio tasks, worst first (one per training slice for volumes).",
+                                    "and config.xml: the masks as Label Studio tasks, worst first (one per training slice for volumes). "
+                                    "With --suspects ignore: an nnU-Net v2 raw dataset of those source-space labels instead, the "
+                                    "suspect pixels set to nnU-Net's ignore label.",
                         epilog=fmt("""
             examples:
               adele export-labels runs/adele --out data/c27-corrected
               adele train --data data/c27-corrected --out runs/retrain     # train again on the corrected labels
               head -6 data/c27-corrected/label_quality.csv                 # the masks to redraw first
               # Label Studio: a project with labelstudio/config.xml, import labelstudio/tasks.json (README: "Reviewing the masks")
+              adele export-labels runs/heart --out nnUNet_raw/Dataset102_HeartFixed --suspects ignore
+
+            --suspects ignore writes OUT/imagesTr/<case>_0000.<ext>, OUT/labelsTr/<case>.<ext> and OUT/dataset.json
+            with "ignore": C (C = the number of classes, nnU-Net's rule: the highest id): the corrected labels
+            with C on the suspect pixels and on pixels already ignored (255). Volume datasets: one case per
+            training subject on its own grid, the source volumes as images (read back by `adele data prepare
+            volumes OUT ...`, C -> 255). 2D datasets: one case per training image at the source image's size,
+            as PNG (file_ending ".png"). Plus label_quality.csv and README.md.
             """))
     add_run_folder(ex, "run folder with model.pt (the --out of `adele train`)")
     ex.add_argument("--out", required=True, help="output folder (new or empty)")
     ex.add_argument("--device", default="auto", choices=DEVICES, help="device (default: auto)")
     ex.add_argument("--checkpoint", default="last", choices=["last", "best"],
                     help="weights for the label-quality fallback of runs without early-learning probabilities: model.pt (last) or best.pt (best)")
+    ex.add_argument("--suspects", default="keep", choices=["keep", "ignore"],
+                    help="keep: the dataset above, suspect/<id>.png beside the labels (default); ignore: an nnU-Net raw dataset "
+                         "in the source's space whose labels carry nnU-Net's ignore label on the suspect pixels (see below)")
     add_overwrite(ex, "output folder")
     ex.set_defaults(func=cmd_export_labels)
 
@@ -138,5 +151,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:
-    export_labels(run_folder(args), args.out, device=args.device, overwrite=args.overwrite, checkpoint=args.checkpoint)
+    export_labels(run_folder(args), args.out, device=args.device, overwrite=args.overwrite, checkpoint=args.checkpoint,
+                  suspects=args.suspects)
     return 0

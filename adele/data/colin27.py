@@ -17,6 +17,7 @@ from ..errors import DatasetError
 from ..safety import staged_output
 from .folder import ArraySplit, Source, write_dataset_json
 from .io import write_array
+from .nnunet import image_name, write_nnunet_json
 
 NPZ_PATH = Path(__file__).with_name("colin27.npz")
 BRODMANN_NPZ_PATH = Path(__file__).with_name("colin27_brodmann.npz")
@@ -132,17 +133,15 @@ def export_colin27_volumes(out: str | Path, overwrite: bool = False, layout: str
             affine = np.diag([1.0, 1.0, 1.0, 1.0])
             affine[:3, 3] = (-90.0, -126.0, -72.0 + float(z[idx[0]]))
             tr = "Ts" if case in split["test"] else "Tr"
-            files = ((f"imagesTr/{case}_0000" if tr == "Tr" else f"imagesTs/{case}_0000", img), (f"labels{tr}/{case}", lab)) if nnunet \
-                else ((f"images/{case}", img), (f"labels/{case}", lab))
+            files = ((f"images{tr}/{image_name(case, 0, '.nii.gz')}", img), (f"labels{tr}/{case}.nii.gz", lab)) if nnunet \
+                else ((f"images/{case}.nii.gz", img), (f"labels/{case}.nii.gz", lab))
             for name, arr in files:
                 (tmp / name).parent.mkdir(exist_ok=True)
                 im = nib.Nifti1Image(np.ascontiguousarray(arr, dtype=np.uint8), affine)
                 im.header.set_xyzt_units("mm")
-                nib.save(im, str(tmp / f"{name}.nii.gz"))
+                nib.save(im, str(tmp / name))
         if nnunet:
-            meta = {"name": "colin27-volumes", "channel_names": {"0": "T1"}, "labels": {c: i for i, c in enumerate(classes)},
-                    "numTraining": len(split["train"]) + len(split["val"]), "file_ending": ".nii.gz"}
-            (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+            write_nnunet_json(tmp, "colin27-volumes", {"0": "T1"}, classes, len(split["train"]) + len(split["val"]), ".nii.gz")
         else:
             (tmp / "dataset.json").write_text(json.dumps({"name": "colin27-volumes", "classes": list(classes),
                                                           "channel_names": {"0": "T1"}}, indent=2) + "\n")

@@ -42,6 +42,8 @@ class VolumeLayout:
     name: str
     test_images: Optional[Path] = None
     notes: list[str] = field(default_factory=list)
+    #: the label value dataset.json declares as nnU-Net's "ignore" (the number of classes), or None
+    ignore_label: Optional[int] = None
 
 
 def _volume_files(folder: Path) -> dict[str, Path]:
@@ -76,7 +78,8 @@ def _read_json(path: Path) -> dict:
 
 
 def classes_from_labels_dict(labels: Any, where: Path) -> tuple[str, ...]:
-    """nnU-Net ``labels`` {name: id} with ids 0..K-1 -> class names by id."""
+    """nnU-Net ``labels`` {name: id} with ids 0..K-1 -> class names by id. An ``"ignore"`` entry is not a class; nnU-Net's
+    rule holds it to K, the highest id (:func:`ignore_from_labels_dict`)."""
     if not isinstance(labels, dict) or not labels:
         raise DatasetError(f"{where}: 'labels' must be an object {{\"background\": 0, \"name\": 1, ...}}")
     by_id: dict[int, str] = {}
@@ -90,7 +93,17 @@ def classes_from_labels_dict(labels: Any, where: Path) -> tuple[str, ...]:
         by_id[v] = str(name)
     if sorted(by_id) != list(range(len(by_id))) or len(by_id) < 2:
         raise DatasetError(f"{where}: label ids {sorted(by_id)} must be consecutive from 0 (background) with at least 2 classes")
+    ignore = labels.get("ignore")
+    if "ignore" in labels and (not isinstance(ignore, int) or isinstance(ignore, bool) or ignore != len(by_id)):
+        raise DatasetError(f"{where}: \"ignore\": {ignore!r}, but nnU-Net's ignore label must be the highest label id, the one after "
+                           f"the classes 0..{len(by_id) - 1}: set \"ignore\": {len(by_id)} and give its voxels that value")
     return tuple(by_id[i] for i in range(len(by_id)))
+
+
+def ignore_from_labels_dict(labels: Any, where: Path) -> Optional[int]:
+    """nnU-Net's ignore label of a ``labels`` dict ({..., "ignore": K}, K = the number of classes), or None without one."""
+    classes_from_labels_dict(labels, where)  # checks the rule
+    return labels.get("ignore")
 
 
 def _group_channels(files: dict[str, Path], where: Path, n_channels: Optional[int], ending_hint: str) -> dict[str, tuple[Path, ...]]:
@@ -139,6 +152,7 @@ def find_volumes(src: str | Path, noisy_dir: Optional[str | Path] = None) -> Vol
         if "labels" not in meta or "channel_names" not in meta:
             raise DatasetError(f"{meta_path}: needs 'channel_names' and 'labels' (nnU-Net v2); add them")
         classes: Optional[tuple[str, ...]] = classes_from_labels_dict(meta["labels"], meta_path)
+        ignore_label = ignore_from_labels_dict(meta["labels"], meta_path)
         ch = meta["channel_names"]
         if not isinstance(ch, dict) or not ch or sorted(int(k) for k in ch) != list(range(len(ch))):
             raise DatasetError(f"{meta_path}: 'channel_names' must be {{\"0\": \"CT\", ...}} with keys 0..N-1")
@@ -151,7 +165,7 @@ def find_volumes(src: str | Path, noisy_dir: Optional[str | Path] = None) -> Vol
         n_channels: Optional[int] = len(channel_names)
     else:
         img_dir, lab_dir, default_noisy = src / "images", src / "labels", src / "labels_noisy"
-        classes = None
+        classes, ignore_label = None, None
         if "classes" in meta:
             c = meta["classes"]
             if not isinstance(c, list) or len(c) < 2 or not all(isinstance(x, str) for x in c):
@@ -159,6 +173,7 @@ def find_volumes(src: str | Path, noisy_dir: Optional[str | Path] = None) -> Vol
             classes = tuple(c)
         elif "labels" in meta:
             classes = classes_from_labels_dict(meta["labels"], meta_path)
+            ignore_label = ignore_from_labels_dict(meta["labels"], meta_path)
         channel_names = None
         if isinstance(meta.get("channel_names"), dict):
             channel_names = tuple(str(v) for _, v in sorted(meta["channel_names"].items(), key=lambda kv: int(kv[0])))
@@ -194,7 +209,8 @@ def find_volumes(src: str | Path, noisy_dir: Optional[str | Path] = None) -> Vol
     cases = [Case(c, images[c], noisy_files[c] if noisy else labels[c], labels[c] if noisy else None) for c in sorted(images)]
     test_dir = src / "imagesTs" if nnunet else None
     return VolumeLayout("nnunet" if nnunet else "generic", cases, classes, channel_names, ending,
-                        str(meta.get("name", src.name)), test_dir if test_dir is not None and test_dir.is_dir() else None, notes)
+                        str(meta.get("name", src.name)), test_dir if test_dir is not None and test_dir.is_dir() else None, notes,
+                        ignore_label)
 
 
 def _check_nnunet_names(files: dict[str, Path], img_dir: Path, ending: str) -> list[str]:

@@ -13,7 +13,9 @@
 A generic image is a 3D volume, or 4D with the channels last; ``<subject>_0000``
 channel files work there too. When a noisy-label folder is present, its
 labels are the training labels and the others the clean reference
-(``train/labels_clean``, and the labels of val/test).
+(``train/labels_clean``, and the labels of val/test). nnU-Net's ignore label
+(``"ignore": K`` in ``labels``, K = the number of classes, as nnU-Net requires)
+is read as ``ignore_index`` (255) in the slices.
 
 Volumes are NIfTI (``.nii.gz``, ``.nii``, read by nibabel) or, with SimpleITK
 installed (``pip install 'adele[formats]'``), NRRD (``.nrrd``, ``.nhdr``) and
@@ -58,6 +60,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
@@ -77,7 +80,7 @@ from .volume_geometry import (add_context, AXES, AXIS_LETTER, canonical_spacing,
     orientation, quantize16, resample_images, resample_labels, SlicedImage, slices_to_volume, to_canonical,
     to_slices, VolumeSpec)
 from .volume_layout import (NNUNET_FOLDS, NNUNET_SPLIT_SEED, Case, _CHANNEL_RE, classes_from_labels_dict, fallback_split, find_test_cases,
-    find_volumes, generate_folds, load_split_file, read_folds, _read_json, SPLITS_FINAL, VolumeLayout)
+    find_volumes, generate_folds, ignore_from_labels_dict, load_split_file, read_folds, _read_json, SPLITS_FINAL, VolumeLayout)
 
 
 SPEC_FILE = "volumes.json"
@@ -88,7 +91,7 @@ __all__ = [
     "canonical_spacing", "Case", "check_same_grid", "classes_from_labels_dict", "copy_volume_file",
     "copy_volume_index", "copy_volume_spec", "DEFAULT_PERCENTILES", "DEFAULT_WINDOW", "DETACHED_SUFFIXES",
     "fallback_split", "find_test_cases", "find_volumes", "FORMATS_HINT", "from_canonical", "from_slices",
-    "generate_folds", "guess_modality", "image_slices", "infer_classes", "inplane_size", "itk_affine",
+    "generate_folds", "guess_modality", "ignore_from_labels_dict", "image_slices", "infer_classes", "inplane_size", "itk_affine",
     "ITK_SUFFIXES", "ItkHeader", "label_slices", "load_split_file", "MODALITIES", "NIFTI_SUFFIXES",
     "NNUNET_FOLDS", "NNUNET_SPLIT_SEED", "normalize_intensity", "orientation", "OTHER_VOLUME_SUFFIXES",
     "prepare_volumes", "quantize16", "read_folds", "read_volume", "read_volume_index", "resample_images",
@@ -110,20 +113,29 @@ def _check_labels(lab: np.ndarray, classes: Sequence[str], ignore: int, path: Pa
         raise DatasetError(f"{path}: has label values {vals}; {what}; fix the labels or the class list in dataset.json")
 
 
+def _read_labels(path: Path, label_ignore: Optional[int], ignore_index: int) -> Volume:
+    """A label volume with its ``label_ignore`` voxels (nnU-Net's ignore label) set to ``ignore_index``."""
+    lab = read_volume(path, "label")
+    if label_ignore is None or label_ignore == ignore_index:
+        return lab
+    return replace(lab, data=np.where(lab.data == label_ignore, ignore_index, lab.data).astype(lab.data.dtype))
+
+
 def _write_case(tmp: Path, split: str, case: Case, spec: VolumeSpec, classes: Sequence[str], ignore_index: int, all_slices: bool,
-                allow_empty: bool, label_values: Optional[str], log: Callable[[str], None]) -> Optional[dict]:
+                allow_empty: bool, label_values: Optional[str], log: Callable[[str], None], label_ignore: Optional[int] = None) -> Optional[dict]:
     """One subject into the staged dataset ``tmp``: its checked volumes as slices of ``split`` and a byte copy of its
-    label volume(s); returns its record of volumes.json, or None when it has no labelled slice."""
+    label volume(s); returns its record of volumes.json, or None when it has no labelled slice. Label voxels equal to
+    ``label_ignore`` (nnU-Net's ignore label) become ``ignore_index`` in the slices; the copies keep them as given."""
     letter = AXIS_LETTER[spec.axis]
     chans = [read_volume(p, "image") for p in case.images]
     for v in chans[1:]:
         check_same_grid(chans[0], v, "channel")
-    lab = read_volume(case.label, "label")
+    lab = _read_labels(case.label, label_ignore, ignore_index)
     check_same_grid(chans[0], lab, "label")
     _check_labels(lab.data, classes, ignore_index, lab.path, label_values)
     clean = None
     if case.clean is not None:
-        clean = read_volume(case.clean, "label")
+        clean = _read_labels(case.clean, label_ignore, ignore_index)
         check_same_grid(chans[0], clean, "label")
         _check_labels(clean.data, classes, ignore_index, clean.path, label_values)
     fg_any = (lab.data > 0) & (lab.data != ignore_index)
@@ -186,9 +198,11 @@ def write_volume_dataset(
     label_values: Optional[str] = None,
     log: Callable[[str], None] = print,
     extra_files: Optional[Mapping[str, str]] = None,
+    label_ignore: Optional[int] = None,
 ) -> dict:
     """Write ``plan`` ({split: cases}) as a generic dataset with ``volumes.json``; all or nothing. Returns the summary.
-    ``extra_files``: {file name: text} written beside (e.g. ``splits_final.json``)."""
+    ``extra_files``: {file name: text} written beside (e.g. ``splits_final.json``). ``label_ignore``: the label value
+    that means ignore in the label files (nnU-Net's ``"ignore"``), stored as ``ignore_index``."""
     spec.validate()
     subjects: dict[str, dict] = {}
     counts: dict[str, int] = {}
@@ -204,7 +218,7 @@ def write_volume_dataset(
         for split in SPLITS:
             n = 0
             for case in plan.get(split, ()):
-                rec = _write_case(tmp, split, case, spec, classes, ignore_index, all_slices, allow_empty, label_values, log)
+                rec = _write_case(tmp, split, case, spec, classes, ignore_index, all_slices, allow_empty, label_values, log, label_ignore)
                 if rec is None:
                     continue
                 subjects[case.subject] = rec
@@ -311,9 +325,12 @@ def prepare_volumes(
         "slices": "all" if all_slices else "foreground", "noisy_labels": any(c.clean is not None for c in lay.cases),
         "test_images": None if lay.test_images is None else str(lay.test_images),
         **({"fold": int(fold), "folds": len(folds or ())} if fold is not None else {}),
+        **({"ignore_label": lay.ignore_label} if lay.ignore_label is not None else {}),
     }
+    if lay.ignore_label is not None:
+        log(f"labels: {lay.ignore_label} is nnU-Net's ignore label (dataset.json); stored as 255, ignored in training")
     return write_volume_dataset(Path(out), plan, spec, classes, lay.name, all_slices=all_slices, allow_empty=allow_empty,
-                                overwrite=overwrite, summary=summary, log=log, extra_files=extra_files)
+                                overwrite=overwrite, summary=summary, log=log, extra_files=extra_files, label_ignore=lay.ignore_label)
 
 
 def _channels_and_modalities(lay: VolumeLayout, modality: str, window: Sequence[float], log: Callable[[str], None]):

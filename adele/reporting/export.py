@@ -24,6 +24,10 @@ correction come back exactly as given):
 
 The folder is built beside OUT and renamed into place at the end.
 
+``suspects="ignore"`` (``--suspects ignore``) writes an nnU-Net v2 raw dataset instead (imagesTr/, labelsTr/,
+dataset.json with ``"ignore": C``, the number of classes): the labels of ``original/labels/`` with the suspect pixels
+set to C (:mod:`adele.reporting.nnunet_export`).
+
 ``label_quality.csv`` and ``suspect/`` rank the labels the run was given (before
 any correction): :func:`rank_given_labels`, from the run's early-learning probabilities
 (:mod:`adele.engine.quality`), or from the final model's softmax for runs without them.
@@ -163,8 +167,10 @@ def quality_csv(ids, scores, disagree, suspect, labels, clean=None, ignore_index
 
 
 def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", overwrite: bool = False, checkpoint: str = "last",
-                  log: Callable[[str], None] = print) -> Path:
-    """Write the dataset described in the module doc; returns ``out``."""
+                  log: Callable[[str], None] = print, suspects: str = "keep") -> Path:
+    """Write the dataset described in the module doc (``suspects="ignore"``: the nnU-Net folder); returns ``out``."""
+    if suspects not in ("keep", "ignore"):
+        raise ValueError(f"suspects must be 'keep' or 'ignore', got {suspects!r}")
     run = load_run(run_dir)
     out = Path(out)
     cfg = saved_config(run.path / "config.yaml")
@@ -176,6 +182,10 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
         raise RunError(f"{run.path}: the training images of {cfg.data.path} differ from those the run was trained on; export from the original dataset")
     labels, origin = current_labels(run.path, train)
     q = rank_given_labels(run.path, lambda: load_run_model(run.path, device, checkpoint=checkpoint), train, data.source.ignore_index, cfg.quality.tau)
+    if suspects == "ignore":
+        from .nnunet_export import export_nnunet  # deferred: nnunet_export imports this module
+
+        return export_nnunet(run, out, cfg, data, labels, origin, q, inputs, overwrite, log)
     scores, disagree, suspect = q["scores"], q["disagree"], q["suspect"]
 
     src, size = data.source, cfg.data.size
