@@ -20,24 +20,19 @@ Everything runs the code paths of the CLI, so results are the same.
 """
 from __future__ import annotations
 
-import csv
-import io
 import tempfile
 import warnings
-from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from . import runfolder
-from .data.dataset import load_run_data
 from .data.io import read_label
-from .data.volumes import Volume, read_volume, read_volume_index, run_volume_spec, volume_suffix
+from .data.volumes import Volume, read_volume, read_volume_index, volume_suffix
 from .errors import DatasetError, RunError
 from .inference import _segment_slices, predict_files, segment_volume
-from .prediction import load_run_model
-from .reporting.export import current_labels, export_labels, native_label_slices, native_label_volumes, quality_csv, rank_given_labels
+from .run import RunFolder
+from .reporting.export import export_labels, native_label_slices, native_label_volumes, quality_rows, rank_given_labels
 
 
 class Run:
@@ -46,10 +41,12 @@ class Run:
     def __init__(self, path: str | Path, device: str = "auto"):
 
         self.path = Path(path)
-        self._lm = load_run_model(self.path, device)
+        #: the run folder (:class:`adele.run.RunFolder`): config, run.json, training data, latest labels
+        self.folder = RunFolder(self.path)
+        self._lm = self.folder.model(device)
         self.config = self._lm.config
         #: the volume steps of a run trained on a volume dataset, else None
-        self.volume_spec = run_volume_spec(self.path, self.config.data.path)
+        self.volume_spec = self.folder.volume_spec
 
     def __repr__(self) -> str:
         kind = f"volumes ({self.volume_spec.axis})" if self.volume_spec else "2D"
@@ -125,14 +122,10 @@ class Run:
 
     # ------------------------------------------------------------------ labels
 
-    @cached_property
+    @property
     def _train(self):
-        data = load_run_data(self.config)
-        info = runfolder.read_info(self.path)
-        if list(data.train.ids) != list(info.get("train_ids", data.train.ids)):
-            raise RunError(f"{self.path}: the training images of {self.config.data.path} differ from those the run was trained on")
-        labels, origin = current_labels(self.path, data.train)
-        return data, labels, origin
+        labels, origin = self.folder.latest_labels()
+        return self.folder.training_data(), labels, origin
 
     def corrected_labels(self, space: str = "training") -> dict[str, np.ndarray]:
         """The run's latest labels (corrected, else the original ones).
@@ -156,26 +149,17 @@ class Run:
         """Which masks to re-annotate: one dict per training slice/image of the labels the run was given, most suspicious
         (lowest ``score``) first (see :func:`adele.reporting.export.rank_given_labels`): id, score, disagree_frac, suspect_pixels
         (+ true_error_frac with clean labels, + subject and slice for volume datasets)."""
-        data, labels, _ = self._train
+        data = self.folder.training_data()
         train = data.train
-        q = rank_given_labels(self.path, lambda: self._lm, train, data.source.ignore_index, self.config.quality.tau)
-        scores, disagree, suspect = q["scores"], q["disagree"], q["suspect"]
+        q = rank_given_labels(self.folder, lambda: self._lm)
         root = data.source.root
         index = read_volume_index(root) if root is not None else None
         extra = None
         if index is not None:
             where = {sid: (s, k) for s, rec in index["subjects"].items() for sid, k in rec["slices"].items()}
             extra = {"subject": [where[i][0] for i in train.ids], "slice": [where[i][1] for i in train.ids]}
-        text = quality_csv(train.ids, scores, disagree, suspect, train.original, train.clean, data.source.ignore_index, extra)
-        rows = list(csv.DictReader(io.StringIO(text)))
-        for r in rows:
-            for k in ("score", "disagree_frac", "true_error_frac"):
-                if k in r:
-                    r[k] = float(r[k])
-            for k in ("rank", "suspect_pixels", "slice"):
-                if k in r:
-                    r[k] = int(r[k])
-        return rows
+        return quality_rows(train.ids, q["scores"], q["disagree"], q["suspect"], train.original, train.clean,
+                            data.source.ignore_index, extra)
 
     def export_labels(self, out: str | Path, overwrite: bool = False, suspects: str = "keep") -> Path:
         """``adele export-labels`` (``suspects="ignore"``: the nnU-Net folder): see :func:`adele.reporting.export.export_labels`."""

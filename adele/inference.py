@@ -26,10 +26,11 @@ import torch
 from .console import progress
 from .data.dataset import preprocess_image
 from .data.io import SUFFIXES, check_readable, read_image, stem_of, suffix_of, write_array
-from .data.volumes import (_CHANNEL_RE, ITK_SUFFIXES, VOLUME_SUFFIXES, check_same_grid, image_slices, read_volume, run_volume_spec,
+from .data.volumes import (_CHANNEL_RE, ITK_SUFFIXES, VOLUME_SUFFIXES, check_same_grid, image_slices, read_volume,
                            slices_to_volume, volume_stem, volume_suffix, write_volume_like)
 from .errors import DatasetError, RunError
 from .prediction import LoadedModel, load_ensemble, predict_probs
+from .run import RunFolder
 from .safety import check_output, staged_output
 
 # ----------------------------------------------------------------------------- files
@@ -149,7 +150,7 @@ def predict_files(run: str | Path | Sequence[str | Path], input_path: str | Path
 
 def _one_volume_spec(runs: Sequence[str | Path], lm: LoadedModel):
     """The volume steps the runs were trained with (None: a 2D run); the runs of an ensemble must share them."""
-    specs = [run_volume_spec(r, lm.config.data.path) for r in runs]
+    specs = [RunFolder(r).volume_spec for r in runs]
     for r, sp in zip(runs[1:], specs[1:]):
         if (sp is None) != (specs[0] is None) or (sp is not None and sp.to_dict() != specs[0].to_dict()):
             raise RunError(f"{r}: was trained on volumes prepared differently from {runs[0]} (volumes.json differs); "

@@ -52,6 +52,7 @@ LABELS = "labels"
 STORE = "store"
 EARLY_PROBS = "quality/early_probs.npz"
 TENSORBOARD = "tb"
+VOLUMES = "volumes.json"
 
 _CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)\.pt$")
 _ROUND_NAME = re.compile(r"round_\d+\.npz")
@@ -275,6 +276,11 @@ def checkpoint_file(run_dir: str | Path, which: str = "last") -> Path:
 
 def load_model(run_dir: str | Path, which: str = "last") -> dict:
     return torch.load(checkpoint_file(run_dir, which), map_location="cpu", weights_only=True)
+
+
+def volume_spec_path(run_dir: str | Path) -> Path:
+    """``RUN/volumes.json``: the volume steps of a run trained on a prepared volume dataset (a copy of its index's spec)."""
+    return Path(run_dir) / VOLUMES
 
 
 def early_probs_path(run_dir: str | Path) -> Path:

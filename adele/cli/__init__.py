@@ -110,7 +110,7 @@ def _after_interrupt(args: argparse.Namespace) -> str:
         return f"but the run had already completed: {args.out} holds model.pt and metrics.json, nothing to resume"
     if list_checkpoints(Path(args.out)):
         return f"resume with `adele train --out {args.out} --resume`"
-    if (Path(args.out) / "config.yaml").is_file():
+    if runfolder.has_config(args.out):
         return f"no checkpoint was saved yet; start again with `adele train ... --out {args.out} --overwrite`"
     return "nothing was written"
 

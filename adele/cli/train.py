@@ -16,6 +16,7 @@ from ..engine.rundir import check_run_dir
 from ..engine.trainer import Trainer
 from ..errors import ConfigError
 from ..plan import fingerprint, plan, plan_device, plan_table, planned_config
+from .. import runfolder
 from ..runfolder import write_plan
 from ..reporting.tables import format_metrics_table
 from ..safety import atomic_write_text
@@ -138,8 +139,8 @@ def train_config_from_args(args: argparse.Namespace):
         k, v = parse_override(item)
         overrides[k] = v
     config_path = args.config
-    if args.resume and config_path is None and (Path(args.out) / "config.yaml").is_file():
-        return absolute_paths(load_config(str(Path(args.out) / "config.yaml"), overrides)), None
+    if args.resume and config_path is None and runfolder.has_config(args.out):
+        return absolute_paths(load_config(str(runfolder.config_path(args.out)), overrides)), None
     if args.resume or args.no_plan:
         return absolute_paths(load_config(config_path, overrides)), None
     cfg, planned = planned_config(config_path, overrides)

@@ -66,6 +66,7 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .. import runfolder
 from ..errors import DatasetError
 from ..safety import atomic_write_text, staged_output
 from .colin27 import DATASETS as EMBEDDED
@@ -444,12 +445,12 @@ def copy_volume_spec(source, run_dir: Path) -> None:
     if idx is None:
         return
     atomic_write_text(json.dumps({"version": 1, "spec": idx["spec"], "classes": idx["classes"], "dataset": str(root)}, indent=1) + "\n",
-                      Path(run_dir) / SPEC_FILE)
+                      runfolder.volume_spec_path(run_dir))
 
 
 def run_volume_spec(run_dir: str | Path, data_path: Optional[str] = None) -> Optional[VolumeSpec]:
     """The volume steps a run was trained with: ``RUN/volumes.json``, else the dataset's; None for 2D runs."""
-    p = Path(run_dir) / SPEC_FILE
+    p = runfolder.volume_spec_path(run_dir)
     if p.is_file():
         return VolumeSpec.from_dict(_read_json(p)["spec"])
     if data_path and data_path not in EMBEDDED and Path(data_path).is_dir():

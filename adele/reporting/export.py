@@ -44,30 +44,18 @@ import numpy as np
 
 import torch
 
-from ..config import saved_config
 from ..core.quality import early_learning_scores, label_quality_scores
 from ..data import dataset_folder
-from ..data.dataset import PreparedSplit, batch_indices, load_run_data, preprocess_image, resize_label, smooth_resize_label
+from ..data.dataset import PreparedSplit, batch_indices, preprocess_image, resize_label, smooth_resize_label
 from ..data.io import write_array
 from ..data.volumes import (VolumeSpec, label_slices, read_volume, read_volume_index, slices_to_volume, volume_suffix,
                             write_label_volume)
 from ..errors import RunError
-from ..prediction import load_run_model, predict_probs
-from ..runfolder import label_rounds, load_early_probs, load_labels
+from ..prediction import LoadedModel, predict_probs
+from ..run import RunFolder
+from ..runfolder import load_early_probs
 from ..safety import check_output, staged_output
 from .labelstudio import write_labelstudio
-from .runs import load_run
-
-
-def current_labels(run_dir: Path, train: PreparedSplit) -> tuple[list[np.ndarray], str]:
-    """(labels, origin): the latest corrected round of the run, else its original training labels."""
-    rounds = label_rounds(run_dir)
-    if not rounds:
-        return [x.copy() for x in train.original], "original labels (no correction round)"
-    labels = load_labels(rounds[-1])
-    if len(labels) != len(train) or any(a.shape != b.shape for a, b in zip(labels, train.original)):
-        raise RunError(f"{rounds[-1]}: does not match the run's training set ({len(labels)} vs {len(train)} images); the dataset changed since training")
-    return labels, f"corrected labels of {rounds[-1].relative_to(run_dir)}"
 
 
 def _image_arrays(source, split: str, size) -> list[np.ndarray]:
@@ -128,15 +116,17 @@ def score_given_labels(run_dir: str | Path, labels: list[np.ndarray], ignore_ind
     return (*early_learning_scores(probs, labels, ignore_index, tau), probs)
 
 
-def rank_given_labels(run_dir: Path, load_model: Callable[[], object], train: PreparedSplit, ignore_index: int, tau: float = 0.5) -> dict:
-    """Score the labels the run was given (``train.original``): which masks to re-annotate.
+def rank_given_labels(run: RunFolder, load_model: Callable[[], LoadedModel]) -> dict:
+    """Score the labels the run was given (its training data's ``original`` labels): which masks to re-annotate.
 
     From the run's early-learning probabilities when it has them (:mod:`adele.engine.quality`), else from
     the final model, which ``load_model()`` returns (called only then). Returns {scores, disagree, suspect,
     prediction (argmax of the probabilities used), source, early}.
     """
+    data = run.training_data()
+    train, ignore_index, tau = data.train, data.source.ignore_index, run.config.quality.tau
     labels = [np.asarray(x) for x in train.original]
-    got = score_given_labels(run_dir, labels, ignore_index, tau)
+    got = score_given_labels(run.path, labels, ignore_index, tau)
     if got is not None:
         scores, disagree, suspect, probs = got
         pred = [probs.probs(i).argmax(0).astype(np.uint8) for i in range(len(labels))]
@@ -150,19 +140,30 @@ def true_error_frac(label: np.ndarray, clean: np.ndarray, ignore_index: int = 25
     return float((label != clean)[valid].mean()) if valid.any() else 0.0
 
 
+def quality_rows(ids, scores, disagree, suspect, labels, clean=None, ignore_index: int = 255, extra: Optional[dict] = None) -> list[dict]:
+    """One dict per image, sorted by score (lowest first): rank, id, score, disagree_frac, suspect_pixels
+    (+ true_error_frac with ``clean``), + ``extra`` columns {name: values by image}; the values rounded as in the CSV."""
+    extra = extra or {}
+    rows = []
+    for rank, i in enumerate(np.argsort(scores, kind="stable"), start=1):
+        row = {"rank": rank, "id": ids[i], "score": round(float(scores[i]), 4), "disagree_frac": round(float(disagree[i]), 4),
+               "suspect_pixels": int(suspect[i].sum())}
+        if clean is not None:
+            row["true_error_frac"] = round(true_error_frac(labels[i], clean[i], ignore_index), 4)
+        row.update({k: v[i] for k, v in extra.items()})
+        rows.append(row)
+    return rows
+
+
 def quality_csv(ids, scores, disagree, suspect, labels, clean=None, ignore_index: int = 255, extra: Optional[dict] = None) -> str:
-    """CSV text, sorted by score (lowest first); ``extra`` adds columns {name: values by image}."""
+    """:func:`quality_rows` as CSV text."""
+    rows = quality_rows(ids, scores, disagree, suspect, labels, clean, ignore_index, extra)
+    head = ["rank", "id", "score", "disagree_frac", "suspect_pixels"] + (["true_error_frac"] if clean is not None else []) + list(extra or {})
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    extra = extra or {}
-    head = ["rank", "id", "score", "disagree_frac", "suspect_pixels"] + (["true_error_frac"] if clean is not None else []) + list(extra)
     w.writerow(head)
-    for rank, i in enumerate(np.argsort(scores, kind="stable"), start=1):
-        row = [rank, ids[i], f"{scores[i]:.4f}", f"{disagree[i]:.4f}", int(suspect[i].sum())]
-        if clean is not None:
-            row.append(f"{true_error_frac(labels[i], clean[i], ignore_index):.4f}")
-        row.extend(v[i] for v in extra.values())
-        w.writerow(row)
+    for row in rows:
+        w.writerow([f"{v:.4f}" if k in ("score", "disagree_frac", "true_error_frac") else v for k, v in row.items()])
     return buf.getvalue()
 
 
@@ -171,17 +172,15 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     """Write the dataset described in the module doc (``suspects="ignore"``: the nnU-Net folder); returns ``out``."""
     if suspects not in ("keep", "ignore"):
         raise ValueError(f"suspects must be 'keep' or 'ignore', got {suspects!r}")
-    run = load_run(run_dir)
+    run = RunFolder.open(run_dir)
     out = Path(out)
-    cfg = saved_config(run.path / "config.yaml")
+    cfg = run.config
     inputs = [run.path, dataset_folder(cfg.data.path)]
     check_output(out, "export-labels", inputs, overwrite)  # refused before anything is read or written
-    data = load_run_data(cfg)
+    data = run.training_data()
     train = data.train
-    if list(train.ids) != list(run.info.get("train_ids", train.ids)):
-        raise RunError(f"{run.path}: the training images of {cfg.data.path} differ from those the run was trained on; export from the original dataset")
-    labels, origin = current_labels(run.path, train)
-    q = rank_given_labels(run.path, lambda: load_run_model(run.path, device, checkpoint=checkpoint), train, data.source.ignore_index, cfg.quality.tau)
+    labels, origin = run.latest_labels()
+    q = rank_given_labels(run, lambda: run.model(device, checkpoint))
     if suspects == "ignore":
         from .nnunet_export import export_nnunet  # deferred: nnunet_export imports this module
 

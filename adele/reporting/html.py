@@ -20,16 +20,17 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from ..config import flatten, saved_config
-from ..data.dataset import load_run_data
+from ..config import flatten
 from ..errors import AdeleError
-from ..prediction import load_run_model, predict_probs
-from ..runfolder import label_rounds, load_labels
+from ..prediction import predict_probs
+from ..data.dataset import RunData
+from ..run import RunFolder
+from ..runfolder import label_rounds
 from .export import rank_given_labels, true_error_frac
 from ..safety import check_output, staged_output
 from . import figures
 from .memorization import run_memorization
-from .runs import RunInfo, class_curves, group_by_setting, load_run, unique_names
+from .runs import class_curves, group_by_setting, unique_names
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:16px 24px;color:#222;line-height:1.4}
@@ -81,15 +82,15 @@ def _yaml(v) -> str:
     return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def runs_section(runs: list[RunInfo]) -> str:
+def runs_section(runs: list[RunFolder]) -> str:
     rows = []
     for r in runs:
         m = r.metrics or {}
         best = m.get("best_val", {})
-        d = r.config.get("data", {})
+        d = r.raw_config.get("data", {})
         labels = "clean" if d.get("train_labels") == "clean" else (f"noisy: {d['noise']}" if d.get("noise") else "as given")
         rows.append([_e(r.name), _e(r.method), _e(r.info.get("dataset", "?")), _e(labels),
-                     f"{r.epochs_done}/{r.config.get('train', {}).get('epochs', '?')}", _e(r.seed),
+                     f"{r.epochs_done}/{r.raw_config.get('train', {}).get('epochs', '?')}", _e(r.seed),
                      "yes" if r.finished else "<b>no</b> (no metrics.json)",
                      f"{_fmt(best.get('val_mean_dice'))} @ {best.get('epoch', '-')}"])
     parts = [_table(["run", "method", "dataset", "training labels", "epochs", "seed", "finished", "best val Dice"], rows)]
@@ -105,7 +106,7 @@ def runs_section(runs: list[RunInfo]) -> str:
     return "\n".join(parts)
 
 
-def _group_label(group: list[RunInfo]) -> str:
+def _group_label(group: list[RunFolder]) -> str:
     if len(group) == 1:
         return _e(group[0].name)
     seeds = ", ".join(str(r.seed) for r in group)
@@ -114,7 +115,7 @@ def _group_label(group: list[RunInfo]) -> str:
     return f"{_e(names)}<br><span class='note'>mean ± std, {len(group)} seeds ({_e(seeds)})</span>"
 
 
-def _values(group: list[RunInfo], split: str, metric: str, key: Optional[str]) -> list[float]:
+def _values(group: list[RunFolder], split: str, metric: str, key: Optional[str]) -> list[float]:
     vals = []
     for r in group:
         s = (r.metrics or {}).get(split) or {}
@@ -124,7 +125,7 @@ def _values(group: list[RunInfo], split: str, metric: str, key: Optional[str]) -
     return vals
 
 
-def metrics_section(runs: list[RunInfo]) -> str:
+def metrics_section(runs: list[RunFolder]) -> str:
     """One table per split: rows = classes and means, columns = settings x (Dice, IoU)."""
     groups = group_by_setting(runs)
     classes = next((r.classes for r in runs if r.classes), [])
@@ -164,7 +165,7 @@ def metrics_section(runs: list[RunInfo]) -> str:
                                 "the pixels predicted as it); best setting per row shaded.</p>")
 
 
-def _absent_fp(runs: list[RunInfo], split: str, cls: str) -> Optional[str]:
+def _absent_fp(runs: list[RunFolder], split: str, cls: str) -> Optional[str]:
     """False-positive pixels per run when ``cls`` is absent from ``split``'s ground truth in every run, else None."""
     counts = []
     for r in runs:
@@ -176,7 +177,7 @@ def _absent_fp(runs: list[RunInfo], split: str, cls: str) -> Optional[str]:
     return ", ".join(counts) if counts else None
 
 
-def label_quality_section(runs: list[RunInfo]) -> str:
+def label_quality_section(runs: list[RunFolder]) -> str:
     rows = []
     for r in runs:
         q = (r.metrics or {}).get("train_label_quality")
@@ -193,7 +194,7 @@ def label_quality_section(runs: list[RunInfo]) -> str:
             + "<p class='note'>Agreement of the labels the model trains on with the clean reference (known for synthetic noise).</p>")
 
 
-def memorization_section(runs: list[RunInfo], fig_dir: Path, slugs: dict[str, str], notes: Optional[list[str]] = None) -> str:
+def memorization_section(runs: list[RunFolder], fig_dir: Path, slugs: dict[str, str], notes: Optional[list[str]] = None) -> str:
     items, why = [], []
     for r in runs:
         if not r.memorization:
@@ -224,7 +225,7 @@ def memorization_section(runs: list[RunInfo], fig_dir: Path, slugs: dict[str, st
     return "\n".join(parts)
 
 
-def curves_block(r: RunInfo, fig_dir: Path, slug: str) -> str:
+def curves_block(r: RunFolder, fig_dir: Path, slug: str) -> str:
     curves = class_curves(r)
     if not any(c.epochs.size for c in curves):
         return "<p class='note'>no training history yet.</p>"
@@ -240,7 +241,7 @@ def curves_block(r: RunInfo, fig_dir: Path, slug: str) -> str:
             + _table(["class", "onset epoch", "flagged at" if r.adele_log else "flagged", "fit", "reason"], rows) + "</details>")
 
 
-def rounds_block(r: RunInfo, fig_dir: Path, slug: str) -> str:
+def rounds_block(r: RunFolder, fig_dir: Path, slug: str) -> str:
     rounds = r.rounds
     if r.method != "adele":
         return ""
@@ -286,27 +287,26 @@ class _DataCache:
     """Training data per distinct data config (runs of one dataset share it)."""
 
     def __init__(self):
-        self._cache: dict[str, object] = {}
+        self._cache: dict[str, RunData] = {}
 
-    def get(self, r: RunInfo):
-        cfg = saved_config(r.path / "config.yaml")
-        key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
-        if key not in self._cache:
-            self._cache[key] = load_run_data(cfg)
-        return self._cache[key]
+    def get(self, r: RunFolder) -> RunData:
+        """``r``'s training data (checked against its training images), loaded once per data config."""
+        key = json.dumps(r.config.to_dict()["data"], sort_keys=True)
+        data = r.training_data(self._cache.get(key))
+        self._cache.setdefault(key, data)
+        return data
 
 
-def pick_examples(runs: list[RunInfo], n: int, cache: "_DataCache") -> list[str]:
+def pick_examples(runs: list[RunFolder], n: int, cache: "_DataCache") -> list[str]:
     """Training ids to show: those the first ADELE run's corrections changed most, else evenly spaced."""
     for r in runs:
-        files = label_rounds(r.path)
-        if files:
+        if label_rounds(r.path):
             try:
                 original = cache.get(r).train.original
-                last = load_labels(files[-1])
+                last, _ = r.latest_labels()
             except (AdeleError, OSError, ValueError, KeyError):
                 continue
-            if len(last) == len(original) and r.info.get("train_ids"):
+            if r.info.get("train_ids"):
                 changed = [-int(np.count_nonzero(a != b)) for a, b in zip(original, last)]
                 return [r.info["train_ids"][i] for i in np.argsort(changed, kind="stable")[:n]]
     ids = next((r.info.get("train_ids") for r in runs if r.info.get("train_ids")), [])
@@ -316,29 +316,26 @@ def pick_examples(runs: list[RunInfo], n: int, cache: "_DataCache") -> list[str]
     return [ids[i] for i in idx]
 
 
-def _left_out(notes: Optional[list[str]], r: RunInfo, section: str, reason: str, title: str) -> str:
+def _left_out(notes: Optional[list[str]], r: RunFolder, section: str, reason: str, title: str) -> str:
     """The HTML note of a section left out of a run's part of the report; the reason is also kept for the terminal."""
     if notes is not None:
         notes.append(f"{r.name}: {section} left out ({reason})")
     return f"{title}<p class='note'>{_e(section)} skipped: {_e(reason)}.</p>"
 
 
-def examples_block(r: RunInfo, ids: list[str], fig_dir: Path, slug: str, cache: _DataCache, device: str,
+def examples_block(r: RunFolder, ids: list[str], fig_dir: Path, slug: str, cache: _DataCache, device: str,
                    notes: Optional[list[str]] = None) -> str:
     if not ids:
         return ""
     try:
-        data = cache.get(r)
-        train = data.train
-        lm = load_run_model(r.path, device, allow_checkpoint=True, in_channels=train.in_channels)
+        train = cache.get(r).train
+        lm = r.model(device, allow_checkpoint=True)
+        files = label_rounds(r.path)
+        corrected = r.latest_labels()[0] if files else None
     except AdeleError as exc:
         return _left_out(notes, r, "examples", str(exc), "<h3>Examples</h3>")
-    if list(train.ids) != list(r.info.get("train_ids", train.ids)):
-        return _left_out(notes, r, "examples", "the dataset's training images differ from the run's", "<h3>Examples</h3>")
     pos = {sid: i for i, sid in enumerate(train.ids)}
     idx = [pos[s] for s in ids if s in pos]
-    files = label_rounds(r.path)
-    corrected = load_labels(files[-1]) if files else None
     x = torch.stack([train.images[i] for i in idx]).to(lm.device)
     pred = predict_probs(lm.model, x).argmax(1).cpu().numpy()
     columns = ["noisy label"] + ([f"corrected ({files[-1].stem.replace('_', ' ')})"] if corrected is not None else []) + [f"prediction ({lm.origin})"]
@@ -357,7 +354,7 @@ def examples_block(r: RunInfo, ids: list[str], fig_dir: Path, slug: str, cache: 
             f"<p class='note'>At the training resolution; prediction of {_e(lm.origin)} in eval mode.</p>")
 
 
-def suspects_block(r: RunInfo, n: int, fig_dir: Path, slug: str, cache: _DataCache, device: str,
+def suspects_block(r: RunFolder, n: int, fig_dir: Path, slug: str, cache: _DataCache, device: str,
                    notes: Optional[list[str]] = None) -> str:
     """Which masks to re-annotate: the run's most suspicious given labels, as overlays and a short ranked table."""
     if n <= 0:
@@ -366,10 +363,7 @@ def suspects_block(r: RunInfo, n: int, fig_dir: Path, slug: str, cache: _DataCac
     try:
         data = cache.get(r)
         train = data.train
-        if list(train.ids) != list(r.info.get("train_ids", train.ids)):
-            return _left_out(notes, r, "masks to re-annotate", "the dataset's training images differ from the run's", title)
-        q = rank_given_labels(r.path, lambda: load_run_model(r.path, device, allow_checkpoint=True, in_channels=train.in_channels),
-                              train, data.source.ignore_index, saved_config(r.path / "config.yaml").quality.tau)
+        q = rank_given_labels(r, lambda: r.model(device, allow_checkpoint=True))
     except (AdeleError, ValueError) as exc:
         return _left_out(notes, r, "masks to re-annotate", str(exc), title)
     order = np.argsort(q["scores"], kind="stable")
@@ -391,7 +385,7 @@ def suspects_block(r: RunInfo, n: int, fig_dir: Path, slug: str, cache: _DataCac
             row.append(f"{true_error_frac(train.original[i], train.clean[i], data.source.ignore_index):.3f}")
         table.append(row)
     return (title + f"<img src='figures/{png.name}' alt='most suspicious training labels, {_e(r.name)}'>"
-            + f"<p class='note'>The labels the run was given, most suspicious first (score in brackets, lower = more suspicious); "
+            + "<p class='note'>The labels the run was given, most suspicious first (score in brackets, lower = more suspicious); "
             + f"red: pixels whose label the probabilities confidently contradict. Probabilities: {_e(q['source'])}. "
             + "The full list and every suspect mask: <code>adele export-labels RUN --out DIR</code>.</p>"
             + _table(head, table))
@@ -405,7 +399,7 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, device: str = 
     """Write ``out/index.html`` and ``out/figures/*.png`` for the runs (all or nothing); returns the page path."""
     paths = [Path(p) for p in run_dirs]
     check_output(out, "report", paths, overwrite)
-    runs = [load_run(p, name) for p, name in zip(paths, unique_names(paths))]
+    runs = [RunFolder.open(p, name) for p, name in zip(paths, unique_names(paths))]
     with staged_output(out, "report", paths, overwrite) as tmp:
         _write_report(runs, tmp, device, examples, log)
     return Path(out) / "index.html"

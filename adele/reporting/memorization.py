@@ -18,10 +18,10 @@ import numpy as np
 from ..errors import RunError
 from ..metrics import memorization_fractions
 from . import figures
-from .runs import RunInfo, load_run
+from ..run import RunFolder
 
 
-def run_memorization(run: RunInfo) -> dict:
+def run_memorization(run: RunFolder) -> dict:
     """:func:`adele.metrics.memorization_fractions` of a run; RunError when it has no memorization.json."""
     if not run.memorization:
         raise RunError(f"{run.path}: no memorization.json; it needs clean training labels (train with data.noise set, or a dataset with train/labels_clean)")
@@ -56,7 +56,7 @@ def memorization_table(mem: dict) -> str:
 
 def analyze_memorization(run_dir: str | Path, out: Optional[str | Path] = None) -> tuple[Path, Path, str]:
     """Write memorization.csv and memorization.png to ``out`` (default: the run folder); return (csv, png, table)."""
-    run = load_run(run_dir)
+    run = RunFolder.open(run_dir)
     mem = run_memorization(run)
     if not mem["wrong"][:, -1].any():
         raise RunError(f"{run.path}: no wrongly labelled training pixel (the run trained on its clean labels); nothing to analyze")

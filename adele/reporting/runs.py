@@ -1,103 +1,23 @@
-"""Read a finished (or running) run folder into plain Python objects.
+"""What the report computes across runs: which runs are seeds of one setting, and each class's fitted curve.
 
-The files are those of :mod:`adele.runfolder`. Missing optional files give
-empty fields, never an exception; a folder that is not a run is a RunError.
+Runs are opened with :meth:`adele.run.RunFolder.open`.
 """
 from __future__ import annotations
 
 import json
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
-import yaml
 
-from .. import runfolder
-from ..config import EXECUTION_KEYS, Config, DetectionConfig, saved_config
+from ..config import EXECUTION_KEYS, DetectionConfig
 from ..core import curve, detect_onset
-from ..errors import AdeleError, RunError
+from ..run import RunFolder
 
 #: config fields that are seeds (train.seed; data.noise_seed, the realization of synthetic noise) or change
 #: how a run executes but not what it computes: runs equal in everything else are seeds of one setting
 SEED_AND_EXECUTION_KEYS = ("train.seed", "data.noise_seed") + EXECUTION_KEYS
-
-
-@dataclass
-class RunInfo:
-    path: Path
-    name: str
-    config: dict
-    info: dict
-    history: list[dict] = field(default_factory=list)
-    metrics: Optional[dict] = None
-    adele_log: list[dict] = field(default_factory=list)
-    memorization: Optional[list[dict]] = None
-
-    @property
-    def settings(self) -> Optional[Config]:
-        """The config as this version of adele reads it (defaults filled in, settings it does not know dropped); None if unreadable."""
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return saved_config(self.config)
-        except AdeleError:
-            return None
-
-    @property
-    def resolved_config(self) -> dict:
-        """:attr:`settings` as a dict (the raw config when it cannot be read)."""
-        cfg = self.settings
-        return cfg.to_dict() if cfg is not None else self.config
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.info.get("classes") or (self.metrics or {}).get("classes") or [])
-
-    @property
-    def method(self) -> str:
-        return str(self.config.get("method", "?"))
-
-    @property
-    def finished(self) -> bool:
-        return self.metrics is not None
-
-    @property
-    def epochs_done(self) -> int:
-        return int(self.history[-1]["epoch"]) if self.history else 0
-
-    @property
-    def seed(self) -> Any:
-        return self.config.get("train", {}).get("seed")
-
-    @property
-    def rounds(self) -> list[dict]:
-        """Correction rounds (metrics.json once finished, else adele_log.jsonl)."""
-        if self.metrics and self.metrics.get("adele"):
-            return list(self.metrics["adele"].get("rounds", []))
-        return [r["correction"] for r in self.adele_log if r.get("correction")]
-
-    def series(self, key: str, dropna: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(epochs, values) of a history.csv column; missing values dropped (or NaN with ``dropna=False``)."""
-        pts = [(r["epoch"], np.nan if r.get(key) is None else r[key]) for r in self.history if not dropna or r.get(key) is not None]
-        if not pts:
-            return np.zeros(0), np.zeros(0)
-        e, v = zip(*pts)
-        return np.asarray(e, dtype=float), np.asarray(v, dtype=float)
-
-
-def load_run(path: str | Path, name: Optional[str] = None) -> RunInfo:
-    """Read a run folder; RunError when it has no config.yaml / run.json."""
-    p = Path(path)
-    if not runfolder.is_run(p):
-        raise RunError(f"{p}: not a run folder (config.yaml or run.json missing); pass the --out folder of `adele train`")
-    config = yaml.safe_load(runfolder.config_path(p).read_text()) or {}
-    return RunInfo(
-        path=p, name=name or p.name, config=config, info=runfolder.read_json(p / runfolder.INFO) or {},
-        history=runfolder.read_history(p), metrics=runfolder.read_metrics(p),
-        adele_log=runfolder.read_adele_log(p), memorization=runfolder.read_memorization(p),
-    )
 
 
 def setting_key(config: dict) -> str:
@@ -113,9 +33,9 @@ def setting_key(config: dict) -> str:
     return json.dumps(cfg, sort_keys=True)
 
 
-def group_by_setting(runs: list[RunInfo]) -> list[list[RunInfo]]:
+def group_by_setting(runs: list[RunFolder]) -> list[list[RunFolder]]:
     """Groups of runs whose configs differ at most in train.seed / data.noise_seed (and execution fields), in input order."""
-    groups: dict[str, list[RunInfo]] = {}
+    groups: dict[str, list[RunFolder]] = {}
     for r in runs:
         groups.setdefault(setting_key(r.resolved_config), []).append(r)
     return list(groups.values())
@@ -162,7 +82,7 @@ class ClassCurve:
             return e0 + t * span / T, curve(t, *self.fit), float(self.fit_epochs[-1])
 
 
-def class_curves(run: RunInfo) -> list[ClassCurve]:
+def class_curves(run: RunFolder) -> list[ClassCurve]:
     """One :class:`ClassCurve` per foreground class (see its doc for the two sources)."""
     classes = run.classes
     out = []

@@ -88,12 +88,13 @@ def test_help_has_examples(cmd, capsys):
 
 
 def test_runs_that_differ_only_in_seeds_are_grouped(tmp_path):
-    from adele.reporting.runs import RunInfo, group_by_setting
+    from adele.reporting.runs import group_by_setting
+    from adele.run import RunFolder
 
     def run(name, seed, noise_seed, **extra):
         cfg = {"method": "baseline", "train": {"seed": seed, "epochs": 3}, "data": {"noise": "final", "noise_seed": noise_seed}}
         cfg["adele"] = {"consistency": extra} if extra else {}
-        return RunInfo(tmp_path / name, name, cfg, {})
+        return RunFolder(tmp_path / name, name, cfg, {})
 
     # c omits a setting at its default value; d differs in a real setting
     runs = [run("a", 0, 0), run("b", 1, 1, lam=1.0), run("c", 2, 2), run("d", 0, 0, lam=2.0)]
@@ -104,7 +105,7 @@ def test_class_absent_from_the_ground_truth_is_greyed_out_with_its_false_positiv
     import json
 
     from adele.reporting.html import metrics_section
-    from adele.reporting.runs import load_run
+    from adele.run import RunFolder
 
     run = tmp_path / "absent"
     shutil.copytree(runs[0], run)
@@ -113,7 +114,7 @@ def test_class_absent_from_the_ground_truth_is_greyed_out_with_its_false_positiv
     metrics["test"]["dice"][gone] = metrics["test"]["iou"][gone] = None
     metrics["test"]["absent_classes"] = {gone: 17}
     (run / "metrics.json").write_text(json.dumps(metrics))
-    html = metrics_section([load_run(run)])
+    html = metrics_section([RunFolder.open(run)])
     assert f"<td class='absent'>{gone}</td>" in html and "false-positive pixels: 17" in html
     assert "present in the split's ground truth" in html
 

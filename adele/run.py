@@ -1,0 +1,194 @@
+"""One way to open a run folder: :meth:`RunFolder.open`, what every reader of a run (report, export, predict,
+label quality, :class:`adele.api.Run`) takes.
+
+The file names and formats are :mod:`adele.runfolder`'s; this object reads each file once, when first asked:
+
+* ``raw_config`` (config.yaml as written) and ``config`` (resolved once: the :class:`~adele.config.Config` this
+  version reads), ``info`` (run.json), ``history``, ``metrics``, ``adele_log``, ``memorization``;
+* :meth:`model`: model.pt, best.pt or the newest checkpoint, loaded once per choice;
+* :meth:`training_data`: the run's dataset as it was prepared for training, checked once against the training
+  images the run recorded;
+* :meth:`latest_labels`: the latest corrected labels (else the original ones), checked against the training set;
+* ``volume_spec``: the volume steps of a run trained on volumes, else None.
+"""
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import yaml
+
+from . import runfolder
+from .config import Config, saved_config
+from .data.dataset import RunData, load_run_data
+from .data.volumes import VolumeSpec, run_volume_spec
+from .errors import AdeleError, RunError
+from .prediction import LoadedModel, load_run_model
+
+
+class RunFolder:
+    """A run folder (the ``--out`` of ``adele train``), finished or not; files are read lazily, each once."""
+
+    def __init__(self, path: str | Path, name: Optional[str] = None, raw_config: Optional[dict] = None,
+                 info: Optional[dict] = None):
+        self.path = Path(path)
+        self.name = name or self.path.name
+        if raw_config is not None:
+            self.__dict__["raw_config"] = raw_config
+        if info is not None:
+            self.__dict__["info"] = info
+        self._models: dict[tuple, LoadedModel] = {}
+        self._data: Optional[RunData] = None
+
+    @classmethod
+    def open(cls, path: str | Path, name: Optional[str] = None) -> "RunFolder":
+        """The run folder at ``path``; RunError when it is not one (no config.yaml and no run.json)."""
+        p = Path(path)
+        if not runfolder.is_run(p):
+            raise RunError(f"{p}: not a run folder ({runfolder.CONFIG} or {runfolder.INFO} missing); "
+                           "pass the --out folder of `adele train`")
+        return cls(p, name)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r}, method={self.method})"
+
+    # ------------------------------------------------------------------ files
+
+    @cached_property
+    def raw_config(self) -> dict:
+        """config.yaml as written ({} when missing)."""
+        p = runfolder.config_path(self.path)
+        return (yaml.safe_load(p.read_text()) or {}) if p.is_file() else {}
+
+    @cached_property
+    def info(self) -> dict:
+        """run.json: classes, ignore_index, dataset, train_ids, ..."""
+        return runfolder.read_json(self.path / runfolder.INFO) or {}
+
+    @cached_property
+    def history(self) -> list[dict]:
+        return runfolder.read_history(self.path)
+
+    @cached_property
+    def metrics(self) -> Optional[dict]:
+        return runfolder.read_metrics(self.path)
+
+    @cached_property
+    def adele_log(self) -> list[dict]:
+        return runfolder.read_adele_log(self.path)
+
+    @cached_property
+    def memorization(self) -> Optional[list[dict]]:
+        return runfolder.read_memorization(self.path)
+
+    # ------------------------------------------------------------------ the config
+
+    @cached_property
+    def config(self) -> Config:
+        """The run's config, resolved once; RunError when config.yaml is missing or unreadable."""
+        return saved_config(runfolder.config_path(self.path))
+
+    @cached_property
+    def settings(self) -> Optional[Config]:
+        """The config as this version of adele reads it (defaults filled in, settings it does not know dropped); None if unreadable."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return saved_config(self.raw_config)
+        except AdeleError:
+            return None
+
+    @property
+    def resolved_config(self) -> dict:
+        """:attr:`settings` as a dict (the raw config when it cannot be read)."""
+        cfg = self.settings
+        return cfg.to_dict() if cfg is not None else self.raw_config
+
+    # ------------------------------------------------------------------ summaries
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info.get("classes") or (self.metrics or {}).get("classes") or [])
+
+    @property
+    def method(self) -> str:
+        return str(self.raw_config.get("method", "?"))
+
+    @property
+    def finished(self) -> bool:
+        return self.metrics is not None
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.history[-1]["epoch"]) if self.history else 0
+
+    @property
+    def seed(self) -> Any:
+        return self.raw_config.get("train", {}).get("seed")
+
+    @property
+    def rounds(self) -> list[dict]:
+        """Correction rounds (metrics.json once finished, else adele_log.jsonl)."""
+        if self.metrics and self.metrics.get("adele"):
+            return list(self.metrics["adele"].get("rounds", []))
+        return [r["correction"] for r in self.adele_log if r.get("correction")]
+
+    def series(self, key: str, dropna: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(epochs, values) of a history.csv column; missing values dropped (or NaN with ``dropna=False``)."""
+        pts = [(r["epoch"], np.nan if r.get(key) is None else r[key]) for r in self.history if not dropna or r.get(key) is not None]
+        if not pts:
+            return np.zeros(0), np.zeros(0)
+        e, v = zip(*pts)
+        return np.asarray(e, dtype=float), np.asarray(v, dtype=float)
+
+    # ------------------------------------------------------------------ model, data, labels
+
+    def model(self, device: str = "auto", checkpoint: str = "last", allow_checkpoint: bool = False) -> LoadedModel:
+        """The trained model: model.pt (``checkpoint="last"``) or best.pt (``"best"``); with ``allow_checkpoint``, the newest
+        epoch checkpoint of an unfinished run when model.pt is missing. Loaded once per choice."""
+        key = (device, checkpoint, allow_checkpoint)
+        if key not in self._models:
+            in_channels = None
+            if allow_checkpoint and not runfolder.checkpoint_file(self.path, checkpoint).is_file():
+                in_channels = self.training_data().train.in_channels  # a checkpoint does not record it
+            self._models[key] = load_run_model(self.path, device, allow_checkpoint=allow_checkpoint, in_channels=in_channels,
+                                               checkpoint=checkpoint)
+        return self._models[key]
+
+    def training_data(self, shared: Optional[RunData] = None) -> RunData:
+        """The run's dataset, prepared as for training (``shared``: that data, already loaded for a run of the same data
+        config); RunError when its training images are not those the run was trained on."""
+        if self._data is None:
+            data = shared if shared is not None else load_run_data(self.config)
+            if list(data.train.ids) != list(self.info.get("train_ids", data.train.ids)):
+                raise RunError(f"{self.path}: the training images of {self.config.data.path} differ from those the run was "
+                               "trained on; use the dataset it was trained on")
+            self._data = data
+        return self._data
+
+    @cached_property
+    def _latest(self) -> tuple[list[np.ndarray], str]:
+        train = self.training_data().train
+        rounds = runfolder.label_rounds(self.path)
+        if not rounds:
+            return [x.copy() for x in train.original], "original labels (no correction round)"
+        labels = runfolder.load_labels(rounds[-1])
+        if len(labels) != len(train) or any(a.shape != b.shape for a, b in zip(labels, train.original)):
+            raise RunError(f"{rounds[-1]}: does not match the run's training set ({len(labels)} vs {len(train)} images); "
+                           "the dataset changed since training")
+        return labels, f"corrected labels of {rounds[-1].relative_to(self.path)}"
+
+    def latest_labels(self) -> tuple[list[np.ndarray], str]:
+        """(labels, origin): the latest correction round's training labels, else the original ones (copies)."""
+        return self._latest
+
+    @cached_property
+    def volume_spec(self) -> Optional[VolumeSpec]:
+        """The volume steps the run was trained with (``RUN/volumes.json``, else its dataset's); None for 2D runs."""
+        data_path = self.raw_config.get("data", {}).get("path") if self.raw_config else None
+        if data_path is None and runfolder.checkpoint_file(self.path, "last").is_file():
+            data_path = self.model("cpu").config.data.path
+        return run_volume_spec(self.path, data_path)
