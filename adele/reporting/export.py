@@ -10,6 +10,7 @@ were resized to it for training):
     OUT/train/labels_clean/          clean labels, when the run knew them
     OUT/{val,test}/images|labels     unchanged evaluation splits (so OUT is a complete dataset)
     OUT/label_quality.csv            one row per training image, most suspicious first (+ subject, slice for volume datasets)
+    OUT/label_quality_classes.csv    per class: estimated share of wrong pixels, its interval, systematic errors (adele.core.review)
     OUT/suspect/<id>.png             255 where a confident prediction disagrees with the label
     OUT/README.md                    what the folder holds
 
@@ -50,6 +51,7 @@ from ..errors import RunError
 from ..prediction import load_run_model, predict_probs
 from ..runfolder import label_rounds, load_early_probs, load_labels
 from ..safety import check_output, staged_output
+from .review import run_verdict, verdict_csv, verdict_line, verdict_markdown
 from .runs import load_run
 
 
@@ -176,6 +178,7 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     labels, origin = current_labels(run.path, train)
     q = rank_given_labels(run.path, lambda: load_run_model(run.path, device, checkpoint=checkpoint), train, data.source.ignore_index, cfg.quality.tau)
     scores, disagree, suspect = q["scores"], q["disagree"], q["suspect"]
+    verdict = run_verdict(q, train.original, data.source.classes, data.source.ignore_index)
 
     src, size = data.source, cfg.data.size
     shape = train.labels[0].shape
@@ -209,10 +212,13 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
         meta = {"name": f"{src.name}-{run.name}-labels", "classes": list(src.classes), "ignore_index": src.ignore_index,
                 "note": note, "resolution": None if size is None else list(shape), "source_run": run.name}
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
-        (tmp / "README.md").write_text(_readme(note, train.clean is not None, exts["train"], native["readme"], vol_index is not None, q["source"], cfg.quality.tau))
+        (tmp / "label_quality_classes.csv").write_text(verdict_csv(verdict))
+        (tmp / "README.md").write_text(_readme(note, train.clean is not None, exts["train"], native["readme"], vol_index is not None, q["source"], cfg.quality.tau)
+                                       + verdict_markdown(verdict, q["early"]))
     worst = np.argsort(scores, kind="stable")[:3]
     log(f"wrote {out}: {len(train)} training labels ({origin}), {native['summary']}, label_quality.csv (most suspicious: "
         + ", ".join(f"{train.ids[i]} {scores[i]:.3f}" for i in worst) + ")")
+    log(verdict_line(verdict, q["early"]))
     return out
 
 
