@@ -37,6 +37,21 @@ precision of ranking all pixels by 1 - probability of the given label
 (cleanlab: 1 - its pixel scores), which does not depend on a threshold.
 Mean ± std over the draws. Optional extra: ``pip install cleanlab``; without
 it the cleanlab rows are left out (one line says so).
+
+Review curves (issue 28, ``adele.core.review``): the masks reviewed in each
+ranking's order, most suspicious first; the share of all wrong pixels found
+against the share of masks (and of labelled pixels) reviewed; its area, and
+the share found after 10%, 20%, 30% of the masks; beside it a random order
+(the diagonal, area 0.5) and the oracle (most wrong pixels first). One figure
+per label set (``--figure-dir``, mean curves over the draws).
+
+Calibration of the verdict (``adele report`` / ``export-labels``): per class
+and draw, the estimated share of wrong pixels (the one-run suspect pixels
+labelled c / pixels labelled c, 95% bootstrap interval over images) against
+the true share (noisy != clean among the pixels labelled c), on all images
+and on the images of each noise severity (clean to harsh: the range);
+mean error, mean absolute error and how often the interval holds the truth;
+the verdict against the truth's (usable = every class's true share below 5%).
 """
 from __future__ import annotations
 
@@ -62,8 +77,21 @@ from adele.noise import apply_recipe, parse_recipe  # noqa: E402
 
 #: severity ladder: level -> recipe (None = clean)
 LEVELS = (None, "final:iterations=1-1", "final", "final:target_area=1000", "final:target_area=1000+missing:p=0.3+confusion:p=0.3")
+#: short names of the severity levels, for the calibration table
+LEVEL_NAMES = ("clean", "mild", "final", "final 1000 px", "final 1000 px + missing + confusion")
 #: the training recipe of every run: the colin27 preset on the dataset folder, its own noise off
 RECIPE = ["--config", "colin27", "--method", "baseline", "--set", "data.noise=null", "train.threads=1"]
+
+
+def draw_levels(n: int, seed: int) -> np.ndarray:
+    """The severity level (index into LEVELS) of each of the n training images of draw ``seed``."""
+    return np.random.default_rng(seed).permutation(np.arange(n) % len(LEVELS))
+
+
+def image_levels(dataset: str, seed: int) -> dict[str, int]:
+    """{training image id: its severity level} of a draw, as :func:`build_dataset` assigned them."""
+    ids = load_colin27(DATASETS[dataset]).splits["train"].ids
+    return dict(zip(ids, draw_levels(len(ids), seed).tolist()))
 
 
 def build_dataset(root: Path, seed: int, dataset: str = "colin27") -> np.ndarray:
@@ -74,7 +102,7 @@ def build_dataset(root: Path, seed: int, dataset: str = "colin27") -> np.ndarray
     for recipe in LEVELS:
         if recipe is not None:
             parse_recipe(recipe)
-    levels = np.random.default_rng(seed).permutation(np.arange(len(tr)) % len(LEVELS))
+    levels = draw_levels(len(tr), seed)
     for i, sid in enumerate(tr.ids):
         clean = tr.labels[i]
         recipe = LEVELS[levels[i]]
@@ -159,8 +187,8 @@ def self_confidence(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.take_along_axis(probs, labels[:, None], 1)[:, 0]
 
 
-def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int, taus: tuple = ()) -> tuple[dict, dict]:
-    """{method: {metric: value}} for one draw, and a description of the data."""
+def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int, taus: tuple = (), levels: dict | None = None) -> tuple[dict, dict, dict]:
+    """{method: {metric: value}} for one draw, a description of the data, and :func:`draw_extras` (``levels``: {image id: level})."""
     import torch
 
     from adele.config import saved_config
@@ -238,7 +266,136 @@ def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int, taus: tupl
     test = json.loads((one / "metrics.json").read_text()).get("test", {}).get("mean_dice")
     desc = {"images": len(tr), "size": list(labels.shape[1:]), "noisy": int((frac > 0).sum()), "wrong_pixels": int(wrong.sum()), "test_mean_dice": test,
             "wrong_frac_median": float(np.median(frac)), "wrong_frac_max": float(frac.max())}
-    return out, desc
+    return out, desc, draw_extras(rankings, labels, clean, np.stack(suspect), early_probs.argmax(1), tr.ids, levels or {}, data.source.classes)
+
+
+def draw_extras(rankings: dict, labels: np.ndarray, clean: np.ndarray, suspect: np.ndarray, prediction: np.ndarray, ids, levels: dict,
+                classes) -> dict:
+    """Issue 28 for one draw: the review curves of every image ranking, and the verdict's calibration (one-run suspect pixels
+    and early-learning prediction; ``levels``: {image id: severity level})."""
+    wrong = (labels != clean).reshape(len(labels), -1).sum(1)
+    by_level = np.array([levels.get(sid, -1) for sid in ids])
+    return {"review": review_rows(rankings, wrong, np.full(len(labels), labels[0].size)),
+            "calibration": calibration(labels, clean, suspect, prediction, by_level, classes)}
+
+
+#: the x values the draws' review curves are averaged on (the figure)
+GRID = np.linspace(0.0, 1.0, 101)
+
+
+def _review_entry(curve_masks, curve_pixels) -> dict:
+    from adele.core.review import FOUND_AT
+
+    return {"area_masks": curve_masks.area, "area_pixels": curve_pixels.area,
+            **{f"found_{round(100 * f)}": curve_masks.found_at(f) for f in FOUND_AT},
+            "curve_masks": curve_masks.on_grid(GRID).tolist(), "curve_pixels": curve_pixels.on_grid(GRID).tolist()}
+
+
+def review_rows(rankings: dict, wrong: np.ndarray, size: np.ndarray) -> dict:
+    """{ranking: areas, shares found, curves on GRID} for each image ranking (the quality.tau rows share the one-run ranking and are
+    left out), a random order (its expected curve, the diagonal) and the oracle (most wrong pixels first)."""
+    from adele.core.review import Curve, oracle_curve, review_curve
+
+    out = {name: _review_entry(review_curve(r["susp"], wrong), review_curve(r["susp"], wrong, size))
+           for name, r in rankings.items() if "quality.tau=" not in name}
+    out["random order (expected)"] = _review_entry(Curve(GRID, GRID), Curve(GRID, GRID))
+    out["oracle (most wrong pixels first)"] = _review_entry(oracle_curve(wrong), oracle_curve(wrong, size))
+    return out
+
+
+def calibration(labels: np.ndarray, clean: np.ndarray, suspect: np.ndarray, prediction: np.ndarray, levels: np.ndarray,
+                classes) -> dict:
+    """The verdict on all images and on the images of each severity level: {subset: {verdict, line, unsure, true_status,
+    systematic, points: [(class, estimate, lo, hi, true share, judged by the verdict)], the last one pooled ('all pixels')}}."""
+    from adele.core.review import USABLE_SHARE, class_pixel_counts, label_verdict
+
+    subsets = {"all images": np.ones(len(labels), dtype=bool)}
+    subsets.update({LEVEL_NAMES[lv]: levels == lv for lv in range(len(LEVELS)) if (levels == lv).any()})
+    out = {}
+    for name, idx in subsets.items():
+        lab = list(labels[idx])
+        v = label_verdict(lab, list(suspect[idx]), list(prediction[idx]), classes, 255)
+        n_lab, n_wrong = class_pixel_counts(lab, list(labels[idx] != clean[idx]), len(classes), 255)
+        n_lab, n_wrong = n_lab.sum(0), n_wrong.sum(0)
+        true = np.divide(n_wrong, n_lab, out=np.full(len(classes), np.nan), where=n_lab > 0)
+        s, judged = v.shares, v.judged()
+        points = [(classes[c], float(s.share[c]), float(s.lo[c]), float(s.hi[c]), float(true[c]), bool(judged[c]))
+                  for c in range(len(classes)) if n_lab[c]]
+        points.append(("all pixels", *s.overall, float(n_wrong.sum() / n_lab.sum()), True))
+        out[name] = {"images": int(idx.sum()), "verdict": v.status, "line": v.line(), "unsure": v.unsure, "points": points,
+                     "true_status": "usable" if np.nanmax(true) < USABLE_SHARE else "correct",
+                     "systematic": [r["name"] for r in v.systematic if r["systematic"]]}
+    return out
+
+
+def _mean_std(values) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{np.nanmean(v):.3f}" + (f" ± {np.nanstd(v, ddof=1):.3f}" if len(v) > 1 else "")
+
+
+def print_review(ds: str, extras: list[dict]) -> None:
+    """The review-curve table of one label set: areas and the share found after 10/20/30% of the masks, mean ± std over the draws."""
+    from adele.core.review import FOUND_AT
+
+    print(f"**{ds}**: review curves (masks in each ranking's order, most suspicious first; share of all wrong pixels found; "
+          "mean ± std over the draws)\n")
+    found = [f"found after {round(100 * f)}% of the masks" for f in FOUND_AT]
+    print("| ranking | area, masks reviewed | area, pixels reviewed | " + " | ".join(found) + " |")
+    print("|---|" + "---:|" * (2 + len(found)))
+    for name in extras[0]["review"]:
+        rows = [e["review"][name] for e in extras]
+        keys = ["area_masks", "area_pixels"] + [f"found_{round(100 * f)}" for f in FOUND_AT]
+        print(f"| {name} | " + " | ".join(_mean_std([r[k] for r in rows]) for k in keys) + " |")
+    if all(np.isclose(r["area_masks"], r["area_pixels"]) for e in extras for r in e["review"].values()):
+        print("\n(every mask has the same number of labelled pixels here, so both x axes give the same curve)")
+    print()
+
+
+def review_figure_of(ds: str, extras: list[dict], path: Path) -> Path:
+    """The mean review curves over the draws of one label set: masks axis and pixels axis."""
+    from adele.reporting.review import AXES, review_figure
+
+    panels = {}
+    for axis, label in AXES.items():
+        curves = {}
+        for name in extras[0]["review"]:
+            if name.startswith("random"):
+                continue  # the figure draws the diagonal itself
+            y = np.mean([e["review"][name][f"curve_{axis}"] for e in extras], axis=0)
+            area = np.mean([e["review"][name][f"area_{axis}"] for e in extras])
+            curves[f"{name}, area {area:.3f}"] = (GRID, y)
+        panels[label] = curves
+    return review_figure(panels, path, title=f"{ds}: wrong pixels found when reviewing the masks in ranked order "
+                                             f"(mean of {len(extras)} draw{'s' if len(extras) > 1 else ''})")
+
+
+def _mean(values) -> str:
+    return f"{np.mean(values):.3f}" if len(values) else "-"
+
+
+def print_calibration(ds: str, extras: list[dict]) -> None:
+    """Estimated vs true share of wrong pixels per class and draw, on all images and per severity level."""
+    print(f"**{ds}**: the verdict's estimated share of wrong pixels vs the true share (adele one run, suspect pixels at quality.tau 0.5; "
+          "per class and draw; 95% bootstrap intervals over images; pooled = all labelled pixels)\n")
+    print("| images | class x draw judged (of) | true share, mean | estimated, mean | mean error (est - true) | mean abs error "
+          "| interval holds the truth | pooled: true / estimated | unsure | systematic classes | verdict (truth) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for subset in extras[0]["calibration"]:
+        cal = [e["calibration"][subset] for e in extras if subset in e["calibration"]]
+        every = [p for c in cal for p in c["points"] if p[0] != "all pixels"]
+        pts = np.array([p[1:5] for p in every if p[5]], dtype=float).reshape(-1, 4)
+        pooled = np.array([p[1:5] for c in cal for p in c["points"] if p[0] == "all pixels"], dtype=float)
+        est, lo, hi, true = pts.T
+        verdicts = ", ".join(f"{c['verdict']} ({c['true_status']})" for c in cal)
+        print(f"| {subset} ({cal[0]['images']} per draw) | {len(pts)} ({len(every)}) | {_mean(true)} | {_mean(est)} | "
+              + (f"{np.mean(est - true):+.3f}" if len(pts) else "-") + f" | {_mean(np.abs(est - true))} | "
+              + (f"{np.mean((lo <= true) & (true <= hi)):.2f}" if len(pts) else "-")
+              + f" | {np.mean(pooled[:, 3]):.3f} / {np.mean(pooled[:, 0]):.3f} | {np.mean([c['unsure'] for c in cal]):.3f} "
+              f"| {np.mean([len(c['systematic']) for c in cal]):.1f} | {verdicts} |")
+    print()
+    for d, e in enumerate(extras):
+        print(f"draw {d}, all images: {e['calibration']['all images']['line']}")
+    print()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="trainings at once (one thread each)")
     ap.add_argument("--taus", nargs="*", type=float, default=[0.7], help="also show the one-run suspect mask at these quality.tau values")
     ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="settings over the colin27 preset, for every run (another recipe)")
+    ap.add_argument("--figure-dir", default=str(ROOT / "docs" / "figures"),
+                    help="where the review-curve figure of each label set goes (review_curve_<set>.png; default: docs/figures)")
     args = ap.parse_args(argv)
 
     from adele.core.quality import kfold_assignment
@@ -282,9 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trained in {time.perf_counter() - t0:.0f} s")
 
     results: dict[str, list] = {}
+    extras: dict[str, list] = {}
     for ds, d, base, folds, _ in plan:
-        res, desc = score_draw(base / "run", base / "folds", folds, args.folds, tuple(args.taus))
-        (base / "scores.json").write_text(json.dumps({"results": res, "data": desc}, indent=1))
+        res, desc, extra = score_draw(base / "run", base / "folds", folds, args.folds, tuple(args.taus), image_levels(ds, d))
+        (base / "scores.json").write_text(json.dumps({"results": res, "data": desc, **extra}, indent=1))
+        extras.setdefault(ds, []).append(extra)
         print(f"{ds} draw {d}: {desc['images']} masks at {desc['size'][0]}x{desc['size'][1]}, {desc['noisy']} noisy, "
               f"wrong-pixel fraction median {desc['wrong_frac_median']:.3f}, max {desc['wrong_frac_max']:.3f}; "
               f"the one-run model's test mean Dice {desc['test_mean_dice']:.3f}")
@@ -308,6 +469,11 @@ def main(argv: list[str] | None = None) -> int:
             cells += [draws[0][name]["runs"], f"{w:.0f}" + (f" (tracking {np.mean(tr):.0f})" if tr else "")]
             print(f"| {name} | " + " | ".join(cells) + " |")
         print()
+    for ds, ex in extras.items():
+        print_review(ds, ex)
+        png = review_figure_of(ds, ex, Path(args.figure_dir).resolve() / f"review_curve_{ds}.png")
+        print(f"figure: {png.relative_to(ROOT) if png.is_relative_to(ROOT) else png.name}\n")
+        print_calibration(ds, ex)
     return 0
 
 

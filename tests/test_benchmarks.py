@@ -60,9 +60,10 @@ def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
     (fake / "cleanlab" / "__init__.py").write_text("raise ImportError('cleanlab hidden by the test')\n")
     env = dict(ENV, PYTHONPATH=str(fake))
     res = subprocess.run([sys.executable, str(BENCH / "bench_label_quality.py"), "--work", str(tmp_path / "work"), "--datasets", "colin27",
-                          "--draws", "1", "--folds", "2", "--epochs", "2"], capture_output=True, text=True, env=env, timeout=600)
+                          "--draws", "1", "--folds", "2", "--epochs", "2", "--figure-dir", str(tmp_path / "fig")],
+                         capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    out = res.stdout
+    out, review = res.stdout.split("**colin27**: review curves", 1)
     assert sum("pip install" in line and "cleanlab" in line for line in out.splitlines()) == 1
     rows = [line for line in out.splitlines() if line.startswith("| adele")]
     assert len(rows) == 4 and not any(line.startswith("| cleanlab") for line in out.splitlines())
@@ -71,6 +72,22 @@ def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
         spearman, auroc = float(cells[1].split()[0]), float(cells[2].split()[0])
         assert -1 <= spearman <= 1 and 0 <= auroc <= 1
     assert "| 1 |" in rows[0] and "quality.tau=0.7" in rows[1] and "2 + 1" in rows[2]
+    # issue 28: review curves (areas, random order, oracle), their figure, and the verdict's calibration per severity level
+    review, calibration = review.split("**colin27**: the verdict's estimated share", 1)
+    areas = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:7]] for line in review.splitlines() if line.startswith("| ")
+             and not line.startswith("| ranking")}
+    assert set(areas) == {"adele early-learning (one run)", "adele formula on 2-fold out-of-sample softmax",
+                          "adele formula on in-sample softmax (final model)", "random order (expected)", "oracle (most wrong pixels first)"}
+    assert areas["random order (expected)"] == [0.5, 0.5, 0.1, 0.2, 0.3]
+    best = areas["oracle (most wrong pixels first)"][0]
+    assert all(0 <= a[0] <= best + 1e-9 for a in areas.values())  # no ranking beats the oracle on the masks axis
+    assert (tmp_path / "fig" / "review_curve_colin27.png").is_file()
+    rows = [line for line in calibration.splitlines() if line.startswith("| ") and not line.startswith("| images")]
+    assert [r.split("|")[1].split("(")[0].strip() for r in rows] == ["all images", "clean", "mild", "final", "final 1000 px",
+                                                                      "final 1000 px + missing + confusion"]
+    clean_row = [c.strip() for c in rows[1].split("|")]
+    assert float(clean_row[3]) == 0.0  # the clean images' true share of wrong pixels
+    assert "draw 0, all images: labels: ~" in calibration
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ were resized to it for training):
     OUT/train/labels_clean/          clean labels, when the run knew them
     OUT/{val,test}/images|labels     unchanged evaluation splits (so OUT is a complete dataset)
     OUT/label_quality.csv            one row per training image, most suspicious first (+ subject, slice for volume datasets)
+    OUT/label_quality_classes.csv    per class: estimated share of wrong pixels, its interval, systematic errors (adele.core.review)
     OUT/suspect/<id>.png             255 where a confident prediction disagrees with the label
     OUT/README.md                    what the folder holds
     OUT/labelstudio/                 tasks.json + config.xml: the corrected masks as Label Studio tasks, worst first (:mod:`.labelstudio`)
@@ -56,6 +57,7 @@ from ..run import RunFolder
 from ..runfolder import load_early_probs
 from ..safety import check_output, staged_output
 from .labelstudio import write_labelstudio
+from .review import run_verdict, verdict_csv, verdict_line, verdict_markdown
 
 
 def _image_arrays(source, split: str, size) -> list[np.ndarray]:
@@ -186,6 +188,7 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
 
         return export_nnunet(run, out, cfg, data, labels, origin, q, inputs, overwrite, log)
     scores, disagree, suspect = q["scores"], q["disagree"], q["suspect"]
+    verdict = run_verdict(q, train.original, data.source.classes, data.source.ignore_index)
 
     src, size = data.source, cfg.data.size
     shape = train.labels[0].shape
@@ -219,12 +222,15 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
         meta = {"name": f"{src.name}-{run.name}-labels", "classes": list(src.classes), "ignore_index": src.ignore_index,
                 "note": note, "resolution": None if size is None else list(shape), "source_run": run.name}
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
-        (tmp / "README.md").write_text(_readme(note, train.clean is not None, exts["train"], native["readme"], vol_index is not None, q["source"], cfg.quality.tau))
+        (tmp / "label_quality_classes.csv").write_text(verdict_csv(verdict))
+        (tmp / "README.md").write_text(_readme(note, train.clean is not None, exts["train"], native["readme"], vol_index is not None, q["source"], cfg.quality.tau)
+                                       + verdict_markdown(verdict, q["early"]))
         with (tmp / "README.md").open("a") as fh:  # OUT/labelstudio: the masks as Label Studio tasks, worst first
             fh.write(write_labelstudio(tmp, f"adele {run.name}", vol_index))
     worst = np.argsort(scores, kind="stable")[:3]
     log(f"wrote {out}: {len(train)} training labels ({origin}), {native['summary']}, label_quality.csv (most suspicious: "
         + ", ".join(f"{train.ids[i]} {scores[i]:.3f}" for i in worst) + ")")
+    log(verdict_line(verdict, q["early"]))
     return out
 
 

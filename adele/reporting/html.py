@@ -6,7 +6,9 @@ side by side (mean ± sample std over seeds when runs differ only in
 ``train.seed`` / ``data.noise_seed``);
 training labels vs clean; memorization curves; then per run: per-class
 training IoU with the fitted onset curve, correction rounds, and example
-overlays (image, noisy label, corrected label, prediction, clean label).
+overlays (image, noisy label, corrected label, prediction, clean label); the masks
+to re-annotate, the verdict on the labels and, with clean labels, the review
+curve (:mod:`adele.reporting.review`).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from ..data.dataset import RunData
 from ..run import RunFolder
 from ..runfolder import label_rounds
 from .export import rank_given_labels, true_error_frac
+from .review import quality_html
 from ..safety import check_output, staged_output
 from . import figures
 from .memorization import run_memorization
@@ -355,10 +358,9 @@ def examples_block(r: RunFolder, ids: list[str], fig_dir: Path, slug: str, cache
 
 
 def suspects_block(r: RunFolder, n: int, fig_dir: Path, slug: str, cache: _DataCache, device: str,
-                   notes: Optional[list[str]] = None) -> str:
-    """Which masks to re-annotate: the run's most suspicious given labels, as overlays and a short ranked table."""
-    if n <= 0:
-        return ""
+                   notes: Optional[list[str]] = None, log: Optional[Callable[[str], None]] = None) -> str:
+    """Which masks to re-annotate: the run's most suspicious given labels, as overlays and a short ranked table; the verdict
+    on the labels (logged too) and, with clean labels, the review curve (:func:`adele.reporting.review.quality_html`)."""
     title = "<h3>Which masks to re-annotate</h3>"
     try:
         data = cache.get(r)
@@ -366,6 +368,9 @@ def suspects_block(r: RunFolder, n: int, fig_dir: Path, slug: str, cache: _DataC
         q = rank_given_labels(r, lambda: r.model(device, allow_checkpoint=True))
     except (AdeleError, ValueError) as exc:
         return _left_out(notes, r, "masks to re-annotate", str(exc), title)
+    quality = quality_html(r.name, q, train, r.classes, data.source.ignore_index, fig_dir, slug, log)
+    if n <= 0:
+        return quality
     order = np.argsort(q["scores"], kind="stable")
     pred_col = "early-learning prediction" if q["early"] else "final prediction"
     columns = ["given label", "suspect pixels", pred_col] + (["clean label"] if train.clean is not None else [])
@@ -388,7 +393,7 @@ def suspects_block(r: RunFolder, n: int, fig_dir: Path, slug: str, cache: _DataC
             + "<p class='note'>The labels the run was given, most suspicious first (score in brackets, lower = more suspicious); "
             + f"red: pixels whose label the probabilities confidently contradict. Probabilities: {_e(q['source'])}. "
             + "The full list and every suspect mask: <code>adele export-labels RUN --out DIR</code>.</p>"
-            + _table(head, table))
+            + _table(head, table) + quality)
 
 
 # ----------------------------------------------------------------------------- page
@@ -423,7 +428,7 @@ def _write_report(runs, out: Path, device: str, examples: int, log: Callable[[st
         slug = slugs[r.name]
         body += [f"<h2 id='run-{slug}'>{_e(r.name)} <span class='note'>({_e(r.method)})</span></h2>",
                  curves_block(r, fig_dir, slug), rounds_block(r, fig_dir, slug), examples_block(r, ids, fig_dir, slug, cache, device, notes),
-                 suspects_block(r, examples, fig_dir, slug, cache, device, notes)]
+                 suspects_block(r, examples, fig_dir, slug, cache, device, notes, log)]
     for note in notes:  # what the page leaves out, said on the terminal too
         log(f"report: {note}")
     page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>adele report</title>"

@@ -128,3 +128,27 @@ def test_damaged_early_probs_file_is_one_line_with_what_to_do(tiny_run, tmp_path
     assert main(["export-labels", str(run), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "early_probs.npz" in err and "delete it" in err and "Traceback" not in err
+
+
+def test_export_ends_with_the_verdict_line_and_writes_the_per_class_estimates(tiny_run, tmp_path):
+    """Issue 28: the last log line is the verdict; label_quality_classes.csv and the README hold the same estimate."""
+    from adele.core.review import label_verdict
+    from adele.reporting.export import export_labels, score_given_labels
+
+    run = tiny_run(*ADELE_FORCED)
+    lines = []
+    out = export_labels(run, tmp_path / "labels", device="cpu", log=lines.append)
+    assert lines[-1].startswith("labels: ~") and "; systematic: " in lines[-1] and "; verdict: " in lines[-1]
+    assert lines[-1] in (out / "README.md").read_text()
+    info = json.loads((run / "run.json").read_text())
+    given = [read_label(out / "train" / "labels_original" / f"{i}.png") for i in info["train_ids"]]
+    _, _, suspect, probs = score_given_labels(run, given, 255)
+    expected = label_verdict(given, suspect, [probs.probs(i).argmax(0) for i in range(len(given))], info["classes"])
+    assert lines[-1] == expected.line()
+    rows = list(csv.DictReader((out / "label_quality_classes.csv").open()))
+    assert [r["class"] for r in rows] == info["classes"]
+    for r, k in zip(rows, range(len(rows))):
+        assert int(r["labelled_pixels"]) == int(expected.shares.labelled[k]) and int(r["suspect_pixels"]) == int(expected.shares.flagged[k])
+        if int(r["labelled_pixels"]):
+            assert float(r["lo95"]) <= float(r["est_wrong_share"]) <= float(r["hi95"])
+    assert rows[0]["systematic"] == "" and rows[1]["systematic"] in ("True", "False")

@@ -143,3 +143,39 @@ def test_report_names_each_section_it_leaves_out(tiny_run, tmp_path):
     said = [m for m in lines if "left out" in m]
     assert any("memorization section left out" in m for m in said), lines
     assert "Early learning vs memorization" in html and "left out:" in html
+    assert "Are the labels usable as they are?" in html and "Review curve" not in html  # no clean labels: a verdict, no review curve
+
+
+def test_report_says_the_verdict_and_draws_the_review_curve_when_the_clean_labels_are_known(runs, tmp_path):
+    """Issue 28: the verdict line on the page and on the terminal; the review curve of the run's own ranking."""
+    import re
+
+    import numpy as np
+
+    from adele.core.review import review_curve
+    from adele.reporting.export import rank_given_labels
+    from adele.reporting.html import build_report
+    from adele.reporting.review import wrong_pixels
+    from adele.run import RunFolder
+
+    run = runs[0]  # synthetic noise (data.noise=final): the clean labels are known
+    lines = []
+    page = build_report([run], tmp_path / "rep", examples=1, log=lines.append).read_text(encoding="utf-8")
+    said = [m for m in lines if ": labels: ~" in m]
+    assert len(said) == 1 and re.search(r"verdict: (usable as they are|probably usable|correct before training|cannot tell)", said[0])
+    assert said[0].split(": ", 2)[2] in page.replace("&#x27;", "'")  # the same line on the page
+    assert "Are the labels usable as they are?" in page and "Review curve (clean labels known)" in page
+    png = re.search(r"src='(figures/[^']+_review\.png)'", page)
+    assert png and (tmp_path / "rep" / png.group(1)).is_file()
+    folder = RunFolder.open(run)
+    train = folder.training_data().train
+    q = rank_given_labels(folder, lambda: None)
+    wrong, size = wrong_pixels(train.original, train.clean)
+    area = review_curve(-q["scores"], wrong).area
+    assert np.isfinite(area)
+    row = re.search(r"<td>adele, early-learning probabilities</td><td class='n'>([\d.]+)</td><td class='n'>([\d.]+)</td>", page)
+    assert row and float(row.group(1)) == round(area, 3) and float(row.group(2)) == round(review_curve(-q["scores"], wrong, size).area, 3)
+    assert "<td>random order (expected)</td><td class='n'>0.500</td>" in page
+    # without examples the verdict stays
+    page = build_report([run], tmp_path / "rep0", examples=0, log=lambda m: None).read_text(encoding="utf-8")
+    assert "Are the labels usable as they are?" in page and "Which masks to re-annotate" not in page
