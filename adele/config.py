@@ -180,6 +180,11 @@ class CorrectionConfig:
     #: more than this fraction away from its area in the original noisy labels, that class's changes in the round
     #: are rolled back and the class is not corrected again (logged in the round's ``guard``); null = off
     guard_area: Optional[float] = None
+    #: correct a class in a round only when the network, before the round, predicts at least this fraction of the
+    #: class's labelled area over the training set: a class it has not learned yet (it calls the class background,
+    #: confidently, before early learning) keeps its labels that round (logged in the round's ``not_learned``);
+    #: null = off (as officially)
+    min_learned: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -582,6 +587,8 @@ def _validate_adele(a: AdeleConfig) -> None:
           "classes=new corrects only the newly flagged classes and would undo the others' corrections); "
           "set one of the two")
     check(cor.guard_area is None or cor.guard_area > 0, "adele.correction.guard_area", f"must be > 0 (a fraction of the area) or null, got {cor.guard_area}")
+    check(cor.min_learned is None or 0 < cor.min_learned <= 1, "adele.correction.min_learned",
+          f"must be in (0, 1] (a fraction of the labelled area) or null, got {cor.min_learned}")
     check(cor.rule != "voc" or cor.tau_bg == cor.tau_fg, "adele.correction.tau_bg",
           f"rule 'voc' has one threshold for every class (tau_fg); set tau_bg to it too, got {cor.tau_bg} and {cor.tau_fg}")
     check(len(cor.scales) >= 1 and all(0 < s <= 8 for s in cor.scales), "adele.correction.scales", "must be numbers in (0, 8]")

@@ -53,6 +53,7 @@ VARIANTS = {
     # the same training as baseline_noisy (same seeds and draw): only best.pt is chosen on noisy val labels
     "baseline_noisyval": ["method=baseline", "data.val_labels=noisy"],
     "adele_guard": ["method=adele", "adele.correction.guard_area=0.25"],
+    "adele_learned": ["method=adele", "adele.correction.min_learned=0.5"],
     "adele": ["method=adele"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_cons": ["method=adele", "adele.consistency.enabled=true"],
@@ -66,7 +67,7 @@ VARIANTS = {
     "adele_noema": ["method=adele", "train.ema=0"],
 }
 LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, noisy val labels",
-          "adele_guard": "ADELE + area guard 0.25", "adele": "ADELE, noisy", "baseline_clean": "baseline, clean",
+          "adele_guard": "ADELE + area guard 0.25", "adele_learned": "ADELE, learned classes only (0.5)", "adele": "ADELE, noisy", "baseline_clean": "baseline, clean",
           "consensus": "baseline, consensus (ceiling)", "adele_cons": "ADELE + consistency (every 5th step)",
           "adele_cons1": "ADELE + consistency (every step)", "adele_paper": "ADELE, paper's rules unchanged",
           "adele_nocorr": "ADELE without correction", "adele_late": "ADELE, fit needs 10 points",

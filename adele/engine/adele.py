@@ -278,6 +278,12 @@ class AdeleState(Baseline):
         if c.predictions == "eval":
             self.predict_train_set(net, device, dist)
         dist.barrier()
+        seen, seen_clean = self.network_areas()
+        not_learned = self.not_learned(seen, classes)
+        if not_learned:
+            classes = [k for k in classes if k not in not_learned]
+            self.log(f"epoch {epoch}: not corrected this round, the network predicts too little of them yet (its area / "
+                     f"the labels' < {c.min_learned}): " + ", ".join(f"'{self.classes[k]}' {v:.2f}" for k, v in not_learned.items()))
         flagged = np.zeros(self.num_classes, dtype=bool)
         flagged[classes] = True
         # changes are counted against the labels the rule starts from: the current labels, or the
@@ -286,14 +292,8 @@ class AdeleState(Baseline):
         base = self.train.original if c.restart_from_original else self.train.labels
         # the class constraint (no class invented in an image) reads the labels being corrected, as officially
         after, held = [], 0
-        seen = PredictionAreas(*(np.zeros(self.num_classes, dtype=np.int64),) * 3)  # the network's view, per class
-        seen_clean = np.zeros(self.num_classes, dtype=np.int64)
         for i in range(len(self.train)):
             pred, conf = self.store.read(i)
-            seen = seen + prediction_areas(self.train.labels[i], pred, conf, self.num_classes, c.tau_bg, self.ignore_index)
-            if self.train.clean is not None:
-                seen_clean += prediction_areas(self.train.clean[i], pred, conf, self.num_classes, c.tau_bg,
-                                               self.ignore_index).labelled
             if c.rule == "voc":
                 res = correct_labels_voc(base[i], pred, conf, flagged, c.tau_fg, self.ignore_index)
                 held += int(res.held.sum())
@@ -321,7 +321,9 @@ class AdeleState(Baseline):
             "area_vs_noisy": {self.classes[k]: round(float(a / self.noisy_area[k]), 4)
                               for k, a in enumerate(class_areas(after, self.num_classes)) if k > 0 and self.noisy_area[k] > 0},
         }
-        info.update(self.network_view(seen, seen_clean if self.train.clean is not None else None))
+        info.update(self.network_view(seen, seen_clean))
+        if c.min_learned is not None:
+            info["not_learned"] = {self.classes[k]: round(v, 4) for k, v in not_learned.items()}
         if c.rule == "voc":
             info["images_held"] = held
         if c.guard_area is not None:
@@ -345,6 +347,27 @@ class AdeleState(Baseline):
             msg += f", precision {info['precision'] if info['precision'] is not None else float('nan'):.3f}, label Dice vs clean {info['agreement_before']:.3f} -> {info['agreement_after']:.3f}"
         self.log(msg)
         return info
+
+    def network_areas(self) -> tuple[PredictionAreas, Optional[np.ndarray]]:
+        """What the network predicts on the training set (the store), per class, against the current labels; and the
+        clean labels' area per class when they are known."""
+        tau = self.a.correction.tau_bg
+        seen = PredictionAreas(*(np.zeros(self.num_classes, dtype=np.int64),) * 3)
+        clean = np.zeros(self.num_classes, dtype=np.int64) if self.train.clean is not None else None
+        for i in range(len(self.train)):
+            pred, conf = self.store.read(i)
+            seen = seen + prediction_areas(self.train.labels[i], pred, conf, self.num_classes, tau, self.ignore_index)
+            if clean is not None:
+                clean += prediction_areas(self.train.clean[i], pred, conf, self.num_classes, tau, self.ignore_index).labelled
+        return seen, clean
+
+    def not_learned(self, seen: PredictionAreas, classes: list[int]) -> dict[int, float]:
+        """{class: predicted area / labelled area} of the round's classes below ``correction.min_learned`` (none when off)."""
+        m = self.a.correction.min_learned
+        if m is None:
+            return {}
+        ratio = seen.ratio(seen.predicted)
+        return {int(k): float(ratio[k]) for k in classes if k > 0 and seen.labelled[k] > 0 and ratio[k] < m}
 
     def network_view(self, seen: PredictionAreas, clean_area: Optional[np.ndarray]) -> dict:
         """Per foreground class, what the network predicted before the round, against the labels it trained on:

@@ -129,3 +129,25 @@ def test_area_guard_stops_a_class_and_says_so(tmp_path):
     page = build_report([tmp_path / "g"], tmp_path / "report", examples=0, log=lambda m: None).read_text()
     assert "area guard rolled back" in page and "x its noisy area" in page and "stopped: " in page
     assert "area in the given (noisy) labels" in page
+
+
+def test_a_class_the_network_has_not_learned_is_not_corrected(tmp_path):
+    """correction.min_learned: a round leaves alone the classes whose predicted area is below that share of their labels."""
+    from adele.core import PredictionAreas
+    from adele.engine.adele import AdeleState
+
+    data = small_colin27(6, 2)
+    cfg = load_config(None, ADELE + ["train.epochs=4", "adele.correction.min_learned=0.5"])
+    state = AdeleState(cfg, 10, 255, tmp_path / "u", load_run_data(cfg, data).train, list(data.classes), log=lambda m: None)
+    seen = PredictionAreas(np.array([900, 100, 100, 100, 0, 100, 100, 100, 100, 100]),  # labelled
+                           np.array([900, 10, 49, 50, 5, 200, 0, 100, 100, 100]),  # predicted
+                           np.zeros(10, dtype=np.int64))
+    assert state.not_learned(seen, [1, 2, 3, 4, 5, 6]) == {1: 0.1, 2: 0.49, 6: 0.0}  # 3 is at the bar; 4 has no label
+    assert state.not_learned(seen, [3, 5]) == {}
+    off = AdeleState(load_config(None, ADELE), 10, 255, tmp_path / "o", load_run_data(cfg, data).train, list(data.classes),
+                     log=lambda m: None)
+    assert off.not_learned(seen, [1, 2]) == {}  # null: as officially
+    # in a run, every round says which of its classes were left alone, and corrects none of them
+    res = _trainer(cfg, tmp_path / "l", data).fit()
+    rounds = res["adele"]["rounds"]
+    assert rounds and all("not_learned" in r and not set(r["not_learned"]) & set(r["corrected"]) for r in rounds)
