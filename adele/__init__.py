@@ -8,10 +8,9 @@ From Python (see :mod:`adele.api`)::
     labels = run.corrected_labels()       # space="original" for the source's own grid
     rows = run.label_quality()            # most suspicious first
 """
-__version__ = "0.1.0"  # before the imports: adele.safety reads it
-
-from .config import Config, load_config  # noqa: E402
-from .errors import AdeleError, ConfigError, DatasetError, RunError  # noqa: E402
+from ._version import __version__
+from .config import Config, load_config
+from .errors import AdeleError, ConfigError, DatasetError, RunError
 
 __all__ = ["AdeleError", "Config", "ConfigError", "DatasetError", "Run", "RunError", "__version__", "load_config", "load_run"]
 

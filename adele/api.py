@@ -32,7 +32,9 @@ from .data.volumes import Volume, read_volume, read_volume_index, volume_suffix
 from .errors import DatasetError, RunError
 from .inference import _segment_slices, predict_files, segment_volume
 from .run import RunFolder
-from .reporting.export import export_labels, native_label_slices, native_label_volumes, quality_rows, rank_given_labels
+from .reporting.export import export_labels
+from .reporting.label_quality import quality_rows, rank_given_labels
+from .reporting.native import native_label_slices, native_label_volumes
 
 
 class Run:
@@ -147,7 +149,7 @@ class Run:
 
     def label_quality(self) -> list[dict]:
         """Which masks to re-annotate: one dict per training slice/image of the labels the run was given, most suspicious
-        (lowest ``score``) first (see :func:`adele.reporting.export.rank_given_labels`): id, score, disagree_frac, suspect_pixels
+        (lowest ``score``) first (see :func:`adele.reporting.label_quality.rank_given_labels`): id, score, disagree_frac, suspect_pixels
         (+ true_error_frac with clean labels, + subject and slice for volume datasets)."""
         data = self.folder.training_data()
         train = data.train

@@ -31,7 +31,7 @@ import traceback
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator, Optional
 
-from . import __version__
+from ._version import __version__
 from .errors import RunError
 
 #: marker file written into every output folder: ``{"command": ..., "adele": version, "created": ...}``

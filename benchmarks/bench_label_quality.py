@@ -194,7 +194,7 @@ def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int, taus: tupl
     from adele.config import saved_config
     from adele.core.quality import label_quality_scores
     from adele.engine import load_run_data
-    from adele.reporting.export import score_given_labels
+    from adele.reporting.label_quality import score_given_labels
     from adele.prediction import load_run_model, predict_probs, predict_split
     from adele.runfolder import read_history
 

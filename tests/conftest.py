@@ -1,6 +1,5 @@
 import os
 
-import numpy as np
 import pytest
 
 from adele.testing import make_dataset

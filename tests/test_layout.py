@@ -68,6 +68,40 @@ def test_core_imports_nothing_of_the_project():
     assert not bad
 
 
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_import_circle():
+    """The modules of the project import each other without a circle (module-level and deferred imports alike)."""
+    known = {_module_name(p) for p in _modules()}
+    graph = {}
+    for p in _modules():
+        deps = set()
+        for _, names, _ in _project_imports(p):
+            modules = {n for n in names[1:] if n in known}  # `from . import x`: the module x, not the package
+            deps |= modules or {names[0]} & known
+        graph[_module_name(p)] = deps - {_module_name(p)}
+    state, path, circles = {}, [], []
+
+    def visit(m):
+        state[m] = "open"
+        path.append(m)
+        for d in sorted(graph[m]):
+            if state.get(d) == "open":
+                circles.append(path[path.index(d):] + [d])
+            elif d not in state:
+                visit(d)
+        path.pop()
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    assert not circles, [" -> ".join(c) for c in circles]
+
+
 def test_project_modules_are_imported_at_module_top_unless_a_reason_is_given():
     """A function-level import of the project hides a dependency; the few necessary ones say why on the line."""
     bad = []

@@ -13,7 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .. import __version__, runfolder, safety
+from .. import runfolder, safety
+from .._version import __version__
 from ..errors import AdeleError, ConfigError
 from ..models import available_models
 from ..runfolder import list_checkpoints

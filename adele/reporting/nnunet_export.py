@@ -30,7 +30,8 @@ from ..data.volumes import (DETACHED_SUFFIXES, VolumeSpec, _modality_of_channel,
                             slices_to_volume, volume_suffix, write_label_volume, write_volume_like)
 from ..errors import DatasetError
 from ..safety import staged_output
-from .export import native_label_slices, native_label_volumes, quality_csv
+from .label_quality import quality_csv
+from .native import native_label_slices, native_label_volumes
 
 #: nnU-Net's channel names that choose the normalization adele used (``_modality_of_channel`` reads them back)
 _NNUNET_NORM = {"ct": "CT", "none": "noNorm", "mr": "zscore"}

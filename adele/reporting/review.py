@@ -1,7 +1,7 @@
 """The label verdict and the review curve of a run, for ``adele report`` and ``adele export-labels``.
 
 The rules are in :mod:`adele.core.review`; this module turns a run's ranking
-(:func:`adele.reporting.export.rank_given_labels`: scores, suspect pixels, the
+(:func:`adele.reporting.label_quality.rank_given_labels`: scores, suspect pixels, the
 prediction of the probabilities used) into the one-line verdict, its per-class
 table (CSV, Markdown, HTML), and, when the run's clean labels are known
 (synthetic noise), the review curve figure and table.

@@ -153,7 +153,7 @@ def test_report_says_the_verdict_and_draws_the_review_curve_when_the_clean_label
     import numpy as np
 
     from adele.core.review import review_curve
-    from adele.reporting.export import rank_given_labels
+    from adele.reporting.label_quality import rank_given_labels
     from adele.reporting.html import build_report
     from adele.reporting.review import wrong_pixels
     from adele.run import RunFolder
