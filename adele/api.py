@@ -35,6 +35,7 @@ from .run import RunFolder
 from .reporting.export import export_labels
 from .reporting.label_quality import quality_rows, rank_given_labels
 from .reporting.native import native_label_slices, native_label_volumes
+from .reporting.review import run_verdict, verdict_line
 
 
 class Run:
@@ -162,6 +163,14 @@ class Run:
             extra = {"subject": [where[i][0] for i in train.ids], "slice": [where[i][1] for i in train.ids]}
         return quality_rows(train.ids, q["scores"], q["disagree"], q["suspect"], train.original, train.clean,
                             data.source.ignore_index, extra)
+
+    def verdict(self) -> str:
+        """Are the labels the run was given usable as they are? The one line ``adele export-labels`` ends with: the
+        estimated share of wrong pixels per class with its interval, the classes with systematic errors, the verdict
+        (rules: :mod:`adele.core.review`)."""
+        data = self.folder.training_data()
+        q = rank_given_labels(self.folder, lambda: self._lm)
+        return verdict_line(run_verdict(q, data.train.original, data.source.classes, data.source.ignore_index), q["early"])
 
     def export_labels(self, out: str | Path, overwrite: bool = False, suspects: str = "keep") -> Path:
         """``adele export-labels`` (``suspects="ignore"``: the nnU-Net folder): see :func:`adele.reporting.export.export_labels`."""

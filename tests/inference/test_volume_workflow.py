@@ -189,6 +189,7 @@ def test_python_api_on_a_volume_run(nnunet):
         r.predict(np.zeros((20, 24), np.float32))  # and this run needs 2 channels x 3 context slices
     rows = r.label_quality()
     assert [x["rank"] for x in rows] == list(range(1, len(rows) + 1)) and rows[0]["score"] <= rows[-1]["score"]
+    assert r.verdict().startswith("labels: ") and "verdict: " in r.verdict()  # the line export-labels ends with
     labels = r.corrected_labels(space="original")
     ref = read_volume(src / "labelsTr" / "sub00.nii.gz", "label").data
     np.testing.assert_array_equal(labels["sub00"], ref)
