@@ -151,9 +151,11 @@ def scores(run: dict, variant: str) -> dict:
 
 
 def _first_last(rounds: list[list[dict]], key: str, c: str) -> str:
-    """'first -> last' of a per-class round field, averaged over runs (the feedback between rounds)."""
-    first = [rr[0].get(key, {}).get(c) for rr in rounds if rr]
-    last = [rr[-1].get(key, {}).get(c) for rr in rounds if rr]
+    """'first -> last' of a per-class round field over the rounds that corrected class ``c``, averaged over the runs
+    that corrected it (what the network predicted when the class's correction began and when it ended)."""
+    mine = [[x for x in rr if c in x["corrected"]] for rr in rounds]
+    first = [rr[0].get(key, {}).get(c) for rr in mine if rr]
+    last = [rr[-1].get(key, {}).get(c) for rr in mine if rr]
     first, last = [v for v in first if v is not None], [v for v in last if v is not None]
     return f"{np.mean(first):.2f} -> {np.mean(last):.2f}" if first and last else "-"
 
@@ -164,7 +166,8 @@ def round_report(name: str, runs: list[dict], classes: list[str]) -> None:
     network predicted before the first and the last round (its area vs the labels it trained on and vs the truth, the
     share of the class's labelled pixels it called background with confidence)."""
     rounds = [r.get("adele", {}).get("rounds", []) for r in runs]
-    print(f"\n{name}: correction rounds per class (over {len(runs)} runs; 'a -> b': before the first round -> before the last)\n")
+    print(f"\n{name}: correction rounds per class (over {len(runs)} runs; 'a -> b': before the first round that corrected "
+          "the class -> before the last)\n")
     print("| class | rounds correcting it | changed pixels that became background (all rounds) | area after the last round / noisy "
           "| precision of changes to it | guard fired | network's area / its labels | network's area / truth "
           "| labelled pixels it calls background |")
