@@ -164,7 +164,7 @@ class RunFolder:
         if self._data is None:
             data = shared if shared is not None else load_run_data(self.config)
             if list(data.train.ids) != list(self.info.get("train_ids", data.train.ids)):
-                raise RunError(f"{self.path}: the training images of {self.config.data.path} differ from those the run was "
+                raise RunError(f"{self.path}: the training images of {data.source.root or data.source.name} differ from those the run was "
                                "trained on; use the dataset it was trained on")
             self._data = data
         return self._data

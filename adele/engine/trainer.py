@@ -26,6 +26,7 @@ from ..errors import ConfigError, RunError
 from ..metrics import SegMetrics, confusion_matrix, foreground_mean, label_agreement, present_in_truth, scores_from_confusion
 from ..models import build_model_from_config
 from ..prediction import resolve_device
+from ..run import RunFolder
 from . import checkpoint as ckpt
 from .adele import AdeleState, Baseline
 from .ema import WeightEMA
@@ -233,9 +234,7 @@ class Trainer:
         if found is None:
             raise RunError(f"{self.run_dir}: no readable checkpoint; start a new run")
         epoch, state = found
-        saved_ids = runfolder.read_info(self.run_dir).get("train_ids")
-        if saved_ids is not None and list(saved_ids) != list(self.data.train.ids):
-            raise RunError(f"{self.run_dir}: the training images of {self.cfg.data.path} are not the ones this run was trained on; resume with the run's dataset")
+        RunFolder(self.run_dir).training_data(self.data)  # RunError when these are not the images the run trained on
         self.load_state_dict(state)
         if self.best["epoch"] > 0 and runfolder.best_path(self.run_dir).is_file():
             self._best_weights = runfolder.load_model(self.run_dir, "best")["model"]
