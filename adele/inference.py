@@ -29,7 +29,7 @@ from .data.io import SUFFIXES, check_readable, read_image, stem_of, suffix_of, w
 from .data.volumes import (_CHANNEL_RE, ITK_SUFFIXES, VOLUME_SUFFIXES, check_same_grid, image_slices, read_volume,
                            slices_to_volume, volume_stem, volume_suffix, write_volume_like)
 from .errors import DatasetError, RunError
-from .prediction import LoadedModel, load_ensemble, predict_probs
+from .prediction import LoadedModel, ensemble, predict_probs
 from .run import RunFolder
 from .safety import check_output, staged_output
 
@@ -128,8 +128,9 @@ def predict_files(run: str | Path | Sequence[str | Path], input_path: str | Path
     out = Path(out)
     runs = [run] if isinstance(run, (str, Path)) else list(run)
     check_output(out, "predict", [*runs, input_path], overwrite)  # before the model is loaded
-    lm = load_ensemble(runs, device, checkpoint=checkpoint)
-    spec = _one_volume_spec(runs, lm)
+    folders = [RunFolder(r) for r in runs]
+    lm = ensemble(runs, [f.model(device, checkpoint) for f in folders])
+    spec = _one_volume_spec(folders)
     run = runs[0]
     folder, files = list_inputs(input_path)
     cases = group_volume_inputs(folder, files, spec, single=Path(input_path).is_file()) if spec is not None else {}
@@ -148,12 +149,12 @@ def predict_files(run: str | Path | Sequence[str | Path], input_path: str | Path
     return written
 
 
-def _one_volume_spec(runs: Sequence[str | Path], lm: LoadedModel):
+def _one_volume_spec(runs: Sequence[RunFolder]):
     """The volume steps the runs were trained with (None: a 2D run); the runs of an ensemble must share them."""
-    specs = [RunFolder(r).volume_spec for r in runs]
+    specs = [r.volume_spec for r in runs]
     for r, sp in zip(runs[1:], specs[1:]):
         if (sp is None) != (specs[0] is None) or (sp is not None and sp.to_dict() != specs[0].to_dict()):
-            raise RunError(f"{r}: was trained on volumes prepared differently from {runs[0]} (volumes.json differs); "
+            raise RunError(f"{r.path}: was trained on volumes prepared differently from {runs[0].path} (volumes.json differs); "
                            "an ensemble averages runs of one prepared dataset")
     return specs[0]
 

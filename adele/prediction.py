@@ -159,13 +159,13 @@ class ProbabilityAverage(torch.nn.Module):
         return p.clamp_min(torch.finfo(p.dtype).tiny).log()
 
 
-def load_ensemble(runs: Sequence[str | Path], device: str = "auto", checkpoint: str = "last") -> LoadedModel:
-    """Load the models of several runs (e.g. the folds of a cross-validation) as one :class:`LoadedModel` that averages
-    their probabilities. The runs must agree on what they predict and how they are fed: classes, input channels,
-    ``data.size`` and ``data.normalize`` (the volume steps are checked by the caller). One run: that run's model."""
-    if not runs:
+def ensemble(runs: Sequence[str | Path], loaded: Sequence[LoadedModel]) -> LoadedModel:
+    """The models of several runs (e.g. the folds of a cross-validation, ``loaded[i]`` that of ``runs[i]``) as one
+    :class:`LoadedModel` that averages their probabilities. The runs must agree on what they predict and how they are
+    fed: classes, input channels, ``data.size`` and ``data.normalize`` (the volume steps are checked by the caller).
+    One run: that run's model."""
+    if not loaded:
         raise ConfigError("RUN: name at least one run folder")
-    loaded = [load_run_model(r, device, checkpoint=checkpoint) for r in runs]
     if len(loaded) == 1:
         return loaded[0]
     first = loaded[0]
