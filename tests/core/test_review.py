@@ -152,7 +152,7 @@ def test_verdict_line_for_clean_and_for_consistently_dilated_labels():
     assert v.status == "usable"
     line = v.line()
     assert line.startswith("labels: ~0.0% wrong pixels [0.0, 0.0], 0.0% unsure") and "systematic: none" in line
-    assert line.endswith("verdict: usable as they are (every class below 5%)")
+    assert line.endswith("verdict: usable as they are (every class below 10%)")
     grown = [_morph(c, 1, True) for c in clean]
     v = label_verdict(grown, [g != c for g, c in zip(grown, clean)], clean, CLASSES)
     line = v.line()
@@ -168,7 +168,7 @@ def test_a_network_that_has_not_learned_the_images_gives_no_verdict():
     lost = [np.full(c.shape, 2, dtype=np.uint8) for c in clean]  # argmax: one class everywhere, never confident
     v = label_verdict(clean, [np.zeros(c.shape, bool) for c in clean], lost, CLASSES)
     assert v.status == "cannot tell" and v.unsure > 0.5 and "verdict: cannot tell (" in v.line()
-    # a confident disagreement above 5% in a learned class still says correct
+    # a confident disagreement above 10% in a learned class still says correct
     grown = [_morph(c, 2, True, it=3) for c in clean]
     v = label_verdict(grown, [g != c for g, c in zip(grown, clean)], lost, CLASSES)
     assert v.status == "correct" and "not judged: a, which the network had not learned" in v.line()
@@ -184,4 +184,4 @@ def test_a_class_the_network_never_predicts_is_not_judged_nor_tested():
     assert rows["b"]["learned"] is True and v.status == "usable"
     line = v.line()
     assert "(worst: background 0.0%" in line and " a 100%" not in line
-    assert line.endswith("usable as they are (every class below 5%; not judged: a, which the network had not learned)")
+    assert line.endswith("usable as they are (every class below 10%; not judged: a, which the network had not learned)")
