@@ -8,7 +8,7 @@ consistency  multi-scale consistency loss
 quality      per-image label quality scores from a model's softmax
 """
 
-from .consistency import consistency_loss, multiscale_logits, multiscale_loss
+from .consistency import consistency_loss, multiscale_logits, multiscale_loss, total_loss
 from .correction import (
     ChangePrecision,
     CorrectionResult,
@@ -66,4 +66,5 @@ __all__ = [
     "multiscale_loss",
     "onset_epoch",
     "shrink_guard",
+    "total_loss",
 ]

@@ -147,6 +147,13 @@ def _cross_entropy(logits: Tensor, labels: Tensor, weight: Optional[Tensor], ign
     return total / valid.sum().clamp_min(1e-12)
 
 
+def total_loss(ce: Tensor, consistency: Tensor, lam: float, n_scales: int, form: str = "segthor") -> Tensor:
+    """ADELE's total loss from the supervised term summed over the scales and the consistency term:
+    (ce + lam * consistency) / n_scales, or without the division for ``form="voc"`` (module doc)."""
+    total = ce + lam * consistency
+    return total if form == "voc" else total / n_scales
+
+
 def multiscale_loss(
     logits_list: Sequence[Tensor],
     labels: Tensor,
@@ -180,5 +187,4 @@ def multiscale_loss(
     probs = [(lg / temperature).softmax(dim=1) for lg in logits_list]
     cons = consistency_loss(probs, rho=rho, mask=mask, eps=eps, weights=weights,
                             detach_target=detach_target, valid=labels != ignore_index, normalize=normalize)
-    total = ce + lam * cons
-    return {"ce": ce, "consistency": cons, "total": total if voc else total / len(logits_list)}
+    return {"ce": ce, "consistency": cons, "total": total_loss(ce, cons, lam, len(logits_list), form)}

@@ -28,6 +28,7 @@ from ..core import (
     correct_labels_voc,
     multiscale_loss,
     prediction_areas,
+    total_loss,
 )
 from ..core import RoundSchedule
 from ..data.dataset import PreparedSplit
@@ -143,9 +144,7 @@ class AdeleState(Baseline):
         if self.cfg.train.loss == "ce_dice":  # the supervised term at every scale, as the CE
             dice = sum(soft_dice_loss(lg, lab, self.ignore_index) for lg in logits_list)
             out["ce"] = out["ce"] + dice
-            out["total"] = out["ce"] + con.lam * out["consistency"]
-            if con.form == "segthor":
-                out["total"] = out["total"] / len(logits_list)
+            out["total"] = total_loss(out["ce"], out["consistency"], con.lam, len(logits_list), con.form)
         out["logits"] = logits_list[scales.index(1.0) if 1.0 in scales else 0]
         return out
 
