@@ -185,6 +185,10 @@ class CorrectionConfig:
     #: confidently, before early learning) keeps its labels that round (logged in the round's ``not_learned``);
     #: null = off (as officially)
     min_learned: Optional[float] = None
+    #: per-class thresholds, class-balanced (CBST, Zou et al. 2018): a pixel may take class k only when its
+    #: confidence is among the top ``class_share`` of the pixels the network predicts as k over the training set
+    #: (and above tau_bg / tau_fg); recorded per round in ``thresholds``; null = off (one tau, as officially)
+    class_share: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -589,6 +593,10 @@ def _validate_adele(a: AdeleConfig) -> None:
     check(cor.guard_area is None or cor.guard_area > 0, "adele.correction.guard_area", f"must be > 0 (a fraction of the area) or null, got {cor.guard_area}")
     check(cor.min_learned is None or 0 < cor.min_learned <= 1, "adele.correction.min_learned",
           f"must be in (0, 1] (a fraction of the labelled area) or null, got {cor.min_learned}")
+    check(cor.class_share is None or 0 < cor.class_share <= 1, "adele.correction.class_share",
+          f"must be in (0, 1] (a share of each class's predicted pixels) or null, got {cor.class_share}")
+    check(cor.class_share is None or cor.rule == "segthor", "adele.correction.class_share",
+          "per-class thresholds are written for rule 'segthor' (rule 'voc' has one threshold)")
     check(cor.rule != "voc" or cor.tau_bg == cor.tau_fg, "adele.correction.tau_bg",
           f"rule 'voc' has one threshold for every class (tau_fg); set tau_bg to it too, got {cor.tau_bg} and {cor.tau_fg}")
     check(len(cor.scales) >= 1 and all(0 < s <= 8 for s in cor.scales), "adele.correction.scales", "must be numbers in (0, 8]")

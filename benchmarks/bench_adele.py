@@ -60,6 +60,8 @@ VARIANTS = {
     "adele_learned_guard": ["method=adele", "adele.correction.min_learned=0.5", "adele.correction.guard_area=0.25"],
     "adele_restart": ["method=adele", "adele.correction.classes=flagged", "adele.correction.restart_from_original=true"],
     "adele_voc": ["method=adele", "adele.correction.rule=voc", "adele.correction.classes=flagged"],
+    # per-class thresholds: each class's own top half (CBST's final portion)
+    "adele_classbal": ["method=adele", "adele.correction.class_share=0.5"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_cons": ["method=adele", "adele.consistency.enabled=true"],
     "adele_cons1": ["method=adele", "adele.consistency.enabled=true", "adele.consistency.every_steps=1"],
@@ -74,7 +76,8 @@ VARIANTS = {
 LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, noisy val labels",
           "adele_guard": "ADELE + area guard 0.25", "adele_learned": "ADELE, learned classes only (0.5)",
           "adele_learned_guard": "ADELE, learned only (0.5) + area guard 0.25", "adele_restart": "ADELE, each round from the given labels",
-          "adele_voc": "ADELE, official VOC rule (shrink guard)", "adele": "ADELE, noisy", "baseline_clean": "baseline, clean",
+          "adele_voc": "ADELE, official VOC rule (shrink guard)",
+          "adele_classbal": "ADELE, per-class thresholds (top half)", "adele": "ADELE, noisy", "baseline_clean": "baseline, clean",
           "consensus": "baseline, consensus (ceiling)", "adele_cons": "ADELE + consistency (every 5th step)",
           "adele_cons1": "ADELE + consistency (every step)", "adele_paper": "ADELE, paper's rules unchanged",
           "adele_nocorr": "ADELE without correction", "adele_late": "ADELE, fit needs 10 points",

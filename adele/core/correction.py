@@ -90,15 +90,18 @@ def _batch(labels, pred, conf) -> tuple[np.ndarray, np.ndarray, np.ndarray, tupl
     return labels, pred, conf, shape
 
 
-def _threshold_table(conf_dtype, tau_bg: float, tau_fg: float) -> tuple[np.ndarray, object]:
-    """(256,) per-predicted-class threshold in the dtype of conf, and the 'never' value."""
+def _threshold_table(conf_dtype, tau_bg: float, tau_fg: float,
+                     tau_class: Optional[np.ndarray] = None) -> tuple[np.ndarray, object]:
+    """(256,) per-predicted-class threshold in the dtype of conf, and the 'never' value.
+    ``tau_class``: (C,) per-class thresholds that replace tau_bg / tau_fg for classes 0..C-1."""
+    taus = np.full(256, tau_fg, dtype=np.float64)
+    taus[0] = tau_bg
+    if tau_class is not None:
+        tau_class = np.asarray(tau_class, dtype=np.float64).ravel()
+        taus[:tau_class.size] = tau_class
     if conf_dtype == np.uint8:
-        table = np.full(256, int(np.floor(tau_fg * 255)), dtype=np.uint8)
-        table[0] = int(np.floor(tau_bg * 255))
-        return table, np.uint8(255)  # q > 255 is never true
-    table = np.full(256, tau_fg, dtype=conf_dtype)
-    table[0] = tau_bg
-    return table, np.inf
+        return np.floor(taus * 255).astype(np.uint8), np.uint8(255)  # q > 255 is never true
+    return taus.astype(conf_dtype), np.inf
 
 
 def correct_labels(
@@ -111,6 +114,7 @@ def correct_labels(
     allowed: Optional[np.ndarray] = None,
     ignore_index: int = 255,
     correct_ignore: bool = False,
+    tau_class: Optional[np.ndarray] = None,
 ) -> CorrectionResult:
     """Apply the ADELE correction rule to a batch of label maps.
 
@@ -120,6 +124,8 @@ def correct_labels(
     flagged: (C,) bool, classes whose labels may be corrected (0 always may).
     allowed: (N, C) bool (or (C,) for a single image), classes allowed to be
       written per image; default = classes present in ``labels`` (+ background).
+    tau_class: (C,) per-class thresholds in [0.5, 1) that replace tau_bg / tau_fg (see
+      :func:`class_thresholds`); None = tau_bg for background, tau_fg for the others.
     Returns CorrectionResult(labels: new uint8 array, changed: bool mask).
     """
     _check_tau(tau_bg, "tau_bg")
@@ -127,6 +133,12 @@ def correct_labels(
     labels, pred, conf, shape = _batch(labels, pred, conf)
     flagged = np.asarray(flagged, dtype=bool).ravel()
     C = flagged.size
+    if tau_class is not None:
+        tau_class = np.asarray(tau_class, dtype=np.float64).ravel()
+        if tau_class.size != C:
+            raise ValueError(f"tau_class must hold one threshold per class ({C}), got {tau_class.size}")
+        for k, t in enumerate(tau_class):
+            _check_tau(float(t), f"tau_class[{k}]")
     if allowed is None:
         allowed = classes_present(labels, C)
     allowed = np.asarray(allowed, dtype=bool)
@@ -141,7 +153,7 @@ def correct_labels(
     changeable = writable.copy()  # current labels that may change
     if correct_ignore:
         changeable[ignore_index] = True
-    thresholds, never = _threshold_table(conf.dtype, tau_bg, tau_fg)
+    thresholds, never = _threshold_table(conf.dtype, tau_bg, tau_fg, tau_class)
 
     new = labels.copy()
     changed = np.empty(labels.shape, dtype=bool)
@@ -256,6 +268,49 @@ def correct_labels_voc(
             continue
         new[n], changed[n] = candidate, m
     return CorrectionResult(new.reshape(shape), changed.reshape(shape), held)
+
+
+def confidence_histogram(pred: np.ndarray, conf: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, 256) int64: pixels predicted c with quantized confidence q = round(255 p) (sum over images with ``+``).
+
+    pred: integer class map; conf: the confidence of ``pred``, float p in [0, 1] or uint8 q (as the store
+    keeps it). Predicted ids >= C are left out.
+    """
+    pred = _as_uint8(pred, "pred").ravel().astype(np.int64)
+    conf = np.asarray(conf).ravel()
+    if pred.size != conf.size:
+        raise ValueError(f"pred and conf must have the same size, got {pred.size} and {conf.size}")
+    q = conf.astype(np.int64) if conf.dtype == np.uint8 else np.clip(np.rint(conf.astype(np.float64) * 255), 0, 255).astype(np.int64)
+    keep = pred < num_classes
+    return np.bincount(pred[keep] * 256 + q[keep], minlength=num_classes * 256).reshape(num_classes, 256)
+
+
+def class_thresholds(hist: np.ndarray, share: float, tau_bg: float = 0.7, tau_fg: float = 0.7) -> np.ndarray:
+    """(C,) per-class thresholds, class-balanced (Zou et al., ECCV 2018, CBST): a pixel may take class k only
+    when its confidence is among the top ``share`` of the pixels the network predicts as k (and above tau).
+
+    hist: (C, 256) from :func:`confidence_histogram` over the training set. For each class, lambda_k is the
+    largest q such that at least ``share`` of its predicted pixels have confidence >= lambda_k; the threshold is
+    max(tau, (lambda_k - 0.5) / 255), so that ``q > floor(255 t)`` reads ``q >= lambda_k``. A class that is never
+    predicted keeps tau. The point: one global tau lets the bulk of a class's least sure pixels be written, and a
+    class the network is unsure of everywhere (a small structure it under-segments) loses pixels to the sure one
+    (background); a per-class bar asks each class for its own best pixels.
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    _check_tau(tau_bg, "tau_bg")
+    _check_tau(tau_fg, "tau_fg")
+    hist = np.asarray(hist, dtype=np.int64)
+    tau = np.full(hist.shape[0], tau_fg, dtype=np.float64)
+    tau[0] = tau_bg
+    for k, h in enumerate(hist):
+        total = int(h.sum())
+        if total == 0:
+            continue
+        at_least = np.cumsum(h[::-1])[::-1]  # at_least[q] = pixels with confidence >= q
+        lam = int(np.flatnonzero(at_least >= share * total).max())
+        tau[k] = max(tau[k], (lam - 0.5) / 255)
+    return tau
 
 
 def class_areas(labels, num_classes: int) -> np.ndarray:

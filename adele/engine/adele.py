@@ -24,6 +24,8 @@ from ..core import (
     class_change_counts,
     area_guard,
     class_areas,
+    class_thresholds,
+    confidence_histogram,
     correct_labels,
     correct_labels_voc,
     multiscale_loss,
@@ -277,7 +279,8 @@ class AdeleState(Baseline):
         if c.predictions == "eval":
             self.predict_train_set(net, device, dist)
         dist.barrier()
-        seen, seen_clean = self.network_areas()
+        seen, seen_clean, hist = self.network_areas(with_histogram=c.class_share is not None)
+        tau_class = None if hist is None else class_thresholds(hist, c.class_share, c.tau_bg, c.tau_fg)
         not_learned = self.not_learned(seen, classes)
         if not_learned:
             classes = [k for k in classes if k not in not_learned]
@@ -297,7 +300,8 @@ class AdeleState(Baseline):
                 res = correct_labels_voc(base[i], pred, conf, flagged, c.tau_fg, self.ignore_index)
                 held += int(res.held.sum())
             else:
-                res = correct_labels(base[i], pred, conf, flagged, c.tau_bg, c.tau_fg, None, self.ignore_index, c.correct_ignore)
+                res = correct_labels(base[i], pred, conf, flagged, c.tau_bg, c.tau_fg, None, self.ignore_index, c.correct_ignore,
+                                     tau_class)
             after.append(res.labels)
         fired: dict[int, float] = {}
         if c.guard_area is not None:
@@ -323,6 +327,8 @@ class AdeleState(Baseline):
         info.update(self.network_view(seen, seen_clean))
         if c.min_learned is not None:
             info["not_learned"] = {self.classes[k]: round(v, 4) for k, v in not_learned.items()}
+        if tau_class is not None:  # each class's bar this round (probability; q >= 255 t + 0.5 in the store)
+            info["thresholds"] = {n: round(float(t), 4) for n, t in zip(self.classes, tau_class)}
         if c.rule == "voc":
             info["images_held"] = held
         if c.guard_area is not None:
@@ -347,18 +353,22 @@ class AdeleState(Baseline):
         self.log(msg)
         return info
 
-    def network_areas(self) -> tuple[PredictionAreas, Optional[np.ndarray]]:
-        """What the network predicts on the training set (the store), per class, against the current labels; and the
-        clean labels' area per class when they are known."""
+    def network_areas(self, with_histogram: bool = False) -> tuple[PredictionAreas, Optional[np.ndarray], Optional[np.ndarray]]:
+        """What the network predicts on the training set (the store), per class, against the current labels; the
+        clean labels' area per class when they are known; and, when asked, the (C, 256) confidence histogram of
+        each predicted class (for the per-class thresholds)."""
         tau = self.a.correction.tau_bg
         seen = PredictionAreas(*(np.zeros(self.num_classes, dtype=np.int64),) * 3)
         clean = np.zeros(self.num_classes, dtype=np.int64) if self.train.clean is not None else None
+        hist = np.zeros((self.num_classes, 256), dtype=np.int64) if with_histogram else None
         for i in range(len(self.train)):
             pred, conf = self.store.read(i)
             seen = seen + prediction_areas(self.train.labels[i], pred, conf, self.num_classes, tau, self.ignore_index)
             if clean is not None:
                 clean += prediction_areas(self.train.clean[i], pred, conf, self.num_classes, tau, self.ignore_index).labelled
-        return seen, clean
+            if hist is not None:
+                hist += confidence_histogram(pred, conf, self.num_classes)
+        return seen, clean, hist
 
     def not_learned(self, seen: PredictionAreas, classes: list[int]) -> dict[int, float]:
         """{class: predicted area / labelled area} of the round's classes below ``correction.min_learned`` (none when off)."""

@@ -272,3 +272,34 @@ def test_prediction_areas_count_under_segmentation_and_confident_background():
     both = a + q
     assert both.labelled.tolist() == [2, 8, 4]
     assert np.isnan(prediction_areas(labels, pred, conf, 4).ratio(np.ones(4))[3])  # no labelled pixel: NaN
+
+
+def test_class_thresholds_ask_each_class_for_its_own_most_confident_pixels():
+    """CBST-style per-class bars: the confidence that the top `share` of each class's predicted pixels reaches."""
+    from adele.core import class_thresholds, confidence_histogram
+
+    pred = np.array([[0, 0, 0, 0, 1, 1, 1, 1]], dtype=np.uint8)
+    conf = np.array([[255, 255, 255, 200, 230, 220, 210, 180]], dtype=np.uint8)
+    hist = confidence_histogram(pred, conf, 3)
+    assert hist.shape == (3, 256) and hist[0, 255] == 3 and hist[1].sum() == 4 and hist[2].sum() == 0
+    # float confidences land in the same bins as the store's rounding
+    assert (confidence_histogram(pred, conf / 255.0, 3) == hist).all()
+    tau = class_thresholds(hist, 0.5, 0.7, 0.7)
+    # background: half of its 4 pixels are at 255 -> only q >= 255 passes; class 1: the top half is >= 220;
+    # class 2 is never predicted: keeps tau
+    assert np.floor(tau[0] * 255) == 254 and np.floor(tau[1] * 255) == 219 and tau[2] == 0.7
+    # share 1: each class's lowest confidence, unless tau is higher (class 1's lowest, 180, is below 0.75)
+    assert np.allclose(class_thresholds(hist, 1.0, 0.7, 0.75), [199.5 / 255, 0.75, 0.75])
+    # in the rule: class 1's pixels at 210 (above tau 0.7 = 178) are not written, those at 220+ are
+    labels = np.zeros((1, 8), dtype=np.uint8)
+    labels[0, 3] = 1  # a class-1 pixel the network calls background at q 200: below background's bar now
+    flagged = np.array([False, True, True])
+    allowed = np.array([[True, True, False]])
+    res = correct_labels(labels, pred, conf, flagged, 0.7, 0.7, allowed, tau_class=tau)
+    assert res.labels.tolist() == [[0, 0, 0, 1, 1, 1, 0, 0]]
+    plain = correct_labels(labels, pred, conf, flagged, 0.7, 0.7, allowed)
+    assert plain.labels.tolist() == [[0, 0, 0, 0, 1, 1, 1, 1]]
+    with pytest.raises(ValueError, match="one threshold per class"):
+        correct_labels(labels, pred, conf, flagged, tau_class=tau[:2])
+    with pytest.raises(ValueError, match="share"):
+        class_thresholds(hist, 0.0)

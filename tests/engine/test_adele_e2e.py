@@ -151,3 +151,35 @@ def test_a_class_the_network_has_not_learned_is_not_corrected(tmp_path):
     res = _trainer(cfg, tmp_path / "l", data).fit()
     rounds = res["adele"]["rounds"]
     assert rounds and all("not_learned" in r and not set(r["not_learned"]) & set(r["corrected"]) for r in rounds)
+
+
+def test_per_class_thresholds_are_used_and_recorded(tmp_path, monkeypatch):
+    """correction.class_share: each round computes every class's bar from the store (recorded, never below tau) and
+    the rule uses it; the config refuses nonsense."""
+    import pytest
+
+    import adele.engine.adele as engine
+    from adele.config import ConfigError
+
+    data = small_colin27(6, 2)
+    plain = _trainer(load_config(None, ADELE + ["train.epochs=4"]), tmp_path / "p", data).fit()["adele"]["rounds"]
+    assert sum(r["pixels_changed"] for r in plain) > 0
+    cfg = load_config(None, ADELE + ["train.epochs=4", "adele.correction.class_share=0.5"])
+    seen, real = [], engine.class_thresholds
+
+    def bars(hist, share, tau_bg, tau_fg):  # the real bars, recorded; then one no pixel of this small net reaches
+        seen.append((hist.copy(), real(hist, share, tau_bg, tau_fg)))
+        return np.full(hist.shape[0], 0.999)
+
+    monkeypatch.setattr(engine, "class_thresholds", bars)
+    rounds = _trainer(cfg, tmp_path / "t", data).fit()["adele"]["rounds"]
+    assert len(rounds) == len(plain) == len(seen)
+    assert all(r["pixels_changed"] == 0 and set(r["thresholds"].values()) == {0.999} for r in rounds)
+    for hist, tau in seen:  # the histogram covers every training pixel; the bars are the share's, never below tau
+        assert hist.shape == (len(data.classes), 256) and hist.sum() == sum(x.size for x in load_run_data(cfg, data).train.labels)
+        assert (tau >= 0.5).all()
+    for bad in (["adele.correction.class_share=0"], ["adele.correction.class_share=0.5", "adele.correction.rule=voc",
+                                                      "adele.correction.tau_bg=0.7", "adele.correction.tau_fg=0.7",
+                                                      "adele.correction.classes=flagged"]):
+        with pytest.raises(ConfigError, match="class_share"):
+            load_config(None, ADELE + bad)
