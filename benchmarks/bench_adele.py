@@ -199,6 +199,11 @@ def round_report(name: str, runs: list[dict], classes: list[str]) -> None:
     bgp = [p for p in bgp if p is not None]
     print(f"| {classes[0]} | - | {to_bg} of {total} ({100 * to_bg / max(total, 1):.0f}%) | - | "
           f"{np.mean(bgp) if bgp else float('nan'):.2f} | - | - | - | - |")
+    bars = [x["thresholds"] for rr in rounds for x in rr if "thresholds" in x]
+    if bars:  # per-class thresholds (correction.class_share): each class's bar, mean over the rounds (min - max)
+        print("\nper-class thresholds, mean over rounds (min - max): " + "; ".join(
+            f"{c} {np.mean([b[c] for b in bars]):.3f} ({min(b[c] for b in bars):.3f} - {max(b[c] for b in bars):.3f})"
+            for c in classes if all(c in b for b in bars)))
 
 
 def parser() -> argparse.ArgumentParser:
