@@ -279,9 +279,15 @@ class AdeleState(Baseline):
         if c.predictions == "eval":
             self.predict_train_set(net, device, dist)
         dist.barrier()
-        seen, seen_clean, hist = self.network_areas(with_histogram=c.class_share is not None)
-        tau_class = None if hist is None else class_thresholds(hist, c.class_share, c.tau_bg, c.tau_fg)
-        not_learned = self.not_learned(seen, classes)
+        # what the network predicts before the round: a pass of its own when the round needs it first (min_learned,
+        # per-class thresholds), else counted during the correction pass (the same reads, the same labels)
+        view = _NetworkAreas(self, with_histogram=c.class_share is not None)
+        first = c.min_learned is not None or c.class_share is not None
+        if first:
+            for i in range(len(self.train)):
+                view.add(i, *self.store.read(i))
+        tau_class = None if view.hist is None else class_thresholds(view.hist, c.class_share, c.tau_bg, c.tau_fg)
+        not_learned = self.not_learned(view.seen, classes)
         if not_learned:
             classes = [k for k in classes if k not in not_learned]
             self.log(f"epoch {epoch}: not corrected this round, the network predicts too little of them yet (its area / "
@@ -296,6 +302,8 @@ class AdeleState(Baseline):
         after, held = [], 0
         for i in range(len(self.train)):
             pred, conf = self.store.read(i)
+            if not first:
+                view.add(i, pred, conf)
             if c.rule == "voc":
                 res = correct_labels_voc(base[i], pred, conf, flagged, c.tau_fg, self.ignore_index)
                 held += int(res.held.sum())
@@ -324,7 +332,7 @@ class AdeleState(Baseline):
             "area_vs_noisy": {self.classes[k]: round(float(a / self.noisy_area[k]), 4)
                               for k, a in enumerate(class_areas(after, self.num_classes)) if k > 0 and self.noisy_area[k] > 0},
         }
-        info.update(self.network_view(seen, seen_clean))
+        info.update(self.network_view(view.seen, view.clean))
         if c.min_learned is not None:
             info["not_learned"] = {self.classes[k]: round(v, 4) for k, v in not_learned.items()}
         if tau_class is not None:  # each class's bar this round (probability; q >= 255 t + 0.5 in the store)
@@ -352,23 +360,6 @@ class AdeleState(Baseline):
             msg += f", precision {info['precision'] if info['precision'] is not None else float('nan'):.3f}, label Dice vs clean {info['agreement_before']:.3f} -> {info['agreement_after']:.3f}"
         self.log(msg)
         return info
-
-    def network_areas(self, with_histogram: bool = False) -> tuple[PredictionAreas, Optional[np.ndarray], Optional[np.ndarray]]:
-        """What the network predicts on the training set (the store), per class, against the current labels; the
-        clean labels' area per class when they are known; and, when asked, the (C, 256) confidence histogram of
-        each predicted class (for the per-class thresholds)."""
-        tau = self.a.correction.tau_bg
-        seen = PredictionAreas(*(np.zeros(self.num_classes, dtype=np.int64),) * 3)
-        clean = np.zeros(self.num_classes, dtype=np.int64) if self.train.clean is not None else None
-        hist = np.zeros((self.num_classes, 256), dtype=np.int64) if with_histogram else None
-        for i in range(len(self.train)):
-            pred, conf = self.store.read(i)
-            seen = seen + prediction_areas(self.train.labels[i], pred, conf, self.num_classes, tau, self.ignore_index)
-            if clean is not None:
-                clean += prediction_areas(self.train.clean[i], pred, conf, self.num_classes, tau, self.ignore_index).labelled
-            if hist is not None:
-                hist += confidence_histogram(pred, conf, self.num_classes)
-        return seen, clean, hist
 
     def not_learned(self, seen: PredictionAreas, classes: list[int]) -> dict[int, float]:
         """{class: predicted area / labelled area} of the round's classes below ``correction.min_learned`` (none when off)."""
@@ -425,3 +416,24 @@ class AdeleState(Baseline):
             # classes the area guard stopped, with the round that fired it
             "guard_stopped": {name: r["epoch"] for r in self.rounds for name in (r.get("guard") or {})},
         }
+
+
+class _NetworkAreas:
+    """What the network predicts on the training set (the store), per class, against the current labels (``seen``);
+    the clean labels' area per class when they are known (``clean``); and, when asked, the (C, 256) confidence
+    histogram of each predicted class (``hist``, for the per-class thresholds). Fed one image at a time."""
+
+    def __init__(self, state: AdeleState, with_histogram: bool = False):
+        self.state, C = state, state.num_classes
+        self.seen = PredictionAreas(*(np.zeros(C, dtype=np.int64),) * 3)
+        self.clean = np.zeros(C, dtype=np.int64) if state.train.clean is not None else None
+        self.hist = np.zeros((C, 256), dtype=np.int64) if with_histogram else None
+
+    def add(self, i: int, pred: np.ndarray, conf: np.ndarray) -> None:
+        st = self.state
+        C, tau, ign = st.num_classes, st.a.correction.tau_bg, st.ignore_index
+        self.seen = self.seen + prediction_areas(st.train.labels[i], pred, conf, C, tau, ign)
+        if self.clean is not None:
+            self.clean += prediction_areas(st.train.clean[i], pred, conf, C, tau, ign).labelled
+        if self.hist is not None:
+            self.hist += confidence_histogram(pred, conf, C)
