@@ -595,8 +595,6 @@ def _validate_adele(a: AdeleConfig) -> None:
           f"must be in (0, 1] (a fraction of the labelled area) or null, got {cor.min_learned}")
     check(cor.class_share is None or 0 < cor.class_share <= 1, "adele.correction.class_share",
           f"must be in (0, 1] (a share of each class's predicted pixels) or null, got {cor.class_share}")
-    check(cor.class_share is None or cor.rule == "segthor", "adele.correction.class_share",
-          "per-class thresholds are written for rule 'segthor' (rule 'voc' has one threshold)")
     check(cor.rule != "voc" or cor.tau_bg == cor.tau_fg, "adele.correction.tau_bg",
           f"rule 'voc' has one threshold for every class (tau_fg); set tau_bg to it too, got {cor.tau_bg} and {cor.tau_fg}")
     check(len(cor.scales) >= 1 and all(0 < s <= 8 for s in cor.scales), "adele.correction.scales", "must be numbers in (0, 8]")

@@ -55,6 +55,17 @@ def _check_tau(tau: float, name: str) -> None:
         raise ValueError(f"{name} must be in [0.5, 1) so that p > {name} implies argmax; got {tau}")
 
 
+def _check_tau_class(tau_class: Optional[np.ndarray], num_classes: int) -> Optional[np.ndarray]:
+    if tau_class is None:
+        return None
+    tau_class = np.asarray(tau_class, dtype=np.float64).ravel()
+    if tau_class.size != num_classes:
+        raise ValueError(f"tau_class must hold one threshold per class ({num_classes}), got {tau_class.size}")
+    for k, t in enumerate(tau_class):
+        _check_tau(float(t), f"tau_class[{k}]")
+    return tau_class
+
+
 def _as_uint8(x: np.ndarray, name: str) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype == np.uint8:
@@ -133,12 +144,7 @@ def correct_labels(
     labels, pred, conf, shape = _batch(labels, pred, conf)
     flagged = np.asarray(flagged, dtype=bool).ravel()
     C = flagged.size
-    if tau_class is not None:
-        tau_class = np.asarray(tau_class, dtype=np.float64).ravel()
-        if tau_class.size != C:
-            raise ValueError(f"tau_class must hold one threshold per class ({C}), got {tau_class.size}")
-        for k, t in enumerate(tau_class):
-            _check_tau(float(t), f"tau_class[{k}]")
+    tau_class = _check_tau_class(tau_class, C)
     if allowed is None:
         allowed = classes_present(labels, C)
     allowed = np.asarray(allowed, dtype=bool)
@@ -220,6 +226,7 @@ def correct_labels_voc(
     tau: float = 0.8,
     ignore_index: int = 255,
     guard: Optional[tuple[float, float]] = (0.5, 0.95),
+    tau_class: Optional[np.ndarray] = None,
 ) -> CorrectionResult:
     """The official VOC correction rule (``update_allclass``, mode 'single', class constraint on).
 
@@ -232,6 +239,7 @@ def correct_labels_voc(
     threshold for every class, no class constraint in background-only images). Images whose labels
     hold none of the flagged classes are left as they are, unless they hold no foreground at all.
     ``guard = (keep, background)``: :func:`shrink_guard` per image (None: off).
+    ``tau_class``: (C,) per-class thresholds (:func:`class_thresholds`) in place of the one ``tau``.
 
     labels, pred: (N, H, W) or (H, W) uint8; conf: same shape, float p or uint8 q = round(255 p);
     flagged: (C,) bool (background's entry is ignored: 0 may always be written).
@@ -239,13 +247,14 @@ def correct_labels_voc(
     _check_tau(tau, "tau")
     labels, pred, conf, shape = _batch(labels, pred, conf)
     flagged = np.asarray(flagged, dtype=bool).ravel()
+    tau_class = _check_tau_class(tau_class, flagged.size)
     writable = np.zeros(256, dtype=bool)
     writable[:flagged.size] = flagged
     writable[ignore_index] = False
     fg_flagged = writable.copy()
     writable[0] = True
     fg_flagged[0] = False
-    threshold = _threshold_table(conf.dtype, tau, tau)[0][1]
+    thresholds = _threshold_table(conf.dtype, tau, tau, tau_class)[0]
     new = labels.copy()
     changed = np.zeros(labels.shape, dtype=bool)
     held = np.zeros(labels.shape[0], dtype=bool)
@@ -259,7 +268,7 @@ def correct_labels_voc(
             continue  # none of the flagged classes in this image
         else:
             ok = writable & present
-        m = ok.take(pred[n]) & (pred[n] != labels[n]) & (conf[n] > threshold)
+        m = ok.take(pred[n]) & (pred[n] != labels[n]) & (conf[n] > thresholds.take(pred[n]))
         if not m.any():
             continue
         candidate = np.where(m, pred[n], labels[n])

@@ -305,7 +305,7 @@ class AdeleState(Baseline):
             if not first:
                 view.add(i, pred, conf)
             if c.rule == "voc":
-                res = correct_labels_voc(base[i], pred, conf, flagged, c.tau_fg, self.ignore_index)
+                res = correct_labels_voc(base[i], pred, conf, flagged, c.tau_fg, self.ignore_index, tau_class=tau_class)
                 held += int(res.held.sum())
             else:
                 res = correct_labels(base[i], pred, conf, flagged, c.tau_bg, c.tau_fg, None, self.ignore_index, c.correct_ignore,

@@ -303,3 +303,7 @@ def test_class_thresholds_ask_each_class_for_its_own_most_confident_pixels():
         correct_labels(labels, pred, conf, flagged, tau_class=tau[:2])
     with pytest.raises(ValueError, match="share"):
         class_thresholds(hist, 0.0)
+    # the official VOC rule takes the same bars in place of its one tau
+    voc = correct_labels_voc(labels, pred, conf, flagged, 0.7, tau_class=tau, guard=None)
+    assert voc.labels.tolist() == [[0, 0, 0, 1, 1, 1, 0, 0]]
+    assert correct_labels_voc(labels, pred, conf, flagged, 0.7, guard=None).labels.tolist() == [[0, 0, 0, 0, 1, 1, 1, 1]]
