@@ -187,8 +187,9 @@ class CorrectionConfig:
     min_learned: Optional[float] = None
     #: per-class thresholds, class-balanced (CBST, Zou et al. 2018): a pixel may take class k only when its
     #: confidence is among the top ``class_share`` of the pixels the network predicts as k over the training set
-    #: (and above tau_bg / tau_fg); recorded per round in ``thresholds``; null = off (one tau, as officially)
-    class_share: Optional[float] = None
+    #: (and above tau_bg / tau_fg); recorded per round in ``thresholds``. 0.5 (CBST's portion) is the default chosen
+    #: by issue 25's rule (BENCHMARKS.md); null = one tau for every class, as officially
+    class_share: Optional[float] = 0.5
 
 
 @dataclass(frozen=True)

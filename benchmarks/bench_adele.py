@@ -52,14 +52,16 @@ VARIANTS = {
     "baseline_noisy": ["method=baseline"],
     # the same training as baseline_noisy (same seeds and draw): only best.pt is chosen on noisy val labels
     "baseline_noisyval": ["method=baseline", "data.val_labels=noisy"],
-    "adele_guard": ["method=adele", "adele.correction.guard_area=0.25"],
-    "adele_learned": ["method=adele", "adele.correction.min_learned=0.5"],
+    "adele_guard": ["method=adele", "adele.correction.class_share=null", "adele.correction.guard_area=0.25"],
+    "adele_learned": ["method=adele", "adele.correction.class_share=null", "adele.correction.min_learned=0.5"],
+    # the default (per-class thresholds, class_share 0.5, since issue 25) and the official single tau before it
     "adele": ["method=adele"],
+    "adele_official": ["method=adele", "adele.correction.class_share=null"],
     # issue 25's candidates: both guards; restart every round from the given labels (official VOC --Reinit_dict);
     # the official VOC pixel rule with its per-image shrink guard
-    "adele_learned_guard": ["method=adele", "adele.correction.min_learned=0.5", "adele.correction.guard_area=0.25"],
-    "adele_restart": ["method=adele", "adele.correction.classes=flagged", "adele.correction.restart_from_original=true"],
-    "adele_voc": ["method=adele", "adele.correction.rule=voc", "adele.correction.classes=flagged"],
+    "adele_learned_guard": ["method=adele", "adele.correction.class_share=null", "adele.correction.min_learned=0.5", "adele.correction.guard_area=0.25"],
+    "adele_restart": ["method=adele", "adele.correction.class_share=null", "adele.correction.classes=flagged", "adele.correction.restart_from_original=true"],
+    "adele_voc": ["method=adele", "adele.correction.class_share=null", "adele.correction.rule=voc", "adele.correction.classes=flagged"],
     # per-class thresholds: each class's own top half (CBST's final portion)
     "adele_classbal": ["method=adele", "adele.correction.class_share=0.5"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
@@ -77,7 +79,8 @@ LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, n
           "adele_guard": "ADELE + area guard 0.25", "adele_learned": "ADELE, learned classes only (0.5)",
           "adele_learned_guard": "ADELE, learned only (0.5) + area guard 0.25", "adele_restart": "ADELE, each round from the given labels",
           "adele_voc": "ADELE, official VOC rule (shrink guard)",
-          "adele_classbal": "ADELE, per-class thresholds (top half)", "adele": "ADELE, noisy", "baseline_clean": "baseline, clean",
+          "adele_classbal": "ADELE, per-class thresholds (top half)",
+          "adele_official": "ADELE, one tau (official; the default before issue 25)", "adele": "ADELE, noisy", "baseline_clean": "baseline, clean",
           "consensus": "baseline, consensus (ceiling)", "adele_cons": "ADELE + consistency (every 5th step)",
           "adele_cons1": "ADELE + consistency (every step)", "adele_paper": "ADELE, paper's rules unchanged",
           "adele_nocorr": "ADELE without correction", "adele_late": "ADELE, fit needs 10 points",
