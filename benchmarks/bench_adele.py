@@ -313,6 +313,13 @@ def main() -> None:
                         print(f"  gap to {ref} ({means[ref].mean():.3f}): {gap:.1f} points, {v} closes {100 * m / gap:.0f}%")
                         row[f"{v}_closes_{ref}"] = float(m / gap) if gap else None
                 row[f"{v}_diff"] = {"mean": m, "low": lo, "high": hi, "per_seed": [float(x) for x in d], "ahead": ahead}
+            if "adele" in means:  # every other ADELE variant against the default, same seeds and draws (ablations)
+                for v in (v for v in variants if v.startswith("adele_") and v not in BEST):
+                    d = 100 * (means["adele"] - means[v])
+                    m, lo, hi = paired_ci(d)
+                    print(f"adele (the default) - {v}, paired by seed: " + ", ".join(f"{x:+.1f}" for x in d)
+                          + f" points; mean {fmt_ci(m, lo, hi)}")
+                    row[f"adele_vs_{v}"] = {"mean": m, "low": lo, "high": hi}
             for v in (v for v in variants if v.startswith("adele") and v not in BEST):
                 for ref in (r for r in BEST if r in means and r.startswith("baseline")):
                     m, lo, hi = paired_ci(100 * (means[v] - means[ref]))
