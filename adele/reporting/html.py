@@ -271,6 +271,9 @@ def rounds_block(r: RunFolder, fig_dir: Path, slug: str) -> str:
             row.append(_e(", ".join(f"{k} ({v:.2f} x its noisy area)" for k, v in (x.get("guard") or {}).items())) or "-")
     areas = [[_e(name)] + [_fmt((x.get("area_vs_noisy") or {}).get(name)) for x in rounds] for name in classes[1:]
              if any(name in (x.get("area_vs_noisy") or {}) for x in rounds)]
+    # adele.correction.class_share (the default): each class's bar per round, a probability
+    bars = [[_e(name)] + [_fmt((x.get("thresholds") or {}).get(name)) for x in rounds] for name in classes
+            if any(name in (x.get("thresholds") or {}) for x in rounds)]
     return ("<h3>Label correction rounds</h3>"
             + _table(head, rows)
             + (f"<p class='note'>area guard: a class whose area over the training labels moves more than "
@@ -283,7 +286,10 @@ def rounds_block(r: RunFolder, fig_dir: Path, slug: str) -> str:
             + _table(["class"] + [f"r{x['round']}" for x in rounds], per_class)
             + ("<p class='note'>each class's area after the round / its area in the given (noisy) labels, over the training set "
                "(needs no clean labels; well below 1 = the corrections erase the class):</p>"
-               + _table(["class"] + [f"r{x['round']}" for x in rounds], areas) if areas else ""))
+               + _table(["class"] + [f"r{x['round']}" for x in rounds], areas) if areas else "")
+            + ("<p class='note'>per-class thresholds (<code>adele.correction.class_share</code>): a pixel took class k in the round "
+               "only with the network's confidence in k above k's bar, the confidence reached by the top share of the pixels "
+               "it predicts as k:</p>" + _table(["class"] + [f"r{x['round']}" for x in rounds], bars) if bars else ""))
 
 
 class _DataCache:

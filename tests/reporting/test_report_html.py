@@ -179,3 +179,24 @@ def test_report_says_the_verdict_and_draws_the_review_curve_when_the_clean_label
     # without examples the verdict stays
     page = build_report([run], tmp_path / "rep0", examples=0, log=lambda m: None).read_text(encoding="utf-8")
     assert "Are the labels usable as they are?" in page and "Which masks to re-annotate" not in page
+
+
+
+def test_report_shows_each_rounds_per_class_thresholds(tmp_path):
+    """The default (adele.correction.class_share): the bars each round used, per class, as metrics.json records them;
+    no such table for a run with one tau (no ``thresholds`` in its rounds)."""
+    from types import SimpleNamespace
+
+    from adele.reporting.html import rounds_block
+
+    classes = ["background", "caudate", "vermis"]
+    rounds = [{"round": k + 1, "epoch": 10 + k, "corrected": ["caudate"], "pixels_changed": 5 * k,
+               "changed_per_class": {"background": k, "caudate": 4 * k}, "area_vs_noisy": {"caudate": 1.0, "vermis": 1.0},
+               "thresholds": {"background": 0.9980, "caudate": 0.7 + 0.1 * k, "vermis": 0.8123}} for k in range(2)]
+    run = SimpleNamespace(method="adele", rounds=rounds, classes=classes, name="r", resolved_config={}, metrics={})
+    html = rounds_block(run, tmp_path, "r")
+    bars = html[html.index("per-class thresholds"):]
+    assert all(v in bars for v in ("0.998", "0.700", "0.800", "0.812")) and bars.count("<tr>") == 4  # head + 3 classes
+    for x in rounds:
+        del x["thresholds"]
+    assert "per-class thresholds" not in rounds_block(run, tmp_path, "r")
