@@ -65,6 +65,8 @@ VARIANTS = {
     # per-class thresholds: each class's own top half (CBST's final portion)
     "adele_classbal": ["method=adele", "adele.correction.class_share=0.5"],
     # ablation of the per-class bars: one tau, with background's at the bar the per-class rule gives it (q = 255)
+    # the area guard on top of the default (per-class bars): how often it fires, and its cost where correction helps
+    "adele_default_guard": ["method=adele", "adele.correction.guard_area=0.25"],
     "adele_bgbar": ["method=adele", "adele.correction.class_share=null", "adele.correction.tau_bg=0.998"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_cons": ["method=adele", "adele.consistency.enabled=true"],
@@ -82,7 +84,7 @@ LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, n
           "adele_learned_guard": "ADELE, learned only (0.5) + area guard 0.25", "adele_restart": "ADELE, each round from the given labels",
           "adele_voc": "ADELE, official VOC rule (shrink guard)",
           "adele_classbal": "ADELE, per-class thresholds (top half)",
-          "adele_bgbar": "ADELE, one tau, background's 0.998",
+          "adele_bgbar": "ADELE, one tau, background's 0.998", "adele_default_guard": "ADELE (default) + area guard 0.25",
           "adele_official": "ADELE, one tau (official; the default before issue 25)", "adele": "ADELE, noisy", "baseline_clean": "baseline, clean",
           "consensus": "baseline, consensus (ceiling)", "adele_cons": "ADELE + consistency (every 5th step)",
           "adele_cons1": "ADELE + consistency (every step)", "adele_paper": "ADELE, paper's rules unchanged",
