@@ -39,10 +39,10 @@ from .runs import ClassCurve
 DPI = 110
 
 
-def _figure(nrows: int, ncols: int, w: float, h: float):
+def _figure(nrows: int, ncols: int, w: float, h: float, height_ratios: Optional[Sequence[float]] = None):
     fig = Figure(figsize=(w, h), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw={"height_ratios": height_ratios} if height_ratios else None)
     return fig, axes
 
 
@@ -70,8 +70,17 @@ def _grid(n: int, ncols: int = 5) -> tuple[int, int]:
 
 def iou_curves(curves: Sequence[ClassCurve], round_epochs: Sequence[int], path: Path, title: str = "") -> Path:
     """Per-class train IoU (dots), fitted f(t) (line; dashed past the fitted points), onset (red) and correction rounds (grey)."""
-    rows, cols = _grid(len(curves) + 1)
-    fig, axes = _figure(rows, cols, 3.0 * cols, 2.3 * rows)
+    # the legend takes the first free cell after the curves; with none free, a cell beside a single row, or a
+    # short row of its own under a full grid (not a whole empty row of plot height)
+    rows, cols = _grid(max(len(curves), 1))
+    ratios = None
+    if len(curves) % cols == 0:
+        if rows == 1:
+            cols += 1
+        else:
+            rows, ratios = rows + 1, [1.0] * rows + [0.25]
+    height = 2.3 * (rows if ratios is None else rows - 0.75)
+    fig, axes = _figure(rows, cols, 3.0 * cols, height, ratios)
     end = max((float(c.epochs[-1]) for c in curves if c.epochs.size), default=1.0)
     for ax, cc in zip(axes.flat, curves):
         ax.plot(cc.epochs, cc.iou, ".", ms=4, color="C0")
