@@ -178,8 +178,11 @@ class CorrectionConfig:
     correct_ignore: bool = False
     #: a guard that needs no clean labels: when a round leaves a corrected class's area (over the training set)
     #: more than this fraction away from its area in the original noisy labels, that class's changes in the round
-    #: are rolled back and the class is not corrected again (logged in the round's ``guard``); null = off
-    guard_area: Optional[float] = None
+    #: are rolled back and the class is not corrected again (logged in the round's ``guard``). 0.25 is the default
+    #: (issue 25's rule, item 6, BENCHMARKS.md): noise without a direction leaves a class's total area near the
+    #: truth's, so a round that moves it by a quarter is more likely running away than recovering; null = off
+    #: (as officially; biased annotators who always under-trace may need a wider bound)
+    guard_area: Optional[float] = 0.25
     #: correct a class in a round only when the network, before the round, predicts at least this fraction of the
     #: class's labelled area over the training set: a class it has not learned yet (it calls the class background,
     #: confidently, before early learning) keeps its labels that round (logged in the round's ``not_learned``);

@@ -10,7 +10,8 @@ this trains
 * ``baseline_noisy``: the baseline on the noisy labels (its best-validation
   checkpoint is a competitor too: ``baseline_noisyval`` selects it on noisy
   validation labels),
-* ``adele``: ADELE on the same noisy labels (``adele_guard``: with the area guard),
+* ``adele``: ADELE on the same noisy labels, the default (per-class bars and the
+  area guard; ``adele_noguard`` without the guard, ``adele_official`` one tau),
 * ``baseline_gce``: generalized cross-entropy, a noise-robust loss,
 * ``baseline_clean``: the baseline on the clean labels (once, recipe-free),
 * with ``--ceiling``: the baseline on the smoothed consensus of 21 noise
@@ -53,25 +54,28 @@ VARIANTS = {
     # the same training as baseline_noisy (same seeds and draw): only best.pt is chosen on noisy val labels
     "baseline_noisyval": ["method=baseline", "data.val_labels=noisy"],
     "adele_guard": ["method=adele", "adele.correction.class_share=null", "adele.correction.guard_area=0.25"],
-    "adele_learned": ["method=adele", "adele.correction.class_share=null", "adele.correction.min_learned=0.5"],
-    # the default (per-class thresholds, class_share 0.5, since issue 25) and the official single tau before it
+    "adele_learned": ["method=adele", "adele.correction.class_share=null", "adele.correction.guard_area=null", "adele.correction.min_learned=0.5"],
+    # the default (issue 25: per-class thresholds, class_share 0.5, with the area guard 0.25); the per-class bars
+    # without the guard (the default of the tenth and eleventh sessions); the official single tau, no guard
     "adele": ["method=adele"],
-    "adele_official": ["method=adele", "adele.correction.class_share=null"],
+    "adele_noguard": ["method=adele", "adele.correction.guard_area=null"],
+    "adele_official": ["method=adele", "adele.correction.class_share=null", "adele.correction.guard_area=null"],
     # issue 25's candidates: both guards; restart every round from the given labels (official VOC --Reinit_dict);
     # the official VOC pixel rule with its per-image shrink guard
     "adele_learned_guard": ["method=adele", "adele.correction.class_share=null", "adele.correction.min_learned=0.5", "adele.correction.guard_area=0.25"],
-    "adele_restart": ["method=adele", "adele.correction.class_share=null", "adele.correction.classes=flagged", "adele.correction.restart_from_original=true"],
-    "adele_voc": ["method=adele", "adele.correction.class_share=null", "adele.correction.rule=voc", "adele.correction.classes=flagged"],
-    # per-class thresholds: each class's own top half (CBST's final portion)
-    "adele_classbal": ["method=adele", "adele.correction.class_share=0.5"],
+    "adele_restart": ["method=adele", "adele.correction.class_share=null", "adele.correction.guard_area=null", "adele.correction.classes=flagged",
+                      "adele.correction.restart_from_original=true"],
+    "adele_voc": ["method=adele", "adele.correction.class_share=null", "adele.correction.guard_area=null", "adele.correction.rule=voc",
+                  "adele.correction.classes=flagged"],
+    # per-class thresholds: each class's own top half (CBST's final portion), no guard (= adele_noguard)
+    "adele_classbal": ["method=adele", "adele.correction.class_share=0.5", "adele.correction.guard_area=null"],
     # ablation of the per-class bars: one tau, with background's at the bar the per-class rule gives it (q = 255)
-    # the area guard on top of the default (per-class bars): how often it fires, and its cost where correction helps
-    "adele_default_guard": ["method=adele", "adele.correction.guard_area=0.25"],
-    "adele_bgbar": ["method=adele", "adele.correction.class_share=null", "adele.correction.tau_bg=0.998"],
+    "adele_bgbar": ["method=adele", "adele.correction.class_share=null", "adele.correction.guard_area=null", "adele.correction.tau_bg=0.998"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_cons": ["method=adele", "adele.consistency.enabled=true"],
     "adele_cons1": ["method=adele", "adele.consistency.enabled=true", "adele.consistency.every_steps=1"],
     "adele_paper": ["method=adele", "adele.correction.restart_from_original=false", "adele.correction.classes=new",
+                    "adele.correction.class_share=null", "adele.correction.guard_area=null",
                     "adele.consistency.enabled=true", "adele.consistency.every_steps=1"],
     "adele_nocorr": ["method=adele", "adele.correction.enabled=false", "adele.consistency.enabled=true"],
     "adele_late": ["method=adele", "adele.detection.min_points=10"],
@@ -84,7 +88,7 @@ LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, n
           "adele_learned_guard": "ADELE, learned only (0.5) + area guard 0.25", "adele_restart": "ADELE, each round from the given labels",
           "adele_voc": "ADELE, official VOC rule (shrink guard)",
           "adele_classbal": "ADELE, per-class thresholds (top half)",
-          "adele_bgbar": "ADELE, one tau, background's 0.998", "adele_default_guard": "ADELE (default) + area guard 0.25",
+          "adele_bgbar": "ADELE, one tau, background's 0.998", "adele_noguard": "ADELE, per-class bars without the guard",
           "adele_official": "ADELE, one tau (official; the default before issue 25)", "adele": "ADELE, noisy", "baseline_clean": "baseline, clean",
           "consensus": "baseline, consensus (ceiling)", "adele_cons": "ADELE + consistency (every 5th step)",
           "adele_cons1": "ADELE + consistency (every step)", "adele_paper": "ADELE, paper's rules unchanged",

@@ -132,3 +132,15 @@ def test_the_official_logit_scale_is_the_default():
     assert (voc.adele.correction.classes, voc.adele.correction.rule, voc.adele.consistency.form) == ("flagged", "voc", "voc")
     assert voc.adele.correction_temperature() == 1.0 and voc.adele.consistency_temperature() == pytest.approx(1 / 3)
     assert voc.data.scale_range == (0.5, 1.5)
+
+
+def test_issue_25s_default_lives_in_one_place_and_the_paper_configs_opt_out():
+    """`--method adele` without a config and the colin27 presets: per-class bars (class_share 0.5) with the area
+    guard (0.25); the configs that reproduce the paper keep the official single tau and no guard."""
+    for cfg in (load_config(None, ["method=adele"]), load_config("colin27"), load_config("colin27-ce-dice")):
+        assert (cfg.adele.correction.class_share, cfg.adele.correction.guard_area) == (0.5, 0.25)
+    for name in ("segthor", "voc"):
+        cor = load_config(name).adele.correction
+        assert (cor.class_share, cor.guard_area) == (None, None)
+    with pytest.raises(ConfigError, match="guard_area"):
+        load_config(None, ["adele.correction.guard_area=0"])
