@@ -211,6 +211,18 @@ def round_report(name: str, runs: list[dict], classes: list[str]) -> None:
     bgp = [p for p in bgp if p is not None]
     print(f"| {classes[0]} | - | {to_bg} of {total} ({100 * to_bg / max(total, 1):.0f}%) | - | "
           f"{np.mean(bgp) if bgp else float('nan'):.2f} | - | - | - | - |")
+    # per run (in seed order): the class a round left smallest against its given area, with the share of its labelled
+    # pixels the network called background before that round; and each firing of the area guard
+    shrunk = []
+    for rr in rounds:
+        low = min(((a, c, x) for x in rr for c, a in (x.get("area_vs_noisy") or {}).items()), default=None, key=lambda t: t[0])
+        shrunk.append("-" if low is None else f"{low[1]} {low[0]:.2f}x at epoch {low[2]['epoch']} (called background: "
+                      f"{(low[2].get('confident_background_share') or {}).get(low[1], float('nan')):.2f})")
+    print("\nsmallest area after a round / given, per run: " + "; ".join(shrunk))
+    fired = ["; ".join(f"{c} {v:.2f}x at epoch {x['epoch']}" for x in rr for c, v in (x.get("guard") or {}).items()) or "-"
+             for rr in rounds]
+    if any("guard" in x for rr in rounds for x in rr):  # the guard was on (adele.correction.guard_area)
+        print("area guard fired, per run: " + " | ".join(fired))
     bars = [x["thresholds"] for rr in rounds for x in rr if "thresholds" in x]
     if bars:  # per-class thresholds (correction.class_share): each class's bar, mean over the rounds (min - max)
         print("\nper-class thresholds, mean over rounds (min - max): " + "; ".join(
