@@ -244,6 +244,12 @@ def curves_block(r: RunFolder, fig_dir: Path, slug: str) -> str:
             + _table(["class", "onset epoch", "flagged at" if r.adele_log else "flagged", "fit", "reason"], rows) + "</details>")
 
 
+def _per_round_rows(rounds: list[dict], key: str, names) -> list[list[str]]:
+    """One row per class that any round records under ``key`` (a {class: value} dict): its value in each round."""
+    return [[_e(name)] + [_fmt((x.get(key) or {}).get(name)) for x in rounds] for name in names
+            if any(name in (x.get(key) or {}) for x in rounds)]
+
+
 def rounds_block(r: RunFolder, fig_dir: Path, slug: str) -> str:
     rounds = r.rounds
     if r.method != "adele":
@@ -269,11 +275,9 @@ def rounds_block(r: RunFolder, fig_dir: Path, slug: str) -> str:
         head.append("area guard rolled back")
         for row, x in zip(rows, rounds):
             row.append(_e(", ".join(f"{k} ({v:.2f} x its noisy area)" for k, v in (x.get("guard") or {}).items())) or "-")
-    areas = [[_e(name)] + [_fmt((x.get("area_vs_noisy") or {}).get(name)) for x in rounds] for name in classes[1:]
-             if any(name in (x.get("area_vs_noisy") or {}) for x in rounds)]
+    areas = _per_round_rows(rounds, "area_vs_noisy", classes[1:])
     # adele.correction.class_share (the default): each class's bar per round, a probability
-    bars = [[_e(name)] + [_fmt((x.get("thresholds") or {}).get(name)) for x in rounds] for name in classes
-            if any(name in (x.get("thresholds") or {}) for x in rounds)]
+    bars = _per_round_rows(rounds, "thresholds", classes)
     return ("<h3>Label correction rounds</h3>"
             + _table(head, rows)
             + (f"<p class='note'>area guard: a class whose area over the training labels moves more than "
