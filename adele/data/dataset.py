@@ -121,6 +121,9 @@ class PreparedSplit:
     original: list[np.ndarray]
     clean: Optional[list[np.ndarray]] = None
     noise_events: list[dict] = field(default_factory=list)
+    #: the split's labels with ``data.noise`` applied, when the split is scored on its labels as given (val with
+    #: ``data.val_labels: clean``): what a user's own, noisy validation masks would be. None otherwise
+    noisy: Optional[list[np.ndarray]] = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -247,6 +250,19 @@ def check_source(source: Source, size: Optional[Sequence[int]] = None, normalize
                                + ("there is nothing to learn from" if name == "train" else "its scores would be meaningless") + ", fix the labels")
 
 
+def noisy_labels(source: Source, split: str, size: Optional[Sequence[int]], noise: str, noise_seed: int = 0) -> list[np.ndarray]:
+    """The labels of ``split`` with the noise recipe ``noise`` applied (seeded as :func:`prepare_split` does), resized:
+    a list of (H, W) uint8 arrays, ``ignore_index`` kept."""
+    s = source.splits[split]
+    given = [np.asarray(s.clean_label(i) if s.has_clean else s.label(i), dtype=np.uint8) for i in range(len(s))]
+    try:
+        recipe = load_recipe(noise)
+    except ValueError as exc:
+        raise DatasetError(f"data.noise: {exc}") from None
+    labels, _ = noise_dataset(given, recipe, noise_seed, source.num_classes, source.ignore_index)
+    return [resize_label(x, size) for x in labels]
+
+
 def check_prepared(source: Source, train: PreparedSplit, others: dict) -> None:
     """After :func:`prepare_split`: the training labels in use (noise/clean applied) and channel counts agree."""
     if not any(bool((lab != source.ignore_index).any()) for lab in train.labels):
@@ -336,5 +352,9 @@ def load_run_data(cfg: Config, source: Optional[Source] = None) -> RunData:
             splits[name] = prepare_split(source, name, d.size, d.normalize, d.train_labels, d.noise if noisy else None, d.noise_seed)
         else:
             splits[name] = None
+    if d.noise and splits["val"] is not None and d.val_labels == "clean":
+        # validation scored on the labels as given; the same noise drawn on them as well, so that the checkpoint a user
+        # would select on noisy validation masks is measured in the same run (the trainer scores both every epoch)
+        splits["val"].noisy = noisy_labels(source, "val", d.size, d.noise, d.noise_seed)
     check_prepared(source, splits["train"], {"val": splits["val"], "test": splits["test"]})
     return RunData(source, splits["train"], splits["val"], splits["test"])

@@ -91,6 +91,11 @@ class Trainer:
         self.memorization = MemorizationTracker(self.data.train, self.num_classes, self.ignore_index, self.device, self.dist)
         self.best = {"epoch": 0, "val_mean_dice": -1.0}
         self._best_weights: Optional[dict] = None  # the eval weights of the best validation epoch (best.pt)
+        #: validation labels a checkpoint can be selected on: "noisy" (as a user's own masks) and, where known, "clean"
+        self.val_label_sets = validation_label_sets(self.data.val, cfg.data.noise, cfg.data.val_labels)
+        #: per label set, the best validation epoch and the test scores of its weights, taken when it was reached
+        #: (the competitors "keep the best checkpoint" from this one training: metrics.json best_checkpoint_<set>_val)
+        self.best_by: dict[str, dict] = {}
         #: the method's schedule around the loop (:class:`~adele.engine.adele.Baseline` or ADELE)
         self.method: Baseline = (AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log, self.dist)
                                  if cfg.method == "adele" else Baseline(cfg, self.ignore_index))
@@ -183,6 +188,7 @@ class Trainer:
             "history": self.history,
             "memorization": self.memorization.state_dict(),
             "best": self.best,
+            "best_by": self.best_by,
             "adele": self.method.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None,
             "quality": self.quality.state_dict() if self.quality else None,
@@ -204,6 +210,7 @@ class Trainer:
         self.history = list(state["history"])
         self.memorization.load_state_dict(state.get("memorization", []))
         self.best = dict(state["best"])
+        self.best_by = {k: dict(v) for k, v in (state.get("best_by") or {}).items()}
         ckpt.set_rng_state(state["rng"])
         if state.get("adele"):
             self.method.load_state_dict(state["adele"])
@@ -274,7 +281,8 @@ class Trainer:
                 row["quality_s"] = round(time.perf_counter() - tq, 3)  # the cost of tracking (history.csv)
             row.pop("_train_cm")
             if self.data.val is not None and (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs):
-                val = self.evaluate(self.data.val)
+                scored = self.evaluate_sets(self.data.val, {"": self.data.val.original, **self.val_label_sets})
+                val = scored[""]
                 row["val_mean_dice"] = val["mean_dice"]
                 row["val_mean_iou"] = val["mean_iou"]
                 for n in self.classes[1:]:
@@ -282,6 +290,7 @@ class Trainer:
                 if (val["mean_dice"] or 0) > self.best["val_mean_dice"]:
                     self.best = {"epoch": epoch, "val_mean_dice": val["mean_dice"] or 0.0}
                     self.keep_best()
+                self.track_best_by(epoch, row, scored)
             row["time_s"] = round(time.perf_counter() - t0, 3)
             row["peak_rss_mb"] = _peak_rss_mb()
             self.history.append(row)
@@ -390,14 +399,30 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, split: PreparedSplit, labels: Optional[list[np.ndarray]] = None, model: Optional[torch.nn.Module] = None) -> dict:
         """Dice/IoU of the current model (or ``model``) on ``split`` (its ``original`` labels unless ``labels`` given)."""
-        labels = labels if labels is not None else split.original
-        metrics = SegMetrics(self.num_classes, self.ignore_index)
-        for chunk in batch_indices([lab.shape for lab in labels], self.cfg.train.batch_size):
+        return self.evaluate_sets(split, {"": labels if labels is not None else split.original}, model)[""]
+
+    @torch.no_grad()
+    def evaluate_sets(self, split: PreparedSplit, label_sets: dict[str, list[np.ndarray]], model: Optional[torch.nn.Module] = None) -> dict[str, dict]:
+        """Dice/IoU of one prediction pass over ``split`` against each named list of (H, W) label arrays."""
+        metrics = {k: SegMetrics(self.num_classes, self.ignore_index) for k in label_sets}
+        for chunk in batch_indices(split.shapes, self.cfg.train.batch_size):
             img = torch.stack([split.images[i] for i in chunk])
-            lab = torch.from_numpy(np.stack([labels[i] for i in chunk])).long()
             pred = self.predict_logits(img, model).argmax(1).cpu()
-            metrics.update(pred, lab)
-        return metrics.compute(self.classes)
+            for k, labels in label_sets.items():
+                metrics[k].update(pred, torch.from_numpy(np.stack([labels[i] for i in chunk])).long())
+        return {k: m.compute(self.classes) for k, m in metrics.items()}
+
+    def track_best_by(self, epoch: int, row: dict, scored: dict[str, dict]) -> None:
+        """Per validation label set (noisy / clean): its mean Dice in ``row``, and on a new best the test scores of
+        these weights, so that each "best checkpoint" competitor is known without keeping its weights."""
+        for name in self.val_label_sets:
+            dice = scored[name]["mean_dice"] or 0.0
+            row[f"val_{name}_mean_dice"] = scored[name]["mean_dice"]
+            if dice > self.best_by.get(name, {}).get("val_mean_dice", -1.0):
+                rec: dict[str, Any] = {"epoch": epoch, "val_mean_dice": dice}
+                if self.data.test is not None:
+                    rec["test"] = self.evaluate(self.data.test)
+                self.best_by[name] = rec
 
     def write_logs(self, row: dict) -> None:
         if not self.is_main:
@@ -438,6 +463,8 @@ class Trainer:
         best = self.best_checkpoint_scores(results)
         if best is not None:
             results["best_checkpoint"] = best
+        for name, rec in self.best_by.items():
+            results[f"best_checkpoint_{name}_val"] = rec
         if self.is_main:
             if self.quality is not None:
                 self.quality.save(self.run_dir, self.classes)
@@ -462,6 +489,20 @@ class Trainer:
         model.load_state_dict(self._best_weights)
         out["test"] = self.evaluate(self.data.test, model=model)
         return out
+
+
+def validation_label_sets(val: Optional[PreparedSplit], noise: Optional[str], val_labels: str) -> dict[str, list[np.ndarray]]:
+    """The validation labels a checkpoint could be selected on: ``noisy`` (with ``data.noise``, the noise drawn on the
+    val labels; without it, the labels as given: a user's own masks) and ``clean`` (the labels as given under
+    ``data.noise``, or the split's ``labels_clean``). Empty without a validation split."""
+    if val is None:
+        return {}
+    if noise:
+        noisy = val.original if val_labels == "noisy" else val.noisy
+        clean = val.clean if val_labels == "noisy" else val.original
+    else:
+        noisy, clean = val.original, val.clean
+    return {k: v for k, v in (("noisy", noisy), ("clean", clean)) if v is not None}
 
 
 class TrainingDiverged(RunError):
