@@ -376,31 +376,62 @@ def prediction_areas(labels: np.ndarray, pred: np.ndarray, conf: np.ndarray, num
 def area_guard(
     base: list[np.ndarray],
     new: list[np.ndarray],
-    reference_area: np.ndarray,
+    reference: list[np.ndarray],
     classes: list[int],
     max_change: float,
-) -> tuple[list[np.ndarray], dict[int, float]]:
-    """Roll back a round's changes for every class whose area ran away (a guard that needs no clean labels).
+) -> tuple[list[np.ndarray], dict[int, float], dict[int, int]]:
+    """Roll back a round's changes that run a class's area away from the given labels (a guard that needs no clean labels).
 
-    base, new: per-image (H, W) uint8 labels before and after the round; reference_area: (C,) pixels of each
-    class in the original noisy labels; classes: the classes the round corrected. A class c whose area after
-    the round differs from its reference area by more than ``max_change`` (a fraction, e.g. 0.3 = 30%) has
-    every pixel that left or joined it in this round set back to its ``base`` label.
-    Returns (labels after the guard, {class: area after the round / reference area} for the classes rolled back).
+    base, new: per-image (H, W) uint8 labels before and after the round; reference: per-image (H, W) labels the
+    areas are measured against (the original noisy labels, never the round's starting ones); classes: the classes
+    the round corrected; max_change: the band, a fraction (0.25 = 25%).
+
+    * Over the training set: a class whose area after the round is outside ``1 +- max_change`` of its reference
+      area AND farther from it than before the round (the round moved it away; a round that moves a class back
+      toward its reference, or changes nothing, never fires) has every pixel that left or joined it in this round
+      set back to its ``base`` label. A rollback moves pixels of other classes back too, so the check is repeated
+      until no class fires.
+    * Per image (erasure that growth elsewhere would hide in the total): a class that the round leaves, in one
+      image, with less than ``max_change`` of its reference area there, down from more, has its changes in that
+      image rolled back.
+
+    Returns (labels after the guard, {class: total area after the round / reference area} for the classes rolled
+    back everywhere, {class: images where it was rolled back for erasure}).
     """
     if not max_change > 0:
         raise ValueError(f"max_change must be > 0, got {max_change}")
-    area = class_areas(new, len(reference_area))
-    fired = {}
-    for c in classes:
-        ref = float(reference_area[c])
-        if ref > 0 and abs(area[c] / ref - 1.0) > max_change:
-            fired[int(c)] = float(area[c] / ref)
-    if not fired:
-        return new, fired
-    ids = np.array(sorted(fired), dtype=np.uint8)
-    out = []
-    for b, n in zip(base, new):
-        moved = (b != n) & (np.isin(b, ids) | np.isin(n, ids))
-        out.append(np.where(moved, b, n))
-    return out, fired
+    classes = [int(c) for c in classes]
+    C = max(classes, default=0) + 1
+    ref_img = np.stack([np.bincount(np.asarray(r).ravel(), minlength=256)[:C] for r in reference]) if reference else np.zeros((0, C), np.int64)
+    base_img = np.stack([np.bincount(np.asarray(b).ravel(), minlength=256)[:C] for b in base]) if base else np.zeros((0, C), np.int64)
+    ref_area, base_area = ref_img.sum(0), base_img.sum(0)
+    out = list(new)
+    fired: dict[int, float] = {}
+    while True:  # a rollback changes other classes' areas: re-check until none fires
+        area = class_areas(out, C)
+        more = {}
+        for c in classes:
+            if c in fired or ref_area[c] <= 0:
+                continue
+            after, before = area[c] / ref_area[c], base_area[c] / ref_area[c]
+            if abs(after - 1.0) > max_change and abs(after - 1.0) > abs(before - 1.0):
+                more[c] = float(after)
+        if not more:
+            break
+        fired.update(more)
+        ids = np.array(sorted(more), dtype=np.uint8)
+        out = [np.where((b != n) & (np.isin(b, ids) | np.isin(n, ids)), b, n) for b, n in zip(base, out)]
+    erased: dict[int, int] = {}
+    for i, (b, n) in enumerate(zip(base, out)):
+        if n is b:
+            continue
+        area_i = np.bincount(np.asarray(n).ravel(), minlength=256)[:C]
+        ids = [c for c in classes if c not in fired and ref_img[i, c] > 0
+               and area_i[c] < max_change * ref_img[i, c] and area_i[c] < base_img[i, c]]
+        if ids:
+            out[i] = np.where((b != n) & (np.isin(b, ids) | np.isin(n, ids)), b, n)
+            for c in ids:
+                erased[c] = erased.get(c, 0) + 1
+    if not fired and not erased:
+        return new, fired, erased
+    return out, fired, erased

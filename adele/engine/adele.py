@@ -313,11 +313,14 @@ class AdeleState(Baseline):
             after.append(res.labels)
         fired: dict[int, float] = {}
         if c.guard_area is not None:
-            after, fired = area_guard(base, after, self.noisy_area, classes, c.guard_area)
+            after, fired, erased = area_guard(base, after, self.train.original, classes, c.guard_area)
             for k, ratio in fired.items():
                 self.stopped.add(k)
                 self.log(f"epoch {epoch}: guard: the round would leave '{self.classes[k]}' at {ratio:.2f} x its area in the noisy "
                          f"labels (allowed 1 +- {c.guard_area}); its changes are rolled back and it is not corrected again")
+            if erased:
+                self.log(f"epoch {epoch}: guard: changes rolled back where the round would leave a class under {c.guard_area} of "
+                         "its area in an image's noisy labels: " + ", ".join(f"'{self.classes[k]}' in {n} image(s)" for k, n in erased.items()))
         self.round += 1
         old_flat = np.concatenate([x.ravel() for x in base])
         new_flat = np.concatenate([x.ravel() for x in after])
@@ -340,6 +343,7 @@ class AdeleState(Baseline):
         if c.rule == "voc":
             info["images_held"] = held
         if c.guard_area is not None:
+            info["guard_images"] = {self.classes[k]: n for k, n in erased.items()}  # per-image erasure rolled back
             info["guard"] = {self.classes[k]: round(v, 4) for k, v in fired.items()}  # area after / noisy area, rolled back  # left unchanged by the official VOC shrink guard
         if self.train.clean is not None:
             clean_flat = np.concatenate([x.ravel() for x in self.train.clean])

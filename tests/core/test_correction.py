@@ -240,19 +240,69 @@ def test_voc_quantized_confidence_matches_float():
 from adele.core.correction import area_guard  # noqa: E402
 
 
+def _row(*v):
+    return np.array([v], np.uint8)
+
+
 def test_area_guard_rolls_back_a_class_that_runs_away_and_only_that_class():
-    base = [np.array([[1, 1, 1, 1, 2, 2, 0, 0]], np.uint8), np.array([[1, 1, 0, 0, 2, 2, 0, 0]], np.uint8)]
-    new = [np.array([[1, 0, 0, 0, 2, 2, 2, 0]], np.uint8), np.array([[0, 0, 0, 0, 2, 2, 0, 2]], np.uint8)]
-    ref = np.array([10, 6, 4])  # class 1: 6 px in the noisy labels, 1 after the round (0.17 x); class 2: 4 -> 6 (1.5 x)
-    out, fired = area_guard(base, new, ref, [1, 2], max_change=0.6)
-    assert fired == {1: pytest.approx(1 / 6)}
+    base = [_row(1, 1, 1, 1, 2, 2, 0, 0), _row(1, 1, 0, 0, 2, 2, 0, 0)]
+    new = [_row(1, 0, 0, 0, 2, 2, 2, 0), _row(0, 0, 0, 0, 2, 2, 0, 2)]
+    ref = base  # class 1: 6 px in the noisy labels, 1 after the round (0.17 x); class 2: 4 -> 6 (1.5 x)
+    out, fired, erased = area_guard(base, new, ref, [1, 2], max_change=0.6)
+    assert fired == {1: pytest.approx(1 / 6)} and erased == {}
     assert out[0].tolist() == [[1, 1, 1, 1, 2, 2, 2, 0]] and out[1].tolist() == [[1, 1, 0, 0, 2, 2, 0, 2]]
-    out, fired = area_guard(base, new, ref, [1, 2], max_change=0.4)
+    out, fired, _ = area_guard(base, new, ref, [1, 2], max_change=0.4)
     assert set(fired) == {1, 2} and all(np.array_equal(a, b) for a, b in zip(out, base))
-    out, fired = area_guard(base, new, ref, [2], max_change=0.6)  # only the round's classes are checked
-    assert fired == {} and out is new
+    out, fired, erased = area_guard(base, new, ref, [2], max_change=0.6)  # only the round's classes are checked
+    assert fired == {} and erased == {} and out is new
     with pytest.raises(ValueError, match="max_change"):
         area_guard(base, new, ref, [1], max_change=0)
+
+
+def test_area_guard_measures_against_the_noisy_labels_not_the_rounds_start():
+    """An earlier round shrank class 1 to 2 px (of 8 noisy); this round brings it back to 7: toward its reference, kept.
+    Measured against the round's starting labels (2 px) that would be a 3.5x growth and be rolled back."""
+    noisy = [_row(1, 1, 1, 1, 1, 1, 1, 1, 0, 0)]
+    base = [_row(1, 1, 0, 0, 0, 0, 0, 0, 0, 0)]
+    new = [_row(1, 1, 1, 1, 1, 1, 1, 0, 0, 0)]
+    out, fired, erased = area_guard(base, new, noisy, [1], max_change=0.25)
+    assert fired == {} and erased == {} and out is new
+
+
+def test_area_guard_fires_only_when_the_round_moves_a_class_away():
+    noisy = [_row(1, 1, 1, 1, 1, 1, 1, 1, 0, 0)]
+    base = [_row(1, 1, 1, 1, 0, 0, 0, 0, 0, 0)]  # 0.5x already, from an earlier round
+    out, fired, _ = area_guard(base, [base[0].copy()], noisy, [1], max_change=0.25)  # a round that changed nothing
+    assert fired == {}
+    out, fired, _ = area_guard(base, [_row(1, 1, 1, 1, 1, 0, 0, 0, 0, 0)], noisy, [1], max_change=0.25)  # 0.5 -> 0.625: back
+    assert fired == {}
+    out, fired, _ = area_guard(base, [_row(1, 1, 1, 0, 0, 0, 0, 0, 0, 0)], noisy, [1], max_change=0.25)  # 0.5 -> 0.375: away
+    assert fired == {1: pytest.approx(3 / 8)} and out[0].tolist() == base[0].tolist()
+
+
+def test_area_guard_rechecks_the_other_classes_after_a_rollback():
+    """Class 2 grows into class 1 (fine alone, 1.2x) and class 1 runs away to 0 elsewhere: rolling class 1 back also
+    returns the pixels class 2 took from it, so class 2 is re-checked (and here left as rolled back, within its band)."""
+    noisy = [_row(1, 1, 1, 1, 2, 2, 2, 2, 2, 0)]
+    base = [noisy[0].copy()]
+    new = [_row(0, 0, 0, 2, 2, 2, 2, 2, 2, 0)]  # 1: 4 -> 0 ; 2: 5 -> 6 (1.2x)
+    out, fired, _ = area_guard(base, new, noisy, [1, 2], max_change=0.25)
+    assert fired == {1: 0.0} and out[0].tolist() == noisy[0].tolist()
+    # a rollback that pushes another class out of its band: 2 moved to 3 and took 1's pixel; rolling back 1 leaves 2 short
+    noisy = [_row(1, 1, 1, 1, 2, 2, 2, 2, 3, 3)]
+    new = [_row(2, 2, 0, 0, 3, 3, 2, 2, 3, 3)]  # 1: 4 -> 0 (fires); 2: 4 -> 4 (took two of 1's, gave two to 3: 1.0x)
+    out, fired, _ = area_guard([noisy[0].copy()], new, noisy, [1, 2], max_change=0.25)
+    # after 1's rollback, 2 holds 2 px (0.5x, out of band and farther than before): rolled back in turn
+    assert set(fired) == {1, 2} and out[0].tolist() == noisy[0].tolist()
+
+
+def test_area_guard_catches_erasure_in_one_image_that_growth_in_another_hides():
+    noisy = [_row(1, 1, 1, 1, 0, 0, 0, 0), _row(1, 1, 1, 1, 0, 0, 0, 0)]
+    base = [x.copy() for x in noisy]
+    new = [_row(0, 0, 0, 0, 0, 0, 0, 0), _row(1, 1, 1, 1, 1, 1, 1, 1)]  # total 8 -> 8 (1.0x): image 0 erased, image 1 doubled
+    out, fired, erased = area_guard(base, new, noisy, [1], max_change=0.25)
+    assert fired == {} and erased == {1: 1}
+    assert out[0].tolist() == noisy[0].tolist() and out[1].tolist() == new[1].tolist()
 
 
 # ---------------------------------------------------------------- what the network predicts, per class
