@@ -122,10 +122,15 @@ class DetectionConfig:
     #: trim leading epochs whose IoU rose by less than this (official: 0.1); null disables
     trim_flat: Optional[float] = 0.1
     min_points: int = 3
-    #: do not flag a class whose best train IoU is below this (guards against flat, low curves)
+    #: do not flag a class whose best train IoU, or the fitted curve's last value, is below this (guards
+    #: against flat, low curves); 0 = off, as the official code (with min_rise 0)
     min_peak_iou: float = 0.2
-    #: do not flag a class whose IoU never rose by this much above its first value
+    #: do not flag a class whose IoU never rose by this much above its first value; 0 = off, as the official
+    #: code (with min_peak_iou 0)
     min_rise: float = 0.1
+    #: do not flag a decreasing curve (never above its first value by more than min_rise, ending below it);
+    #: false = fit it like any other, as the official code
+    refuse_decreasing: bool = True
     #: horizon of the onset computation in epochs (f' is evaluated at epochs 1..horizon-1);
     #: null = the planned number of epochs (official VOC: 16)
     horizon: Optional[int] = None
@@ -140,7 +145,7 @@ class DetectionConfig:
     def fit_settings(self) -> dict:
         """The keyword arguments of :func:`adele.core.detect_onset` and :class:`adele.core.MemorizationDetector` (but the horizon)."""
         return {"r": self.r, "min_points": self.min_points, "trim_flat": self.trim_flat, "min_peak_iou": self.min_peak_iou,
-                "min_rise": self.min_rise, "flag_offset": self.flag_offset}
+                "min_rise": self.min_rise, "refuse_decreasing": self.refuse_decreasing, "flag_offset": self.flag_offset}
 
 
 @dataclass(frozen=True)

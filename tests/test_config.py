@@ -144,3 +144,28 @@ def test_issue_25s_default_lives_in_one_place_and_the_paper_configs_opt_out():
         assert (cor.class_share, cor.guard_area) == (None, None)
     with pytest.raises(ConfigError, match="guard_area"):
         load_config(None, ["adele.correction.guard_area=0"])
+
+
+def test_the_paper_presets_detect_and_noise_as_the_official_code():
+    """segthor.yaml and voc.yaml: none of adele's refusals before or after the fit (the official if_update has
+    none), while the default keeps them; segthor.yaml's noise processes the classes in the official order."""
+    import numpy as np
+
+    from adele.config import DetectionConfig
+    from adele.core import detect_onset
+    from adele.noise import parse_recipe
+
+    default = DetectionConfig()
+    assert (default.min_peak_iou, default.min_rise, default.refuse_decreasing) == (0.2, 0.1, True)
+    assert load_config(None, ["method=adele"]).adele.detection == default
+    # starts high, drops, rises again by >= 0.1 and ends below its start: refused by default, fitted officially
+    y = np.array([0.5, 0.1, 0.4, 0.3, 0.35, 0.36, 0.37, 0.37])
+    assert "decreasing" in detect_onset(y, y.size, 100, **default.fit_settings()).reason
+    for name in ("segthor", "voc"):
+        det = load_config(name).adele.detection
+        assert (det.min_peak_iou, det.min_rise, det.refuse_decreasing) == (0.0, 0.0, False), name
+        res = detect_onset(y, y.size, det.horizon or 100, **det.fit_settings())
+        assert res.fit is not None and res.onset is not None, (name, res.reason)
+    noise = parse_recipe(load_config("segthor").data.noise).steps[0].kwargs()
+    assert noise["order"] == (1, 3, 4, 2) and noise["variant"] == "official" and noise["target_area"] == 1000
+    assert parse_recipe("final").steps[0].kwargs()["order"] == "ascending"  # the recipes' default is unchanged

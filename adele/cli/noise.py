@@ -26,7 +26,8 @@ def add_parsers(sub) -> None:
             markov[:strength=,p_expand=], missing[:p=], confusion[:p=], extra[:p=]; join with '+'.
             --recipe also takes a YAML file: steps: [{name: final, target_area: 800}, {name: missing, p: 0.1}]
             morphological parameters: target_area=%s, iterations=%s (e.g. 'final:target_area=800,iterations=1-3'),
-            variant=official (the official SegTHOR noise) or painted (the earlier variant), order=ascending|random.
+            variant=official (the official SegTHOR noise) or painted (the earlier variant),
+            order=ascending|random|IDS (class ids joined by '-'; the official SegTHOR noise: order=1-3-4-2).
             """) % (format_value(DEFAULT_TARGET_AREA), format_value(DEFAULT_ITERATIONS)),
     )
     n.add_argument("--data", required=True, help="dataset folder or 'colin27'")

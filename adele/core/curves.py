@@ -26,7 +26,12 @@ Guards beyond the paper's rule (each one a measured or stated pitfall):
     must reach ``min_peak_iou`` and rise by ``min_rise`` above its early level
     (the first point when that is below ``min_peak_iou``; otherwise the class
     was learned within the first check and its early level is the untrained
-    network's IoU, 0, as f(0) = 0 in the fitted model);
+    network's IoU, 0, as f(0) = 0 in the fitted model), and the fitted curve
+    must end at or above ``min_peak_iou`` (a near-flat fit is not flagged);
+    ``min_peak_iou = min_rise = 0`` turns these checks off, as in the official code;
+  * a decreasing curve (it never rose above its first point by more than
+    ``min_rise`` and ends below it) is not flagged while ``refuse_decreasing``
+    is set; the official code fits it like any other;
   * the official flat-start trim (``trim_flat``, optional): leading points are cut while the IoU
     rose by < trim_flat from one point to the next, however few points that leaves (at least
     one), as officially; with fewer than ``min_points`` left the class is not flagged. So a
@@ -34,7 +39,7 @@ Guards beyond the paper's rule (each one a measured or stated pitfall):
     epoch, or a slow riser) is never flagged, as in the official code. (The official fit also
     runs on 1 or 2 points, but cannot flag them: relative_change(1) = 0 always counts, so
     the local onset is >= 2 while a flag needs onset <= points - 1.)
-  * NaN (class absent), short, flat, decreasing curves and fit failures give
+  * NaN (class absent), short and flat curves and fit failures give
     ``flagged=False`` with a reason instead of an exception.
 """
 
@@ -191,6 +196,7 @@ def detect_onset(
     trim_flat: Optional[float],
     min_peak_iou: float,
     min_rise: float,
+    refuse_decreasing: bool,
     flag_offset: int,
     dt: float = 1.0,
 ) -> OnsetResult:
@@ -220,12 +226,12 @@ def detect_onset(
 
     peak = float(y.max())
     start_rise = peak - float(y[0])
-    if start_rise <= min_rise and y[-1] < y[0]:
+    if refuse_decreasing and start_rise <= min_rise and y[-1] < y[0]:
         return OnsetResult(False, reason=f"decreasing curve (rise {start_rise:.3f} <= {min_rise}, "
                                          f"ends below its start)")
     early = float(y[0]) if y[0] < min_peak_iou else 0.0
     rise = peak - early
-    if peak < min_peak_iou or rise < min_rise or rise <= 0.0:
+    if peak < min_peak_iou or rise < min_rise:  # with either > 0, a rise <= 0 is refused too
         return OnsetResult(False, reason=f"not risen (peak {peak:.3f}, rise {rise:.3f} above early level {early:.3f})")
 
     trimmed = 0
@@ -285,6 +291,7 @@ class MemorizationDetector:
         trim_flat: Optional[float],
         min_peak_iou: float,
         min_rise: float,
+        refuse_decreasing: bool,
         flag_offset: int,
         classes_to_watch: Optional[Sequence[int]] = None,
         dt: float = 1.0,
@@ -305,7 +312,7 @@ class MemorizationDetector:
         self.settings = dict(horizon=int(horizon), r=float(r), min_points=int(min_points),
                              trim_flat=None if trim_flat is None else float(trim_flat),
                              min_peak_iou=float(min_peak_iou), min_rise=float(min_rise),
-                             dt=float(dt), flag_offset=int(flag_offset))
+                             refuse_decreasing=bool(refuse_decreasing), dt=float(dt), flag_offset=int(flag_offset))
         _check_settings(int(horizon), float(r), int(min_points))
         self._history: list[np.ndarray] = []
         self._epochs: list[int] = []

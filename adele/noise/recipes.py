@@ -22,7 +22,12 @@ Names and parameters (defaults in brackets):
   into background); ``painted``: this project's earlier variant (iterations per
   class, nearest resize of the bounding box, classes repainted over each other),
   ``order`` [ascending with ``official``, random with ``painted``]: the order the
-  classes are processed in (``random``: drawn per image).
+  classes are processed in: ``ascending``, ``random`` (drawn per image) or the
+  class ids joined by ``-`` (a list in the dict form): ``order=1-3-4-2`` is the
+  official SegTHOR noise's order (with ``official`` an earlier class keeps the
+  pixels a later one would dilate into; with ``painted`` a later class is painted
+  over an earlier one). Only the listed classes get noise; an id the dataset does
+  not have is refused when the recipe is applied.
 * ``markov`` -- :func:`~adele.noise.markov_noise`; ``strength`` [0.5],
   ``p_expand`` [0.5], ``steps`` [none], ``smoothness`` [0.5].
 * ``missing`` -- :func:`~adele.noise.drop_objects`; ``p`` [0.1].
@@ -164,12 +169,31 @@ def _class_source(value: Any) -> str:
     return out
 
 
-def _paint_order(value: Any) -> str | None:
+def _paint_order(value: Any) -> str | tuple[int, ...] | None:
+    """``'random'`` / ``'ascending'``, or class ids: ``'1-3-4-2'`` / ``[1, 3, 4, 2]`` -> ``(1, 3, 4, 2)``."""
     if _is_none(value):
         return None
-    if value not in ("random", "ascending"):
-        raise ValueError(f"order must be 'random' or 'ascending', got {value!r}")
-    return str(value)
+    if value in ("random", "ascending"):
+        return str(value)
+    expected = "order must be 'random', 'ascending' or class ids joined by '-' (e.g. 1-3-4-2)"
+    if isinstance(value, str):
+        parts = value.strip().split("-")
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        parts = [value]
+    else:
+        raise ValueError(expected)
+    try:
+        ids = tuple(_integer(v) for v in parts)
+    except ValueError:
+        raise ValueError(expected) from None
+    if not ids or min(ids) < 1:
+        raise ValueError("order lists foreground class ids (>= 1; background 0 is never processed)")
+    repeated = sorted({c for c in ids if ids.count(c) > 1})
+    if repeated:
+        raise ValueError(f"order lists class {repeated[0]} twice; list each class once")
+    return ids
 
 
 def _variant(value: Any) -> str:
@@ -382,6 +406,25 @@ def recipe_from_dict(data: Mapping[str, Any]) -> Recipe:
     return Recipe(tuple(steps))
 
 
+def check_recipe_classes(recipe: Recipe | str, num_classes: int | None, ignore_index: int = 255) -> Recipe:
+    """The recipe, parsed; raises :class:`RecipeError` when an ``order`` lists a class the labels cannot hold.
+
+    ``num_classes``: ``C`` (ids ``0 .. C-1``); ``None`` checks only against ``ignore_index``.
+    """
+    recipe = parse_recipe(recipe)
+    for step in recipe.steps:
+        order = step.kwargs().get("order")
+        if not isinstance(order, tuple):
+            continue
+        bad = [c for c in order if c == ignore_index or (num_classes is not None and c >= num_classes)]
+        if bad:
+            have = f"the ignore id ({ignore_index})" if bad[0] == ignore_index else f"not a class: the labels have 0-{num_classes - 1}"
+            fix = "the foreground classes" if num_classes is None else f"ids among 1-{num_classes - 1}"
+            raise RecipeError(f"noise recipe component {step.name!r}: order={format_value(order)} lists {bad[0]}, "
+                              f"{have}; list {fix}")
+    return recipe
+
+
 def apply_recipe(
     label: np.ndarray,
     recipe: Recipe | str,
@@ -400,8 +443,11 @@ def apply_recipe(
     Returns:
         ``(noisy (H, W) uint8, events)``; ``events`` sums the steps' counts, e.g.
         ``{'under': 9, 'over': 0, 'vanished': 1, 'missing': 2}``.
+
+    Raises:
+        RecipeError: an ``order`` lists a class id ``>= num_classes`` or the ignore id.
     """
-    recipe = parse_recipe(recipe)
+    recipe = check_recipe_classes(recipe, num_classes, ignore_index)
     out = label
     events: dict[str, int] = {}
     for step in recipe.steps:
@@ -432,7 +478,7 @@ def noise_dataset(
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    recipe = parse_recipe(recipe)
+    recipe = check_recipe_classes(recipe, num_classes, ignore_index)  # before any image is noised
     noisy, events = [], []
     for i, label in enumerate(labels):
         out, ev = apply_recipe(label, recipe, np.random.default_rng([seed, i]), num_classes, ignore_index)

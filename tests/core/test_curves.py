@@ -16,7 +16,8 @@ from adele.core.curves import (
 )
 
 #: the detection rule's defaults, from the config (the core functions take them explicitly)
-RULE = {k: getattr(DetectionConfig(), k) for k in ("r", "min_points", "trim_flat", "min_peak_iou", "min_rise", "flag_offset")}
+RULE = {k: getattr(DetectionConfig(), k) for k in ("r", "min_points", "trim_flat", "min_peak_iou", "min_rise", "refuse_decreasing",
+                                                  "flag_offset")}
 
 
 def detect_onset(ious, current_epoch, horizon, **kw):
@@ -210,6 +211,38 @@ def test_rise_then_collapse_gives_near_flat_fit():
     y = np.array([0.0, 0.3, 0.25, 0.15, 0.1, 0.05, 0.05, 0.04])
     res = detect_onset(y, current_epoch=8, horizon=100)
     assert not res.flagged and "near-flat" in res.reason
+
+
+#: the official code's detection: no refusals before or after the fit
+OFFICIAL = dict(min_peak_iou=0.0, min_rise=0.0, refuse_decreasing=False)
+
+
+def _official_onset(y, horizon, r=0.9):
+    """The official ``label_update_epoch`` (fit on all points, onset counted over epochs 1..horizon-1)."""
+    fit = fit_curve(np.asarray(y, dtype=np.float64))
+    return onset_epoch(fit.a, fit.b, fit.c, horizon, r)
+
+
+@pytest.mark.parametrize("name, y", [
+    ("decreasing", np.linspace(0.9, 0.3, 15)),
+    ("not risen", np.full(15, 0.05) + np.linspace(0, 0.1, 15)),
+    ("near-flat", np.array([0.0, 0.3, 0.25, 0.15, 0.1, 0.05, 0.05, 0.04])),
+])
+def test_refusals_off_give_the_official_onset(name, y):
+    """Each refusal fires by default; with the official settings the curve is fitted and its onset is the official one."""
+    horizon = 12
+    assert name in detect_onset(y, current_epoch=y.size, horizon=horizon, trim_flat=None).reason
+    res = detect_onset(y, current_epoch=y.size, horizon=horizon, trim_flat=None, **OFFICIAL)
+    assert res.fit is not None and res.onset == _official_onset(y, horizon)
+    assert res.flagged == (y.size - 1 >= res.onset)
+
+
+def test_refuse_decreasing_alone_switches_the_decreasing_refusal():
+    y = np.linspace(0.9, 0.3, 15)
+    kept = detect_onset(y, current_epoch=15, horizon=12, trim_flat=None, min_peak_iou=0.0, min_rise=0.0)
+    assert "decreasing" in kept.reason and kept.fit is None
+    off = detect_onset(y, current_epoch=15, horizon=12, trim_flat=None, min_peak_iou=0.0, min_rise=0.0, refuse_decreasing=False)
+    assert "decreasing" not in off.reason and off.fit is not None
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("no convergence"), ValueError("bad"),

@@ -141,3 +141,72 @@ def test_errors_are_adele_errors_for_the_cli():
     with pytest.raises(AdeleError):
         apply_recipe(np.full((4, 4), 7, np.uint8), "final", np.random.default_rng(0), NUM_CLASSES)
     assert issubclass(LabelError, ValueError)
+
+
+# ------------------------------------------------------------------ an explicit class order
+
+def test_explicit_order_parses_in_both_forms_and_round_trips():
+    step = parse_recipe("final:order=1-3-4-2").steps[0]
+    assert step.kwargs()["order"] == (1, 3, 4, 2)
+    assert step.to_spec() == "final:iterations=2-4,order=1-3-4-2,target_area=1000,variant=official"
+    as_dict = recipe_from_dict({"steps": [{"name": "final", "order": [1, 3, 4, 2]}]})
+    assert as_dict == parse_recipe("final:order=1-3-4-2") == recipe_from_dict(as_dict.to_dict())
+    assert parse_recipe("over:order=5").steps[0].kwargs()["order"] == (5,)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("final:order=1-x", "class ids joined by '-'"),
+    ("final:order=descending", "class ids joined by '-'"),
+    ("final:order=0-1-2", "background 0 is never processed"),
+    ("final:order=1-3-1", "class 1 twice"),
+    ("final:order=1--2", "class ids joined by '-'"),
+])
+def test_bad_explicit_orders(spec, message):
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe(spec)
+
+
+@pytest.mark.parametrize("order, bad", [("1-3-6", "lists 6, not a class: the labels have 0-5; list ids among 1-5"),
+                                        ("255-1", "lists 255, the ignore id")])
+def test_an_order_naming_a_class_the_labels_lack_is_refused_before_any_image(order, bad, label_maps):
+    with pytest.raises(RecipeError, match=bad):
+        noise_dataset(label_maps, f"final:order={order}", seed=0, num_classes=NUM_CLASSES)
+    with pytest.raises(RecipeError, match=bad):
+        apply_recipe(label_maps[0], f"final:order={order}", np.random.default_rng(0), NUM_CLASSES)
+
+
+def _touching_pair():
+    """(12, 16) uint8: class 2 in columns 2-6 and class 3 in columns 9-13, a 2-pixel background gap between."""
+    label = np.zeros((12, 16), np.uint8)
+    label[3:9, 2:7] = 2
+    label[3:9, 9:14] = 3
+    return label
+
+
+@pytest.mark.parametrize("variant, winner", [("official", "first"), ("painted", "last")])
+def test_the_order_decides_which_class_takes_the_gap(variant, winner):
+    """Dilating both classes by 2 pixels closes the gap; official: the earlier class keeps it, painted: the later."""
+    label = _touching_pair()
+    gap = np.zeros_like(label, dtype=bool)
+    gap[3:9, 7:9] = True
+    for order in ((2, 3), (3, 2)):
+        spec = f"over:target_area=none,iterations=2,variant={variant},order={order[0]}-{order[1]}"
+        out, events = apply_recipe(label, spec, np.random.default_rng(0), NUM_CLASSES)
+        assert events["over"] == 2
+        expected = order[0] if winner == "first" else order[1]
+        assert np.all(out[gap] == expected), (variant, order)
+
+
+def test_listed_ascending_order_is_ascending_and_unlisted_classes_keep_their_labels(label_maps):
+    label = label_maps[0]
+    present = sorted(set(np.unique(label).tolist()) - {0, IGNORE})
+    listed = "-".join(str(c) for c in present)
+    ascending, _ = apply_recipe(label, "final", np.random.default_rng(5), NUM_CLASSES)
+    explicit, _ = apply_recipe(label, f"final:order={listed}", np.random.default_rng(5), NUM_CLASSES)
+    assert ascending.tobytes() == explicit.tobytes()
+    # official variant, erosion at native size: a class left out of the order is never touched
+    kept = present[-1]
+    only, events = apply_recipe(label, f"under:target_area=none,order={'-'.join(str(c) for c in present[:-1])}",
+                                np.random.default_rng(5), NUM_CLASSES)
+    assert events["under"] == len(present) - 1
+    assert np.array_equal(only == kept, label == kept)
