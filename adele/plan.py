@@ -17,6 +17,9 @@ Rules (per device; the numbers are :data:`BUDGETS`):
 * an epoch is a fixed number of optimizer steps (nnU-Net: 250): one pass over the training
   images, clipped to ``min_steps``..``max_steps``, so a small dataset still gets enough steps
   per epoch and a large one scales steps, not epochs;
+* where that makes an epoch ``PASSES_PER_POINT`` passes over the data or more (a dataset of a few images), a
+  training-IoU point for the memorization detection every pass (``adele.detection.every_steps``): such a
+  dataset can be memorized within a few epochs, before a curve of one point per epoch has the points to fit;
 * ``epochs`` epochs, the same for every dataset size: ADELE's epoch-counted parts (onset
   horizon, correction every 10 epochs, evaluation every epoch) mean the same on any dataset;
 * Adam, a step-wise poly learning-rate schedule, cross-entropy + soft Dice (nnU-Net's loss),
@@ -43,6 +46,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "cuda": {"pixels": 256 * 256, "max_pixels": 512 * 512, "min_object_px": 64, "batch_pixels": 12 * 256 * 256,
              "max_batch": 32, "min_steps": 250, "max_steps": 250, "epochs": 100, "width": 32, "lr": 1e-3},
 }
+#: an epoch of at least this many passes over the training images gets one IoU point per pass
+PASSES_PER_POINT = 4
 #: images read for the fingerprint (an even sample of the training split beyond that)
 MAX_IMAGES = 2000
 
@@ -150,6 +155,7 @@ def plan(fp: Fingerprint, device: str = "cpu") -> dict[str, Any]:
         batch = int(max(2, min(b["max_batch"], 2 ** math.floor(math.log2(max(2, b["batch_pixels"] / (size[0] * size[1])))))))
     one_pass = math.ceil(fp.num_images / batch)
     steps = int(min(b["max_steps"], max(b["min_steps"], one_pass)))
+    per_pass = {"adele.detection.every_steps": one_pass} if steps >= PASSES_PER_POINT * one_pass else {}
     return {
         "data.size": [int(size[0]), int(size[1])],
         "train.batch_size": batch,
@@ -165,6 +171,7 @@ def plan(fp: Fingerprint, device: str = "cpu") -> dict[str, Any]:
         "optim.schedule": "poly",
         "optim.poly_power": 0.9,
         "model.width": b["width"],
+        **per_pass,
     }
 
 

@@ -61,6 +61,15 @@ def test_small_data_gets_enough_steps_and_large_data_scales_steps_not_epochs():
         plan(fingerprint(synthetic(2)), "tpu")
 
 
+def test_an_epoch_of_many_passes_records_an_iou_point_every_pass():
+    """Ten images at batch 2 and 50 steps: an epoch is ten passes, so memorization can come before a curve of one
+    point per epoch has points to fit; the plan gives one point per pass. An epoch of under four passes keeps one."""
+    tiny = plan(fingerprint(synthetic(10)), "cpu")
+    assert tiny["train.steps_per_epoch"] == 50 and tiny["adele.detection.every_steps"] == 5
+    assert "adele.detection.every_steps" not in plan(fingerprint(synthetic(34)), "cpu")  # 17 steps a pass: ~3 passes
+    assert load_config(None, plan=tiny).adele.detection.every_steps == 5
+
+
 def test_precedence_defaults_plan_file_overrides(tmp_path):
     cfg, rec = planned_config(None, {"data.path": "colin27"}, device="cpu")
     assert cfg.data.size == tuple(rec["plan"]["data.size"]) and cfg.optim.schedule == "poly"
