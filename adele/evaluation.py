@@ -10,9 +10,13 @@ zooms, mm^3 / 1000).
 The numbers follow :mod:`adele.metrics`: one confusion matrix per case
 (ignore voxels of the reference are never counted), Dice and IoU from
 :func:`~adele.metrics.scores_from_confusion` (NaN for a class absent from
-both), and every mean taken over the foreground classes *present in the
-reference*: a class the reference lacks but the prediction has counts as false
-positives (its Dice is 0 in the case's metrics) and is left out of the means.
+both, 0 when only predicted). ``mean`` and ``foreground_mean`` are nnU-Net v2's
+(``compute_metrics_on_folder``): per class, the mean over the cases whose Dice
+is not NaN, so a case that predicts a class its reference lacks counts as 0;
+then the plain mean of those over the foreground classes (NaN when a class is
+in no mask at all). ``mean_present`` / ``foreground_mean_present`` take Dice and
+IoU over the cases whose *reference* has the class instead (a class only
+predicted is left out), as do ``per_case_mean`` and ``dataset_level``.
 """
 from __future__ import annotations
 
@@ -207,9 +211,11 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, classes: Optiona
     Fields (class keys are ids as strings, NaN written as null):
     ``metric_per_case``: [{"prediction_file", "reference_file", "metrics": {class: case metrics}}],
     case metrics as :func:`case_metrics_from_confusion`;
-    ``mean``: {class: {metric: mean over cases}}, Dice and IoU over the cases whose reference has the
-    class, counts and ``volume_difference`` over all cases;
-    ``foreground_mean``: {metric: mean of ``mean`` over the classes (those never in a reference left out)};
+    ``mean``: {class: {metric: mean over cases}} as nnU-Net's: NaN values skipped (Dice and IoU of the
+    cases with the class in neither mask), so a case that only predicts the class counts as 0;
+    ``foreground_mean``: {metric: mean of ``mean`` over the classes} as nnU-Net's (NaN if a class's is);
+    ``mean_present``: {class: {"Dice", "IoU"}} over the cases whose reference has the class;
+    ``foreground_mean_present``: {"Dice", "IoU"}: mean of ``mean_present`` over the classes some reference has;
     ``volume_difference``: {case: {class: predicted - reference volume}} in ``volume_unit`` (ml or pixels);
     ``dataset_level``: Dice/IoU per class from the confusion matrix summed over cases, their means over
     the classes present, ``mean_classes``, ``absent_classes`` {class: false-positive voxels};
@@ -245,7 +251,7 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, classes: Optiona
     per_case = [case_metrics_from_confusion(cm, vv) for cm, vv in zip(cms, volumes)]
     keys = [str(c) for c in selected]
 
-    mean, fg_mean = _case_means(cms, per_case, selected, keys)
+    mean, fg_mean, mean_present, fg_mean_present = _case_means(cms, per_case, selected, keys)
     dataset_level, per_case_mean = _pooled_scores(cms, selected, keys, num_classes)
 
     summary = {
@@ -253,6 +259,8 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, classes: Optiona
                             for c, pc in zip(cases, per_case)],
         "mean": mean,
         "foreground_mean": fg_mean,
+        "mean_present": mean_present,
+        "foreground_mean_present": fg_mean_present,
         "volume_difference": {c: {k: pc[k]["volume_difference"] for k in keys} for c, pc in zip(cases, per_case)},
         "dataset_level": dataset_level,
         "per_case_mean": per_case_mean,
@@ -264,20 +272,21 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, classes: Optiona
     return _json_ready(summary)
 
 
-def _case_means(cms: list[np.ndarray], per_case: list[dict], selected: list[int], keys: list[str]) -> tuple[dict, dict]:
-    """``mean`` (per class over cases; Dice and IoU over the cases whose reference has the class) and ``foreground_mean``."""
-    present = np.array([[cm[c].sum() > 0 for c in selected] for cm in cms])  # (cases, classes)
-    mean: dict[str, dict[str, Any]] = {}
-    for j, k in enumerate(keys):
-        m: dict[str, Any] = {}
-        for metric in ("Dice", "IoU"):
-            m[metric] = nanmean(np.array([pc[k][metric] if present[i, j] else np.nan for i, pc in enumerate(per_case)]))
-        for metric in COUNTS + ("volume_difference",):
-            m[metric] = float(np.mean([pc[k][metric] for pc in per_case]))
-        mean[k] = m
-    fg_mean = {metric: nanmean(np.array([mean[k][metric] for k in keys])) for metric in ("Dice", "IoU") + COUNTS + ("volume_difference",)}
+def _case_means(cms: list[np.ndarray], per_case: list[dict], selected: list[int], keys: list[str]) -> tuple[dict, dict, dict, dict]:
+    """(``mean``, ``foreground_mean``, ``mean_present``, ``foreground_mean_present``) of :func:`evaluate_folders`.
 
-    return mean, fg_mean
+    ``mean``/``foreground_mean`` as nnU-Net v2: per class the NaN-skipping mean over cases of every metric, then
+    the plain mean over the classes (NaN stays NaN). The ``_present`` pair: Dice and IoU over the cases whose
+    reference has the class, then the mean over the classes some reference has.
+    """
+    present = np.array([[cm[c].sum() > 0 for c in selected] for cm in cms])  # (cases, classes)
+    metrics = ("Dice", "IoU") + COUNTS + ("volume_difference",)
+    mean = {k: {metric: nanmean(np.array([pc[k][metric] for pc in per_case])) for metric in metrics} for k in keys}
+    fg_mean = {metric: float(np.mean([mean[k][metric] for k in keys])) for metric in metrics}
+    mean_present = {k: {metric: nanmean(np.array([pc[k][metric] if present[i, j] else np.nan for i, pc in enumerate(per_case)]))
+                        for metric in ("Dice", "IoU")} for j, k in enumerate(keys)}
+    fg_mean_present = {metric: nanmean(np.array([mean_present[k][metric] for k in keys])) for metric in ("Dice", "IoU")}
+    return mean, fg_mean, mean_present, fg_mean_present
 
 
 def _pooled_scores(cms: list[np.ndarray], selected: list[int], keys: list[str], num_classes: int) -> tuple[dict, dict]:
@@ -347,25 +356,30 @@ def _json_ready(x: Any) -> Any:
 
 
 def format_table(summary: dict) -> str:
-    """The per-class table printed by ``adele evaluate``: mean Dice, IoU and volume difference, then the foreground mean."""
+    """The per-class table printed by ``adele evaluate``: nnU-Net's mean Dice and IoU, volume difference, cases
+    whose reference has the class, Dice over those cases; then the foreground means and a line naming the keys."""
     unit = summary["volume_unit"]
     names = summary["class_names"]
     width = max([len(f"{k} {n}") for k, n in names.items()] + [len("foreground mean")])
+    vol = '+18.4f' if unit == 'ml' else '+18.1f'
 
     def num(v: Optional[float], spec: str) -> str:
         return "-" if v is None else format(v, spec)
 
-    head = f"{'class':<{width}}  {'Dice':>7}  {'IoU':>7}  {'vol. diff (' + unit + ')':>18}  {'in ref':>7}"
+    head = f"{'class':<{width}}  {'Dice':>7}  {'IoU':>7}  {'vol. diff (' + unit + ')':>18}  {'in ref':>7}  {'Dice in ref':>11}"
     lines = [head, "-" * len(head)]
     for k, m in summary["mean"].items():
         label = f"{k} {names[k]}" if names[k] != k else k
         n_in = sum(1 for pc in summary["metric_per_case"] if pc["metrics"][k]["n_ref"] > 0)
-        lines.append(f"{label:<{width}}  {num(m['Dice'], '7.4f')}  {num(m['IoU'], '7.4f')}  "
-                     f"{num(m['volume_difference'], '+18.4f' if unit == 'ml' else '+18.1f')}  {n_in:>7}")
+        lines.append(f"{label:<{width}}  {num(m['Dice'], '7.4f')}  {num(m['IoU'], '7.4f')}  {num(m['volume_difference'], vol)}  "
+                     f"{n_in:>7}  {num(summary['mean_present'][k]['Dice'], '11.4f')}")
     fg = summary["foreground_mean"]
     lines.append("-" * len(head))
-    lines.append(f"{'foreground mean':<{width}}  {num(fg['Dice'], '7.4f')}  {num(fg['IoU'], '7.4f')}  "
-                 f"{num(fg['volume_difference'], '+18.4f' if unit == 'ml' else '+18.1f')}")
+    lines.append(f"{'foreground mean':<{width}}  {num(fg['Dice'], '7.4f')}  {num(fg['IoU'], '7.4f')}  {num(fg['volume_difference'], vol)}  "
+                 f"{'':>7}  {num(summary['foreground_mean_present']['Dice'], '11.4f')}")
+    lines.append("Dice, IoU: nnU-Net's 'mean' / 'foreground_mean': a case that predicts a class its reference lacks counts 0 "
+                 "('-': a class in no mask)")
+    lines.append("Dice in ref: over the cases whose reference has the class ('mean_present' / 'foreground_mean_present')")
     ds = summary["dataset_level"]
     lines.append(f"{summary['num_cases']} case(s); dataset-level mean Dice {num(ds['mean_Dice'], '.4f')}, "
                  f"per-case mean Dice {num(summary['per_case_mean']['Dice'], '.4f')}")

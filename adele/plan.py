@@ -13,7 +13,8 @@ Rules (per device; the numbers are :data:`BUDGETS`):
   median shape, scaled down (aspect kept, sides multiples of 8, at least 32) to at most
   ``pixels`` per image; scaled up again (never above the median shape, at most
   ``max_pixels``) until the smallest class's typical object covers ``min_object_px`` pixels;
-* batch: ``batch`` images (on CUDA, as many as fit ``batch_pixels``, 2..``max_batch``);
+* batch: ``batch`` images (on CUDA, as many as fit ``batch_pixels``, 2..``max_batch``), at most
+  the number of training images;
 * an epoch is a fixed number of optimizer steps (nnU-Net: 250): one pass over the training
   images, clipped to ``min_steps``..``max_steps``, so a small dataset still gets enough steps
   per epoch and a large one scales steps, not epochs;
@@ -153,6 +154,7 @@ def plan(fp: Fingerprint, device: str = "cpu") -> dict[str, Any]:
         batch = b["batch"]
     else:
         batch = int(max(2, min(b["max_batch"], 2 ** math.floor(math.log2(max(2, b["batch_pixels"] / (size[0] * size[1])))))))
+    batch = min(batch, max(1, fp.num_images))  # never more images than the training set holds (the trainer clips too)
     one_pass = math.ceil(fp.num_images / batch)
     steps = int(min(b["max_steps"], max(b["min_steps"], one_pass)))
     per_pass = {"adele.detection.every_steps": one_pass} if steps >= PASSES_PER_POINT * one_pass else {}

@@ -66,20 +66,20 @@ def main() -> None:
         adele("predict", str(run), "--input", str(src / "imagesTs"), "--out", str(pred), "--overwrite", "--device", "cpu")
         adele("evaluate", str(pred), str(src / "labelsTs"), "--overwrite")
         summary = json.loads((pred / "summary.json").read_text())
-        rows.append((f"fold {k}", metrics["val"]["mean_dice"], summary["foreground_mean"]["Dice"], wall))
+        rows.append((f"fold {k}", metrics["val"]["mean_dice"], summary["foreground_mean_present"]["Dice"], wall))
         runs.append(run)
     pred = out / "pred_ensemble"
     adele("predict", *map(str, runs), "--input", str(src / "imagesTs"), "--out", str(pred), "--overwrite", "--device", "cpu")
     adele("evaluate", str(pred), str(src / "labelsTs"), "--overwrite")
     ens = json.loads((pred / "summary.json").read_text())
-    rows.append((f"ensemble of {len(runs)} folds", None, ens["foreground_mean"]["Dice"], None))
+    rows.append((f"ensemble of {len(runs)} folds", None, ens["foreground_mean_present"]["Dice"], None))
     print(f"\n{src.name}: 15 training cases (5 folds), test = imagesTs vs labelsTs (3 cases), native space; "
           f"recipe: planned{' + ' + ' '.join(extra) if extra else ''}\n")
     print("| model | val mean Dice (slices) | test mean Dice (labelsTs, native) | training wall time |\n|---|---:|---:|---:|")
     for name, val, test, wall in rows:
         print(f"| {name} | {'-' if val is None else f'{val:.3f}'} | {test:.3f} | {'-' if wall is None else f'{wall:.0f} s'} |")
     names = ens.get("class_names", {})
-    print("\nper class, ensemble: " + ", ".join(f"{names.get(c, c)} {v['Dice']:.3f}" for c, v in ens["mean"].items()))
+    print("\nper class, ensemble: " + ", ".join(f"{names.get(c, c)} {v['Dice']:.3f}" for c, v in ens["mean_present"].items()))
     print(f"\nwork folder: {out.name}")
 
 

@@ -30,3 +30,32 @@ def test_demo_end_to_end(tmp_path, capsys):
     summary = json.loads((tmp_path / "demo" / "demo_summary.json").read_text())
     assert set(summary["test_mean_dice"]) == {"baseline", "adele"}
     assert (tmp_path / "demo" / "report" / "index.html").is_file()
+
+
+def test_demo_table_header_shows_each_runs_whole_name():
+    from adele.reporting.tables import format_metrics_table
+
+    run = {"classes": ["background", "a", "b"], "test": {"dice": {"a": 0.5, "b": 0.25}, "mean_dice": 0.375, "per_image_mean_dice": 0.4}}
+    table = format_metrics_table({"baseline (noisy)": run, "ADELE (noisy)": run}, split="test").splitlines()
+    assert table[0].split()[2:] == ["baseline", "(noisy)", "ADELE", "(noisy)"]
+    assert len({len(line) for line in table}) == 1  # the values stay under their names
+    assert table[2].split() == ["a", "0.500", "0.500"]
+
+
+def test_a_round_that_changed_no_pixel_prints_no_nan_precision():
+    from adele.engine.adele import round_line
+
+    none = round_line(7, 2, {"pixels_changed": 0, "precision": None, "agreement_before": 0.5, "agreement_after": 0.5})
+    assert "nan" not in none and "precision n/a (no pixel changed)" in none
+    some = round_line(7, 3, {"pixels_changed": 12, "precision": 0.75, "agreement_before": 0.5, "agreement_after": 0.6})
+    assert some == "epoch 7: correction round 3 changed 12 pixels, precision 0.750, label Dice vs clean 0.500 -> 0.600"
+    assert round_line(7, 3, {"pixels_changed": 12}) == "epoch 7: correction round 3 changed 12 pixels"  # no clean labels
+
+
+def test_demo_help_gives_a_measured_time(capsys):
+    from adele.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "about 4 minutes on 2 CPU cores (measured alone)" in out and "7 minutes" not in out

@@ -8,7 +8,7 @@ import pytest
 
 from adele.cli import main
 from adele.data.io import write_array
-from adele.evaluation import evaluate_case, evaluate_folders
+from adele.evaluation import evaluate_case, evaluate_folders, format_table
 from adele.metrics import foreground_mean, present_in_truth, scores_from_confusion
 from adele.testing import make_volume_dataset
 
@@ -81,12 +81,16 @@ def test_folders_mean_over_cases_present_in_the_reference(tmp_path):
     assert cases["case_a.png"]["1"]["Dice"] == 1.0 and cases["case_a.png"]["2"]["Dice"] == 0.4
     assert cases["case_b.npy"]["1"]["Dice"] == 0.5 and cases["case_b.npy"]["2"]["FP"] == 1 and cases["case_b.npy"]["2"]["Dice"] == 0.0
     assert cases["case_b.npy"]["1"]["TN"] + 2 + 2 + 2 == 15  # 16 pixels, one ignored
-    # per class over the cases whose reference has it: tumour only from case_a
-    assert s["mean"]["1"]["Dice"] == pytest.approx(0.75) and s["mean"]["2"]["Dice"] == pytest.approx(0.4)
-    assert s["mean"]["1"]["IoU"] == pytest.approx((1 + 1 / 3) / 2, abs=1e-6) and s["mean"]["2"]["IoU"] == pytest.approx(0.25)
+    # nnU-Net's mean: tumour only predicted in case_b counts as 0
+    assert s["mean"]["1"]["Dice"] == pytest.approx(0.75) and s["mean"]["2"]["Dice"] == pytest.approx(0.2)
+    assert s["mean"]["1"]["IoU"] == pytest.approx((1 + 1 / 3) / 2, abs=1e-6) and s["mean"]["2"]["IoU"] == pytest.approx(0.125)
     assert s["mean"]["2"]["volume_difference"] == pytest.approx((-3 + 1) / 2)  # volumes over all cases
     assert s["volume_difference"] == {"case_a": {"1": 0.0, "2": -3.0}, "case_b": {"1": 0.0, "2": 1.0}}
-    assert s["foreground_mean"]["Dice"] == pytest.approx((0.75 + 0.4) / 2)
+    assert s["foreground_mean"]["Dice"] == pytest.approx((0.75 + 0.2) / 2)
+    # per class over the cases whose reference has it: tumour only from case_a
+    assert s["mean_present"]["1"]["Dice"] == pytest.approx(0.75) and s["mean_present"]["2"]["Dice"] == pytest.approx(0.4)
+    assert s["mean_present"]["2"]["IoU"] == pytest.approx(0.25)
+    assert s["foreground_mean_present"]["Dice"] == pytest.approx((0.75 + 0.4) / 2)
     # per case: a (1 + 0.4) / 2 = 0.7, b 0.5 (tumour absent) -> 0.6
     assert s["per_case_mean"]["Dice"] == pytest.approx(0.6)
     # dataset level, summed confusion: liver TP 6 FP 2 FN 2 -> 0.75; tumour TP 1 FP 1 FN 3 -> 1/3
@@ -94,11 +98,12 @@ def test_folders_mean_over_cases_present_in_the_reference(tmp_path):
     assert s["dataset_level"]["mean_Dice"] == pytest.approx((0.75 + 1 / 3) / 2, abs=1e-6)
 
     only = evaluate_folders(root / "pred", root / "labelsTs", classes=["tumour"])
-    assert list(only["mean"]) == ["2"] and only["foreground_mean"]["Dice"] == pytest.approx(0.4)
+    assert list(only["mean"]) == ["2"] and only["foreground_mean"]["Dice"] == pytest.approx(0.2)
+    assert only["foreground_mean_present"]["Dice"] == pytest.approx(0.4)
     assert evaluate_folders(root / "pred", root / "labelsTs", classes=[2])["mean"] == only["mean"]
 
 
-def test_a_class_in_no_reference_is_null_and_left_out(tmp_path):
+def test_a_class_in_no_reference_counts_0_in_nnunets_mean_and_is_left_out_of_the_present_one(tmp_path):
     ref = np.zeros((3, 3), np.uint8)
     ref[0, 0] = 1
     pred = ref.copy()
@@ -107,8 +112,9 @@ def test_a_class_in_no_reference_is_null_and_left_out(tmp_path):
     write_array(tmp_path / "pred" / "x.png", pred)
     s = evaluate_folders(tmp_path / "pred", tmp_path / "ref")
     assert s["class_names"] == {"1": "1", "2": "2"} and s["ignore_index"] == 255
-    assert s["mean"]["2"]["Dice"] is None and s["mean"]["2"]["FP"] == 1.0
-    assert s["foreground_mean"]["Dice"] == 1.0 and s["dataset_level"]["mean_Dice"] == 1.0
+    assert s["mean"]["2"]["Dice"] == 0.0 and s["mean"]["2"]["FP"] == 1.0 and s["foreground_mean"]["Dice"] == 0.5
+    assert s["mean_present"]["2"]["Dice"] is None and s["foreground_mean_present"]["Dice"] == 1.0
+    assert s["dataset_level"]["mean_Dice"] == 1.0
     assert s["dataset_level"]["Dice"]["2"] is None and s["dataset_level"]["absent_classes"] == {"2": 1}
     assert s["dataset_level"]["mean_classes"] == ["1"]
 
@@ -288,3 +294,47 @@ def test_bad_inputs_give_one_line(make, tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     assert names in lines[0] and fix in lines[0], lines[0]
     assert not (tmp_path / "pred" / "summary.json").exists()
+
+
+# ----------------------------------------------------------------------------- nnU-Net's means, counted by hand
+
+
+def test_mean_and_foreground_mean_are_nnunets(tmp_path):
+    """``mean`` / ``foreground_mean`` as nnU-Net v2's compute_metrics_on_folder: per case, Dice is NaN when the class
+    is in neither mask and 0 when only predicted; ``mean`` is the NaN-skipping mean over cases, ``foreground_mean`` the
+    plain mean over the classes (NaN, written null, when a class is NaN). The means over the cases whose reference
+    has the class are ``mean_present`` / ``foreground_mean_present``."""
+    z = np.zeros((2, 3), np.uint8)
+    # case a: class 1 ref 2 px, pred 2 px, 1 shared -> Dice 2*1/4 = 0.5, IoU 1/3; class 2 only predicted (1 px) -> 0, 0
+    ref_a, pred_a = z.copy(), z.copy()
+    ref_a[0, :2], pred_a[0, 1:] = 1, 1
+    pred_a[1, 0] = 2
+    # case b: both classes exact -> 1, 1
+    ref_b = np.array([[1, 0, 0], [0, 2, 2]], np.uint8)
+    pred_b = ref_b.copy()
+    # case c: background only in both -> NaN for both classes
+    for folder, masks in (("ref", (ref_a, ref_b, z)), ("pred", (pred_a, pred_b, z))):
+        for name, m in zip("abc", masks):
+            write_array(tmp_path / folder / f"{name}.png", m)
+
+    s = evaluate_folders(tmp_path / "pred", tmp_path / "ref")
+    per = {c["reference_file"].rsplit("/", 1)[-1]: c["metrics"] for c in s["metric_per_case"]}
+    assert per["a.png"]["2"]["Dice"] == 0.0 and per["c.png"]["1"]["Dice"] is None and per["c.png"]["2"]["IoU"] is None
+    # nnU-Net: class 1 nanmean(0.5, 1, NaN) = 0.75; class 2 nanmean(0, 1, NaN) = 0.5; foreground (0.75 + 0.5) / 2
+    assert s["mean"]["1"]["Dice"] == pytest.approx(0.75) and s["mean"]["2"]["Dice"] == pytest.approx(0.5)
+    assert s["mean"]["1"]["IoU"] == pytest.approx((1 / 3 + 1) / 2, abs=1e-6) and s["mean"]["2"]["IoU"] == pytest.approx(0.5)
+    assert s["foreground_mean"]["Dice"] == pytest.approx(0.625)
+    assert s["mean"]["2"]["FP"] == pytest.approx(1 / 3, abs=1e-6)  # counts: over all cases
+    # over the cases whose reference has the class: class 2 from case b only
+    assert s["mean_present"]["1"]["Dice"] == pytest.approx(0.75) and s["mean_present"]["2"]["Dice"] == pytest.approx(1.0)
+    assert s["foreground_mean_present"]["Dice"] == pytest.approx(0.875)
+    table = format_table(s).splitlines()  # the table says which mean each column is
+    assert table[0].split()[-3:] == ["Dice", "in", "ref"] and any("nnU-Net's 'mean'" in line for line in table)
+    assert next(line for line in table if line.startswith("2 ")).split()[1::4] == ["0.5000", "1.0000"]
+
+    # a class dataset.json lists but no mask holds: NaN in nnU-Net's mean, so its foreground mean is NaN (null) too
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "a": 1, "b": 2, "never": 3}}))
+    s3 = evaluate_folders(tmp_path / "pred", tmp_path / "ref")
+    assert s3["mean"]["3"]["Dice"] is None and s3["mean"]["3"]["FP"] == 0.0
+    assert s3["foreground_mean"]["Dice"] is None and s3["foreground_mean"]["FP"] == pytest.approx((1 / 3 + 1 / 3 + 0) / 3, abs=1e-6)
+    assert s3["foreground_mean_present"]["Dice"] == pytest.approx(0.875)

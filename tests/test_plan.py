@@ -57,6 +57,7 @@ def test_small_data_gets_enough_steps_and_large_data_scales_steps_not_epochs():
     assert small["train.epochs"] == large["train.epochs"]
     gpu = plan(fingerprint(synthetic(2000, shape=(64, 64))), "cuda")
     assert gpu["train.batch_size"] > 2 and gpu["train.steps_per_epoch"] == 250
+    assert plan(fingerprint(synthetic(3, shape=(64, 64))), "cuda")["train.batch_size"] == 3  # never more than the images
     with pytest.raises(ValueError, match="device"):
         plan(fingerprint(synthetic(2)), "tpu")
 

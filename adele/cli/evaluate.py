@@ -18,7 +18,9 @@ def add_parsers(sub) -> None:
                                    "or NIfTI volumes in their native space: same shape and affine) and write summary.json in "
                                    "nnU-Net's layout (metric_per_case, mean, foreground_mean) plus the volume difference per case "
                                    "and class (ml for NIfTI, pixels for 2D) and the dataset-level Dice of the summed confusion "
-                                   "matrix. Means are taken over the foreground classes present in the reference; reference "
+                                   "matrix. 'mean' and 'foreground_mean' are nnU-Net's (a case that predicts a class its reference lacks "
+                                   "counts as Dice 0); 'mean_present' and 'foreground_mean_present' take only the cases whose "
+                                   "reference has the class. Reference "
                                    "voxels with the ignore label (255, or dataset.json's \"ignore\") are not counted. Class names "
                                    "come from a dataset.json in LABELS, its parent or grandparent, if there is one.",
                        epilog=fmt("""

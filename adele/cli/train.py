@@ -105,7 +105,7 @@ def _add_demo_parser(sub) -> None:
                     "and print per-class test Dice side by side.",
         epilog=fmt("""
             examples:
-              adele demo                       # default: runs/demo, about 7 minutes on 2 CPU cores
+              adele demo                       # default: runs/demo, about 4 minutes on 2 CPU cores (measured alone)
               adele demo --epochs 10 --out /tmp/demo-quick
             """),
     )

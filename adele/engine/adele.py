@@ -40,6 +40,16 @@ from ..prediction import multiscale_probs
 from .distributed import DistInfo, all_reduce_sum, rank_batches, steps_per_epoch
 
 
+def round_line(epoch: int, round_no: int, info: dict) -> str:
+    """The terminal line of a correction round (``info``: the round's record); its precision "n/a" when it changed no pixel."""
+    msg = f"epoch {epoch}: correction round {round_no} changed {info['pixels_changed']} pixels"
+    if "precision" in info:
+        p = info["precision"]
+        prec = "n/a (no pixel changed)" if not info["pixels_changed"] else "-" if p is None else f"{p:.3f}"
+        msg += f", precision {prec}, label Dice vs clean {info['agreement_before']:.3f} -> {info['agreement_after']:.3f}"
+    return msg
+
+
 class Baseline:
     """The plain method: the supervised loss, nothing between batches or epochs.
 
@@ -359,10 +369,7 @@ class AdeleState(Baseline):
             runfolder.save_labels(self.train.labels, runfolder.label_round_path(self.run_dir, self.round))
         dist.barrier()
         self.rounds.append(info)
-        msg = f"epoch {epoch}: correction round {self.round} changed {info['pixels_changed']} pixels"
-        if "precision" in info:
-            msg += f", precision {info['precision'] if info['precision'] is not None else float('nan'):.3f}, label Dice vs clean {info['agreement_before']:.3f} -> {info['agreement_after']:.3f}"
-        self.log(msg)
+        self.log(round_line(epoch, self.round, info))
         return info
 
     def not_learned(self, seen: PredictionAreas, classes: list[int]) -> dict[int, float]:

@@ -67,6 +67,7 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         self.device = self._device()
         self.data = data or load_run_data(cfg)
+        cfg = self.cfg = self._clip_batch(cfg)
         src = self.data.source
         self.classes = list(src.classes)
         self.num_classes = src.num_classes
@@ -108,6 +109,19 @@ class Trainer:
         self._tb = None
 
     # ------------------------------------------------------------------ setup
+
+    def _clip_batch(self, cfg: Config) -> Config:
+        """``cfg`` with ``train.batch_size`` at most the training images one process takes in an epoch (one warning line
+        when clipped): a larger batch would only repeat images (with ``train.steps_per_epoch``, drawn again and again)."""
+        n, world = len(self.data.train.ids), self.dist.world_size
+        most = max(1, math.ceil(n / world))
+        if cfg.train.batch_size <= most:
+            return cfg
+        if self.is_main:
+            per = f" ({most} per process of {world})" if world > 1 else ""
+            self.log(f"warning: train.batch_size={cfg.train.batch_size} is more than the {n} training images{per}; "
+                     f"batches clipped to {most} (set train.batch_size={most} or less to silence this)")
+        return cfg.replace(**{"train.batch_size": most})
 
     def _device(self) -> torch.device:
         """``train.device``; under torchrun with CUDA, this process's GPU (its local rank)."""

@@ -109,6 +109,18 @@ def runs_section(runs: list[RunFolder]) -> str:
     return "\n".join(parts)
 
 
+def datasets_note(runs: list[RunFolder]) -> str:
+    """A note for the tables that compare runs, when the runs were trained on different datasets (else "")."""
+    by: dict[str, list[str]] = {}
+    for r in runs:
+        by.setdefault(str(r.info.get("dataset", "?")), []).append(r.name)
+    if len(by) < 2:
+        return ""
+    which = "; ".join(f"{d}: {', '.join(names)}" for d, names in by.items())
+    return (f"<p class='note'><b>The runs were trained on different datasets</b> ({_e(which)}): their numbers come from "
+            "different images and classes, so compare them only within a dataset.</p>")
+
+
 def _group_label(group: list[RunFolder]) -> str:
     if len(group) == 1:
         return _e(group[0].name)
@@ -131,13 +143,14 @@ def _values(group: list[RunFolder], split: str, metric: str, key: Optional[str])
 def metrics_section(runs: list[RunFolder]) -> str:
     """One table per split: rows = classes and means, columns = settings x (Dice, IoU)."""
     groups = group_by_setting(runs)
-    classes = next((r.classes for r in runs if r.classes), [])
-    parts = []
+    # every run's foreground classes, in order of first appearance (runs on different datasets have different ones)
+    classes = list(dict.fromkeys(c for r in runs for c in r.classes[1:]))
+    parts = [datasets_note(runs)]
     for split in ("test", "val"):
         if not any((r.metrics or {}).get(split) for r in runs):
             continue
         head = ["class"] + [f"{_group_label(g)}<br>{m}" for g in groups for m in METRIC_NAMES.values()]
-        spec = [(c, "{m}", c) for c in classes[1:]] + [("mean (fg)", "mean_{m}", None), ("per-image mean", "per_image_mean_{m}", None)]
+        spec = [(c, "{m}", c) for c in classes] + [("mean (fg)", "mean_{m}", None), ("per-image mean", "per_image_mean_{m}", None)]
         rows = []
         for label, metric, key in spec:
             cells = {}
@@ -161,8 +174,8 @@ def metrics_section(runs: list[RunFolder]) -> str:
                     row.append(f"<td class='n best'>{text}</td>" if best else text)
             rows.append(row)
         parts.append(f"<h3>{split} split</h3>" + _table(head, rows))
-    if not parts:
-        return "<p class='note'>no metrics.json yet: the runs have not finished.</p>"
+    if len(parts) == 1:
+        return parts[0] + "<p class='note'>no metrics.json yet: the runs have not finished.</p>"
     return "\n".join(parts) + ("<p class='note'>Dataset-level scores (one confusion matrix over the split); 'mean (fg)' is over the "
                                 "foreground classes present in the split's ground truth (a class absent from it is greyed out with "
                                 "the pixels predicted as it); best setting per row shaded.</p>")
@@ -193,6 +206,7 @@ def label_quality_section(runs: list[RunFolder]) -> str:
     if not rows:
         return ""
     return ("<h2 id='labels'>Training labels vs clean labels</h2>"
+            + datasets_note(runs)
             + _table(["run", "training labels at the start (mean fg Dice vs clean)", "at the end", "correction rounds"], rows)
             + "<p class='note'>Agreement of the labels the model trains on with the clean reference (known for synthetic noise).</p>")
 
@@ -218,7 +232,7 @@ def memorization_section(runs: list[RunFolder], fig_dir: Path, slugs: dict[str, 
             notes.append(f"memorization section left out ({reason})")
         return (f"<h2 id='memorization'>Early learning vs memorization</h2><p class='note'>left out: {_e(reason)}.</p>")
     png = figures.memorization_compare(items, fig_dir / "memorization_all.png")
-    parts = ["<h2 id='memorization'>Early learning vs memorization</h2>",
+    parts = ["<h2 id='memorization'>Early learning vs memorization</h2>", datasets_note([r for r in runs if r.name in dict(items)]),
              f"<img src='figures/{png.name}' alt='memorization, all runs'>",
              "<p class='note'>Training pixels whose noisy label is wrong: fraction the network predicts (train mode, during the epoch) "
              "as their clean class vs as the wrong noisy class. A baseline learns the clean class first, then memorizes the noise.</p>"]
@@ -311,7 +325,9 @@ class _DataCache:
 
 
 def pick_examples(runs: list[RunFolder], n: int, cache: "_DataCache") -> list[str]:
-    """Training ids to show: those the first ADELE run's corrections changed most, else evenly spaced."""
+    """Training ids to show: those the first ADELE run's corrections changed most, else evenly spaced.
+
+    ``runs``: runs of one training set (:func:`examples_per_run` groups them)."""
     for r in runs:
         if label_rounds(r.path):
             try:
@@ -327,6 +343,19 @@ def pick_examples(runs: list[RunFolder], n: int, cache: "_DataCache") -> list[st
         return []
     idx = np.unique(np.linspace(0, len(ids) - 1, n).round().astype(int))
     return [ids[i] for i in idx]
+
+
+def examples_per_run(runs: list[RunFolder], n: int, cache: "_DataCache") -> dict[str, list[str]]:
+    """{run name: training ids to show}, picked once per training set (the runs whose ``train_ids`` are the same), so
+    runs trained on different datasets each show their own images and runs on one dataset show the same ones."""
+    sets: dict[tuple, list[RunFolder]] = {}
+    for r in runs:
+        sets.setdefault(tuple(r.info.get("train_ids") or ()), []).append(r)
+    out = {}
+    for group in sets.values():
+        ids = pick_examples(group, n, cache)
+        out.update({r.name: ids for r in group})
+    return out
 
 
 def _left_out(notes: Optional[list[str]], r: RunFolder, section: str, reason: str, title: str) -> str:
@@ -349,6 +378,8 @@ def examples_block(r: RunFolder, ids: list[str], fig_dir: Path, slug: str, cache
         return _left_out(notes, r, "examples", str(exc), "<h3>Examples</h3>")
     pos = {sid: i for i, sid in enumerate(train.ids)}
     idx = [pos[s] for s in ids if s in pos]
+    if not idx:
+        return _left_out(notes, r, "examples", "none of the example images is in this run's training set", "<h3>Examples</h3>")
     x = torch.stack([train.images[i] for i in idx]).to(lm.device)
     pred = predict_probs(lm.model, x).argmax(1).cpu().numpy()
     columns = ["noisy label"] + ([f"corrected ({files[-1].stem.replace('_', ' ')})"] if corrected is not None else []) + [f"prediction ({lm.origin})"]
@@ -426,7 +457,7 @@ def _write_report(runs, out: Path, device: str, examples: int, log: Callable[[st
     slugs = {r.name: f"{i:02d}_{_slug(r.name)}" for i, r in enumerate(runs)}
     cache = _DataCache()
     notes: list[str] = []
-    ids = pick_examples(runs, examples, cache)
+    ids = examples_per_run(runs, examples, cache)
     body = [f"<h1>adele report: {_e(', '.join(r.name for r in runs))}</h1>",
             "<nav><a href='#runs'>runs</a><a href='#metrics'>metrics</a><a href='#labels'>labels</a><a href='#memorization'>memorization</a>"
             + "".join(f"<a href='#run-{slugs[r.name]}'>{_e(r.name)}</a>" for r in runs) + "</nav>",
@@ -437,7 +468,7 @@ def _write_report(runs, out: Path, device: str, examples: int, log: Callable[[st
         log(f"report: {r.name}")
         slug = slugs[r.name]
         body += [f"<h2 id='run-{slug}'>{_e(r.name)} <span class='note'>({_e(r.method)})</span></h2>",
-                 curves_block(r, fig_dir, slug), rounds_block(r, fig_dir, slug), examples_block(r, ids, fig_dir, slug, cache, device, notes),
+                 curves_block(r, fig_dir, slug), rounds_block(r, fig_dir, slug), examples_block(r, ids[r.name], fig_dir, slug, cache, device, notes),
                  suspects_block(r, examples, fig_dir, slug, cache, device, notes, log)]
     for note in notes:  # what the page leaves out, said on the terminal too
         log(f"report: {note}")

@@ -17,11 +17,12 @@ def format_metrics_table(results: dict[str, dict], split: str = "test", metric: 
     first = next(iter(results.values()))
     classes = first["classes"]
     width = max(12, max(len(c) for c in classes) + 2)
-    header = f"{split} {metric}".ljust(width) + "".join(f"{n[:14]:>16}" for n in names)
+    col = max([16] + [len(n) + 2 for n in names])  # a run's whole name fits its column
+    header = f"{split} {metric}".ljust(width) + "".join(f"{n:>{col}}" for n in names)
     lines = [header, "-" * len(header)]
     for c in classes[1:]:
-        lines.append(c.ljust(width) + "".join(f"{_cell(results[n].get(split, {}).get(metric, {}).get(c)):>16}" for n in names))
+        lines.append(c.ljust(width) + "".join(f"{_cell(results[n].get(split, {}).get(metric, {}).get(c)):>{col}}" for n in names))
     lines.append("-" * len(header))
-    lines.append("mean (fg)".ljust(width) + "".join(f"{_cell(results[n].get(split, {}).get(f'mean_{metric}')):>16}" for n in names))
-    lines.append("per-image".ljust(width) + "".join(f"{_cell(results[n].get(split, {}).get(f'per_image_mean_{metric}')):>16}" for n in names))
+    lines.append("mean (fg)".ljust(width) + "".join(f"{_cell(results[n].get(split, {}).get(f'mean_{metric}')):>{col}}" for n in names))
+    lines.append("per-image".ljust(width) + "".join(f"{_cell(results[n].get(split, {}).get(f'per_image_mean_{metric}')):>{col}}" for n in names))
     return "\n".join(lines)

@@ -116,3 +116,20 @@ def test_predict_with_the_best_checkpoint(tiny_run, small_colin27_dir, tmp_path,
     assert main(["predict", str(run), "--input", str(small_colin27_dir / "test" / "images"), "--out", str(tmp_path / "p"),
                  "--checkpoint", "best", "--device", "cpu"]) == 0
     assert len(list((tmp_path / "p").glob("*.png"))) == 3 and "model: best.pt" in capsys.readouterr().out
+
+
+def test_batch_size_above_the_training_set_is_clipped_with_one_warning(tmp_path):
+    """Issue 38: train.batch_size=100000 on a 4-image set with a fixed number of steps drew batches of 100000 images
+    (with replacement) and ran out of memory; the batch is clipped to the training set, with one warning line."""
+    from adele.testing import make_dataset
+
+    ds = make_dataset(tmp_path / "ds", n_train=4)
+    cfg = load_config(None, FAST + [f"data.path={ds}", "train.batch_size=100000", "train.steps_per_epoch=2", "train.epochs=1"])
+    lines = []
+    tr = Trainer(cfg, tmp_path / "run", log=lines.append)
+    assert tr.cfg.train.batch_size == 4 and len(tr.loader(0).sampler) == 2 * 4
+    said = [m for m in lines if "train.batch_size" in m]
+    assert len(said) == 1 and said[0].startswith("warning: ") and "100000" in said[0] and "4 training images" in said[0], lines
+    tr.prepare_run_dir(resume=False, overwrite=False)
+    tr.fit()
+    assert load_config(tmp_path / "run" / "config.yaml").train.batch_size == 4  # the run records the batch it trained with

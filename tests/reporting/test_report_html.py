@@ -200,3 +200,18 @@ def test_report_shows_each_rounds_per_class_thresholds(tmp_path):
     for x in rounds:
         del x["thresholds"]
     assert "per-class thresholds" not in rounds_block(run, tmp_path, "r")
+
+
+def test_report_of_runs_on_different_datasets(runs, tiny_run, tmp_path_factory, tmp_path, capsys):
+    """Issue 38: runs trained on different datasets (other ids, other classes): examples per run from its own
+    training set, and the comparison tables say the datasets differ; no traceback."""
+    from adele.testing import make_dataset
+
+    other = tiny_run(f"data.path={make_dataset(tmp_path_factory.mktemp('other') / 'ds', n_train=4)}", "data.noise=null")
+    out = tmp_path / "report"
+    assert main(["report", str(runs[2]), str(other), "--out", str(out), "--examples", "2"]) == 0
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert page.count("Examples (training images)") == 2 and page.count("_examples.png") == 2
+    assert "trained on different datasets" in page and "c27small" in page and "tiny" in page
+    for cls in ("c1", "c2"):  # the other dataset's classes have rows of their own
+        assert f"<td>{cls}</td>" in page
