@@ -41,7 +41,8 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from ..data.io import read_image, read_label, write_array
-from ..data.volumes import VolumeSpec, image_slices, label_slices, read_volume, resample_images, volume_suffix
+from ..data.volumes import (VolumeSpec, image_slices, label_slices, orientation, read_volume, resample_images, slices_to_volume,
+                            volume_suffix, write_label_volume)
 from ..errors import DatasetError
 from .figures import class_colors
 
@@ -229,11 +230,12 @@ def _slices_2d(out: Path, source, cfg, ids: Sequence[str]):
         img = np.asarray(s.image(i), dtype=np.float32)
         base = np.asarray(s.clean_label(i) if clean and s.has_clean else s.label(i), dtype=np.uint8)
         label = read_label(out / "original" / "labels" / f"{sid}.png")
-        yield sid, _display(img, float(img.min()) >= 0 and float(img.max()) <= 1), label, base, f"original/labels/{sid}.png"
+        yield sid, _display(img, float(img.min()) >= 0 and float(img.max()) <= 1), label, base, f"original/labels/{sid}.png", {}
 
 
 def _slices_volumes(out: Path, index: dict, dataset_root: Path, cfg, classes: Sequence[str], ignore: int, fallback: list):
-    """Yield (id, image in [0, 1], exported labels, source labels, label file) per training slice at the volume's in-plane size.
+    """Yield (id, image in [0, 1], exported labels, source labels, label file, extra task data) per training slice at the
+    volume's in-plane size; the extra data: the slicing ``axis`` and ``ignore_value``, the label files' value of ``ignore``.
 
     The image is the subject's first channel sliced like in training (reoriented, normalized) but not resampled and
     without neighbour slices; when the source image files are gone, the training slice resampled to the native grid
@@ -251,7 +253,8 @@ def _slices_volumes(out: Path, index: dict, dataset_root: Path, cfg, classes: Se
         name = f"original/labels/{subject}{volume_suffix(base_vol.path)}"
         exported = label_slices(read_volume(out / name, "label"), ornt, spec.axis)
         base = label_slices(base_vol, ornt, spec.axis)
-        if spec.layout == "nnunet" and ignore != len(classes):
+        ignore_value = len(classes) if spec.layout == "nnunet" else ignore
+        if ignore_value != ignore:
             exported = np.where(exported == len(classes), ignore, exported)
             base = np.where(base == len(classes), ignore, base)
         paths = [Path(p) for p in rec["images"]]
@@ -268,7 +271,7 @@ def _slices_volumes(out: Path, index: dict, dataset_root: Path, cfg, classes: Se
                 img = _training_slice(out, sid, spec.context)
                 img = resample_images(img[None, :, :, None], exported.shape[1:3])[0, :, :, 0]
                 img = _display(img, unit)
-            yield sid, img, exported[k].astype(np.uint8), base[k].astype(np.uint8), name
+            yield sid, img, exported[k].astype(np.uint8), base[k].astype(np.uint8), name, {"axis": spec.axis, "ignore_value": ignore_value}
 
 
 def _training_slice(out: Path, sid: str, center: int) -> np.ndarray:
@@ -308,18 +311,19 @@ def build_tasks(out: str | Path, model_version: str, source, cfg, volume_index: 
     else:
         views = _slices_volumes(out, volume_index, source.root, cfg, classes, ignore, fallback)
     by_id, has_ignore = {}, False
-    for sid, img, label, base, label_file in views:
+    for sid, img, label, base, label_file, extra in views:
         if img.shape[:2] != label.shape:
             raise DatasetError(f"{sid}: image {img.shape[:2]} and labels {label.shape} differ in size; re-export with the dataset the run was trained on")
         path = out / "labelstudio" / "images" / f"{sid}.png"
         write_array(path, img)
         has_ignore = has_ignore or bool((label == ignore).any())
-        by_id[sid] = (path.relative_to(out).as_posix(), label_results(label, classes, ignore), int((label != base).sum()), label_file)
+        by_id[sid] = (path.relative_to(out).as_posix(), label_results(label, classes, ignore), int((label != base).sum()), label_file, extra)
     tasks = []
     for row in rows:
-        image, results, changed, label_file = by_id[row["id"]]
+        image, results, changed, label_file, extra = by_id[row["id"]]
         data = _task_data(row, prefix + quote(image, safe="/"))
         data["changed_pixels"], data["label_file"] = changed, label_file
+        data.update(extra)
         tasks.append({"data": data, "predictions": [{"model_version": model_version, "score": data["score"], "result": results}]})
     return tasks, classes, has_ignore, fallback
 
@@ -362,26 +366,70 @@ def labelstudio_readme(volumes: bool, has_ignore: bool, fallback: int = 0) -> st
 
 The images are served by Label Studio's local-files storage, whose path must lie under the document root and may
 not be the document root itself: the document root is the export folder (the parent of this folder), the storage
-path is this folder.
+path is this folder. Without the storage the images answer 404.
 
-1. Install and start Label Studio (`pip install label-studio`), with the export folder as the document root:
+1. Install Label Studio (`pip install label-studio`, in its own environment) and start it with the export folder
+   as the document root:
 
        export LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true
        export LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=/path/to/OUT
-       export LATEST_VERSION_CHECK=false   # without network access
+       export LATEST_VERSION_CHECK=false                  # without network access
+       export LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true   # for scripts using the API, on the first start
        label-studio start
 
-2. Create a project; in Settings > Labeling Interface > Code, paste `config.xml`.
+2. Create a project; in its Settings > Labeling Interface > Code, paste `config.xml`.
 3. Settings > Cloud Storage > Add Source Storage > Local files: absolute local path `/path/to/OUT/labelstudio`
-   (this folder), file filter empty, "Treat every bucket object as a source file" off. Add it; do not sync it (the
-   tasks come from tasks.json).
-4. Import `tasks.json` (Import button of the project). Each task opens with its masks as a prediction.
+   (this folder), "Treat every bucket object as a source file" off. Add it; do not sync it (the tasks come from
+   tasks.json).
+4. Import `tasks.json` (the project's Import button). Each task opens with its masks as a prediction.
 5. Correct the masks (the brush and the eraser) and submit.
-6. Export the annotations (Export > JSON). Each annotation's `result` holds one brush per label, `original_height` x
-   `original_width` = the size of the label file's {unit}: `adele.reporting.labelstudio.labels_from_results(result,
-   classes, height, width)` gives the label map (`classes` and `ignore_index` of `../dataset.json`), to write back
-   in place of the {unit} `data.label_file` names.
+6. Export the annotations (Export > JSON). Each annotation's `result` holds one brush per label at the image's
+   size (`original_height` x `original_width`). `adele.reporting.labelstudio.write_annotations(OUT, tasks)` (`tasks`:
+   the exported JSON) writes each annotated task's labels in place of the {unit} that `data.label_file` names
+   (`labels_from_results(result, classes, height, width)` decodes one result; `classes`, `ignore_index`: `../dataset.json`).
 
-The API (`/api/...`, for scripts) accepts the legacy token of Account & Settings (`Authorization: Token <token>`)
-once legacy tokens are enabled in Organization > API Token Settings.
+The API (`/api/...`, for scripts) takes `Authorization: Token <token>` with the legacy token of Account & Settings:
+legacy tokens are enabled by LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true (or `label-studio start
+--enable-legacy-api-token`) when the first start creates the organization, later in the Organization page's
+Settings > Access Token Settings.
 """
+
+
+def write_annotations(out: str | Path, tasks: Sequence[dict], dest: Optional[str | Path] = None) -> list[Path]:
+    """Write the annotations of Label Studio's JSON export ``tasks`` into the label files their tasks name; returns them.
+
+    Each task's last annotation that was not cancelled (tasks without one are left out) becomes the label map of its
+    ``data.label_file`` (under ``dest``, default ``out``: the export's ``original/labels/``), decoded at its size:
+    the PNG of a 2D image, or the slice ``data.slice`` of the subject's label volume (the other slices, the grid and
+    the header are kept; ``ignore`` written as ``data.ignore_value``). ``out``: the export folder (its dataset.json).
+    """
+    out = Path(out)
+    dest = out if dest is None else Path(dest)
+    meta = json.loads((out / "dataset.json").read_text())
+    classes, ignore = meta["classes"], int(meta["ignore_index"])
+    volumes: dict[str, tuple] = {}
+    written = []
+    for task in tasks:
+        done = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
+        if not done:
+            continue
+        data = task["data"]
+        path = dest / data["label_file"]
+        if "slice" not in data or "axis" not in data:
+            h, w = read_label(path).shape
+            write_array(path, labels_from_results(done[-1]["result"], classes, h, w, ignore))
+            written.append(path)
+            continue
+        if path not in volumes:
+            vol = read_volume(path, "label")
+            ornt = orientation(vol.affine)
+            volumes[path] = (vol, ornt, data["axis"], label_slices(vol, ornt, data["axis"]).copy())
+        sl = volumes[path][3]
+        lab = labels_from_results(done[-1]["result"], classes, sl.shape[1], sl.shape[2], ignore)
+        value = int(data.get("ignore_value", ignore))
+        sl[int(data["slice"])] = np.where(lab == ignore, value, lab) if value != ignore else lab
+    for path, (vol, ornt, axis, sl) in volumes.items():
+        dtype = vol.image.get_data_dtype()
+        write_label_volume(path, slices_to_volume(sl, ornt, axis), vol, dtype=dtype if np.issubdtype(dtype, np.integer) else np.uint8)
+        written.append(path)
+    return written

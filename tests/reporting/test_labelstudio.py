@@ -185,19 +185,49 @@ def test_export_labels_writes_tasks_at_the_source_size_that_decode_to_the_source
     assert "labelstudio/README.md" in (out / "README.md").read_text()
     steps = (out / "labelstudio" / "README.md").read_text()
     for words in ("LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=", "LATEST_VERSION_CHECK=false",
-                  "Prediction score", "legacy", "labels_from_results"):
+                  "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true", "Prediction score", "write_annotations", "/path/to/OUT/labelstudio"):
         assert words in steps, words
 
 
 def test_label_studios_own_decoder_reads_the_exported_masks_at_the_source_size(exported):
     brush = pytest.importorskip("label_studio_converter.brush")
     run, out = exported
+    classes = json.loads((out / "dataset.json").read_text())["classes"]
     for task in json.loads((out / "labelstudio" / "tasks.json").read_text())[:3]:
         label = read_label(out / task["data"]["label_file"])
         for r in task["predictions"][0]["result"]:
             flat = np.asarray(brush.decode_rle(r["value"]["rle"]))
             rgba = flat.reshape(r["original_height"], r["original_width"], 4)
             assert rgba.shape[:2] == label.shape
+            assert np.array_equal(rgba[:, :, 3] > 0, label == classes.index(r["value"]["brushlabels"][0]))
+
+
+def _annotated(task, keep_classes, cancelled=False):
+    """The task as Label Studio's JSON export gives it, annotated with its prediction's brushes of ``keep_classes``."""
+    result = [r for r in task["predictions"][0]["result"] if r["value"]["brushlabels"][0] in keep_classes]
+    return dict(task, annotations=[{"result": result, "was_cancelled": cancelled}])
+
+
+def test_write_annotations_puts_the_corrected_masks_back_into_the_label_files(exported, tmp_path):
+    import shutil
+
+    from adele.reporting.labelstudio import write_annotations
+
+    run, out = exported
+    classes = json.loads((out / "dataset.json").read_text())["classes"]
+    shutil.copytree(out / "original", tmp_path / "original")
+    tasks = json.loads((out / "labelstudio" / "tasks.json").read_text())
+    first, second = tasks[0], tasks[1]
+    drop = classes[int(np.unique(read_label(out / first["data"]["label_file"]))[1])]  # a class present in the first
+    keep = [c for c in classes if c != drop]
+    export = [_annotated(first, keep), _annotated(second, [], cancelled=True)] + tasks[2:]
+    assert write_annotations(out, export, dest=tmp_path) == [tmp_path / first["data"]["label_file"]]
+    before = read_label(out / first["data"]["label_file"])
+    after = read_label(tmp_path / first["data"]["label_file"])
+    assert after.shape == before.shape and (after != before).any()
+    assert np.array_equal(after, np.where(before == classes.index(drop), 0, before))  # the class erased, the rest as exported
+    for t in tasks[1:]:  # cancelled or not annotated: unchanged
+        assert np.array_equal(read_label(tmp_path / t["data"]["label_file"]), read_label(out / t["data"]["label_file"]))
 
 
 def test_volume_export_has_one_task_per_training_slice_at_the_volumes_grid(tmp_path):
@@ -242,6 +272,20 @@ def test_volume_export_has_one_task_per_training_slice_at_the_volumes_grid(tmp_p
         views[sid] = view
     steps = (out / "labelstudio" / "README.md").read_text()
     assert "training slice" in steps and "label_slices" in steps
+    # an annotation of one slice goes back into that slice of the subject's label volume, the rest kept
+    from adele.reporting.labelstudio import write_annotations
+
+    t = next(t for t in tasks if t["predictions"][0]["result"])
+    vol_before = read_volume(out / t["data"]["label_file"], "label")
+    assert write_annotations(out, [_annotated(t, [])]) == [out / t["data"]["label_file"]]  # every brush erased
+    vol_after = read_volume(out / t["data"]["label_file"], "label")
+    rec = index["subjects"][t["data"]["subject"]]
+    ornt, axis = np.asarray(rec["ornt"]), index["spec"]["axis"]
+    sl_before, sl_after = label_slices(vol_before, ornt, axis), label_slices(vol_after, ornt, axis)
+    k = t["data"]["slice"]
+    assert sl_before[k].any() and not sl_after[k].any()
+    assert np.array_equal(np.delete(sl_after, k, 0), np.delete(sl_before, k, 0))
+    assert np.allclose(vol_after.affine, vol_before.affine) and vol_after.data.dtype == vol_before.data.dtype
     # source images gone: the training slice resampled to the volume's grid, said in the README
     for p in index["subjects"][tasks[0]["data"]["subject"]]["images"]:
         shutil.move(p, tmp_path / Path(p).name)
@@ -249,7 +293,8 @@ def test_volume_export_has_one_task_per_training_slice_at_the_volumes_grid(tmp_p
     again, _, _, fallback = build_tasks(out, "m", run.training_data().source, run.config, index)
     moved = [t["data"]["image_id"] for t in tasks if t["data"]["subject"] == tasks[0]["data"]["subject"]]
     assert sorted(fallback) == sorted(moved)
-    assert [t["predictions"][0]["result"] for t in again] == [t["predictions"][0]["result"] for t in tasks]  # the masks do not change
+    # the masks do not change, but for the slice written back above (now without brushes)
+    assert [a["predictions"][0]["result"] for a in again] == [[] if b is t else b["predictions"][0]["result"] for b in tasks]
     for sid in moved:
         view = read_label(out / "labelstudio" / "images" / f"{sid}.png")
         assert view.shape == views[sid].shape and np.corrcoef(view.ravel().astype(float), views[sid].ravel())[0, 1] > 0.8
