@@ -96,8 +96,8 @@ def _add_export_parser(sub) -> None:
                                     "against the run's early-learning probabilities) and suspect/<id>.png masks; and in the source's own space: "
                                     "original/labels/<subject>.nii.gz on each subject's grid for volume datasets (plus "
                                     "label_quality_subjects.csv), original/labels/<id>.png at the source size for 2D datasets. "
-                                    "Only the pixels the correction changed differ from the labels given. labelstudio/tasks.json "
-                                    "and config.xml: the masks as Label Studio tasks, worst first (one per training slice for volumes). "
+                                    "Only the pixels the correction changed differ from the labels given. labelstudio/: those labels as Label "
+                                    "Studio tasks at the source's size, worst first (one per training slice for volumes; steps in labelstudio/README.md). "
                                     "With --suspects ignore: an nnU-Net v2 raw dataset of those source-space labels instead, the "
                                     "suspect pixels set to nnU-Net's ignore label.",
                         epilog=fmt("""
@@ -105,7 +105,7 @@ def _add_export_parser(sub) -> None:
               adele export-labels runs/adele --out data/c27-corrected
               adele train --data data/c27-corrected --out runs/retrain     # train again on the corrected labels
               head -6 data/c27-corrected/label_quality.csv                 # the masks to redraw first
-              # Label Studio: a project with labelstudio/config.xml, import labelstudio/tasks.json (README: "Reviewing the masks")
+              # Label Studio: serve data/c27-corrected/labelstudio as in its README.md (docs/label-studio.md)
               adele export-labels runs/heart --out nnUNet_raw/Dataset102_HeartFixed --suspects ignore
 
             --suspects ignore writes OUT/imagesTr/<case>_0000.<ext>, OUT/labelsTr/<case>.<ext> and OUT/dataset.json

@@ -13,7 +13,7 @@ were resized to it for training):
     OUT/label_quality_classes.csv    per class: estimated share of wrong pixels, its interval, systematic errors (adele.core.review)
     OUT/suspect/<id>.png             255 where a confident prediction disagrees with the label
     OUT/README.md                    what the folder holds
-    OUT/labelstudio/                 tasks.json + config.xml: the corrected masks as Label Studio tasks, worst first (:mod:`.labelstudio`)
+    OUT/labelstudio/                 tasks.json + config.xml + README.md: the labels of original/labels/ as Label Studio tasks at the source's size, worst first (:mod:`.labelstudio`)
 
 and, in the source's own space (:func:`corrected_in_original`: the source
 labels with the pixels the correction changed replaced, so labels without
@@ -132,7 +132,7 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
         (tmp / "README.md").write_text(_readme(note, train.clean is not None, exts["train"], native["readme"], vol_index is not None, q["source"], cfg.quality.tau)
                                        + verdict_markdown(verdict, q["early"]))
         with (tmp / "README.md").open("a") as fh:  # OUT/labelstudio: the masks as Label Studio tasks, worst first
-            fh.write(write_labelstudio(tmp, f"adele {run.name}", vol_index))
+            fh.write(write_labelstudio(tmp, f"adele {run.name}", src, cfg, vol_index))
     worst = np.argsort(scores, kind="stable")[:3]
     log(f"wrote {out}: {len(train)} training labels ({origin}), {native['summary']}, label_quality.csv (most suspicious: "
         + ", ".join(f"{train.ids[i]} {scores[i]:.3f}" for i in worst) + ")")

@@ -1,18 +1,20 @@
 """Label Studio tasks of an ``adele export-labels`` folder: the masks to review, worst first.
 
-``write_labelstudio(OUT, ...)`` writes
+``write_labelstudio(OUT, ...)`` writes, in the source's own space (the labels of ``OUT/original/labels/``, so that a
+corrected mask goes back into the dataset as it is):
 
-    OUT/labelstudio/tasks.json    one task per training image, most suspicious first
+    OUT/labelstudio/tasks.json    one task per training image (volumes: per training slice), most suspicious first
     OUT/labelstudio/config.xml    the labeling config of the project to import them into
-    OUT/labelstudio/images/       8-bit PNG views of images Label Studio cannot show (NPY: volume slices, z-scored images)
+    OUT/labelstudio/images/       the images as 8-bit PNGs at the source's size (volumes: each slice on the subject's in-plane grid)
+    OUT/labelstudio/README.md     how to serve the folder to Label Studio (:func:`labelstudio_readme`)
 
-Each task holds the image (``data.image``: ``/data/local-files/?d=<path relative to OUT>``,
-Label Studio's local-storage URL), the exported corrected mask (``train/labels/``) as one
-``brushlabels`` prediction result per class present, and the image's score from
-``label_quality.csv`` as the prediction score (lower = more suspicious), so that sorting the data
-manager's "Prediction score" column ascending lists the worst masks first (tasks.json is in that
-order too). Background (class 0) is what no brush covers; pixels at ``ignore_index``, if any, are
-painted with an extra ``ignore`` label so that a round trip is exact.
+Each task holds the image (``data.image``: ``/data/local-files/?d=labelstudio/images/<id>.png``, Label Studio's
+local-storage URL relative to the document root OUT; the storage's path is OUT/labelstudio, since Label Studio refuses
+a storage at the document root itself), the labels of ``data.label_file`` as one ``brushlabels`` prediction result
+per class present, at the image's size, and the image's score from ``label_quality.csv`` as the prediction score
+(lower = more suspicious), so that sorting the data manager's "Prediction score" column ascending lists the worst
+masks first (tasks.json is in that order too). Background (class 0) is what no brush covers; pixels at
+``ignore_index``, if any, are painted with an extra ``ignore`` label so that a round trip is exact.
 
 Label Studio's brush RLE (the ``rle`` of a ``brushlabels`` result) encodes the flattened RGBA image
 of the mask, ``H * W * 4`` bytes, the mask in every channel as 0/255, as a bit stream (most
@@ -22,14 +24,15 @@ field widths minus one (4 bits each; 3, 4, 8, 16), then blocks of a flag bit (1:
 many bits and the word(s); zero bits pad the last byte. :func:`encode_rle` writes the blocks
 Label Studio's converter writes (byte for byte the same list); :func:`decode_rle` reads any.
 
-Label Studio has no 3D labeling of NIfTI volumes: for volume datasets the tasks are the 2D slices
-the run trained on, with ``subject`` and ``slice`` in their data (a column of the data manager, to
-filter or sort by subject).
+Label Studio has no 3D labeling of NIfTI volumes: for volume datasets the tasks are the 2D slices the run trained
+on, at the volume's own in-plane size (:func:`adele.data.volumes.label_slices` of ``original/labels/<subject>``,
+the slice ``data.slice``), with ``subject`` in their data (a column of the data manager, to filter or sort by subject).
 """
 from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 from urllib.parse import quote
@@ -37,7 +40,9 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from ..data.io import read_label, write_array
+from ..data.io import read_image, read_label, write_array
+from ..data.volumes import (VolumeSpec, image_slices, label_slices, orientation, read_volume, resample_images, slices_to_volume,
+                            volume_suffix, write_label_volume)
 from ..errors import DatasetError
 from .figures import class_colors
 
@@ -202,22 +207,80 @@ def labeling_config(classes: Sequence[str], ignore_index: Optional[int] = None) 
     return "\n".join(lines + ['  </BrushLabels>', '</View>']) + "\n"
 
 
-def _view(out: Path, sid: str, center: Optional[int]) -> str:
-    """Path (relative to ``out``) of an image Label Studio can show: train/images/<id>.png, else an 8-bit view of the NPY.
+def _display(img: np.ndarray, unit: bool) -> np.ndarray:
+    """An image as Label Studio shows it: (H, W) or (H, W, 3) in [0, 1], saved as 8-bit PNG.
 
-    ``center``: the channel shown (volume slices); None: RGB images as such, else the first channel.
+    ``unit``: the values already lie in [0, 1] (PNG sources, CT windows) and are kept; else the 0.5/99.5
+    percentiles are stretched to [0, 1]. Images with other channel counts show their first channel.
     """
+    a = np.asarray(img, dtype=np.float32)
+    if a.ndim == 3 and a.shape[-1] != 3:
+        a = a[..., 0]
+    if unit:
+        return np.clip(a, 0, 1)
+    lo, hi = np.percentile(a, [0.5, 99.5])
+    return np.clip((a - lo) / max(float(hi - lo), 1e-6), 0, 1)
+
+
+def _slices_2d(out: Path, source, cfg, ids: Sequence[str]):
+    """Yield (id, image in [0, 1], exported labels, source labels) per training image at the source image's size."""
+    s = source.splits["train"]
+    clean = cfg.data.train_labels == "clean"
+    for i, sid in enumerate(ids):
+        img = np.asarray(s.image(i), dtype=np.float32)
+        base = np.asarray(s.clean_label(i) if clean and s.has_clean else s.label(i), dtype=np.uint8)
+        label = read_label(out / "original" / "labels" / f"{sid}.png")
+        yield sid, _display(img, float(img.min()) >= 0 and float(img.max()) <= 1), label, base, f"original/labels/{sid}.png", {}
+
+
+def _slices_volumes(out: Path, index: dict, dataset_root: Path, cfg, classes: Sequence[str], ignore: int, fallback: list):
+    """Yield (id, image in [0, 1], exported labels, source labels, label file, extra task data) per training slice at the
+    volume's in-plane size; the extra data: the slicing ``axis`` and ``ignore_value``, the label files' value of ``ignore``.
+
+    The image is the subject's first channel sliced like in training (reoriented, normalized) but not resampled and
+    without neighbour slices; when the source image files are gone, the training slice resampled to the native grid
+    (its id is added to ``fallback``). nnU-Net's ignore value in the label files (the number of classes) is read as ``ignore``.
+    """
+    spec = VolumeSpec.from_dict(index["spec"])
+    native = replace(spec, size=None, spacing=None, context=0)
+    clean = cfg.data.train_labels == "clean"
+    for subject, rec in index["subjects"].items():
+        if rec["split"] != "train":
+            continue
+        ornt = np.asarray(rec["ornt"])
+        rel = rec["clean_file"] if clean and rec.get("clean_file") else rec["label_file"]
+        base_vol = read_volume(Path(dataset_root) / rel, "label")
+        name = f"original/labels/{subject}{volume_suffix(base_vol.path)}"
+        exported = label_slices(read_volume(out / name, "label"), ornt, spec.axis)
+        base = label_slices(base_vol, ornt, spec.axis)
+        ignore_value = len(classes) if spec.layout == "nnunet" else ignore
+        if ignore_value != ignore:
+            exported = np.where(exported == len(classes), ignore, exported)
+            base = np.where(base == len(classes), ignore, base)
+        paths = [Path(p) for p in rec["images"]]
+        images = image_slices([read_volume(p, "image") for p in paths], native, quantized=False).slices[..., 0] if all(p.is_file() for p in paths) else None
+        unit = spec.modality[0] == "ct"
+        if images is not None and not unit:  # one stretch per subject, so that slices compare
+            lo, hi = np.percentile(images, [0.5, 99.5])
+            images = (images - lo) / max(float(hi - lo), 1e-6)
+        for sid, k in rec["slices"].items():
+            if images is not None:
+                img = np.clip(images[k], 0, 1)
+            else:
+                fallback.append(sid)
+                img = _training_slice(out, sid, spec.context)
+                img = resample_images(img[None, :, :, None], exported.shape[1:3])[0, :, :, 0]
+                img = _display(img, unit)
+            yield sid, img, exported[k].astype(np.uint8), base[k].astype(np.uint8), name, {"axis": spec.axis, "ignore_value": ignore_value}
+
+
+def _training_slice(out: Path, sid: str, center: int) -> np.ndarray:
+    """The exported training image of a slice, (h, w): the slice itself of the first channel."""
     png = out / "train" / "images" / f"{sid}.png"
     if png.is_file():
-        return png.relative_to(out).as_posix()
+        return read_image(png)
     img = np.load(out / "train" / "images" / f"{sid}.npy", allow_pickle=False).astype(np.float32)
-    if img.ndim == 3 and (center is not None or img.shape[-1] != 3):
-        img = img[..., min(center or 0, img.shape[-1] - 1)]
-    lo, hi = np.percentile(img, [0.5, 99.5])
-    view = np.clip((img - lo) / max(float(hi - lo), 1e-6), 0, 1)
-    path = out / "labelstudio" / "images" / f"{sid}.png"
-    write_array(path, view)
-    return path.relative_to(out).as_posix()
+    return img if img.ndim == 2 else img[..., min(center, img.shape[-1] - 1)]
 
 
 def _task_data(row: dict, image: str) -> dict:
@@ -228,46 +291,145 @@ def _task_data(row: dict, image: str) -> dict:
     return data
 
 
-def build_tasks(out: str | Path, model_version: str, prefix: str = LOCAL_FILES, center: Optional[int] = None) -> tuple[list[dict], list[str], bool]:
-    """(tasks in label_quality.csv's order, classes, whether any label has ignore pixels) of an export folder ``out``.
+def build_tasks(out: str | Path, model_version: str, source, cfg, volume_index: Optional[dict] = None,
+                prefix: str = LOCAL_FILES) -> tuple[list[dict], list[str], bool, list[str]]:
+    """(tasks in label_quality.csv's order, classes, whether any label has ignore pixels, ids shown at the training resolution).
 
-    ``prefix`` + the image's path relative to ``out`` (URL-quoted) is each task's image; ``center``: the channel
-    of NPY images shown (volumes: the slice's own, the middle of the first channel's neighbours); None for 2D images.
+    Each task shows the training image at the source's size (``OUT/labelstudio/images/<id>.png``, 8-bit; volumes: one
+    slice on the subject's in-plane grid) with the labels of ``OUT/original/labels/`` (the file in ``data.label_file``;
+    volumes: its slice ``data.slice``) as brush masks of the same size. ``prefix`` + the PNG's path relative to ``out``
+    (URL-quoted) is the task's image. ``source``/``cfg``: the run's dataset and config; ``volume_index``: its volumes.json.
     """
     out = Path(out)
     meta = json.loads((out / "dataset.json").read_text())
     classes, ignore = meta["classes"], int(meta["ignore_index"])
-    tasks, has_ignore = [], False
     with (out / "label_quality.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    for row in rows:
-        sid = row["id"]
-        label = read_label(out / "train" / "labels" / f"{sid}.png")
-        given = read_label(out / "train" / "labels_original" / f"{sid}.png")
+    fallback: list[str] = []
+    if volume_index is None:
+        views = _slices_2d(out, source, cfg, source.splits["train"].ids)
+    else:
+        views = _slices_volumes(out, volume_index, source.root, cfg, classes, ignore, fallback)
+    by_id, has_ignore = {}, False
+    for sid, img, label, base, label_file, extra in views:
+        if img.shape[:2] != label.shape:
+            raise DatasetError(f"{sid}: image {img.shape[:2]} and labels {label.shape} differ in size; re-export with the dataset the run was trained on")
+        path = out / "labelstudio" / "images" / f"{sid}.png"
+        write_array(path, img)
         has_ignore = has_ignore or bool((label == ignore).any())
-        data = _task_data(row, prefix + quote(_view(out, sid, center), safe="/"))
-        data["changed_pixels"] = int((label != given).sum())
-        tasks.append({"data": data, "predictions": [{"model_version": model_version, "score": data["score"],
-                                                     "result": label_results(label, classes, ignore)}]})
-    return tasks, classes, has_ignore
+        by_id[sid] = (path.relative_to(out).as_posix(), label_results(label, classes, ignore), int((label != base).sum()), label_file, extra)
+    tasks = []
+    for row in rows:
+        image, results, changed, label_file, extra = by_id[row["id"]]
+        data = _task_data(row, prefix + quote(image, safe="/"))
+        data["changed_pixels"], data["label_file"] = changed, label_file
+        data.update(extra)
+        tasks.append({"data": data, "predictions": [{"model_version": model_version, "score": data["score"], "result": results}]})
+    return tasks, classes, has_ignore, fallback
 
 
-def write_labelstudio(out: str | Path, model_version: str, volume_index: Optional[dict] = None) -> str:
-    """Write ``out/labelstudio/{tasks.json,config.xml}`` (module doc) for the export folder ``out``; returns its README lines."""
+def write_labelstudio(out: str | Path, model_version: str, source, cfg, volume_index: Optional[dict] = None) -> str:
+    """Write ``out/labelstudio/`` (module doc) for the export folder ``out``; returns the lines of OUT/README.md about it."""
     out = Path(out)
-    center = None if volume_index is None else int(volume_index.get("spec", {}).get("context", 0))
-    tasks, classes, has_ignore = build_tasks(out, model_version, center=center)
+    tasks, classes, has_ignore, fallback = build_tasks(out, model_version, source, cfg, volume_index)
     root = out / "labelstudio"
     root.mkdir(parents=True, exist_ok=True)
     ignore = int(json.loads((out / "dataset.json").read_text())["ignore_index"]) if has_ignore else None
     (root / "config.xml").write_text(labeling_config(classes, ignore))
     (root / "tasks.json").write_text("[\n" + ",\n".join(json.dumps(t, separators=(",", ":")) for t in tasks) + "\n]\n")
-    slices = (" Label Studio has no 3D labeling of volumes: each task is one 2D training slice (at the training resolution), "
-              "its `subject` and `slice` in the task data.") if volume_index is not None else ""
-    return (f"- `labelstudio/tasks.json`, `labelstudio/config.xml`: the corrected masks (`train/labels/`) as Label Studio "
-            f"pre-annotations (brush masks, background unpainted), one task per training image, most suspicious first, each "
-            f"with its `label_quality.csv` score as the prediction score (sort \"Prediction score\" ascending: worst first). "
-            f"Images are `/data/local-files/?d=<path relative to this folder>`: start Label Studio with "
-            f"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<this folder>, create a "
-            f"project with config.xml, add a Local files source storage of this folder (no sync), then import tasks.json."
-            f"{slices}\n")
+    (root / "README.md").write_text(labelstudio_readme(volume_index is not None, ignore is not None, len(fallback)))
+    return ("- `labelstudio/`: the labels of `original/labels/` as Label Studio pre-annotations at the source's size, one task per "
+            "training image (volumes: per training slice), most suspicious first; how to review them: `labelstudio/README.md`.\n")
+
+
+def labelstudio_readme(volumes: bool, has_ignore: bool, fallback: int = 0) -> str:
+    """``OUT/labelstudio/README.md``: what the folder holds and the steps that serve it to Label Studio."""
+    unit = "slice" if volumes else "image"
+    where = ("slice `slice` (the `slice` column of the data manager; `subject` names the volume) of the NIfTI "
+             "`original/labels/<subject>.nii.gz`, as `adele.data.volumes.label_slices` orders the slices (the subject "
+             "reoriented to RAS, sliced along the dataset's axis)") if volumes else "the PNG `original/labels/<id>.png`"
+    late = (f"\n{fallback} slices show the training image resampled to the volume's grid: their source image files were not found.\n"
+            if fallback else "")
+    ignore = ("\n- `ignore`: the pixels at the dataset's ignore index (excluded from training and scoring); "
+              "nnU-Net volumes: the label files' ignore value." if has_ignore else "")
+    return f"""# Reviewing the masks in Label Studio
+
+- `tasks.json`: one task per training {unit}, most suspicious first. Each task shows the {unit} at the source's
+  size (`images/<id>.png`, an 8-bit rendering{" of the volume's first channel on its own in-plane grid" if volumes else ""})
+  with the exported labels as brush masks of the same size: `data.label_file` names the label file, {where}.
+  The prediction score is the `label_quality.csv` score: sort "Prediction score" ascending to see the worst first.
+  `changed_pixels`: pixels where the exported labels differ from the dataset's.
+- `config.xml`: the project's labeling config: one brush label per class but background (background is what no
+  brush covers).{ignore}
+{late}
+## Steps
+
+The images are served by Label Studio's local-files storage, whose path must lie under the document root and may
+not be the document root itself: the document root is the export folder (the parent of this folder), the storage
+path is this folder. Without the storage the images answer 404.
+
+1. Install Label Studio (`pip install label-studio`, in its own environment) and start it with the export folder
+   as the document root:
+
+       export LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true
+       export LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=/path/to/OUT
+       export LATEST_VERSION_CHECK=false                  # without network access
+       export LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true   # for scripts using the API, on the first start
+       label-studio start
+
+2. Create a project; in its Settings > Labeling Interface > Code, paste `config.xml`.
+3. Settings > Cloud Storage > Add Source Storage > Local files: absolute local path `/path/to/OUT/labelstudio`
+   (this folder), "Treat every bucket object as a source file" off. Add it; do not sync it (the tasks come from
+   tasks.json).
+4. Import `tasks.json` (the project's Import button). Each task opens with its masks as a prediction.
+5. Correct the masks (the brush and the eraser) and submit.
+6. Export the annotations (Export > JSON). Each annotation's `result` holds one brush per label at the image's
+   size (`original_height` x `original_width`). `adele.reporting.labelstudio.write_annotations(OUT, tasks)` (`tasks`:
+   the exported JSON) writes each annotated task's labels in place of the {unit} that `data.label_file` names
+   (`labels_from_results(result, classes, height, width)` decodes one result; `classes`, `ignore_index`: `../dataset.json`).
+
+The API (`/api/...`, for scripts) takes `Authorization: Token <token>` with the legacy token of Account & Settings:
+legacy tokens are enabled by LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true (or `label-studio start
+--enable-legacy-api-token`) when the first start creates the organization, later in the Organization page's
+Settings > Access Token Settings.
+"""
+
+
+def write_annotations(out: str | Path, tasks: Sequence[dict], dest: Optional[str | Path] = None) -> list[Path]:
+    """Write the annotations of Label Studio's JSON export ``tasks`` into the label files their tasks name; returns them.
+
+    Each task's last annotation that was not cancelled (tasks without one are left out) becomes the label map of its
+    ``data.label_file`` (under ``dest``, default ``out``: the export's ``original/labels/``), decoded at its size:
+    the PNG of a 2D image, or the slice ``data.slice`` of the subject's label volume (the other slices, the grid and
+    the header are kept; ``ignore`` written as ``data.ignore_value``). ``out``: the export folder (its dataset.json).
+    """
+    out = Path(out)
+    dest = out if dest is None else Path(dest)
+    meta = json.loads((out / "dataset.json").read_text())
+    classes, ignore = meta["classes"], int(meta["ignore_index"])
+    volumes: dict[str, tuple] = {}
+    written = []
+    for task in tasks:
+        done = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
+        if not done:
+            continue
+        data = task["data"]
+        path = dest / data["label_file"]
+        if "slice" not in data or "axis" not in data:
+            h, w = read_label(path).shape
+            write_array(path, labels_from_results(done[-1]["result"], classes, h, w, ignore))
+            written.append(path)
+            continue
+        if path not in volumes:
+            vol = read_volume(path, "label")
+            ornt = orientation(vol.affine)
+            volumes[path] = (vol, ornt, data["axis"], label_slices(vol, ornt, data["axis"]).copy())
+        sl = volumes[path][3]
+        lab = labels_from_results(done[-1]["result"], classes, sl.shape[1], sl.shape[2], ignore)
+        value = int(data.get("ignore_value", ignore))
+        sl[int(data["slice"])] = np.where(lab == ignore, value, lab) if value != ignore else lab
+    for path, (vol, ornt, axis, sl) in volumes.items():
+        dtype = vol.image.get_data_dtype()
+        write_label_volume(path, slices_to_volume(sl, ornt, axis), vol, dtype=dtype if np.issubdtype(dtype, np.integer) else np.uint8)
+        written.append(path)
+    return written

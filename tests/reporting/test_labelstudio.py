@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from adele.cli import main
 from adele.data import read_label
@@ -13,6 +14,7 @@ from adele.errors import DatasetError
 from adele.reporting.labelstudio import (array_to_rle, decode_rle, encode_rle, label_results, labeling_config, labels_from_results,
                                          rle_to_array)
 
+from adele.testing import make_volume_dataset
 from test_report_html import ADELE_FORCED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -143,7 +145,8 @@ def exported(tiny_run, tmp_path_factory):
     return run, out
 
 
-def test_export_labels_writes_tasks_that_decode_to_the_corrected_labels(exported):
+def test_export_labels_writes_tasks_at_the_source_size_that_decode_to_the_source_space_labels(exported, small_colin27_dir):
+    """The tasks show the source image (not the 56 x 48 training view) with the labels of original/labels/ at its size."""
     run, out = exported
     meta = json.loads((out / "dataset.json").read_text())
     classes = meta["classes"]
@@ -154,31 +157,89 @@ def test_export_labels_writes_tasks_that_decode_to_the_corrected_labels(exported
     assert scores == [float(r["score"]) for r in rows] and scores == sorted(scores)
     config = ET.fromstring((out / "labelstudio" / "config.xml").read_text())
     assert [lab.get("value") for lab in config.find("BrushLabels")] == classes[1:]
+    sizes = set()
     for task, row in zip(tasks, rows):
         sid, data, pred = row["id"], task["data"], task["predictions"][0]
-        # the exported image when it is a PNG, else an 8-bit view of its NPY
-        image = f"train/images/{sid}.png" if (out / "train" / "images" / f"{sid}.png").is_file() else f"labelstudio/images/{sid}.png"
-        assert data["image"] == f"/data/local-files/?d={image}" and read_label(out / image).shape == (56, 48)
+        source_image = np.asarray(Image.open(small_colin27_dir / "train" / "images" / f"{sid}.png"))
+        source_label = read_label(small_colin27_dir / "train" / "labels" / f"{sid}.png")
+        # the image: the source's pixels at the source's size, under the storage folder labelstudio/
+        assert data["image"] == f"/data/local-files/?d=labelstudio/images/{sid}.png"
+        view = np.asarray(Image.open(out / "labelstudio" / "images" / f"{sid}.png"))
+        assert view.shape == source_image.shape and np.array_equal(view, source_image)
+        assert view.shape != read_label(out / "train" / "labels" / f"{sid}.png").shape  # not the training resolution
+        sizes.add(view.shape)
         assert data["score"] == float(row["score"]) and data["disagree_frac"] == float(row["disagree_frac"])
         assert data["suspect_pixels"] == int(row["suspect_pixels"]) and data["rank"] == int(row["rank"])
         assert pred["model_version"] == f"adele {run.name}"
-        label = read_label(out / "train" / "labels" / f"{sid}.png")
-        given = read_label(out / "train" / "labels_original" / f"{sid}.png")
-        assert data["changed_pixels"] == int((label != given).sum())
+        # the masks: the source-space labels of original/labels/, at the image's size
+        assert data["label_file"] == f"original/labels/{sid}.png"
+        label = read_label(out / data["label_file"])
+        assert label.shape == view.shape and data["changed_pixels"] == int((label != source_label).sum())
+        assert all((r["original_height"], r["original_width"]) == view.shape for r in pred["result"])
         assert {r["value"]["brushlabels"][0] for r in pred["result"]} == {classes[c] for c in np.unique(label) if c != 0}
         assert np.array_equal(labels_from_results(pred["result"], classes, *label.shape), label)
         for r in pred["result"]:  # and per class
             assert np.array_equal(decode_rle(r["value"]["rle"], *label.shape), label == classes.index(r["value"]["brushlabels"][0]))
+    assert sizes and all(min(s) > 56 for s in sizes)
     assert any(t["data"]["changed_pixels"] > 0 for t in tasks), "the test needs labels the correction changed"
-    readme = (out / "README.md").read_text()
-    assert "labelstudio/tasks.json" in readme and "Prediction score" in readme
+    assert "labelstudio/README.md" in (out / "README.md").read_text()
+    steps = (out / "labelstudio" / "README.md").read_text()
+    for words in ("LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=", "LATEST_VERSION_CHECK=false",
+                  "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true", "Prediction score", "write_annotations", "/path/to/OUT/labelstudio"):
+        assert words in steps, words
 
 
-def test_volume_export_has_one_task_per_training_slice_with_its_subject(tmp_path):
-    """Label Studio has no 3D labeling: each training slice is a task; NPY slices (two channels, a neighbour slice per side) get a PNG view."""
+def test_label_studios_own_decoder_reads_the_exported_masks_at_the_source_size(exported):
+    brush = pytest.importorskip("label_studio_converter.brush")
+    run, out = exported
+    classes = json.loads((out / "dataset.json").read_text())["classes"]
+    for task in json.loads((out / "labelstudio" / "tasks.json").read_text())[:3]:
+        label = read_label(out / task["data"]["label_file"])
+        for r in task["predictions"][0]["result"]:
+            flat = np.asarray(brush.decode_rle(r["value"]["rle"]))
+            rgba = flat.reshape(r["original_height"], r["original_width"], 4)
+            assert rgba.shape[:2] == label.shape
+            assert np.array_equal(rgba[:, :, 3] > 0, label == classes.index(r["value"]["brushlabels"][0]))
+
+
+def _annotated(task, keep_classes, cancelled=False):
+    """The task as Label Studio's JSON export gives it, annotated with its prediction's brushes of ``keep_classes``."""
+    result = [r for r in task["predictions"][0]["result"] if r["value"]["brushlabels"][0] in keep_classes]
+    return dict(task, annotations=[{"result": result, "was_cancelled": cancelled}])
+
+
+def test_write_annotations_puts_the_corrected_masks_back_into_the_label_files(exported, tmp_path):
+    import shutil
+
+    from adele.reporting.labelstudio import write_annotations
+
+    run, out = exported
+    classes = json.loads((out / "dataset.json").read_text())["classes"]
+    shutil.copytree(out / "original", tmp_path / "original")
+    tasks = json.loads((out / "labelstudio" / "tasks.json").read_text())
+    first, second = tasks[0], tasks[1]
+    drop = classes[int(np.unique(read_label(out / first["data"]["label_file"]))[1])]  # a class present in the first
+    keep = [c for c in classes if c != drop]
+    export = [_annotated(first, keep), _annotated(second, [], cancelled=True)] + tasks[2:]
+    assert write_annotations(out, export, dest=tmp_path) == [tmp_path / first["data"]["label_file"]]
+    before = read_label(out / first["data"]["label_file"])
+    after = read_label(tmp_path / first["data"]["label_file"])
+    assert after.shape == before.shape and (after != before).any()
+    assert np.array_equal(after, np.where(before == classes.index(drop), 0, before))  # the class erased, the rest as exported
+    for t in tasks[1:]:  # cancelled or not annotated: unchanged
+        assert np.array_equal(read_label(tmp_path / t["data"]["label_file"]), read_label(out / t["data"]["label_file"]))
+
+
+def test_volume_export_has_one_task_per_training_slice_at_the_volumes_grid(tmp_path):
+    """Label Studio has no 3D labeling: each training slice is a task, on the subject's in-plane grid (not the 16 x 16
+    training size), its masks the slice of original/labels/<subject>.nii.gz; without the source images, the training slice upsampled."""
+    import shutil
+
     from adele.config import load_config
+    from adele.data.volumes import label_slices, read_volume
     from adele.engine import Trainer
-    from adele.testing import make_volume_dataset
+    from adele.reporting.labelstudio import build_tasks
+    from adele.run import RunFolder
 
     src = make_volume_dataset(tmp_path / "Dataset001_Tiny", layout="nnunet", n_subjects=4, channels=2, seed=3)
     assert main(["data", "prepare", "volumes", str(src), str(tmp_path / "prep"), "--context", "1"]) == 0
@@ -193,14 +254,47 @@ def test_volume_export_has_one_task_per_training_slice_with_its_subject(tmp_path
     rows = list(csv.DictReader((out / "label_quality.csv").open()))
     assert [(t["data"]["image_id"], t["data"]["subject"], t["data"]["slice"]) for t in tasks] == [(r["id"], r["subject"], int(r["slice"])) for r in rows]
     classes = json.loads((out / "dataset.json").read_text())["classes"]
+    index = json.loads((tmp_path / "prep" / "volumes.json").read_text())
+    views = {}
     for t in tasks:
-        sid = t["data"]["image_id"]
+        sid, subject, k = t["data"]["image_id"], t["data"]["subject"], t["data"]["slice"]
+        rec = index["subjects"][subject]
         assert t["data"]["image"] == f"/data/local-files/?d=labelstudio/images/{sid}.png"
-        npy = np.load(out / "train" / "images" / f"{sid}.npy")
+        assert t["data"]["label_file"] == f"original/labels/{subject}.nii.gz"
         view = read_label(out / "labelstudio" / "images" / f"{sid}.png")  # 8-bit grey
-        assert npy.shape == (16, 16, 6) and view.shape == (16, 16) and view.dtype == np.uint8
-        # the slice itself (channel 1 of the first modality's three), brighter where it is brighter
-        assert np.corrcoef(view.ravel(), npy[..., 1].ravel())[0, 1] > 0.9
-        label = read_label(out / "train" / "labels" / f"{sid}.png")
-        assert np.array_equal(labels_from_results(t["predictions"][0]["result"], classes, 16, 16), label)
-    assert "no 3D labeling" in (out / "README.md").read_text()
+        assert view.shape == tuple(rec["native_hw"]) != (16, 16) and view.dtype == np.uint8
+        # the slice of the first channel's source volume, in the orientation of the label slices
+        image = label_slices(read_volume(rec["images"][0], "image"), np.asarray(rec["ornt"]), index["spec"]["axis"])[k]
+        assert np.corrcoef(view.ravel(), image.ravel())[0, 1] > 0.9
+        label = label_slices(read_volume(out / t["data"]["label_file"], "label"), np.asarray(rec["ornt"]), index["spec"]["axis"])[k]
+        assert all((r["original_height"], r["original_width"]) == view.shape for r in t["predictions"][0]["result"])
+        assert np.array_equal(labels_from_results(t["predictions"][0]["result"], classes, *view.shape), label)
+        views[sid] = view
+    steps = (out / "labelstudio" / "README.md").read_text()
+    assert "training slice" in steps and "label_slices" in steps
+    # an annotation of one slice goes back into that slice of the subject's label volume, the rest kept
+    from adele.reporting.labelstudio import write_annotations
+
+    t = next(t for t in tasks if t["predictions"][0]["result"])
+    vol_before = read_volume(out / t["data"]["label_file"], "label")
+    assert write_annotations(out, [_annotated(t, [])]) == [out / t["data"]["label_file"]]  # every brush erased
+    vol_after = read_volume(out / t["data"]["label_file"], "label")
+    rec = index["subjects"][t["data"]["subject"]]
+    ornt, axis = np.asarray(rec["ornt"]), index["spec"]["axis"]
+    sl_before, sl_after = label_slices(vol_before, ornt, axis), label_slices(vol_after, ornt, axis)
+    k = t["data"]["slice"]
+    assert sl_before[k].any() and not sl_after[k].any()
+    assert np.array_equal(np.delete(sl_after, k, 0), np.delete(sl_before, k, 0))
+    assert np.allclose(vol_after.affine, vol_before.affine) and vol_after.data.dtype == vol_before.data.dtype
+    # source images gone: the training slice resampled to the volume's grid, said in the README
+    for p in index["subjects"][tasks[0]["data"]["subject"]]["images"]:
+        shutil.move(p, tmp_path / Path(p).name)
+    run = RunFolder.open(tmp_path / "run")
+    again, _, _, fallback = build_tasks(out, "m", run.training_data().source, run.config, index)
+    moved = [t["data"]["image_id"] for t in tasks if t["data"]["subject"] == tasks[0]["data"]["subject"]]
+    assert sorted(fallback) == sorted(moved)
+    # the masks do not change, but for the slice written back above (now without brushes)
+    assert [a["predictions"][0]["result"] for a in again] == [[] if b is t else b["predictions"][0]["result"] for b in tasks]
+    for sid in moved:
+        view = read_label(out / "labelstudio" / "images" / f"{sid}.png")
+        assert view.shape == views[sid].shape and np.corrcoef(view.ravel().astype(float), views[sid].ravel())[0, 1] > 0.8
