@@ -133,3 +133,36 @@ def test_batch_size_above_the_training_set_is_clipped_with_one_warning(tmp_path)
     tr.prepare_run_dir(resume=False, overwrite=False)
     tr.fit()
     assert load_config(tmp_path / "run" / "config.yaml").train.batch_size == 4  # the run records the batch it trained with
+
+
+def test_one_training_scores_both_early_stopping_competitors(tmp_path):
+    """With synthetic noise, validation is scored every epoch against the noisy val labels (what a user has) and the
+    clean ones; each selection's best epoch and the test scores of its weights land in metrics.json, and resume exactly."""
+    from adele.engine.trainer import validation_label_sets
+
+    cfg = load_config(None, FAST + ["train.epochs=4", "train.seed=2", "data.noise=final:target_area=1000", "data.noise_seed=1"])
+    data = small_colin27(8, 4)
+    prepared = load_run_data(cfg, data)
+    sets = validation_label_sets(prepared.val, cfg.data.noise, cfg.data.val_labels)
+    assert set(sets) == {"noisy", "clean"} and sets["clean"] is prepared.val.original
+    assert any((a != b).any() for a, b in zip(sets["noisy"], sets["clean"]))  # the noise was drawn on val as well
+    # the same noisy val labels as a run that selects on them (data.val_labels: noisy)
+    other = load_run_data(cfg.replace(**{"data.val_labels": "noisy"}), data).val
+    assert all(np.array_equal(a, b) for a, b in zip(sets["noisy"], other.original))
+    tr = Trainer(cfg, tmp_path / "run", data=prepared, log=lambda m: None)
+    tr.prepare_run_dir(False, False)
+    res = tr.fit()
+    for name in ("noisy", "clean"):
+        curve = [r[f"val_{name}_mean_dice"] for r in tr.history]
+        rec = res[f"best_checkpoint_{name}_val"]
+        assert rec["epoch"] == 1 + int(np.argmax(curve)) and rec["val_mean_dice"] == max(curve)
+        assert set(rec["test"]) >= {"mean_dice", "dice"}
+    assert [r["val_clean_mean_dice"] for r in tr.history] == [r["val_mean_dice"] for r in tr.history]  # selection = clean
+    if res["best_checkpoint_clean_val"]["epoch"] == res["best_checkpoint"]["epoch"]:
+        assert res["best_checkpoint_clean_val"]["test"] == res["best_checkpoint"]["test"]
+    resumed = interrupted_then_resumed(cfg, data, tmp_path / "b", stop_after=2)[1]
+    assert resumed["best_checkpoint_noisy_val"] == res["best_checkpoint_noisy_val"]
+    assert resumed["best_checkpoint_clean_val"] == res["best_checkpoint_clean_val"]
+    # without synthetic noise the labels as given are the user's (noisy) ones; no clean set unless labels_clean
+    plain = load_config(None, FAST)
+    assert set(validation_label_sets(load_run_data(plain, data).val, None, "clean")) == {"noisy"}
