@@ -18,8 +18,20 @@ reports, benchmarks, label agreement):
 """
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _is_tensor(x) -> bool:
+    """A torch tensor, told without importing torch (a tensor exists only once torch is imported), so that the
+    NumPy users of this module (`adele noise`, `adele evaluate`) do not wait for torch."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def confusion_matrix(pred, target, num_classes: int, ignore_index: int = 255):
@@ -28,7 +40,9 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index: int = 255):
     Pixels whose target is ``ignore_index`` are skipped. NumPy in, NumPy out;
     a tensor in gives a tensor on the same device (used in the training loop).
     """
-    if isinstance(target, torch.Tensor):
+    if _is_tensor(target):
+        import torch
+
         valid = target != ignore_index
         t = target[valid].long()
         p = pred[valid].long()
@@ -42,6 +56,8 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index: int = 255):
 
 def per_image_confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
     """``pred``, ``target``: (B, H, W) -> (B, C, C) int64, one confusion matrix per image."""
+    import torch
+
     b = pred.shape[0]
     valid = target != ignore_index
     idx = target.long().clamp(max=num_classes - 1) * num_classes + pred.long()
@@ -57,7 +73,7 @@ def scores_from_confusion(cm: np.ndarray | torch.Tensor) -> dict[str, np.ndarray
     absent from the label but predicted scores 0 here; :func:`present_in_truth`
     and :func:`foreground_mean` decide what a *mean* counts.
     """
-    cm = np.asarray(cm.cpu() if isinstance(cm, torch.Tensor) else cm, dtype=np.float64)
+    cm = np.asarray(cm.cpu() if _is_tensor(cm) else cm, dtype=np.float64)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     fn = cm.sum(-1) - tp
     fp = cm.sum(-2) - tp
@@ -69,7 +85,7 @@ def scores_from_confusion(cm: np.ndarray | torch.Tensor) -> dict[str, np.ndarray
 
 def present_in_truth(cm: np.ndarray | torch.Tensor) -> np.ndarray:
     """(..., C, C) confusion -> (..., C) bool: the class has at least one ground-truth pixel."""
-    cm = np.asarray(cm.cpu() if isinstance(cm, torch.Tensor) else cm)
+    cm = np.asarray(cm.cpu() if _is_tensor(cm) else cm)
     return cm.sum(-1) > 0
 
 
@@ -177,6 +193,8 @@ def memorization_fractions(records: list[dict], classes: list[str] | tuple[str, 
 
 def label_agreement(labels: list[np.ndarray], clean: list[np.ndarray], num_classes: int, ignore_index: int, classes: list[str]) -> dict:
     """Dice per class between a set of label maps and the clean ones (dataset level), as in ``metrics.json``."""
+    import torch
+
     m = SegMetrics(num_classes, ignore_index)
     for a, b in zip(labels, clean):
         m.update(torch.from_numpy(a[None].astype(np.int64)), torch.from_numpy(b[None].astype(np.int64)))

@@ -135,3 +135,13 @@ def test_check_identical_agrees_with_itself(tmp_path):
     assert "files hashed" in first
     man = json.loads((tmp_path / "m.json").read_text())
     assert any(k.endswith("model.pt") for k in man) and any(k.startswith("report/") for k in man) and any(k.startswith("export/") for k in man)
+
+
+@pytest.mark.slow
+def test_cli_startup_benchmark_writes_its_results_file(tmp_path):
+    """One round (it imports torch once as the reference): every command answered, without torch or matplotlib."""
+    out = run("bench_cli_startup.py", "--repeats", "1", "--out", str(tmp_path / "startup.json"))
+    result = json.loads((tmp_path / "startup.json").read_text())
+    assert set(result["commands"]) == {"adele --help", "adele --version", "adele config show", "adele data check colin27-export"}
+    assert all(not {"torch", "matplotlib"} & set(row["imports"]) for row in result["commands"].values())
+    assert result["references"]["python -c 'import torch'"]["cpu_s"]["min"] > 0 and "wrote" in out

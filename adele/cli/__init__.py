@@ -3,6 +3,9 @@
 ``train`` (train, demo), ``data``, ``noise``, ``config``, ``runs`` (report, analyze, predict,
 export-labels); each ``add_parsers`` registers its commands with ``set_defaults(func=...)``.
 Every user mistake surfaces as ``error: <one line>`` and exit code 2.
+Building the parser imports no torch, matplotlib or scipy: each command imports what it runs inside its ``cmd_*``
+function, so that ``--help``, ``--version``, ``config show`` and ``data check`` answer at once
+(benchmarks/bench_cli_startup.py).
 """
 from __future__ import annotations
 
@@ -13,11 +16,9 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .. import runfolder, safety
+from .. import safety
 from .._version import __version__
 from ..errors import AdeleError, ConfigError
-from ..models import available_models
-from ..runfolder import list_checkpoints
 from . import config, data, evaluate, noise, runs, train
 from ._common import Formatter, Parser
 from .train import train_config_from_args  # noqa: F401 - public: used by tests and scripts
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"adele {__version__}")
     p.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors (also accepted after the command)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    train.add_parsers(sub, available_models())
+    train.add_parsers(sub)
     data.add_parsers(sub)
     noise.add_parsers(sub)
     config.add_parsers(sub)
@@ -107,9 +108,11 @@ def _after_interrupt(args: argparse.Namespace) -> str:
         return "nothing to resume"
     if args.command != "train":
         return "nothing was written (outputs appear only when a command completes)"
+    from .. import runfolder  # deferred: runfolder imports torch, which the commands that read no run never need
+
     if runfolder.model_path(args.out).is_file() and runfolder.read_metrics(args.out) is not None:
         return f"but the run had already completed: {args.out} holds model.pt and metrics.json, nothing to resume"
-    if list_checkpoints(Path(args.out)):
+    if runfolder.list_checkpoints(Path(args.out)):
         return f"resume with `adele train --out {args.out} --resume`"
     if runfolder.has_config(args.out):
         return f"no checkpoint was saved yet; start again with `adele train ... --out {args.out} --overwrite`"

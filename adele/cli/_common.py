@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from typing import Callable
 
 from ..errors import ConfigError
 
@@ -14,8 +15,23 @@ def fmt(text: str) -> str:
     return textwrap.dedent(text).strip("\n") + "\n"
 
 
+class LazyText(str):
+    """A help text or epilog written when the help is shown, not when the parser is built: for texts that name what only
+    a heavy module knows (the model registry imports torch, the noise recipes scipy), so that `adele --version` and
+    `adele --help` import neither. ``make()`` returns the text; the string itself is a non-empty stand-in."""
+
+    def __new__(cls, make: Callable[[], str]):
+        self = super().__new__(cls, "(written when shown)")
+        self.make = make
+        return self
+
+
 class Formatter(argparse.RawDescriptionHelpFormatter):
-    pass
+    def _get_help_string(self, action: argparse.Action) -> str:
+        return action.help.make() if isinstance(action.help, LazyText) else super()._get_help_string(action)
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(text.make() if isinstance(text, LazyText) else text)
 
 
 class Parser(argparse.ArgumentParser):

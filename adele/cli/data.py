@@ -1,4 +1,6 @@
-"""``adele data``: export the embedded data, check a dataset folder, prepare volumes or a public dataset."""
+"""``adele data``: export the embedded data, check a dataset folder, prepare volumes or a public dataset.
+
+``data check`` reads the folder with NumPy and PIL only; the volume steps (torch) are imported by ``prepare``."""
 from __future__ import annotations
 
 import argparse
@@ -7,12 +9,9 @@ from pathlib import Path
 from ..config import load_config
 from ..data import EMBEDDED, export_colin27, open_dataset
 from ..data.colin27 import export_colin27_volumes
-from ..data.dataset import check_source
-from ..data.segthor import load_split_file as load_segthor_split
-from ..data.segthor import prepare_segthor
+from ..data.folder import check_source
 from ..data.voc import prepare_voc
 from ..errors import ConfigError
-from ..data.volumes import load_split_file, prepare_volumes, read_folds
 from ._common import Formatter, add_overwrite, fmt
 
 
@@ -190,10 +189,14 @@ def cmd_data(args: argparse.Namespace) -> int:
         return 0
     if args.data_command == "prepare":
         if args.prepare_name == "segthor":
+            from ..data.segthor import load_split_file as load_segthor_split, prepare_segthor  # deferred: data.volumes imports torch
+
             split = load_segthor_split(args.split_file) if args.split_file else None
             prepare_segthor(args.raw, args.out, size=args.size, window=args.window, all_slices=args.all_slices, overwrite=args.overwrite, split=split)
             return 0
         if args.prepare_name == "volumes":
+            from ..data.volumes import load_split_file, prepare_volumes, read_folds  # deferred: data.volumes imports torch
+
             folded = args.fold is not None
             split = load_split_file(args.split_file) if args.split_file and not folded else None
             prepare_volumes(args.src, args.out, axis=args.axis, size=args.size, spacing=args.spacing, modality=args.modality,

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..evaluation import evaluate_folders, format_table
 from ..safety import OutputError, atomic_write_text, check_location
 from ._common import Formatter, add_overwrite, fmt
 
@@ -42,6 +41,8 @@ def add_parsers(sub) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate_folders, format_table  # deferred: it reads volumes through data.volumes (torch)
+
     for name, value in (("PREDICTIONS", args.predictions), ("LABELS", args.labels)):
         if not value.strip():
             raise ConfigError(f"{name}: empty path; name a folder of masks")

@@ -5,9 +5,13 @@ import argparse
 
 from ..config import SEED_MAX
 from ..errors import ConfigError
-from ..noise.command import run_noise_command
-from ..noise.recipes import DEFAULT_ITERATIONS, DEFAULT_TARGET_AREA, format_value
-from ._common import Formatter, add_overwrite, fmt
+from ._common import Formatter, LazyText, add_overwrite, fmt
+
+
+def _with_morph_defaults(text: str) -> str:
+    from ..noise.recipes import DEFAULT_ITERATIONS, DEFAULT_TARGET_AREA, format_value  # deferred: the recipes import scipy
+
+    return text % (format_value(DEFAULT_TARGET_AREA), format_value(DEFAULT_ITERATIONS))
 
 
 def add_parsers(sub) -> None:
@@ -16,7 +20,7 @@ def add_parsers(sub) -> None:
         help="write a copy of a dataset with synthetic annotation noise",
         formatter_class=Formatter,
         description="Copy a dataset, replace the chosen split's labels with noisy ones (keeping the originals in labels_clean/), and report how wrong they are.",
-        epilog=fmt("""
+        epilog=LazyText(lambda: _with_morph_defaults(fmt("""
             examples:
               adele noise --data colin27 --out data/colin27-final --recipe final
               adele noise --data data/my-set --out data/my-set-noisy --recipe 'final+missing:p=0.1' --seed 3
@@ -28,7 +32,7 @@ def add_parsers(sub) -> None:
             morphological parameters: target_area=%s, iterations=%s (e.g. 'final:target_area=800,iterations=1-3'),
             variant=official (the official SegTHOR noise) or painted (the earlier variant),
             order=ascending|random|IDS (class ids joined by '-'; the official SegTHOR noise: order=1-3-4-2).
-            """) % (format_value(DEFAULT_TARGET_AREA), format_value(DEFAULT_ITERATIONS)),
+            """))),
     )
     n.add_argument("--data", required=True, help="dataset folder or 'colin27'")
     n.add_argument("--out", required=True, help="output folder (new)")
@@ -41,6 +45,8 @@ def add_parsers(sub) -> None:
 
 
 def cmd_noise(args: argparse.Namespace) -> int:
+    from ..noise.command import run_noise_command  # deferred: it reads datasets through data.volumes (torch)
+
     if not 0 <= args.seed <= SEED_MAX:
         raise ConfigError(f"--seed: must be an integer in 0..{SEED_MAX}, got {args.seed}")
     if args.previews < 0:

@@ -1,16 +1,13 @@
 """Commands that read a finished run: ``adele report``, ``analyze``, ``predict``, ``export-labels``.
 
 The run folder is the first positional argument of each (``--run`` is accepted for a release, with a warning).
+What each command runs (torch, matplotlib) is imported by its ``cmd_*`` function (see :mod:`adele.cli`).
 """
 from __future__ import annotations
 
 import argparse
 
 from ..errors import ConfigError
-from ..inference import predict_files
-from ..reporting.export import export_labels
-from ..reporting.html import build_report
-from ..reporting.memorization import analyze_memorization
 from ._common import DEVICES, Formatter, add_overwrite, add_run_folder, fmt, run_folder, run_folders
 
 
@@ -128,6 +125,8 @@ def _add_export_parser(sub) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from ..reporting.html import build_report  # deferred: the report imports torch and draws with matplotlib
+
     if args.examples < 0:
         raise ConfigError(f"--examples: must be >= 0, got {args.examples}")
     print(f"wrote {build_report(args.runs, args.out, device=args.device, examples=args.examples, overwrite=args.overwrite)}")
@@ -135,6 +134,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from ..reporting.memorization import analyze_memorization  # deferred: reads the run with torch, draws with matplotlib
+
     if args.analyze_command != "memorization":
         args.parser.parse_args(["analyze", "--help"])
         return 2
@@ -145,12 +146,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from ..inference import predict_files  # deferred: inference imports torch
+
     predict_files(run_folders(args), args.input, args.out, probs=args.probs, tta=args.tta, device=args.device, overwrite=args.overwrite,
                   checkpoint=args.checkpoint)
     return 0
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:
+    from ..reporting.export import export_labels  # deferred: the export imports torch
+
     export_labels(run_folder(args), args.out, device=args.device, overwrite=args.overwrite, checkpoint=args.checkpoint,
                   suspects=args.suspects)
     return 0

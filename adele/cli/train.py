@@ -1,4 +1,7 @@
-"""``adele train`` and ``adele demo``."""
+"""``adele train`` and ``adele demo``.
+
+The engine, the planner and the run folder (torch) are imported by the ``cmd_*`` functions that use them, not with
+this module: building the parser stays light (see :mod:`adele.cli`)."""
 from __future__ import annotations
 
 import argparse
@@ -10,20 +13,25 @@ import yaml
 
 from ..config import load_config, parse_override
 from ..data import EMBEDDED, open_source
-from ..data.volumes import read_volume_index
-from ..demo import DEMO_NOISE, run_demo
-from ..engine.rundir import check_run_dir
-from ..engine.trainer import Trainer
 from ..errors import ConfigError
-from ..plan import fingerprint, plan, plan_device, plan_table, planned_config
-from .. import runfolder
-from ..runfolder import write_plan
 from ..reporting.tables import format_metrics_table
 from ..safety import atomic_write_text
-from ._common import DEVICES, Formatter, add_overwrite, fmt
+from ._common import DEVICES, Formatter, LazyText, add_overwrite, fmt
 
 
-def add_parsers(sub, models: list[str]) -> None:
+def _model_help() -> str:
+    from ..models import available_models  # deferred: the registry imports torch; only `adele train --help` shows it
+
+    return f"model from the registry: {', '.join(available_models())}"
+
+
+def _demo_recipe_help() -> str:
+    from ..demo import DEMO_NOISE  # deferred: the demo module imports the engine (torch); only `adele demo --help` shows it
+
+    return f"noise recipe (default: {DEMO_NOISE}, the paper's level)"
+
+
+def add_parsers(sub) -> None:
     t = sub.add_parser(
         "train",
         help="train a baseline or ADELE model",
@@ -54,7 +62,7 @@ def add_parsers(sub, models: list[str]) -> None:
     t.add_argument("--batch-size", type=int, default=None, help="images per step and process (train.batch_size)")
     t.add_argument("--lr", type=float, default=None, help="learning rate (optim.lr)")
     t.add_argument("--device", choices=DEVICES, default=None, help="device (train.device; default auto: CUDA when available)")
-    t.add_argument("--model", default=None, help=f"model from the registry: {', '.join(models)}")
+    t.add_argument("--model", default=None, help=LazyText(_model_help))
     t.add_argument("--train-labels", choices=["noisy", "clean"], default=None, help="train on train/labels (noisy, default) or train/labels_clean")
     t.add_argument("--noise", default=None, help="synthesize noisy train labels on the fly with this recipe (clean ones kept for analysis)")
     t.add_argument("--renoise", action="store_true",
@@ -112,7 +120,7 @@ def _add_demo_parser(sub) -> None:
     d.add_argument("--out", default="runs/demo", help="folder for the runs (default: runs/demo)")
     d.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the planned number)")
     d.add_argument("--seed", type=int, default=0, help="train.seed and data.noise_seed of both runs (default: 0)")
-    d.add_argument("--recipe", default=None, help=f"noise recipe (default: {DEMO_NOISE}, the paper's level)")
+    d.add_argument("--recipe", default=None, help=LazyText(_demo_recipe_help))
     d.add_argument("--device", default="auto", choices=DEVICES, help="device (default: auto)")
     add_overwrite(d, "demo folder")
     d.set_defaults(func=cmd_demo)
@@ -138,6 +146,9 @@ def train_config_from_args(args: argparse.Namespace):
     for item in args.set:
         k, v = parse_override(item)
         overrides[k] = v
+    from .. import runfolder  # deferred: runfolder imports torch
+    from ..plan import planned_config  # deferred: the planner imports torch
+
     config_path = args.config
     if args.resume and config_path is None and runfolder.has_config(args.out):
         return absolute_paths(load_config(str(runfolder.config_path(args.out)), overrides)), None
@@ -151,6 +162,8 @@ def prepared_grid_note(cfg) -> str:
     """A volume dataset's slices have the grid `adele data prepare volumes` gave them; data.size resizes them again."""
     if cfg.data.size is None or cfg.data.path in EMBEDDED:
         return ""
+    from ..data.volumes import read_volume_index  # deferred: data.volumes imports torch
+
     idx = read_volume_index(cfg.data.path) if Path(cfg.data.path).is_dir() else None
     if not idx:
         return ""
@@ -195,6 +208,8 @@ PLAN_HEADER = "# planned by `adele plan"
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from ..plan import fingerprint, plan, plan_device, plan_table  # deferred: the planner imports torch
+
     base = load_config(None, {"data.path": args.data})
     device = args.device or plan_device(base)
     fp = fingerprint(open_source(args.data))
@@ -219,6 +234,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..engine.rundir import check_run_dir  # deferred: the engine imports torch
+    from ..engine.trainer import Trainer  # deferred: the engine imports torch
+    from ..runfolder import write_plan  # deferred: runfolder imports torch
+
     cfg, planned = train_config_from_args(args)
     inputs = (args.config,) if args.config else ()
     changes = check_run_dir(cfg, args.out, args.resume, args.overwrite, args.allow_changes, inputs)  # before any data is read
@@ -248,5 +267,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from ..demo import run_demo  # deferred: the demo imports the engine (torch) and the report (matplotlib)
+
     run_demo(out=args.out, epochs=args.epochs, seed=args.seed, recipe=args.recipe, device=args.device, overwrite=args.overwrite)
     return 0

@@ -255,3 +255,52 @@ def _check_split(split: FolderSplit, num_classes: int, ignore_index: int) -> Non
 def write_dataset_json(root: Path, name: str, classes: Sequence[str], ignore_index: int = 255) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "dataset.json").write_text(json.dumps({"name": name, "classes": list(classes), "ignore_index": ignore_index}, indent=2) + "\n")
+
+
+def _split_info(split) -> tuple[tuple[tuple[int, int, int], ...], Optional[int]]:
+    """((H, W, channels) per image, labelled pixels or None if unknown) without decoding twice."""
+    checked = getattr(split, "checked", None)
+    if checked is not None:
+        return checked
+    images = getattr(split, "images", None)
+    if isinstance(images, np.ndarray):  # ArraySplit
+        c = int(images.shape[3]) if images.ndim == 4 else 1
+        return tuple((int(images.shape[1]), int(images.shape[2]), c) for _ in range(len(images))), None
+    return tuple(image_info(split.image(i)) for i in range(len(split))), None
+
+
+def check_source(source: Source, size: Optional[Sequence[int]] = None, normalize: str = "zscore", crop=None, batch_size: int = 1) -> None:
+    """Checks across the splits of a dataset, for training with these settings; one-line :class:`DatasetError`.
+
+    * one channel count (grayscale or RGB) in all splits, unless ``normalize`` is ``imagenet`` (grayscale repeated);
+    * with ``size`` and ``crop`` null and batches of more than one image, one image size in the training split;
+    * the training labels are not all ``ignore_index``.
+    """
+    infos = {name: _split_info(split) for name, split in source.splits.items()}
+    if normalize != "imagenet":
+        chans = {name: sorted({c for _, _, c in info}) for name, (info, _) in infos.items()}
+        kinds = {c for cs in chans.values() for c in cs}
+        if len(kinds) > 1:
+            word = {1: "grayscale", 3: "RGB"}
+            mixed = [n for n, cs in chans.items() if len(cs) > 1]
+            if mixed:
+                where = f"{mixed[0]} images mix grayscale and RGB"
+            else:
+                by = {n: word.get(cs[0], f"{cs[0]}-channel") for n, cs in chans.items()}
+                where = ", ".join(f"{n} images are {k}" for n, k in by.items())
+            raise DatasetError(f"{source.root or source.name}: {where}; convert all images to one channel count (or set data.normalize=imagenet, which repeats grayscale to RGB)")
+    if size is None and crop is None and batch_size > 1 and "train" in infos:
+        shapes = sorted({(h, w) for h, w, _ in infos["train"][0]})
+        if len(shapes) > 1:
+            raise DatasetError(f"{source.root or source.name}: training images have {len(shapes)} different sizes ({', '.join(f'{h}x{w}' for h, w in shapes[:3])}"
+                               f"{', ...' if len(shapes) > 3 else ''}) and data.size is null; set data.size=[H,W] (or data.crop, or train.batch_size=1)")
+    if size is None:
+        small = [(n, h, w) for n, (info, _) in infos.items() for h, w, _ in info if min(h, w) < 8]
+        if small:
+            n, h, w = small[0]
+            raise DatasetError(f"{source.root or source.name}: {len(small)} image(s) smaller than 8 pixels on a side (e.g. {h}x{w} in {n}) "
+                               "and data.size is null; set data.size=[H,W] to resize them, or remove them")
+    for name, (_, labelled) in infos.items():
+        if labelled == 0:
+            raise DatasetError(f"{source.root or source.name}: every {name} label pixel is ignore_index ({source.ignore_index}); "
+                               + ("there is nothing to learn from" if name == "train" else "its scores would be meaningless") + ", fix the labels")

@@ -1,47 +1,66 @@
 """Matplotlib figures of the report, drawn off-screen (Agg, no pyplot, no display).
 
-Each function takes plain arrays / run objects and a PNG path, and returns the path.
+Each function takes plain arrays / run objects and a PNG path, and returns the path. matplotlib itself is imported
+by the first figure drawn (:func:`_matplotlib`), not with this module.
 """
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
+from .runs import ClassCurve
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 
 def private_config_dir(environ=os.environ) -> Optional[str]:
-    """A fresh temporary folder for matplotlib's cache when its usual one cannot be written (HOME read-only
-    or unset, as under some job schedulers), so that it stays quiet; None when the usual one is fine."""
+    """A fresh temporary folder for matplotlib's cache when its usual one cannot be used (HOME read-only, unset, or
+    not even readable by this user, as under some job schedulers, `sudo -u` or a container run as another uid), so
+    that it stays quiet; None when the usual one is fine."""
     if environ.get("MPLCONFIGDIR"):
         return None
     usual = Path(environ.get("XDG_CONFIG_HOME") or Path(environ.get("HOME") or "/", ".config")) / "matplotlib"
-    existing = next((p for p in (usual, *usual.parents) if p.exists()), None)
+    try:
+        existing = next((p for p in (usual, *usual.parents) if p.exists()), None)
+    except OSError:  # a folder on the way cannot be searched (EACCES): unusable, like an unwritable one
+        existing = None
     if existing is not None and os.access(existing, os.W_OK):
         return None
     return tempfile.mkdtemp(prefix="adele-matplotlib-")
 
 
-_cfg = private_config_dir()
-if _cfg:
-    os.environ["MPLCONFIGDIR"] = _cfg
+@functools.lru_cache(maxsize=None)
+def _matplotlib() -> SimpleNamespace:
+    """The matplotlib classes the figures use, imported by the first figure drawn (never when the package is imported:
+    commands that draw nothing neither wait for matplotlib nor depend on its cache folder), after choosing that folder."""
+    cfg = private_config_dir()
+    if cfg:
+        os.environ["MPLCONFIGDIR"] = cfg
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402 (after choosing the cache folder)
-from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+    return SimpleNamespace(colormaps=colormaps, FigureCanvasAgg=FigureCanvasAgg, ListedColormap=ListedColormap, Figure=Figure,
+                           Patch=Patch, MaxNLocator=MaxNLocator)
 
-from .runs import ClassCurve
 
 DPI = 110
 
 
 def _figure(nrows: int, ncols: int, w: float, h: float, height_ratios: Optional[Sequence[float]] = None):
-    fig = Figure(figsize=(w, h), layout="constrained")
-    FigureCanvasAgg(fig)
+    mpl = _matplotlib()
+    fig = mpl.Figure(figsize=(w, h), layout="constrained")
+    mpl.FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw={"height_ratios": height_ratios} if height_ratios else None)
     return fig, axes
 
@@ -54,8 +73,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def class_colors(n: int) -> np.ndarray:
     """(n, 4) RGBA; class 0 (background) transparent; no grey among the classes (grey reads as 'unlabelled')."""
-    from matplotlib import colormaps
-
+    colormaps = _matplotlib().colormaps
     tab10 = [colormaps["tab10"](i) for i in range(10) if i != 7]
     extra = [colormaps["tab20"](i) for i in range(1, 20, 2) if i != 15] + [colormaps["Set3"](i) for i in range(12)]
     palette = tab10 + extra
@@ -96,7 +114,7 @@ def iou_curves(curves: Sequence[ClassCurve], round_epochs: Sequence[int], path: 
         ax.set_title(f"{cc.name}: {state}", fontsize=9)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlim(0, end + 1)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(_matplotlib().MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
     legend_ax = axes.flat[len(curves)]
     legend_ax.axis("off")
@@ -164,7 +182,7 @@ def memorization(mem: dict, path: Path, title: str = "") -> Path:
             ax.text(0.5, 0.5, "no wrong pixels", ha="center", va="center", transform=ax.transAxes, fontsize=8, color="0.5")
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlim(mem["epochs"][0] - 0.5, mem["epochs"][-1] + 0.5)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(_matplotlib().MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
@@ -181,7 +199,7 @@ def memorization_compare(items: Sequence[tuple[str, dict]], path: Path) -> Path:
         ax.plot(mem["epochs"], mem["early_learning"][:, -1], "-", color=f"C{i}", label=f"{name}: clean class")
         ax.plot(mem["epochs"], mem["memorized"][:, -1], "--", color=f"C{i}", label=f"{name}: noisy class")
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(_matplotlib().MaxNLocator(integer=True))
     ax.set_ylabel("fraction of wrong pixels")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("wrongly labelled training pixels predicted as their clean (solid) or noisy (dashed) class", fontsize=9)
@@ -193,14 +211,14 @@ def overlays(rows: Sequence[dict], columns: Sequence[str], classes: Sequence[str
     """Grid of examples: rows[i] = {"id", "image": (H, W) float, column name: (H, W) label map, or (H, W) bool mask drawn in red}."""
     ncol = 1 + len(columns)
     fig, axes = _figure(len(rows), ncol, 2.1 * ncol, 2.3 * len(rows) + 0.4)
-    cmap = ListedColormap(class_colors(len(classes)))
+    cmap = _matplotlib().ListedColormap(class_colors(len(classes)))
     for r, row in enumerate(rows):
         img = row["image"]
         for c, col in enumerate(["image", *columns]):
             ax = axes[r, c]
             ax.imshow(img, cmap="gray", interpolation="nearest")
             if col != "image" and np.asarray(row[col]).dtype == bool:  # a pixel mask (suspect pixels): red
-                ax.imshow(np.ma.masked_where(~row[col], row[col]), cmap=ListedColormap(["#e8202a"]), alpha=0.8, interpolation="nearest")
+                ax.imshow(np.ma.masked_where(~row[col], row[col]), cmap=_matplotlib().ListedColormap(["#e8202a"]), alpha=0.8, interpolation="nearest")
             elif col != "image":
                 lab = np.ma.masked_where((row[col] == 0) | (row[col] >= len(classes)), row[col])
                 ax.imshow(lab, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, alpha=0.55, interpolation="nearest")
@@ -211,7 +229,7 @@ def overlays(rows: Sequence[dict], columns: Sequence[str], classes: Sequence[str
             if c == 0:
                 ax.set_ylabel(row["id"], fontsize=8)
     cols = class_colors(len(classes))
-    fig.legend(handles=[Patch(color=cols[k], label=n) for k, n in enumerate(classes) if k > 0],
+    fig.legend(handles=[_matplotlib().Patch(color=cols[k], label=n) for k, n in enumerate(classes) if k > 0],
                loc="outside lower center", ncols=min(5, len(classes) - 1), fontsize=7, frameon=False)
     return _save(fig, path)
 
