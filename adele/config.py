@@ -158,8 +158,9 @@ class CorrectionConfig:
     #: which classes a round corrects: ``new`` (official SegTHOR: in an epoch where a class is newly
     #: flagged only that class; corrected classes stay frozen and are re-checked, and every ``every``-th
     #: epoch each class that passes its check again is corrected) or ``flagged`` (official VOC: every
-    #: class flagged so far, flags permanent). See adele.core.schedule
-    classes: Literal["new", "flagged"] = "new"
+    #: class flagged so far, flags permanent) or ``once`` (each class corrected in one round only, the epoch it is
+    #: first flagged, by the network of its early learning; never re-corrected). See adele.core.schedule
+    classes: Literal["new", "flagged", "once"] = "new"
     #: the pixel rule: ``segthor`` (official SegTHOR: only background and corrected classes change, tau_bg /
     #: tau_fg) or ``voc`` (official VOC ``update_allclass``: any label may change, one threshold tau_fg, no
     #: class constraint in background-only images, and the shrink guard); see adele.core.correction
@@ -198,6 +199,11 @@ class CorrectionConfig:
     #: (and above tau_bg / tau_fg); recorded per round in ``thresholds``. 0.5 (CBST's portion) is the default chosen
     #: by issue 25's rule (BENCHMARKS.md); null = one tau for every class, as officially
     class_share: Optional[float] = 0.5
+    #: the weights whose predictions correct the labels: ``current`` (the network after the epoch, officially) or
+    #: ``best_val`` (those of the best validation epoch so far on the noisy validation labels, the checkpoint
+    #: early stopping would keep: a network that had not yet memorized what it is asked to correct; the current
+    #: weights without a validation split)
+    weights: Literal["current", "best_val"] = "current"
 
 
 @dataclass(frozen=True)

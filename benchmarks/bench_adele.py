@@ -72,6 +72,11 @@ VARIANTS = {
     "adele_classbal": ["method=adele", "adele.correction.class_share=0.5", "adele.correction.guard_area=null"],
     # ablation of the per-class bars: one tau, with background's at the bar the per-class rule gives it (q = 255)
     "adele_bgbar": ["method=adele", "adele.correction.class_share=null", "adele.correction.guard_area=null", "adele.correction.tau_bg=0.998"],
+    # candidates against early stopping: each class corrected once, at its first flag; the rounds read the weights
+    # early stopping on noisy val labels would keep; both
+    "adele_once": ["method=adele", "adele.correction.classes=once"],
+    "adele_bestw": ["method=adele", "adele.correction.weights=best_val"],
+    "adele_once_bestw": ["method=adele", "adele.correction.classes=once", "adele.correction.weights=best_val"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_cons": ["method=adele", "adele.consistency.enabled=true"],
     "adele_cons1": ["method=adele", "adele.consistency.enabled=true", "adele.consistency.every_steps=1"],
@@ -94,6 +99,8 @@ LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, n
           "consensus": "baseline, consensus (ceiling)", "adele_cons": "ADELE + consistency (every 5th step)",
           "adele_cons1": "ADELE + consistency (every step)", "adele_paper": "ADELE, paper's rules unchanged",
           "adele_nocorr": "ADELE without correction", "adele_late": "ADELE, fit needs 10 points",
+          "adele_once": "ADELE, each class corrected once", "adele_bestw": "ADELE, rounds read the best-noisy-val weights",
+          "adele_once_bestw": "ADELE, once + best-noisy-val weights",
           "baseline_noema": "baseline, no weight average", "baseline_gce": "baseline, generalized CE (q 0.7)", "adele_noema": "ADELE, no weight average"}
 RECIPE_FREE = {"baseline_clean"}
 

@@ -15,15 +15,20 @@ Two schedules, both from the official code (``correction.classes``):
     that is a multiple of ``every`` once any class is flagged, and corrects every class flagged
     so far.
 
+``once``
+    Each class is corrected in one round only, in the epoch it is first flagged (by the network of its
+    early learning), and never again; there are no periodic rounds.
+
 Example (onsets 7, 12, 15, 24; every 10; 40 epochs): both schedules run rounds at epochs 7, 10,
 12, 15, 20, 24, 30, 40. ``new`` corrects 7{1} 10{1} 12{2} 15{3} 20{1,2,3} 24{4} 30{all} 40{all};
-``flagged`` corrects 7{1} 10{1} 12{1,2} 15{1,2,3} 20{1,2,3} 24{all} 30{all} 40{all}.
+``flagged`` corrects 7{1} 10{1} 12{1,2} 15{1,2,3} 20{1,2,3} 24{all} 30{all} 40{all}; ``once`` corrects
+7{1} 12{2} 15{3} 24{4}.
 """
 from __future__ import annotations
 
 from typing import Callable, Iterable
 
-SCHEDULES = ("new", "flagged")
+SCHEDULES = ("new", "flagged", "once")
 
 
 class RoundSchedule:
@@ -55,6 +60,10 @@ class RoundSchedule:
         class that is not due; ``flagged`` only for classes not flagged yet.
         """
         reset = epoch % self.every == 0
+        if self.mode == "once":
+            new = [c for c in self.classes if c not in self.flagged and check(c)]
+            self.flagged.update(new)
+            return new
         if self.mode == "flagged":
             new = [c for c in self.classes if c not in self.flagged and check(c)]
             self.flagged.update(new)

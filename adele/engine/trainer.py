@@ -97,6 +97,11 @@ class Trainer:
         #: per label set, the best validation epoch and the test scores of its weights, taken when it was reached
         #: (the competitors "keep the best checkpoint" from this one training: metrics.json best_checkpoint_<set>_val)
         self.best_by: dict[str, dict] = {}
+        #: adele.correction.weights best_val: the eval weights of the best epoch on the noisy val labels so far
+        self._correction_weights: Optional[dict] = None
+        self._correction_model: Optional[torch.nn.Module] = None
+        if cfg.method == "adele" and cfg.adele.correction.weights == "best_val" and "noisy" not in self.val_label_sets:
+            log("adele.correction.weights is best_val but the dataset has no validation split: the current weights correct the labels")
         #: the method's schedule around the loop (:class:`~adele.engine.adele.Baseline` or ADELE)
         self.method: Baseline = (AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log, self.dist)
                                  if cfg.method == "adele" else Baseline(cfg, self.ignore_index))
@@ -203,6 +208,7 @@ class Trainer:
             "memorization": self.memorization.state_dict(),
             "best": self.best,
             "best_by": self.best_by,
+            "correction_weights": self._correction_weights,
             "adele": self.method.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None,
             "quality": self.quality.state_dict() if self.quality else None,
@@ -225,6 +231,7 @@ class Trainer:
         self.memorization.load_state_dict(state.get("memorization", []))
         self.best = dict(state["best"])
         self.best_by = {k: dict(v) for k, v in (state.get("best_by") or {}).items()}
+        self._correction_weights = state.get("correction_weights")
         ckpt.set_rng_state(state["rng"])
         if state.get("adele"):
             self.method.load_state_dict(state["adele"])
@@ -288,7 +295,7 @@ class Trainer:
             self.epoch = epoch
             t0 = time.perf_counter()
             row = self.train_epoch(epoch, (epoch - 1) * per_epoch, total_steps)
-            row.update(self.method.after_epoch(epoch, row["_train_cm"], self.eval_model, self.device, self.dist))
+            row.update(self.method.after_epoch(epoch, row["_train_cm"], self.correction_model(), self.device, self.dist))
             if self.quality is not None:
                 tq = time.perf_counter()
                 self.quality.after_epoch(epoch, row["_train_cm"], self.eval_model, self.device)
@@ -437,6 +444,22 @@ class Trainer:
                 if self.data.test is not None:
                     rec["test"] = self.evaluate(self.data.test)
                 self.best_by[name] = rec
+                if name == "noisy" and self.corrects_with_best_val:
+                    self._correction_weights = {k: v.detach().cpu().clone() for k, v in self.eval_model.state_dict().items()}
+
+    @property
+    def corrects_with_best_val(self) -> bool:
+        return self.cfg.method == "adele" and self.cfg.adele.correction.weights == "best_val" and "noisy" in self.val_label_sets
+
+    def correction_model(self) -> torch.nn.Module:
+        """The network whose predictions correct the labels (``adele.correction.weights``): the current evaluation
+        weights, or those of the best epoch so far on the noisy validation labels (before any validation: current)."""
+        if not self.corrects_with_best_val or self._correction_weights is None:
+            return self.eval_model
+        if self._correction_model is None:
+            self._correction_model = copy.deepcopy(self.eval_model)
+        self._correction_model.load_state_dict(self._correction_weights)
+        return self._correction_model
 
     def write_logs(self, row: dict) -> None:
         if not self.is_main:

@@ -9,6 +9,7 @@ ALL = [1, 2, 3, 4]
 EXPECTED = {
     "new": {7: [1], 10: [1], 12: [2], 15: [3], 20: [1, 2, 3], 24: [4], 30: ALL, 40: ALL},
     "flagged": {7: [1], 10: [1], 12: [1, 2], 15: [1, 2, 3], 20: [1, 2, 3], 24: ALL, 30: ALL, 40: ALL},
+    "once": {7: [1], 12: [2], 15: [3], 24: [4]},  # each class at its first flag, never again
 }
 
 
@@ -22,7 +23,7 @@ def _run(mode, check, epochs=40, every=10):
     return out
 
 
-@pytest.mark.parametrize("mode", ["new", "flagged"])
+@pytest.mark.parametrize("mode", ["new", "flagged", "once"])
 def test_rounds_and_classes_of_the_official_example(mode):
     assert _run(mode, lambda c, e: e >= FLAGS[c]) == EXPECTED[mode]
 

@@ -166,3 +166,38 @@ def test_one_training_scores_both_early_stopping_competitors(tmp_path):
     # without synthetic noise the labels as given are the user's (noisy) ones; no clean set unless labels_clean
     plain = load_config(None, FAST)
     assert set(validation_label_sets(load_run_data(plain, data).val, None, "clean")) == {"noisy"}
+
+
+def test_correction_with_the_best_noisy_val_weights(tmp_path):
+    """adele.correction.weights best_val: the rounds read the weights of the best epoch so far on the noisy val labels
+    (what early stopping keeps), not the current ones; kept in the checkpoint, so resume corrects identically."""
+    import torch
+
+    sets = FAST + ["train.epochs=4", "train.seed=2", "data.noise=final:target_area=1000", "data.noise_seed=1", "method=adele",
+                   "adele.correction.weights=best_val"]
+    cfg = load_config(None, sets)
+    data = small_colin27(8, 4)
+    tr = Trainer(cfg, tmp_path / "run", data=load_run_data(cfg, data), log=lambda m: None)
+    assert tr.correction_model() is tr.eval_model  # nothing validated yet
+    given, snaps = [], []
+
+    def copy(net):
+        return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+    real_after, real_eval = tr.method.after_epoch, tr.evaluate_sets
+    tr.method.after_epoch = lambda epoch, cm, net, device, dist: given.append(copy(net)) or real_after(epoch, cm, net, device, dist)
+    tr.evaluate_sets = lambda split, sets, model=None: (snaps.append(copy(tr.eval_model)) if split is tr.data.val else None) or real_eval(split, sets, model)
+    tr.prepare_run_dir(False, False)
+    res = tr.fit()
+    curve = [r["val_noisy_mean_dice"] for r in tr.history]
+    assert len(given) == 4 and len(snaps) == 5  # every epoch, and the final scores
+
+    def same(a, b):
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    assert same(given[0], snaps[0])  # epoch 1: no validation yet, the current weights
+    for e in range(2, 5):  # epoch e's round: the best of epochs 1..e-1 on the noisy val labels
+        assert same(given[e - 1], snaps[int(np.argmax(curve[: e - 1]))])
+    assert res["best_checkpoint_noisy_val"]["epoch"] == 1 + int(np.argmax(curve))
+    resumed = interrupted_then_resumed(cfg, data, tmp_path / "b", stop_after=2)[1]
+    assert resumed["test"] == res["test"]
