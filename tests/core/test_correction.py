@@ -255,6 +255,17 @@ def test_area_guard_rolls_back_a_class_that_runs_away_and_only_that_class():
         area_guard(base, new, ref, [1], max_change=0)
 
 
+def test_area_guard_reference_is_the_given_area_not_the_rounds_start():
+    """An earlier round shrank class 1 from 10 px (the noisy labels) to 8; this one leaves it at 6: 0.6 x the
+    reference (fires at 0.3) though only 0.75 x the round's start. Class 2: 4 -> 3 before, back to 4 now: 1.0 x."""
+    base = [np.array([[1] * 8 + [2] * 3 + [0] * 5], np.uint8)]
+    new = [np.array([[1] * 6 + [0] * 2 + [2] * 4 + [0] * 4], np.uint8)]
+    ref = np.array([0, 10, 4])
+    out, fired = area_guard(base, new, ref, [1, 2], max_change=0.3)
+    assert fired == {1: pytest.approx(0.6)}
+    assert out[0].tolist() == [[1] * 8 + [2] * 4 + [0] * 4]  # class 1 back to its 8 px; class 2's change kept
+
+
 # ---------------------------------------------------------------- what the network predicts, per class
 from adele.core.correction import prediction_areas  # noqa: E402
 
