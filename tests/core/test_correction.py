@@ -305,6 +305,17 @@ def test_area_guard_catches_erasure_in_one_image_that_growth_in_another_hides():
     assert out[0].tolist() == noisy[0].tolist() and out[1].tolist() == new[1].tolist()
 
 
+def test_area_guard_reference_is_the_given_area_not_the_rounds_start():
+    """An earlier round shrank class 1 from 10 px (the noisy labels) to 8; this one leaves it at 6: 0.6 x the
+    reference (fires at 0.3) though only 0.75 x the round's start. Class 2: 4 -> 3 before, back to 4 now: 1.0 x."""
+    noisy = [np.array([[1] * 10 + [2] * 4 + [0] * 2], np.uint8)]
+    base = [np.array([[1] * 8 + [2] * 3 + [0] * 5], np.uint8)]
+    new = [np.array([[1] * 6 + [0] * 2 + [2] * 4 + [0] * 4], np.uint8)]
+    out, fired, _ = area_guard(base, new, noisy, [1, 2], max_change=0.3)
+    assert fired == {1: pytest.approx(0.6)}
+    assert out[0].tolist() == [[1] * 8 + [2] * 4 + [0] * 4]  # class 1 back to its 8 px; class 2's change kept
+
+
 # ---------------------------------------------------------------- what the network predicts, per class
 from adele.core.correction import prediction_areas  # noqa: E402
 

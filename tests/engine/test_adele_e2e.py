@@ -160,11 +160,13 @@ def test_per_class_thresholds_are_used_and_recorded(tmp_path, monkeypatch):
 
     import adele.engine.adele as engine
     from adele.config import ConfigError
+    from adele.core import confidence_histogram
 
     data = small_colin27(6, 2)
     plain = _trainer(load_config(None, ADELE + ["train.epochs=4"]), tmp_path / "p", data).fit()["adele"]["rounds"]
     assert sum(r["pixels_changed"] for r in plain) > 0
-    cfg = load_config(None, ADELE + ["train.epochs=4", "adele.correction.class_share=0.5"])
+    share = 0.5
+    cfg = load_config(None, ADELE + ["train.epochs=4", f"adele.correction.class_share={share}"])
     seen, real = [], engine.class_thresholds
 
     def bars(hist, share, tau_bg, tau_fg):  # the real bars, recorded; then one no pixel of this small net reaches
@@ -172,12 +174,22 @@ def test_per_class_thresholds_are_used_and_recorded(tmp_path, monkeypatch):
         return np.full(hist.shape[0], 0.999)
 
     monkeypatch.setattr(engine, "class_thresholds", bars)
-    rounds = _trainer(cfg, tmp_path / "t", data).fit()["adele"]["rounds"]
+    tr = _trainer(cfg, tmp_path / "t", data)
+    rounds = tr.fit()["adele"]["rounds"]
     assert len(rounds) == len(plain) == len(seen)
     assert all(r["pixels_changed"] == 0 and set(r["thresholds"].values()) == {0.999} for r in rounds)
     for hist, tau in seen:  # the histogram covers every training pixel; the bars are the share's, never below tau
         assert hist.shape == (len(data.classes), 256) and hist.sum() == sum(x.size for x in load_run_data(cfg, data).train.labels)
-        assert (tau >= 0.5).all()
+        bar = np.floor(tau * 255).astype(int)  # a pixel predicted k passes when its q > bar[k] (the rule on the store)
+        for k, h in enumerate(hist):
+            if tau[k] > 0.5:  # the share's bar: the class's top share passes, and no higher bar lets that share through
+                assert h[bar[k] + 1:].sum() >= share * h.sum() > h[bar[k] + 2:].sum()
+            else:  # tau (0.5): no higher bar lets the share through (or the class is never predicted)
+                assert h.sum() == 0 or h[129:].sum() < share * h.sum()
+    # the last round's histogram is that of the predictions it read (the store keeps them): the pixels the network
+    # predicts as each class, not those labelled so
+    store = tr.method.store
+    assert np.array_equal(seen[-1][0], sum(confidence_histogram(*store.read(i), len(data.classes)) for i in range(len(tr.data.train))))
     for bad in (["adele.correction.class_share=0"], ["adele.correction.class_share=1.5"]):
         with pytest.raises(ConfigError, match="class_share"):
             load_config(None, ADELE + bad)

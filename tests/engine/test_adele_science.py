@@ -104,27 +104,93 @@ def test_which_classes_each_round_corrects(tmp_path, mode, expected):
     assert done == expected
 
 
-def test_class_constraint_reads_the_current_labels(tmp_path):
-    """Official SegTHOR: a class erased from a slice by an earlier round cannot come back in it."""
+def _round(tmp_path, overrides, original, current, store):
+    """An AdeleState, ready for a correction round, on 2 training images whose original (noisy) and current labels
+    are ``original`` / ``current`` (lists of (H, W) uint8) and whose prediction store reads ``store(i) -> (pred, conf)``
+    ((H, W) uint8 each, conf as q = round(255 p))."""
     src = small_colin27(2, 2)
-    cfg = load_config(None, ADELE + ["adele.correction.restart_from_original=false", "adele.correction.classes=new"])
+    cfg = load_config(None, ADELE + ["adele.correction.restart_from_original=false"] + overrides)
     data = load_run_data(cfg, src)
+    for i in range(2):
+        data.train.original[i][...] = original[i]
+        data.train.labels[i][...] = current[i]
     state = AdeleState(cfg, 10, 255, tmp_path, data.train, list(src.classes), log=lambda m: None)
-    lab = data.train.labels[0]
-    c = int(np.setdiff1d(np.unique(lab), [0, 255])[0])
-    lab[lab == c] = 0  # an earlier round erased class c from image 0 (the original labels still hold it)
-    assert c in data.train.original[0]
 
-    class Confident:  # every pixel predicted as class c with probability 1
+    class Store:
         def read(self, i):
-            shape = data.train.labels[i].shape
-            return np.full(shape, c, np.uint8), np.full(shape, 255, np.uint8)
+            return store(i)
 
-    state._store = Confident()
+    state._store = Store()
     state.predict_train_set = lambda *a: None
-    state.correction_round(10, None, torch.device("cpu"), state.dist, [c])
-    assert c not in data.train.labels[0]  # not invented where the current labels lack it
-    assert (data.train.labels[1] == c).sum() > 0 if c in data.train.original[1] else True
+    return state
+
+
+def _bands(shape, *bands):
+    """(H, W) uint8, zero but for rows [start, stop) set to class k for each (k, start, stop)."""
+    lab = np.zeros(shape, np.uint8)
+    for k, start, stop in bands:
+        lab[start:stop] = k
+    return lab
+
+
+SHAPE = (56, 48)  # small_colin27's slices
+
+
+def test_class_constraint_reads_the_current_labels(tmp_path):
+    """Official SegTHOR: a class erased from a slice by an earlier round cannot come back in it; where the current
+    labels still hold it, it may grow. The area guard is off: with it, the bug's extra area is rolled back and hides it."""
+    c, d = 3, 5
+    original = [_bands(SHAPE, (c, 0, 10)), _bands(SHAPE, (c, 0, 10), (d, 20, 30))]
+    current = [np.zeros(SHAPE, np.uint8), original[1].copy()]  # an earlier round erased c from image 0
+    pred = _bands(SHAPE, (c, 0, 20))  # c, surely, in rows 0-19 of both images; background elsewhere
+    state = _round(tmp_path, ["adele.correction.guard_area=null"], original, current,
+                   lambda i: (pred, np.full(SHAPE, 255, np.uint8)))
+    info = state.correction_round(10, None, torch.device("cpu"), state.dist, [c])
+    assert c not in state.train.labels[0]  # not invented where the current labels lack it (the original ones hold it)
+    assert np.array_equal(state.train.labels[1], _bands(SHAPE, (c, 0, 20), (d, 20, 30)))  # grown where they hold it
+    assert info["pixels_changed"] == 10 * SHAPE[1]
+
+
+def test_area_guard_measures_against_the_noisy_labels_not_the_rounds_start(tmp_path):
+    """correction.guard_area: a class's area after the round is compared with its area in the original (noisy)
+    labels, not with the labels the round started from (an earlier round already moved both classes here)."""
+    c1, c2 = 1, 2
+    original = [_bands(SHAPE, (c1, 0, 20), (c2, 30, 50)), np.zeros(SHAPE, np.uint8)]
+    current = [_bands(SHAPE, (c1, 0, 16), (c2, 30, 44)), np.zeros(SHAPE, np.uint8)]  # 0.8 and 0.7 x the noisy area
+    # the round would leave c1 at 13 / 20 = 0.65 x its noisy area (13 / 16 = 0.81 x the round's start) and bring c2
+    # back to 20 / 20 = 1.0 x (20 / 14 = 1.43 x the round's start)
+    pred = [_bands(SHAPE, (c1, 0, 13), (c2, 30, 50)), np.zeros(SHAPE, np.uint8)]
+    state = _round(tmp_path, ["adele.correction.guard_area=0.25"], original, current,
+                   lambda i: (pred[i], np.full(SHAPE, 255, np.uint8)))
+    info = state.correction_round(10, None, torch.device("cpu"), state.dist, [c1, c2])
+    assert info["guard"] == {state.classes[c1]: 0.65}
+    assert state.stopped == {c1}
+    assert np.array_equal(state.train.labels[0], _bands(SHAPE, (c1, 0, 16), (c2, 30, 50)))  # c1 rolled back, c2 kept
+    assert info["area_vs_noisy"][state.classes[c1]] == 0.8 and info["area_vs_noisy"][state.classes[c2]] == 1.0
+
+
+def test_per_class_bars_come_from_the_predictions(tmp_path):
+    """correction.class_share: class k's bar is read from the confidences of the pixels the network PREDICTS as k
+    (over the training set), not of the pixels labelled k."""
+    from adele.core import class_thresholds, confidence_histogram
+
+    rows, cols = np.indices(SHAPE)
+    pred = [((cols + i) % 10).astype(np.uint8) for i in range(2)]  # every class predicted, in stripes
+    conf = [(130 + 12 * p + rows % 5).astype(np.uint8) for p in pred]  # each class its own confidence range
+    original = [_bands(SHAPE, (1, 0, 10), (4, 30, 40)), _bands(SHAPE, (2, 5, 25))]
+    state = _round(tmp_path, ["adele.correction.class_share=0.5"], original, [x.copy() for x in original],
+                   lambda i: (pred[i], conf[i]))
+    info = state.correction_round(10, None, torch.device("cpu"), state.dist, [1, 2, 4])
+
+    cor = state.a.correction
+
+    def bars(maps):
+        hist = sum(confidence_histogram(m, q, 10) for m, q in zip(maps, conf))
+        return {n: round(float(t), 4) for n, t in zip(state.classes, class_thresholds(hist, 0.5, cor.tau_bg, cor.tau_fg))}
+
+    assert info["thresholds"] == bars(pred)
+    assert info["thresholds"] != bars(original)  # (the labels' confidences would give other bars)
+    assert info["thresholds"][state.classes[9]] == round((130 + 12 * 9 + 2 - 0.5) / 255, 4)  # the median of 9's range
 
 
 class Recorder(torch.nn.Module):
