@@ -130,6 +130,8 @@ def test_bench_adele_smoke_prints_the_competitors_and_the_round_report(tmp_path)
     assert "correction rounds per class" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary[0]["dataset"] == "colin27-structures" and summary[0]["config"] == "plan" and len(summary[0]["adele"]) == 2
+    result = json.loads((tmp_path / "adele_colin27-structures_final-target-area-1000.json").read_text())  # smoke: into OUT, not docs/
+    assert result["results"]["summary"] == summary and result["settings"]["seeds"] == [0, 1]
 
 
 @pytest.mark.slow
