@@ -1,4 +1,4 @@
-"""The diagnosis scripts in benchmarks/ run on small inputs (they are quoted in BENCHMARKS.md)."""
+"""The diagnosis scripts in benchmarks/ run on small inputs (docs/benchmarks.md describes them)."""
 import json
 import os
 import re

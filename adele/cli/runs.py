@@ -105,7 +105,7 @@ def _add_export_parser(sub) -> None:
               adele export-labels runs/adele --out data/c27-corrected
               adele train --data data/c27-corrected --out runs/retrain     # train again on the corrected labels
               head -6 data/c27-corrected/label_quality.csv                 # the masks to redraw first
-              # Label Studio: a project with labelstudio/config.xml, import labelstudio/tasks.json (README: "Reviewing the masks")
+              # Label Studio: a project with labelstudio/config.xml, import labelstudio/tasks.json (docs/label-studio.md)
               adele export-labels runs/heart --out nnUNet_raw/Dataset102_HeartFixed --suspects ignore
 
             --suspects ignore writes OUT/imagesTr/<case>_0000.<ext>, OUT/labelsTr/<case>.<ext> and OUT/dataset.json
