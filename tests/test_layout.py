@@ -19,7 +19,7 @@ from adele.noise.recipes import parse_recipe
 from adele.testing import make_dataset
 
 PKG = Path(adele.__file__).parent
-README = PKG.parent / "README.md"
+DOCS = PKG.parent / "docs"
 TINY = ["--set", "data.size=[24, 20]", "model.width=4", "model.depth=2", "train.batch_size=2", "train.device=cpu", "--epochs", "2"]
 
 
@@ -116,28 +116,28 @@ def test_project_modules_are_imported_at_module_top_unless_a_reason_is_given():
 # ----------------------------------------------------------------------------- defaults written once
 
 
-def test_config_show_matches_the_readme_method_section(capsys):
+def test_config_show_matches_the_method_page(capsys):
     assert main(["config", "show"]) == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     det, con = cfg["adele"]["detection"], cfg["adele"]["consistency"]
-    text = " ".join(README.read_text().split("## The method", 1)[1].split("\n## ", 1)[0].split())
+    text = " ".join((DOCS / "method.md").read_text().split())
     others = [s for s in con["scales"] if s != 1.0]
     expected = [f"(r = {det['r']})", f"`adele.detection.flag_offset: {det['flag_offset']}`",
                 f"`adele.consistency.every_steps` (default {con['every_steps']})", f"scales {others[0]} and {others[1]}",
                 f"`mask: {con['mask']}`", f"`normalize: {con['normalize']}`",
                 "(`adele.detection.horizon`, default `train.epochs`" if det["horizon"] is None else f"horizon {det['horizon']}"]
     missing = [e for e in expected if e not in text]
-    assert not missing, f"README's method section disagrees with `adele config show`: {missing}"
+    assert not missing, f"docs/method.md disagrees with `adele config show`: {missing}"
 
 
-def test_noise_defaults_in_help_and_readme_are_the_recipes(capsys):
+def test_noise_defaults_in_help_and_docs_are_the_recipes(capsys):
     kw = parse_recipe("final").steps[0].kwargs()
     area, (lo, hi) = kw["target_area"], kw["iterations"]
     with pytest.raises(SystemExit):
         main(["noise", "--help"])
     help_text = capsys.readouterr().out
     assert f"target_area={area:g}, iterations={lo}-{hi}" in help_text
-    assert f"`target_area={area:g}`, {lo}-{hi} iterations" in " ".join(README.read_text().split())
+    assert f"`target_area={area:g}`, {lo}-{hi} iterations" in " ".join((DOCS / "noise.md").read_text().split())
 
 
 def test_every_option_of_every_command_has_help():
