@@ -29,6 +29,8 @@ EXECUTION_KEYS = ("train.device", "train.threads", "train.keep_last", "data.num_
 
 @dataclass(frozen=True)
 class DataConfig:
+    """The dataset, its preprocessing and augmentation, and synthetic noise on its labels."""
+
     #: dataset folder in the generic format, or ``colin27`` for the embedded data
     path: str = "colin27"
     #: resize every image/label to (H, W) before training; null keeps native size
@@ -43,9 +45,11 @@ class DataConfig:
     scale_range: Optional[tuple[float, float]] = None
     #: random crop size (H, W) for training; null disables
     crop: Optional[tuple[int, int]] = None
+    #: data-loading worker processes (0 = load in the training process)
     num_workers: int = 0
     #: noise recipe applied to the training labels at load time (see ``adele noise``); null = use labels as they are
     noise: Optional[str] = None
+    #: seed of ``data.noise``: image i draws its noise from its own stream of (seed, i)
     noise_seed: int = 0
     #: labels that validation, and so the best checkpoint (best.pt), is scored against: ``clean`` (the val
     #: split's labels as given) or ``noisy`` (``data.noise`` applied to them as well, with the same seed: a
@@ -55,10 +59,16 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The network (``adele train --help`` lists the registered models)."""
+
+    #: model from the registry: ``unet`` (the paper's 2D U-Net), ``deeplab`` (dilated ResNet + ASPP),
+    #: ``monai_unet``, ``monai_segresnet`` (MONAI, an optional extra), or one registered from Python
     name: str = "unet"
     #: channels of the first U-Net level (doubles at each level)
     width: int = 16
+    #: number of poolings of the U-Net (level k has width * 2**k channels)
     depth: int = 4
+    #: dropout probability (U-Net: the deepest decoder block; ``deeplab``: ASPP); 0 = off
     dropout: float = 0.0
     #: U-Net normalization layers: ``batch`` (the paper), ``group`` (batch-size independent: identical
     #: results for any split of a batch across processes) or ``instance``
@@ -74,12 +84,22 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
+    """The optimizer and its learning-rate schedule."""
+
+    #: optimizer: ``sgd``, ``adam`` or ``adamw``
     name: Literal["sgd", "adam", "adamw"] = "sgd"
+    #: learning rate (the start of the schedule)
     lr: float = 0.01
+    #: SGD momentum (``adam`` and ``adamw`` ignore it)
     momentum: float = 0.99
+    #: weight decay (L2 for ``sgd`` and ``adam``, decoupled for ``adamw``)
     weight_decay: float = 0.0
+    #: Nesterov momentum (``sgd`` with momentum > 0 only)
     nesterov: bool = False
+    #: learning rate over the optimizer steps of the run: ``constant``, ``poly`` (lr * (1 - step / total) **
+    #: poly_power) or ``cosine``
     schedule: Literal["constant", "poly", "cosine"] = "constant"
+    #: exponent of the ``poly`` schedule
     poly_power: float = 0.9
     #: gradient clipping by global norm; 0 disables
     clip_grad: float = 0.0
@@ -87,6 +107,8 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """The training loop: length, loss, batch, device, evaluation and checkpoints."""
+
     #: number of epochs; every epoch-counted setting (``train.eval_every``, ``adele.correction.every``, the
     #: onset horizon) counts these epochs
     epochs: int = 100
@@ -96,15 +118,22 @@ class TrainConfig:
     #: supervised loss: ``ce`` (cross-entropy, the paper), ``ce_dice`` (cross-entropy + soft Dice) or ``gce``
     #: (generalized cross-entropy, q = 0.7, a noise-robust loss to compare with)
     loss: Literal["ce", "ce_dice", "gce"] = "ce"
+    #: images per optimizer step and per process (with torchrun, N processes see N x batch_size images a step)
     batch_size: int = 5
+    #: seed of initialization, sampling and augmentation
     seed: int = 0
+    #: ``auto`` = CUDA when available, else the CPU
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: mixed precision (CUDA only)
     amp: bool = False
+    #: channels-last memory format for the model and its inputs (faster convolutions on some GPUs)
     channels_last: bool = False
     #: evaluate on val every N epochs (the last epoch is always evaluated)
     eval_every: int = 1
     #: keep only the last N epoch checkpoints to save disk (``best.pt`` and ``model.pt`` are kept besides)
     keep_last: int = 1
+    #: CPU threads of torch in each process; null = torch's default. Results are deterministic for a given
+    #: thread count, and another count changes the floating-point sums (and so the run) slightly
     threads: Optional[int] = None
     #: exponential moving average of the weights (decay per step, e.g. 0.99; 0 = off). When on, the
     #: averaged weights are used for validation/test, for ADELE's correction pass and in model.pt;
@@ -121,6 +150,7 @@ class DetectionConfig:
     r: float = 0.9
     #: trim leading epochs whose IoU rose by less than this (official: 0.1); null disables
     trim_flat: Optional[float] = 0.1
+    #: training-IoU points a class needs (after the trim) before its curve is fitted
     min_points: int = 3
     #: do not flag a class whose best train IoU, or the fitted curve's last value, is below this (guards
     #: against flat, low curves); 0 = off, as the official code (with min_rise 0)
@@ -152,6 +182,7 @@ class DetectionConfig:
 class CorrectionConfig:
     """Adaptive label correction (ADELE section 2)."""
 
+    #: correct the labels at all (``--no-correction`` turns it off)
     enabled: bool = True
     #: correct again every N epochs after a class is flagged (official: 10)
     every: int = 10
@@ -165,11 +196,15 @@ class CorrectionConfig:
     #: tau_fg) or ``voc`` (official VOC ``update_allclass``: any label may change, one threshold tau_fg, no
     #: class constraint in background-only images, and the shrink guard); see adele.core.correction
     rule: Literal["segthor", "voc"] = "segthor"
+    #: confidence a pixel predicted as background needs to take that label
     tau_bg: float = 0.7
+    #: confidence a pixel predicted as a foreground class needs to take that label
     tau_fg: float = 0.7
     #: ``eval``: clean pass in eval mode after the epoch; ``train``: reuse the softmax maps recorded during the epoch (official)
     predictions: Literal["eval", "train"] = "eval"
+    #: input scales of the correction pass, whose predictions are averaged (``average``)
     scales: tuple[float, ...] = (1.0,)
+    #: also average the horizontally flipped views in the correction pass
     hflip: bool = False
     #: the correction reads softmax(logits / temperature). null = the official logit scale: the official
     #: network is trained with its cross-entropy on logits / S (S = 3 consistency scales) and corrected from
@@ -181,13 +216,14 @@ class CorrectionConfig:
     #: start each round again from the original noisy labels instead of the current ones (official VOC
     #: ``--Reinit_dict``; needs ``classes: flagged``, or a round would undo the earlier rounds' classes)
     restart_from_original: bool = False
+    #: let pixels labelled ``ignore_index`` be corrected too (default: they are never touched)
     correct_ignore: bool = False
     #: a guard that needs no clean labels: when a round leaves a corrected class's area (over the training set)
     #: more than this fraction away from its area in the original noisy labels, that class's changes in the round
-    #: are rolled back and the class is not corrected again (logged in the round's ``guard``). 0.25 is the default
-    #: (issue 25's rule, item 6, BENCHMARKS.md): noise without a direction leaves a class's total area near the
-    #: truth's, so a round that moves it by a quarter is more likely running away than recovering; null = off
-    #: (as officially; biased annotators who always under-trace may need a wider bound)
+    #: are rolled back and the class is not corrected again (logged in the round's ``guard``). Noise without a
+    #: direction leaves a class's total area near the truth's, so a round that moves it by a quarter is more likely
+    #: running away than recovering; null = off (as officially; biased annotators who always under-trace may need
+    #: a wider bound)
     guard_area: Optional[float] = 0.25
     #: correct a class in a round only when the network, before the round, predicts at least this fraction of the
     #: class's labelled area over the training set: a class it has not learned yet (it calls the class background,
@@ -196,8 +232,8 @@ class CorrectionConfig:
     min_learned: Optional[float] = None
     #: per-class thresholds, class-balanced (CBST, Zou et al. 2018): a pixel may take class k only when its
     #: confidence is among the top ``class_share`` of the pixels the network predicts as k over the training set
-    #: (and above tau_bg / tau_fg); recorded per round in ``thresholds``. 0.5 (CBST's portion) is the default chosen
-    #: by issue 25's rule (BENCHMARKS.md); null = one tau for every class, as officially
+    #: (and above tau_bg / tau_fg); recorded per round in ``thresholds``. 0.5 is CBST's portion; null = one tau for
+    #: every class, as officially
     class_share: Optional[float] = 0.5
     #: the weights whose predictions correct the labels: ``current`` (the network after the epoch, officially) or
     #: ``best_val`` (those of the best validation epoch so far on the noisy validation labels, the checkpoint
@@ -210,10 +246,16 @@ class CorrectionConfig:
 class ConsistencyConfig:
     """Multi-scale consistency regularization (ADELE section 3)."""
 
+    #: add the multi-scale consistency term (``--no-consistency`` turns it off)
     enabled: bool = True
+    #: input scales the batch is forwarded at (logits resized back to the label size)
     scales: tuple[float, ...] = (1.0, 0.7, 1.5)
+    #: weight lambda of the consistency term
     lam: float = 1.0
+    #: confidence (max of the mean prediction over the scales) above which the term applies (``mask``)
     rho: float = 0.8
+    #: where the term applies: ``image`` (the paper: a whole image when any of its non-ignored pixels reaches
+    #: rho), ``pixel`` (each pixel that reaches rho) or ``none`` (everywhere)
     mask: Literal["image", "pixel", "none"] = "image"
     #: the term (and rho) reads softmax(logits / temperature); null = 1 / number of scales, the official
     #: logit scale (see adele.core.consistency): the cross-entropy always reads the raw logits
@@ -232,6 +274,8 @@ class ConsistencyConfig:
 
 @dataclass(frozen=True)
 class AdeleConfig:
+    """The method's three parts (used with ``method: adele``)."""
+
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     correction: CorrectionConfig = field(default_factory=CorrectionConfig)
     consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
@@ -261,7 +305,7 @@ class QualityConfig:
     tau: float = 0.5
     #: training-IoU points a class needs before its flag can count here: the detector runs with
     #: ``max(adele.detection.min_points, quality.min_points)`` (the official 3 points flag classes whose
-    #: curve is still rising, and their snapshot is then immature; BENCHMARKS.md)
+    #: curve is still rising, and their snapshot is then immature)
     min_points: int = 10
     #: tracking is skipped (with one line) when the probabilities would take more memory than this
     #: (1 byte per training pixel and class)
@@ -270,6 +314,7 @@ class QualityConfig:
 
 @dataclass(frozen=True)
 class Config:
+    #: ``baseline`` (the supervised loss alone) or ``adele`` (the method: detection, correction, consistency)
     method: Literal["baseline", "adele"] = "baseline"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

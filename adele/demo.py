@@ -54,7 +54,7 @@ def benchmark_line(recipe: str, path: Path = BENCHMARK_SUMMARY, dataset: str = D
     if not rows or "adele_diff" not in rows[0]:
         return None
     d, n = rows[0]["adele_diff"], len(rows[0]["seeds"])
-    return (f"benchmark, same recipe over {n} seeds (benchmarks/bench_adele.py, BENCHMARKS.md): ADELE - baseline "
+    return (f"benchmark, same recipe over {n} seeds (benchmarks/bench_adele.py, docs/benchmarks.md): ADELE - baseline "
             f"{d['mean']:+.1f} points, 95% CI [{d['low']:+.1f}, {d['high']:+.1f}], ahead on {d['ahead']} of {n} seeds; "
             "one seed moves by several points, the interval is the answer")
 

@@ -40,7 +40,7 @@ from .data.folder import Source
 from .data.volumes import read_volume_index
 
 #: planning budgets per device. CPU: 40 epochs of >= 50 steps of 2 images of ~4096 pixels, a width-16 U-Net (the
-#: measured cost and accuracy are in BENCHMARKS.md, "The planner"); CUDA: nnU-Net's 250 steps per epoch.
+#: measured cost and accuracy: benchmarks/bench_plan.py, docs/benchmarks.md); CUDA: nnU-Net's 250 steps per epoch.
 BUDGETS: dict[str, dict[str, Any]] = {
     "cpu": {"pixels": 4096, "max_pixels": 16384, "min_object_px": 24, "batch": 2, "min_steps": 50, "max_steps": 250,
             "epochs": 40, "width": 16, "lr": 2e-3},

@@ -1,6 +1,6 @@
 """Write safety shared by every command that writes: nothing an input holds is ever removed.
 
-Rules (see README, "Safety"):
+Rules (see docs/training.md, "Safety"):
 
 * An output folder never is, or contains, an input (dataset, run, image folder,
   config file, ...); the command refuses before writing anything.

@@ -23,8 +23,12 @@ per-seed differences ADELE - baseline with their mean and 95% t-interval,
 the share of the gap to the consensus ceiling and to clean training that
 ADELE closes; then one summary table over the recipes, written also as
 ``OUT/summary.json`` and, with ``--figure``, as a plot "ADELE gain vs noise
-level" with the confidence intervals. Every run goes through the public CLI
-(``adele train``); finished runs (metrics.json present) are reused.
+level" with the confidence intervals, and as the result file
+``docs/benchmarks/NAME.json`` (``--result NAME``; default ``adele_DATASET_RECIPES``),
+which benchmarks/render_docs.py renders into the docs. Every run goes through
+the public CLI (``adele train``); a finished run (metrics.json present) is
+reused only when its config.yaml holds the settings asked for (else refused,
+or trained again with ``--retrain-mismatched``).
 
     python benchmarks/bench_adele.py --out runs/bench --seeds 0 1 2 3 4 --jobs 2 \\
         --variants adele baseline_noisy adele_guard baseline_gce baseline_clean
@@ -49,7 +53,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import consensus, fmt_ci, paired_ci  # noqa: E402
+from bench_common import add_result_options, consensus, fmt_ci, paired_ci, result_target, write_result  # noqa: E402
 VARIANTS = {
     "baseline_noisy": ["method=baseline"],
     # the same training as baseline_noisy (same seeds and draw): only best.pt is chosen on noisy val labels
@@ -109,12 +113,59 @@ def slug(recipe: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", recipe).strip("-")
 
 
+def train_argv(run_dir: Path, sets: list[str], data: str, config: str) -> list[str]:
+    """``adele train`` arguments of one run: with ``config`` = ``plan`` the recipe planned from the data (no --config), else that file."""
+    return ["train", *([] if config == "plan" else ["--config", config]), "--data", data, "--out", str(run_dir), "--overwrite", "--set", *sets]
+
+
+def asked_config(run_dir: Path, sets: list[str], data: str = "colin27", config: str = "plan") -> dict:
+    """The resolved config ``adele train`` would give this run (defaults <- plan <- --config <- --set), without training."""
+    from adele.cli import build_parser
+    from adele.cli.train import train_config_from_args
+
+    return train_config_from_args(build_parser().parse_args(train_argv(run_dir, sets, data, config)))[0].to_dict()
+
+
+def config_mismatch(recorded: dict, asked: dict) -> list[tuple[str, object, object]]:
+    """``(key, recorded, asked)`` for each setting of a finished run's config.yaml (``recorded``, as saved) that differs from
+    the config asked for (:func:`asked_config`); a key only one of them has counts (None on the other side), how the run
+    executes (``EXECUTION_KEYS``: device, threads, ...) does not. The code's commit is not compared."""
+    from adele.config import EXECUTION_KEYS
+    from adele.engine.rundir import config_changes
+
+    return [c for c in config_changes(recorded, asked) if c[0] not in EXECUTION_KEYS]
+
+
+def check_reuse(runs: dict, config: str, retrain: bool) -> None:
+    """Before anything trains: each finished run of ``runs`` ({run_dir: (sets, data)}) whose config.yaml differs from the
+    settings asked for is refused in one line naming the differing keys, or with ``retrain`` its metrics.json is removed."""
+    import yaml
+
+    bad = []
+    for run_dir, (sets, data) in runs.items():
+        if not (run_dir / "metrics.json").exists():
+            continue
+        saved = run_dir / "config.yaml"
+        recorded = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
+        diff = config_mismatch(recorded or {}, asked_config(run_dir, sets, data, config))
+        if diff:
+            bad.append((run_dir, diff))
+    if bad and not retrain:
+        listed = "; ".join(f"{d}: " + ", ".join(f"{k} {a!r} (asked {b!r})" for k, a, b in diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "")
+                           for d, diff in bad[:3])
+        raise SystemExit(f"error: {len(bad)} finished run(s) were made with other settings than asked for ({listed}"
+                         f"{f'; and {len(bad) - 3} more runs' if len(bad) > 3 else ''}); pass --retrain-mismatched to train them "
+                         "again, or choose another --out")
+    for run_dir, diff in bad:
+        print(f"  {run_dir}: settings differ ({', '.join(k for k, _, _ in diff)}): trained again", file=sys.stderr)
+        (run_dir / "metrics.json").unlink()
+
+
 def train(run_dir: Path, sets: list[str], data: str = "colin27", config: str = "plan") -> dict:
-    """One run through the CLI: with ``config`` = ``plan`` the recipe planned from the data (no --config), else that file."""
+    """One run through the CLI (:func:`train_argv`); a finished one (metrics.json, checked by :func:`check_reuse`) is reused."""
     if (run_dir / "metrics.json").exists():
         return json.loads((run_dir / "metrics.json").read_text())
-    cmd = [sys.executable, "-m", "adele", "train", *([] if config == "plan" else ["--config", config]), "--data", data,
-           "--out", str(run_dir), "--overwrite", "--set", *sets]
+    cmd = [sys.executable, "-m", "adele", *train_argv(run_dir, sets, data, config)]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     print(f"  {run_dir.parent.name}/{run_dir.name}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
@@ -259,6 +310,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--figure", type=Path, help="write the 'ADELE gain vs noise level' plot here")
     ap.add_argument("--set", nargs="*", default=[], help="extra overrides for every run")
     ap.add_argument("--smoke", action="store_true", help="seconds: seeds 0 1, 2 epochs of 5 steps at 28x24, width 4 (the same code path)")
+    ap.add_argument("--retrain-mismatched", action="store_true",
+                    help="train again a finished run whose config.yaml differs from the settings asked for (default: refused)")
+    add_result_options(ap, "adele_DATASET_RECIPES; with --smoke the result goes to OUT/")
     return ap
 
 
@@ -286,6 +340,7 @@ def main() -> None:
     unique = {}  # seed by seed, so that a run cut short leaves whole seeds
     for key, (run_dir, sets, data) in sorted(jobs.items(), key=lambda kv: args.seeds.index(kv[0][2])):
         unique.setdefault(run_dir, (sets, data))
+    check_reuse(unique, config, args.retrain_mismatched)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         done = dict(zip(unique, pool.map(lambda item: train(item[0], *item[1], config), unique.items())))
     res = {key: done[run_dir] for key, (run_dir, _, _) in jobs.items()}
@@ -398,6 +453,12 @@ def main() -> None:
         print("| " + " | ".join(cells) + " |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if args.smoke and args.result_dir is None:
+        args.result_dir = args.out  # a smoke run never replaces a committed result
+    name, where = result_target(args, f"adele_{slug(args.dataset)}_" + "_".join(slug(r) for r in args.recipes))
+    write_result(name, {"dataset": args.dataset, "recipes": args.recipes, "config": args.config if args.config == "plan" else
+                        Path(config).name, "variants": args.variants, "seeds": args.seeds, "ceiling": args.ceiling,
+                        "set": extra, "overrides": {v: VARIANTS[v] for v in args.variants}}, {"summary": summary}, out_dir=where)
     if args.figure and all("adele_diff" in r for r in summary):
         plot(summary, args.figure)
         print(f"\nfigure: {args.figure}")

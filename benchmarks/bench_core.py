@@ -19,6 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adele.config import DetectionConfig  # noqa: E402
 from adele.core import PredictionStore, correct_labels, detect_onset  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import add_result_options, result_target, write_result  # noqa: E402
+
 RULE = DetectionConfig().fit_settings()
 #: pixels per correct_labels call (~50 Mpixel; --smoke: 0.1) and repeats per timing
 SIZE = {"pixels": 50e6, "repeats": 3}
@@ -73,17 +76,24 @@ def store_write_mpx_s() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny arrays, one repeat: the code path in about a second")
-    if ap.parse_args().smoke:
+    add_result_options(ap, "core")
+    args = ap.parse_args()
+    if args.smoke:
         SIZE.update(pixels=1e5, repeats=1)
     rows = []
+    figures: dict[str, float] = {}
     for kind in ("uint8", "float32"):
         for computed in (True, False):
             mpx, size = correction_throughput(kind, computed)
             src = "computed from labels" if computed else "given"
             rows.append((f"correct_labels, conf {kind}, allowed {src} ({size / 1e6:.1f} Mpx)",
                          f"{mpx:.0f} Mpixel/s"))
-    rows.append(("onset check, 10 classes x 100 epochs", f"{curve_check_ms():.1f} ms per check"))
-    rows.append(("PredictionStore.write, C=10, 192x224", f"{store_write_mpx_s():.0f} Mpixel/s"))
+            figures[f"correct_labels_{kind}_allowed_{'computed' if computed else 'given'}_mpx_s"] = mpx
+    figures["correct_labels_mpx"] = size / 1e6
+    figures["onset_check_ms"] = curve_check_ms()
+    figures["store_write_mpx_s"] = store_write_mpx_s()
+    rows.append(("onset check, 10 classes x 100 epochs", f"{figures['onset_check_ms']:.1f} ms per check"))
+    rows.append(("PredictionStore.write, C=10, 192x224", f"{figures['store_write_mpx_s']:.0f} Mpixel/s"))
     c = 10
     rows.append((f"store vs float32 softmax, C={c}",
                  f"{PredictionStore.bytes_per_pixel:.0f} vs {4 * c} bytes/pixel"))
@@ -95,6 +105,10 @@ def main() -> None:
     print("| measure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
+    target = result_target(args, "core", args.smoke)
+    if target:
+        write_result(target[0], {"pixels": SIZE["pixels"], "repeats": SIZE["repeats"], "smoke": args.smoke,
+                                 "store_bytes_per_pixel": PredictionStore.bytes_per_pixel}, figures, out_dir=target[1])
 
 
 if __name__ == "__main__":

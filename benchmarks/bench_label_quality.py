@@ -75,6 +75,9 @@ from adele.data import load_colin27, write_array, write_dataset_json  # noqa: E4
 from adele.data.colin27 import DATASETS  # noqa: E402
 from adele.noise import apply_recipe, parse_recipe  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import add_result_options, result_target, write_result  # noqa: E402
+
 #: severity ladder: level -> recipe (None = clean)
 LEVELS = (None, "final:iterations=1-1", "final", "final:target_area=1000", "final:target_area=1000+missing:p=0.3+confusion:p=0.3")
 #: short names of the severity levels, for the calibration table
@@ -410,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="settings over the colin27 preset, for every run (another recipe)")
     ap.add_argument("--figure-dir", default=str(ROOT / "docs" / "figures"),
                     help="where the review-curve figure of each label set goes (review_curve_<set>.png; default: docs/figures)")
+    add_result_options(ap, "label_quality, or label_quality_<datasets> for other --datasets")
     args = ap.parse_args(argv)
 
     from adele.core.quality import kfold_assignment
@@ -442,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, list] = {}
     extras: dict[str, list] = {}
+    per_draw: dict[str, list] = {}  # the result file: every draw's figures
     for ds, d, base, folds, _ in plan:
         res, desc, extra = score_draw(base / "run", base / "folds", folds, args.folds, tuple(args.taus), image_levels(ds, d))
         (base / "scores.json").write_text(json.dumps({"results": res, "data": desc, **extra}, indent=1))
@@ -450,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
               f"wrong-pixel fraction median {desc['wrong_frac_median']:.3f}, max {desc['wrong_frac_max']:.3f}; "
               f"the one-run model's test mean Dice {desc['test_mean_dice']:.3f}")
         results.setdefault(ds, []).append(res)
+        per_draw.setdefault(ds, []).append({"draw": d, "data": desc, "results": res, **extra})
     print(f"\nPython {platform.python_version()}, {platform.machine()}; mean ± std over {args.draws} noise draws; "
           f"{args.epochs} epochs per run; K = {args.folds}; recipe: colin27 preset" + (f" with {' '.join(args.set)}" if args.set else "") + "\n")
     cols = [("spearman", "Spearman vs wrong-pixel fraction"), ("auroc_top25", "AUROC noisiest quartile"),
@@ -474,6 +480,13 @@ def main(argv: list[str] | None = None) -> int:
         png = review_figure_of(ds, ex, Path(args.figure_dir).resolve() / f"review_curve_{ds}.png")
         print(f"figure: {png.relative_to(ROOT) if png.is_relative_to(ROOT) else png.name}\n")
         print_calibration(ds, ex)
+    default = "label_quality" + ("" if args.datasets == ["colin27", "colin27-brodmann"] else "_" + "_".join(args.datasets))
+    target = result_target(args, default)
+    if target:
+        write_result(target[0], {"datasets": args.datasets, "draws": args.draws, "folds": args.folds, "epochs": args.epochs,
+                                 "jobs": args.jobs, "taus": args.taus, "set": args.set, "levels": LEVELS, "recipe": RECIPE},
+                     {"per_draw": per_draw}, command=["benchmarks/bench_label_quality.py"] + list(sys.argv[1:] if argv is None else argv),
+                     out_dir=target[1])
     return 0
 
 

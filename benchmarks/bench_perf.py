@@ -25,6 +25,9 @@ from adele.data import load_colin27  # noqa: E402
 from adele.data.folder import ArraySplit, Source  # noqa: E402
 from adele.engine.trainer import Trainer, load_run_data  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import add_result_options, result_target, write_result  # noqa: E402
+
 SETTINGS = ["data.size=[112,96]", "optim.name=adam", "optim.lr=0.002", "train.batch_size=2", "data.noise=final", "train.device=cpu"]
 VARIANTS = {
     "baseline": ["method=baseline"],
@@ -63,7 +66,7 @@ def time_steps(tr: Trainer, steps: int) -> float:
     return float(np.mean(times))
 
 
-def section_step(rounds: int, steps: int, tmp: Path) -> None:
+def section_step(rounds: int, steps: int, tmp: Path) -> dict:
     trainers = {name: make_trainer(extra, tmp / name.replace(" ", "_")) for name, extra in VARIANTS.items()}
     for tr in trainers.values():
         time_steps(tr, 2)  # warm-up
@@ -79,9 +82,11 @@ def section_step(rounds: int, steps: int, tmp: Path) -> None:
         m = statistics.median(vals)
         goal = "<= 1.6x" if "default" in name else ""
         print(f"| {name} | {1000 * m:.1f} | {m / base:.2f}x | {goal} |")
+    return {name: {"ms_per_step": 1000 * statistics.median(vals), "ratio_to_baseline": statistics.median(vals) / base,
+                   "ms_per_step_per_round": [1000 * v for v in vals]} for name, vals in results.items()}
 
 
-def section_pipeline(tmp: Path) -> None:
+def section_pipeline(tmp: Path) -> dict:
     tr = make_trainer(VARIANTS["baseline"], tmp / "pipe")
     loader = tr.loader(1)
     t = time.perf_counter()
@@ -97,6 +102,7 @@ def section_pipeline(tmp: Path) -> None:
     print(f"| data loading per batch | {1000 * load_s:.2f} ms | |")
     print(f"| training step (baseline) | {1000 * step_s:.1f} ms | |")
     print(f"| loading share of step time | {100 * load_s / (load_s + step_s):.1f}% | < 5% |")
+    return {"load_ms_per_batch": 1000 * load_s, "step_ms": 1000 * step_s, "load_share_percent": 100 * load_s / (load_s + step_s)}
 
 
 def tiled_source(k: int) -> Source:
@@ -108,12 +114,13 @@ def tiled_source(k: int) -> Source:
     return Source(full.name, full.classes, 255, splits)
 
 
-def section_scaling(tmp: Path, rounds: int) -> None:
+def section_scaling(tmp: Path, rounds: int) -> dict:
     """Epoch time at 1x/2x/4x the embedded training set; sizes interleaved over ``rounds`` rounds, median kept."""
     variants = {"baseline": VARIANTS["baseline"], "ADELE, default config": VARIANTS["ADELE, default config"]}
     print(f"\n### Epoch time vs training-set size (tiled embedded set; median of {rounds} interleaved rounds, {torch.get_num_threads()} threads)\n")
     print("| variant | training images | epoch s (median) | epoch s (min-max) | ms per image | relative to 1x |")
     print("|---|---:|---:|---:|---:|---:|")
+    out: dict[str, dict] = {}
     for vname, extra in variants.items():
         trainers = {k: make_trainer(extra + ["train.epochs=1"], tmp / f"scale_{vname[:5]}_{k}", tiled_source(k)) for k in (1, 2, 4)}
         for tr in trainers.values():
@@ -128,6 +135,11 @@ def section_scaling(tmp: Path, rounds: int) -> None:
         for k, v in times.items():
             n = len(trainers[k].data.train)
             print(f"| {vname} | {n} | {statistics.median(v):.2f} | {min(v):.2f}-{max(v):.2f} | {1000 * per[k]:.1f} | {per[k] / per[1]:.2f}x per image |")
+        out[vname] = {f"{k}x": {"images": len(trainers[k].data.train), "epoch_s_median": statistics.median(v), "epoch_s_per_round": v,
+                                "ms_per_image": 1000 * per[k], "per_image_vs_1x": per[k] / per[1]} for k, v in times.items()}
+    ratios = [x["per_image_vs_1x"] for row in out.values() for k, x in row.items() if k != "1x"]
+    out["per_image_vs_1x_range"] = {"min": min(ratios), "max": max(ratios)}  # the range quoted for the larger sets
+    return out
 
 
 def main() -> None:
@@ -136,6 +148,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one round of 2 steps: the same code path in seconds")
+    add_result_options(ap, "perf, or perf_SECTION with --only")
     args = ap.parse_args()
     if args.smoke:
         SETTINGS[:] = SETTINGS + ["data.size=[32,32]", "model.width=4", "model.depth=2", "train.threads=1"]
@@ -143,14 +156,20 @@ def main() -> None:
     import tempfile
 
     torch.manual_seed(0)
+    results = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if args.only in (None, "step"):
-            section_step(args.rounds, args.steps, tmp)
+            results["step"] = section_step(args.rounds, args.steps, tmp)
         if args.only in (None, "pipeline"):
-            section_pipeline(tmp)
+            results["pipeline"] = section_pipeline(tmp)
         if args.only in (None, "scaling"):
-            section_scaling(tmp, args.rounds)
+            results["scaling"] = section_scaling(tmp, args.rounds)
+    target = result_target(args, "perf" + (f"_{args.only}" if args.only else ""), args.smoke)
+    if target:
+        write_result(target[0], {"only": args.only, "rounds": args.rounds, "steps": args.steps, "smoke": args.smoke,
+                                 "settings": SETTINGS, "variants": VARIANTS, "threads": torch.get_num_threads()},
+                     results, out_dir=target[1])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The diagnosis scripts in benchmarks/ run on small inputs (they are quoted in BENCHMARKS.md)."""
+"""The diagnosis scripts in benchmarks/ run on small inputs (docs/benchmarks.md describes them)."""
 import json
 import os
 import re
@@ -60,7 +60,8 @@ def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
     (fake / "cleanlab" / "__init__.py").write_text("raise ImportError('cleanlab hidden by the test')\n")
     env = dict(ENV, PYTHONPATH=str(fake))
     res = subprocess.run([sys.executable, str(BENCH / "bench_label_quality.py"), "--work", str(tmp_path / "work"), "--datasets", "colin27",
-                          "--draws", "1", "--folds", "2", "--epochs", "2", "--figure-dir", str(tmp_path / "fig")],
+                          "--draws", "1", "--folds", "2", "--epochs", "2", "--figure-dir", str(tmp_path / "fig"),
+                          "--result-dir", str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     out, review = res.stdout.split("**colin27**: review curves", 1)
@@ -88,6 +89,9 @@ def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
     clean_row = [c.strip() for c in rows[1].split("|")]
     assert float(clean_row[3]) == 0.0  # the clean images' true share of wrong pixels
     assert "draw 0, all images: labels: ~" in calibration
+    result = json.loads((tmp_path / "label_quality_colin27.json").read_text())  # issue 38: the figures' result file, per draw
+    spearman = result["results"]["per_draw"]["colin27"][0]["results"]["adele early-learning (one run)"]["spearman"]
+    assert -1 <= spearman <= 1 and result["settings"]["draws"] == 1 and result["command"][1] == "benchmarks/bench_label_quality.py"
 
 
 @pytest.mark.slow
@@ -126,6 +130,8 @@ def test_bench_adele_smoke_prints_the_competitors_and_the_round_report(tmp_path)
     assert "correction rounds per class" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary[0]["dataset"] == "colin27-structures" and summary[0]["config"] == "plan" and len(summary[0]["adele"]) == 2
+    result = json.loads((tmp_path / "adele_colin27-structures_final-target-area-1000.json").read_text())  # smoke: into OUT, not docs/
+    assert result["results"]["summary"] == summary and result["settings"]["seeds"] == [0, 1]
 
 
 @pytest.mark.slow
@@ -145,3 +151,45 @@ def test_cli_startup_benchmark_writes_its_results_file(tmp_path):
     assert set(result["commands"]) == {"adele --help", "adele --version", "adele config show", "adele data check colin27-export"}
     assert all(not {"torch", "matplotlib"} & set(row["imports"]) for row in result["commands"].values())
     assert result["references"]["python -c 'import torch'"]["cpu_s"]["min"] > 0 and "wrote" in out
+
+
+def _bench_adele():
+    sys.path.insert(0, str(BENCH))
+    import bench_adele
+
+    return bench_adele
+
+
+def test_bench_adele_config_mismatch_names_the_settings_that_differ_not_how_the_run_executed():
+    """Issue 38: a finished run is compared with the config asked for; threads/device do not count, a missing key does."""
+    from adele.config import Config
+
+    b = _bench_adele()
+    asked = Config().to_dict()
+    recorded = Config().replace(**{"adele.correction.guard_area": None, "train.threads": 1, "train.device": "cpu"}).to_dict()
+    assert b.config_mismatch(recorded, asked) == [("adele.correction.guard_area", None, 0.25)]
+    assert b.config_mismatch(asked, asked) == []
+    del recorded["quality"]["tau"]  # a run made before the setting existed
+    assert ("quality.tau", None, 0.5) in b.config_mismatch(recorded, asked)
+
+
+def test_bench_adele_refuses_or_retrains_a_finished_run_made_with_other_settings(tmp_path, monkeypatch):
+    import yaml
+
+    from adele.config import Config
+
+    b = _bench_adele()
+    asked = Config().to_dict()
+    monkeypatch.setattr(b, "asked_config", lambda run_dir, sets, data, config: asked)
+    same, other, unfinished = tmp_path / "adele_s0", tmp_path / "adele_s1", tmp_path / "adele_s2"
+    for d, cfg in ((same, Config()), (other, Config().replace(**{"adele.correction.class_share": None}))):
+        d.mkdir()
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+        (d / "metrics.json").write_text("{}")
+    runs = {d: (["method=adele"], "colin27-structures") for d in (same, other, unfinished)}
+    with pytest.raises(SystemExit, match=r"1 finished run\(s\) were made with other settings.*adele_s1: adele.correction.class_share "
+                                         r"None \(asked 0.5\).*--retrain-mismatched"):
+        b.check_reuse(runs, "plan", retrain=False)
+    assert (other / "metrics.json").is_file()
+    b.check_reuse(runs, "plan", retrain=True)
+    assert not (other / "metrics.json").exists() and (same / "metrics.json").is_file()  # trained again / reused

@@ -62,7 +62,7 @@ the best any ranking can do. Without any wrong pixel y is undefined (NaN).
   per class, 3-4% pooled, on the clean images of the label-quality
   benchmark), so a lower bar calls clean labels wrong; mild noise (10% of
   the pixels wrong) read 12-13%. How well the estimate tracks the true
-  share: ``benchmarks/bench_label_quality.py`` (BENCHMARKS.md).
+  share: ``benchmarks/bench_label_quality.py`` (docs/benchmarks.md).
 """
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ EXPLAIN = ("estimated share of wrong pixels of a class = suspect pixels labelled
            "early-learning prediction's with the same sign on most images (sign test, Bonferroni over the classes, "
            "median difference at least 10%); unsure = pixels where the prediction differs from the label without confidence; "
            "usable when every class's upper bound is below 10% and none is systematic; cannot tell when 25% or more of the "
-           "pixels are unsure (`adele/core/review.py`; calibration: see BENCHMARKS.md)")
+           "pixels are unsure (`adele/core/review.py`; calibration: see docs/benchmarks.md)")
 
 
 def verdict_markdown(v: Verdict, early: bool = True) -> str:

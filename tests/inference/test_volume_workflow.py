@@ -223,7 +223,7 @@ def test_2d_run_warns_when_given_a_volume(tiny_run, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_colin27_volume_workflow_from_the_readme(tmp_path, capsys):
-    """The README's volume workflow on the embedded data, through the CLI."""
+    """The volume workflow of docs/own-data.md on the embedded data, through the CLI."""
     vols, prep, run = tmp_path / "c27-volumes", tmp_path / "c27-slices", tmp_path / "run"
     assert main(["data", "export", "colin27", str(vols), "--volumes"]) == 0
     assert main(["data", "prepare", "volumes", str(vols), str(prep), "--size", "56", "48", "--split-file", str(vols / "split.json")]) == 0
