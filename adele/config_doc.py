@@ -111,10 +111,13 @@ def planned() -> dict[str, str]:
     per_device = {}
     for device in ("cpu", "cuda"):
         plans = [plan(fp, device) for fp in examples]
-        per_device[device] = {k: {_value(tuple(v) if isinstance(v, list) else v) for v in (p[k] for p in plans)} for k in plans[0]}
+        keys = sorted({k for p in plans for k in p}, key=lambda k: min(list(p).index(k) if k in p else 99 for p in plans))
+        # a key some plans leave out (set only for some datasets) counts as depending on the data
+        per_device[device] = {k: {_value(tuple(v) if isinstance(v, list) else v) if k in p else None
+                                  for v, p in ((p.get(k), p) for p in plans)} for k in keys}
     out = {}
-    for key in per_device["cpu"]:
-        cpu, cuda = per_device["cpu"][key], per_device["cuda"][key]
+    for key in dict.fromkeys([*per_device["cpu"], *per_device["cuda"]]):
+        cpu, cuda = per_device["cpu"].get(key, {None}), per_device["cuda"].get(key, {None})
         if len(cpu) > 1 or len(cuda) > 1:
             out[key] = "from the data"
         elif cpu == cuda:
