@@ -129,11 +129,13 @@ def asked_config(run_dir: Path, sets: list[str], data: str = "colin27", config: 
 def config_mismatch(recorded: dict, asked: dict) -> list[tuple[str, object, object]]:
     """``(key, recorded, asked)`` for each setting of a finished run's config.yaml (``recorded``, as saved) that differs from
     the config asked for (:func:`asked_config`); a key only one of them has counts (None on the other side), how the run
-    executes (``EXECUTION_KEYS``: device, threads, ...) does not. The code's commit is not compared."""
+    executes (``EXECUTION_KEYS``: device, threads, ...) does not, nor, between two baseline runs, the ``adele.*`` settings
+    a baseline never reads (a setting added for ADELE leaves the baselines reusable). The code's commit is not compared."""
     from adele.config import EXECUTION_KEYS
     from adele.engine.rundir import config_changes
 
-    return [c for c in config_changes(recorded, asked) if c[0] not in EXECUTION_KEYS]
+    baseline = recorded.get("method") == asked.get("method") == "baseline"
+    return [c for c in config_changes(recorded, asked) if c[0] not in EXECUTION_KEYS and not (baseline and c[0].startswith("adele."))]
 
 
 def check_reuse(runs: dict, config: str, retrain: bool) -> None:

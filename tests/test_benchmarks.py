@@ -165,12 +165,19 @@ def test_bench_adele_config_mismatch_names_the_settings_that_differ_not_how_the_
     from adele.config import Config
 
     b = _bench_adele()
-    asked = Config().to_dict()
-    recorded = Config().replace(**{"adele.correction.guard_area": None, "train.threads": 1, "train.device": "cpu"}).to_dict()
+    asked = Config().replace(**{"method": "adele"}).to_dict()
+    recorded = Config().replace(**{"method": "adele", "adele.correction.guard_area": None, "train.threads": 1, "train.device": "cpu"}).to_dict()
     assert b.config_mismatch(recorded, asked) == [("adele.correction.guard_area", None, 0.25)]
     assert b.config_mismatch(asked, asked) == []
     del recorded["quality"]["tau"]  # a run made before the setting existed
     assert ("quality.tau", None, 0.5) in b.config_mismatch(recorded, asked)
+    # two baselines: the adele.* settings they never read do not count; anything else still does
+    base = Config().replace(**{"method": "baseline"}).to_dict()
+    old = Config().replace(**{"method": "baseline", "adele.correction.class_share": None}).to_dict()
+    del old["adele"]["correction"]["weights"]
+    assert b.config_mismatch(old, base) == []
+    assert b.config_mismatch(Config().replace(**{"method": "baseline", "train.seed": 3}).to_dict(), base) == [("train.seed", 3, 0)]
+    assert b.config_mismatch(old, asked) != []  # a baseline is not an ADELE run
 
 
 def test_bench_adele_refuses_or_retrains_a_finished_run_made_with_other_settings(tmp_path, monkeypatch):
@@ -179,10 +186,11 @@ def test_bench_adele_refuses_or_retrains_a_finished_run_made_with_other_settings
     from adele.config import Config
 
     b = _bench_adele()
-    asked = Config().to_dict()
+    adele = Config().replace(**{"method": "adele"})
+    asked = adele.to_dict()
     monkeypatch.setattr(b, "asked_config", lambda run_dir, sets, data, config: asked)
     same, other, unfinished = tmp_path / "adele_s0", tmp_path / "adele_s1", tmp_path / "adele_s2"
-    for d, cfg in ((same, Config()), (other, Config().replace(**{"adele.correction.class_share": None}))):
+    for d, cfg in ((same, adele), (other, adele.replace(**{"adele.correction.class_share": None}))):
         d.mkdir()
         (d / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
         (d / "metrics.json").write_text("{}")
