@@ -101,4 +101,4 @@ def test_segthor_config_loads_paper_settings():
     assert (con.every_steps, con.lam, con.mask, con.normalize) == (1, 1.0, "image", "all")  # every step, as the paper
     assert (det.r, det.trim_flat, det.every_steps, det.flag_offset, det.horizon) == (0.9, 0.1, None, 1, None)
     assert not cfg.data.hflip and cfg.data.crop is None and cfg.data.scale_range is None  # no augmentation
-    assert not cfg.adele.correction.restart_from_original and cfg.data.noise == "final:target_area=1000"
+    assert not cfg.adele.correction.restart_from_original and cfg.data.noise == "final:target_area=1000,order=1-3-4-2"
