@@ -16,6 +16,11 @@ def test_benchmark_line_reads_the_recorded_summary(tmp_path):
     assert benchmark_line("markov", path) is None
     path.write_text(json.dumps([dict(row, config="colin27.yaml")]))  # another recipe's interval is not the demo's
     assert benchmark_line("final:target_area=1000", path) is None
+    # bench_adele's result file, with the early-stopping competitor
+    es = {"mean": -1.0, "low": -3.0, "high": 1.0}
+    path.write_text(json.dumps({"results": {"summary": [dict(row, adele_vs_baseline_bestval_noisy=es)]}}))
+    line = benchmark_line("final:target_area=1000", path)
+    assert "+2.5 points" in line and "best checkpoint on noisy val labels -1.0 [-3.0, +1.0]" in line
 
 
 @pytest.mark.slow
