@@ -235,6 +235,11 @@ class CorrectionConfig:
     #: (and above tau_bg / tau_fg); recorded per round in ``thresholds``. 0.5 is CBST's portion; null = one tau for
     #: every class, as officially
     class_share: Optional[float] = 0.5
+    #: which pixels the per-class bars rank: ``predicted`` (every pixel the network predicts as k) or ``changes``
+    #: (only the candidate changes: pixels predicted k whose current label differs and is not ignore), so that a
+    #: round writes the top ``class_share`` of its own candidate changes to each class rather than only pixels as
+    #: sure as the interior the labels already agree on
+    bars_over: Literal["predicted", "changes"] = "predicted"
     #: the weights whose predictions correct the labels: ``current`` (the network after the epoch, officially) or
     #: ``best_val`` (those of the best validation epoch so far on the noisy validation labels, the checkpoint
     #: early stopping would keep: a network that had not yet memorized what it is asked to correct; the current

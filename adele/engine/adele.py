@@ -447,4 +447,9 @@ class _NetworkAreas:
         if self.clean is not None:
             self.clean += prediction_areas(st.train.clean[i], pred, conf, C, tau, ign).labelled
         if self.hist is not None:
-            self.hist += confidence_histogram(pred, conf, C)
+            if st.a.correction.bars_over == "changes":  # rank only the round's candidate changes
+                lab = st.train.labels[i]
+                keep = (pred != lab) & (lab != ign)
+                self.hist += confidence_histogram(pred[keep], conf[keep], C)
+            else:
+                self.hist += confidence_histogram(pred, conf, C)

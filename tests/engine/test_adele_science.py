@@ -193,6 +193,28 @@ def test_per_class_bars_come_from_the_predictions(tmp_path):
     assert info["thresholds"][state.classes[9]] == round((130 + 12 * 9 + 2 - 0.5) / 255, 4)  # the median of 9's range
 
 
+def test_bars_over_the_candidate_changes_rank_only_the_pixels_whose_label_differs(tmp_path):
+    """correction.bars_over=changes: class k's bar is read from the pixels predicted k whose current label differs
+    (and is not ignore), not from every pixel predicted k."""
+    from adele.core import class_thresholds, confidence_histogram
+
+    rows, cols = np.indices(SHAPE)
+    pred = [((cols + i) % 10).astype(np.uint8) for i in range(2)]
+    original = [_bands(SHAPE, (1, 0, 10), (4, 30, 40)), _bands(SHAPE, (2, 5, 25))]
+    # the network is surer where it agrees with the labels (the interior), as on real data
+    conf = [(100 + 12 * p + rows % 5 + 30 * (p == o)).astype(np.uint8) for p, o in zip(pred, original)]
+    state = _round(tmp_path, ["adele.correction.class_share=0.5", "adele.correction.bars_over=changes"], original,
+                   [x.copy() for x in original], lambda i: (pred[i], conf[i]))
+    info = state.correction_round(10, None, torch.device("cpu"), state.dist, [1, 2, 4])
+    cor = state.a.correction
+    keep = [(p != o) & (o != 255) for p, o in zip(pred, original)]
+    hist = sum(confidence_histogram(p[k], q[k], 10) for p, q, k in zip(pred, conf, keep))
+    want = {n: round(float(t), 4) for n, t in zip(state.classes, class_thresholds(hist, 0.5, cor.tau_bg, cor.tau_fg))}
+    every = sum(confidence_histogram(p, q, 10) for p, q in zip(pred, conf))
+    assert info["thresholds"] == want
+    assert want != {n: round(float(t), 4) for n, t in zip(state.classes, class_thresholds(every, 0.5, cor.tau_bg, cor.tau_fg))}
+
+
 class Recorder(torch.nn.Module):
     """Logits that reveal the input: channel 0 = the image, channel 1 = its mirror image, channel 2 = 0."""
 
