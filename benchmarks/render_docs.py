@@ -149,13 +149,16 @@ def fmt_ci(m, lo, hi) -> str:
 #: bench_adele variant that must have been trained for it, why it can be missing when that variant was trained)
 COMPETITORS = (
     ("baseline, last epoch", ("baseline_noisy",), "baseline_noisy", ""),
-    ("baseline, best val epoch (noisy val labels)", ("baseline_bestval_noisy",), "baseline_noisyval",
+    ("baseline, best val epoch (noisy val labels)", ("baseline_bestval_noisy",), "baseline_noisy",
      "its runs have no best-checkpoint test scores"),
     ("baseline, best val epoch (clean val labels)", ("baseline_bestval_clean", "baseline_bestval"), "baseline_noisy",
      "its runs have no best-checkpoint test scores"),
-    ("ADELE (default)", ("adele",), "adele", ""),
+    ("ADELE (default), last epoch", ("adele",), "adele", ""),
+    ("ADELE, best val epoch (noisy val labels)", ("adele_bestval_noisy",), "adele", "its runs have no best-checkpoint test scores"),
     ("clean labels", ("baseline_clean",), "baseline_clean", ""),
 )
+#: paired differences shown in a column of their own: (header, minuend, subtrahend)
+VERSUS = (("ADELE - early stopping (noisy val labels)", "adele", "baseline_bestval_noisy"),)
 
 
 def _machine_line(doc: dict) -> str:
@@ -192,8 +195,9 @@ def table_results(args: list[str], load) -> str:
         return next((k for k in keys if isinstance(row.get(k), list)), None)
 
     cols = [c for c in COMPETITORS if any(key_of(r, c[1]) for _, _, r in rows)]
-    head = ["data", "noise", "training recipe", "labels vs clean"] + [c[0] for c in cols]
-    out = ["| " + " | ".join(head) + " |", "|---|---|---|---:|" + "---:|" * len(cols)]
+    versus = [v for v in VERSUS if any(isinstance(r.get(v[1]), list) and isinstance(r.get(v[2]), list) for _, _, r in rows)]
+    head = ["data", "noise", "training recipe", "labels vs clean"] + [c[0] for c in cols] + [v[0] for v in versus]
+    out = ["| " + " | ".join(head) + " |", "|---|---|---|---:|" + "---:|" * (len(cols) + len(versus))]
     notes: dict[str, int] = {}
     for name, doc, r in rows:
         cells = [r.get("dataset", "?"), f"`{r.get('recipe', '?')}`", "planned" if r.get("config") == "plan" else str(r.get("config", "?")),
@@ -220,10 +224,18 @@ def table_results(args: list[str], load) -> str:
                     m, lo, hi = paired_ci(d)
                     cell += f" ({fmt_ci(m, lo, hi)})"
             cells.append(cell)
+        for header, a, b in versus:
+            if not (isinstance(r.get(a), list) and isinstance(r.get(b), list) and len(r[a]) == len(r[b])):
+                cells.append("—")
+                continue
+            d = 100 * (np.array(r[a], dtype=float) - np.array(r[b], dtype=float))
+            m, lo, hi = paired_ci(d)
+            cells.append(f"{fmt_ci(m, lo, hi)}, ahead on {int((d > 0).sum())} of {d.size}")
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     out.append("Test mean Dice, mean over seeds; in parentheses the difference to the baseline's last epoch, paired by seed, "
-               "in Dice points with its 95% t-interval.")
+               "in Dice points with its 95% t-interval" + ("; the last column pairs ADELE's last epoch with the baseline's best "
+               "checkpoint on the noisy validation labels, seed by seed." if versus else "."))
     for reason, mark in notes.items():
         out.append(f"<sup>{mark}</sup> {reason}.")
     for name in dict.fromkeys(args):

@@ -84,9 +84,12 @@ def test_results_table_pairs_each_competitor_with_the_baseline_and_says_why_a_ce
     table = render_docs.table_results(["adele_x.json"], lambda n: render_docs.load_result(n, tmp_path))
     lines = table.splitlines()
     assert lines[0] == ("| data | noise | training recipe | labels vs clean | baseline, last epoch | "
-                        "baseline, best val epoch (noisy val labels) | ADELE (default) |")
-    assert lines[2].split(" | ")[4:] == ["0.550", "0.563 (+1.3 [-0.1, +2.8])", "0.590 (+4.0 [-0.3, +8.3]) |"]
-    assert "—<sup>1</sup>" in lines[3] and "| 0.620 (+2.0 [-0.5, +4.5]) |" in lines[3]
+                        "baseline, best val epoch (noisy val labels) | ADELE (default), last epoch | "
+                        "ADELE - early stopping (noisy val labels) |")
+    cells = lines[2].split(" | ")[4:]
+    assert cells[:3] == ["0.550", "0.563 (+1.3 [-0.1, +2.8])", "0.590 (+4.0 [-0.3, +8.3])"]
+    assert cells[3].startswith("+2.7 [") and cells[3].endswith("ahead on 3 of 3 |")  # ADELE - early stopping, paired: 3, 1, 4
+    assert "—<sup>1</sup>" in lines[3] and "| 0.620 (+2.0 [-0.5, +4.5]) | — |" in lines[3]
     assert any(line.startswith("<sup>1</sup> baseline, best val epoch (noisy val labels): missing from adele_x.json") for line in lines)
     footer = lines[-1]
     assert footer.startswith("`adele_x.json`: seeds [0, 1, 2];") and "commit " in footer and "torch" in footer
