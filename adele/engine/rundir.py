@@ -16,7 +16,7 @@ from .. import runfolder, safety
 from ..config import EXECUTION_KEYS, Config, flatten, saved_config
 from ..data import EMBEDDED, dataset_folder
 from ..data.volumes import copy_volume_spec
-from ..errors import RunError
+from ..errors import OutputError, RunError
 
 
 #: settings that ``--resume`` may change without ``--allow-changes``: how a run executes and how long it trains
@@ -110,7 +110,7 @@ def take_run_dir(d: Path, cfg: Config, resume: bool, overwrite: bool, extra_inpu
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise safety.OutputError(f"{d}: cannot create the run folder ({exc.strerror}); choose a location you can write to") from None
+        raise OutputError(f"{d}: cannot create the run folder ({exc.strerror}); choose a location you can write to") from None
     safety.lock_folder(d, "train")
     safety.check_output(d, "train", inputs, overwrite)  # again under the lock: nothing changed hands meanwhile
     safety.clear_folder(d)

@@ -22,7 +22,7 @@ from .. import runfolder
 from ..config import Config
 from ..console import epoch_line, progress, stdout_is_terminal
 from ..data.dataset import PreparedSplit, RunData, TrainDataset, batch_indices, collate, load_run_data
-from ..errors import ConfigError, RunError
+from ..errors import ConfigError, RunError, TrainingDiverged
 from ..metrics import SegMetrics, confusion_matrix, foreground_mean, label_agreement, present_in_truth, scores_from_confusion
 from ..models import build_model_from_config
 from ..prediction import resolve_device
@@ -540,10 +540,6 @@ def validation_label_sets(val: Optional[PreparedSplit], noise: Optional[str], va
     else:
         noisy, clean = val.original, val.clean
     return {k: v for k, v in (("noisy", noisy), ("clean", clean)) if v is not None}
-
-
-class TrainingDiverged(RunError):
-    """Non-finite loss or weights: training stops; checkpoints on disk are all finite."""
 
 
 def _peak_rss_mb() -> float:
