@@ -114,6 +114,20 @@ def test_project_modules_are_imported_at_module_top_unless_a_reason_is_given():
     assert not bad, bad
 
 
+def test_every_error_class_is_defined_in_errors_py():
+    """A user error has one home: ``adele/errors.py`` (other modules import and raise them)."""
+    bad = []
+    for p in _modules():
+        if p == PKG / "errors.py":
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = [ast.unparse(b) for b in node.bases]
+                if any(b.endswith(("Error", "Exception", "Diverged")) for b in bases):
+                    bad.append(f"{p.relative_to(PKG)}:{node.lineno} {node.name}")
+    assert not bad, bad
+
+
 # ----------------------------------------------------------------------------- defaults written once
 
 
