@@ -45,7 +45,7 @@ class Run:
 
         self.path = Path(path)
         #: the run folder (:class:`adele.run.RunFolder`): config, run.json, training data, latest labels
-        self.folder = RunFolder(self.path)
+        self.folder = RunFolder.open(self.path, model_only=True)
         self._lm = self.folder.model(device)
         self.config = self._lm.config
         #: the volume steps of a run trained on a volume dataset, else None

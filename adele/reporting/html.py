@@ -27,7 +27,7 @@ from ..errors import AdeleError
 from ..prediction import predict_probs
 from ..data.dataset import RunData
 from ..run import RunFolder
-from ..runfolder import label_rounds
+from ..run.files import label_rounds
 from .label_quality import rank_given_labels, true_error_frac
 from .review import quality_html
 from ..safety import check_output, staged_output

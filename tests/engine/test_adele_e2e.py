@@ -4,7 +4,7 @@ import numpy as np
 
 from adele.config import load_config
 from adele.engine import Trainer, load_run_data
-from adele.runfolder import load_labels, read_adele_log
+from adele.run.files import load_labels, read_adele_log
 
 from adele.testing import small_colin27
 from test_train_e2e import FAST

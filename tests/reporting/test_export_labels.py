@@ -59,7 +59,7 @@ def test_label_quality_csv_sorted_worst_first(exported):
 
 
 def test_run_without_early_probs_falls_back_to_the_final_model(tiny_run, tmp_path):
-    from adele.runfolder import early_probs_path
+    from adele.run.files import early_probs_path
 
     run = tmp_path / "old"
     import shutil
@@ -86,7 +86,7 @@ def test_export_ranks_the_given_labels_with_the_runs_quality_tau(tiny_run, tmp_p
     import shutil
 
     import adele.reporting.label_quality as label_quality
-    from adele.runfolder import label_round_path, label_rounds, load_labels, save_labels
+    from adele.run.files import label_round_path, label_rounds, load_labels, save_labels
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run(*ADELE_FORCED, "quality.tau=0.9"), run)
@@ -119,7 +119,7 @@ def test_export_ranks_the_given_labels_with_the_runs_quality_tau(tiny_run, tmp_p
 def test_damaged_early_probs_file_is_one_line_with_what_to_do(tiny_run, tmp_path, capsys, damage):
     import shutil
 
-    from adele.runfolder import early_probs_path
+    from adele.run.files import early_probs_path
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run(), run)

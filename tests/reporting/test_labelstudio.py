@@ -124,7 +124,7 @@ def exported(tiny_run, tmp_path_factory):
     """An export of a run with a correction round that changed labels (a short run's network is too unsure to change any)."""
     import shutil
 
-    from adele.runfolder import label_round_path, label_rounds, load_labels, save_labels
+    from adele.run.files import label_round_path, label_rounds, load_labels, save_labels
 
     run = tmp_path_factory.mktemp("lsrun") / "run"
     shutil.copytree(tiny_run(*ADELE_FORCED), run)

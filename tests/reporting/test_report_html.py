@@ -4,6 +4,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import yaml
 from PIL import Image
 
 from adele.cli import main
@@ -94,7 +95,10 @@ def test_runs_that_differ_only_in_seeds_are_grouped(tmp_path):
     def run(name, seed, noise_seed, **extra):
         cfg = {"method": "baseline", "train": {"seed": seed, "epochs": 3}, "data": {"noise": "final", "noise_seed": noise_seed}}
         cfg["adele"] = {"consistency": extra} if extra else {}
-        return RunFolder(tmp_path / name, name, cfg, {})
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (tmp_path / name / "run.json").write_text("{}")
+        return RunFolder.open(tmp_path / name)
 
     # c omits a setting at its default value; d differs in a real setting
     runs = [run("a", 0, 0), run("b", 1, 1, lam=1.0), run("c", 2, 2), run("d", 0, 0, lam=2.0)]
