@@ -57,8 +57,8 @@ def _modules(sub: str = ""):
     return sorted((PKG / sub).rglob("*.py"))
 
 
-@pytest.mark.parametrize("package, forbidden", [("reporting", "adele.engine"), ("noise", "adele.engine")])
-def test_reporting_and_noise_never_import_the_engine(package, forbidden):
+@pytest.mark.parametrize("package, forbidden", [("reporting", "adele.engine"), ("labels", "adele.engine"), ("noise", "adele.engine")])
+def test_reporting_labels_and_noise_never_import_the_engine(package, forbidden):
     bad = [(p.name, line) for p in _modules(package) for _, names, line in _project_imports(p) if any(n.startswith(forbidden) for n in names)]
     assert not bad, f"{package}/ imports {forbidden}: {bad}"
 

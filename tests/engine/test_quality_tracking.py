@@ -6,7 +6,7 @@ import pytest
 
 from adele.config import load_config
 from adele.engine import Trainer, load_run_data
-from adele.reporting.label_quality import score_given_labels
+from adele.labels.ranking import score_given_labels
 from adele.run.files import early_probs_path, load_early_probs
 from adele.testing import small_colin27
 

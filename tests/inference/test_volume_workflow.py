@@ -155,7 +155,7 @@ def test_export_labels_round_trip_is_exact_without_correction(layout, generic, n
 
 def test_corrections_land_on_the_native_grid():
     """Only the pixels the correction changed (resized nearest) replace the source labels; all others stay as given."""
-    from adele.reporting.native import corrected_in_original
+    from adele.labels.source_space import corrected_in_original
 
     base = np.zeros((40, 30), np.uint8)
     base[10:30, 5:20] = 1

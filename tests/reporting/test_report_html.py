@@ -8,11 +8,9 @@ import yaml
 from PIL import Image
 
 from adele.cli import main
+from conftest import ADELE_FORCED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-ADELE_FORCED = ["method=adele", "train.epochs=3", "adele.detection.min_peak_iou=0", "adele.detection.min_rise=0",
-                "adele.detection.trim_flat=null", "adele.detection.horizon=3", "adele.correction.every=1"]
 
 
 class _Refs(HTMLParser):
@@ -157,7 +155,7 @@ def test_report_says_the_verdict_and_draws_the_review_curve_when_the_clean_label
     import numpy as np
 
     from adele.core.review import review_curve
-    from adele.reporting.label_quality import rank_given_labels
+    from adele.labels.ranking import rank_given_labels
     from adele.reporting.html import build_report
     from adele.reporting.review import wrong_pixels
     from adele.run import RunFolder
