@@ -27,7 +27,7 @@ from ..core.quality import EarlyLearningProbs
 from ..data.dataset import PreparedSplit
 from ..metrics import scores_from_confusion
 from ..prediction import predict_probs
-from .adele import build_detector
+from .method import build_detector
 from .distributed import DistInfo, all_reduce_sum, rank_batches
 
 

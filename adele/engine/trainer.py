@@ -28,7 +28,7 @@ from ..models import build_model_from_config
 from ..prediction import resolve_device
 from ..run import RunFolder
 from . import checkpoint as ckpt
-from .adele import AdeleState, Baseline
+from .method import AdeleState, Baseline
 from .ema import WeightEMA
 from .memorization import MemorizationTracker
 from .quality import EarlyLearningTracker, log_budget
@@ -102,7 +102,7 @@ class Trainer:
         self._correction_model: Optional[torch.nn.Module] = None
         if cfg.method == "adele" and cfg.adele.correction.weights == "best_val" and "noisy" not in self.val_label_sets:
             log("adele.correction.weights is best_val but the dataset has no validation split: the current weights correct the labels")
-        #: the method's schedule around the loop (:class:`~adele.engine.adele.Baseline` or ADELE)
+        #: the method's schedule around the loop (:class:`~adele.engine.method.Baseline` or ADELE)
         self.method: Baseline = (AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log, self.dist)
                                  if cfg.method == "adele" else Baseline(cfg, self.ignore_index))
         self.train_ds = TrainDataset(self.data.train, cfg.train.seed, cfg.data.hflip, cfg.data.scale_range, cfg.data.crop, self.ignore_index)

@@ -12,7 +12,7 @@ import sys
 
 import adele.run.files as run_files
 from adele.cli import main
-from adele.engine.adele import AdeleState
+from adele.engine.method import AdeleState
 from adele.engine.trainer import Trainer
 
 
