@@ -32,10 +32,10 @@ from .data.volumes import Volume, read_volume, read_volume_index, volume_suffix
 from .errors import DatasetError, RunError
 from .inference import _segment_slices, predict_files, segment_volume
 from .run import RunFolder
-from .reporting.export import export_labels
-from .reporting.label_quality import quality_rows, rank_given_labels
-from .reporting.native import native_label_slices, native_label_volumes
-from .reporting.review import run_verdict, verdict_line
+from .labels.export import export_labels
+from .labels.ranking import quality_rows, rank_given_labels
+from .labels.source_space import native_label_slices, native_label_volumes
+from .labels.verdict import run_verdict, verdict_line
 
 
 class Run:
@@ -45,7 +45,7 @@ class Run:
 
         self.path = Path(path)
         #: the run folder (:class:`adele.run.RunFolder`): config, run.json, training data, latest labels
-        self.folder = RunFolder(self.path)
+        self.folder = RunFolder.open(self.path, model_only=True)
         self._lm = self.folder.model(device)
         self.config = self._lm.config
         #: the volume steps of a run trained on a volume dataset, else None
@@ -150,7 +150,7 @@ class Run:
 
     def label_quality(self) -> list[dict]:
         """Which masks to re-annotate: one dict per training slice/image of the labels the run was given, most suspicious
-        (lowest ``score``) first (see :func:`adele.reporting.label_quality.rank_given_labels`): id, score, disagree_frac, suspect_pixels
+        (lowest ``score``) first (see :func:`adele.labels.ranking.rank_given_labels`): id, score, disagree_frac, suspect_pixels
         (+ true_error_frac with clean labels, + subject and slice for volume datasets)."""
         data = self.folder.training_data()
         train = data.train
@@ -173,7 +173,7 @@ class Run:
         return verdict_line(run_verdict(q, data.train.original, data.source.classes, data.source.ignore_index), q["early"])
 
     def export_labels(self, out: str | Path, overwrite: bool = False, suspects: str = "keep") -> Path:
-        """``adele export-labels`` (``suspects="ignore"``: the nnU-Net folder): see :func:`adele.reporting.export.export_labels`."""
+        """``adele export-labels`` (``suspects="ignore"``: the nnU-Net folder): see :func:`adele.labels.export.export_labels`."""
         return export_labels(self.path, out, device=self._lm.device.type, overwrite=overwrite, log=lambda m: None, suspects=suspects)
 
 

@@ -30,7 +30,7 @@ from .plan import planned_config
 from .data.dataset import load_run_data
 from .engine.trainer import Trainer
 from .noise import format_table, noise_stats
-from .reporting.label_quality import score_given_labels, true_error_frac
+from .labels.ranking import score_given_labels, true_error_frac
 from .reporting.html import build_report
 from .reporting.memorization import analyze_memorization
 from .reporting.tables import format_metrics_table

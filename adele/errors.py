@@ -22,3 +22,19 @@ class DatasetError(AdeleError):
 
 class RunError(AdeleError):
     """A run folder problem: exists without --overwrite, missing checkpoint, ..."""
+
+
+class OutputError(RunError):
+    """An output location that would lose data or cannot be written."""
+
+
+class TrainingDiverged(RunError):
+    """Non-finite loss or weights: training stops; checkpoints on disk are all finite."""
+
+
+class RecipeError(AdeleError, ValueError):
+    """A noise recipe spec or dict is malformed; the message names the bad part."""
+
+
+class LabelError(AdeleError, ValueError):
+    """A label map (or its declared class count) is not usable for noise synthesis."""

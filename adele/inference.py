@@ -128,7 +128,7 @@ def predict_files(run: str | Path | Sequence[str | Path], input_path: str | Path
     out = Path(out)
     runs = [run] if isinstance(run, (str, Path)) else list(run)
     check_output(out, "predict", [*runs, input_path], overwrite)  # before the model is loaded
-    folders = [RunFolder(r) for r in runs]
+    folders = [RunFolder.open(r, model_only=True) for r in runs]
     lm = ensemble(runs, [f.model(device, checkpoint) for f in folders])
     spec = _one_volume_spec(folders)
     run = runs[0]

@@ -1,4 +1,5 @@
-"""Class probabilities from a model: the one home of device choice, multi-scale/flip views and loading a trained run.
+"""Class probabilities from a model: the one home of device choice and multi-scale/flip views (a trained run's model is
+loaded by :meth:`adele.run.RunFolder.model`).
 
 Used by training (ADELE's eval-mode correction pass), inference on new files,
 label export and reports alike.
@@ -13,12 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import runfolder
-from .config import Config, saved_config
+from .config import Config
 from .core import multiscale_logits
 from .data.dataset import PreparedSplit, batch_indices
-from .errors import AdeleError, ConfigError, RunError
-from .models import build_model_from_config
+from .errors import ConfigError, RunError
 
 #: test-time augmentation of ``--tta``: these scales, each also flipped horizontally
 TTA_SCALES = (0.75, 1.0, 1.25)
@@ -101,46 +100,6 @@ class LoadedModel:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-
-def load_run_model(run: str | Path, device: str = "auto", allow_checkpoint: bool = False, in_channels: Optional[int] = None,
-                   checkpoint: str = "last") -> LoadedModel:
-    """Load ``RUN/model.pt`` (``checkpoint="last"``) or ``RUN/best.pt`` (``"best"``: the best validation epoch's weights);
-    with ``allow_checkpoint``, the newest epoch checkpoint of an unfinished run when model.pt is missing."""
-    run = Path(run)
-    if not run.is_dir():
-        raise RunError(f"{run}: run folder not found; pass the --out folder of `adele train`")
-    path = runfolder.checkpoint_file(run, checkpoint)
-    if checkpoint == "best" and not path.is_file():
-        raise RunError(f"{path}: not found; best.pt is written when a run with a validation split improves on it "
-                       "(runs trained before it existed have none); use --checkpoint last")
-    if path.is_file():
-        try:
-            state = runfolder.load_model(run, checkpoint)
-            cfg = saved_config(state["config"])
-            classes, ignore, cin, origin = list(state["classes"]), int(state["ignore_index"]), int(state["in_channels"]), path.name
-        except AdeleError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any unreadable or foreign file
-            raise RunError(f"{path}: unreadable ({type(exc).__name__}); re-run training or restore the file") from None
-    elif allow_checkpoint and runfolder.list_checkpoints(run) and in_channels is not None and (run / runfolder.INFO).is_file():
-        found = runfolder.load_latest(run)
-        if found is None:
-            raise RunError(f"{run}: no readable checkpoint and no model.pt")
-        epoch, state = found
-        info = runfolder.read_info(run)
-        cfg = saved_config(state["config"])
-        classes, ignore, cin, origin = list(info["classes"]), int(info["ignore_index"]), int(in_channels), f"checkpoint epoch {epoch}"
-    else:
-        raise RunError(f"{path}: not found; the run has not finished (finish it with `adele train --out {run} --resume`)")
-    model = build_model_from_config(cfg.model, cin, len(classes))
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError, TypeError, AttributeError):
-        raise RunError(f"{path}: weights do not match the model in the run's config; the run folder is inconsistent") from None
-    dev = resolve_device(device)
-    model.to(dev).eval()
-    return LoadedModel(model, cfg, classes, ignore, cin, dev, origin)
 
 
 class ProbabilityAverage(torch.nn.Module):

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator, Optional
 
 from ._version import __version__
-from .errors import RunError
+from .errors import OutputError, RunError
 
 #: marker file written into every output folder: ``{"command": ..., "adele": version, "created": ...}``
 MARKER = ".adele-output.json"
@@ -42,10 +42,6 @@ _TMP = ".adele-tmp-"
 _OLD = ".adele-old-"
 #: longest file name component most file systems accept
 _NAME_MAX = 255
-
-
-class OutputError(RunError):
-    """An output location that would lose data or cannot be written."""
 
 
 # ----------------------------------------------------------------------------- paths

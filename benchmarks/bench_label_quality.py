@@ -197,9 +197,10 @@ def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int, taus: tupl
     from adele.config import saved_config
     from adele.core.quality import label_quality_scores
     from adele.engine import load_run_data
-    from adele.reporting.label_quality import score_given_labels
-    from adele.prediction import load_run_model, predict_probs, predict_split
-    from adele.runfolder import read_history
+    from adele.labels.ranking import score_given_labels
+    from adele.prediction import predict_probs, predict_split
+    from adele.run import RunFolder
+    from adele.run.files import read_history
 
     data = load_run_data(saved_config(one / "config.yaml"))
     tr = data.train
@@ -235,11 +236,11 @@ def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int, taus: tupl
                                                                              pixel=1 - self_confidence(early_probs, labels))
     oos = np.zeros((len(tr), len(data.source.classes)) + labels.shape[1:], dtype=np.float32)
     for f, run in enumerate(runs_k):
-        lm = load_run_model(run, "cpu")
+        lm = RunFolder.open(run).model("cpu")
         idx = np.flatnonzero(folds == f)
         with torch.no_grad():
             oos[idx] = predict_probs(lm.model, torch.stack([tr.images[i] for i in idx])).numpy()
-    insample = predict_split(load_run_model(one, "cpu"), tr).astype(np.float32)
+    insample = predict_split(RunFolder.open(one).model("cpu"), tr).astype(np.float32)
     sc, _, sus = label_quality_scores(labels, oos, 255)
     rankings[f"adele formula on {k}-fold out-of-sample softmax"] = dict(susp=-sc, mask=sus, runs=f"{k} + 1", wall=cost_k + wall(one),
                                                                        pixel=1 - self_confidence(oos, labels))

@@ -48,7 +48,7 @@ def test_demo_table_header_shows_each_runs_whole_name():
 
 
 def test_a_round_that_changed_no_pixel_prints_no_nan_precision():
-    from adele.engine.adele import round_line
+    from adele.engine.method import round_line
 
     none = round_line(7, 2, {"pixels_changed": 0, "precision": None, "agreement_before": 0.5, "agreement_after": 0.5})
     assert "nan" not in none and "precision n/a (no pixel changed)" in none

@@ -57,8 +57,8 @@ def _modules(sub: str = ""):
     return sorted((PKG / sub).rglob("*.py"))
 
 
-@pytest.mark.parametrize("package, forbidden", [("reporting", "adele.engine"), ("noise", "adele.engine")])
-def test_reporting_and_noise_never_import_the_engine(package, forbidden):
+@pytest.mark.parametrize("package, forbidden", [("reporting", "adele.engine"), ("labels", "adele.engine"), ("noise", "adele.engine")])
+def test_reporting_labels_and_noise_never_import_the_engine(package, forbidden):
     bad = [(p.name, line) for p in _modules(package) for _, names, line in _project_imports(p) if any(n.startswith(forbidden) for n in names)]
     assert not bad, f"{package}/ imports {forbidden}: {bad}"
 
@@ -111,6 +111,42 @@ def test_project_modules_are_imported_at_module_top_unless_a_reason_is_given():
         for top, names, line in _project_imports(p):
             if not top and "deferred:" not in lines[line - 1]:
                 bad.append(f"{p.relative_to(PKG)}:{line}")
+    assert not bad, bad
+
+
+def test_one_way_into_a_run_folder():
+    """``RunFolder.open`` is the only way into a run: outside ``adele/run/`` no code calls the bare constructor or reaches
+    the model loader (``RunFolder.open(path).model()`` loads a run's model)."""
+    root, bad = PKG.parent, []
+    for p in sorted([*root.joinpath("adele").rglob("*.py"), *root.joinpath("benchmarks").rglob("*.py"), *root.joinpath("tests").rglob("*.py")]):
+        if PKG / "run" in p.parents:
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            name = None
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+                name = name if name == "RunFolder" else None
+            elif isinstance(node, ast.ImportFrom):
+                name = next((a.name for a in node.names if a.name in ("_load_model", "load_run_model")), None)
+            elif isinstance(node, ast.Attribute) and node.attr in ("_load_model", "load_run_model"):
+                name = node.attr
+            if name:
+                bad.append(f"{p.relative_to(root)}:{node.lineno} {name}")
+    assert not bad, f"a second way into a run folder (use RunFolder.open): {bad}"
+
+
+def test_every_error_class_is_defined_in_errors_py():
+    """A user error has one home: ``adele/errors.py`` (other modules import and raise them)."""
+    bad = []
+    for p in _modules():
+        if p == PKG / "errors.py":
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = [ast.unparse(b) for b in node.bases]
+                if any(b.endswith(("Error", "Exception", "Diverged")) for b in bases):
+                    bad.append(f"{p.relative_to(PKG)}:{node.lineno} {node.name}")
     assert not bad, bad
 
 

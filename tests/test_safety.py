@@ -20,7 +20,7 @@ from PIL import Image
 from adele import safety
 from adele.cli import main
 from adele.data.io import write_array
-from adele.runfolder import list_checkpoints
+from adele.run.files import list_checkpoints
 from adele.testing import make_dataset
 
 TINY = ["--set", "model.width=4", "model.depth=2", "data.size=[16,16]", "train.threads=1", "train.device=cpu"]

@@ -108,13 +108,13 @@ def _after_interrupt(args: argparse.Namespace) -> str:
         return "nothing to resume"
     if args.command != "train":
         return "nothing was written (outputs appear only when a command completes)"
-    from .. import runfolder  # deferred: runfolder imports torch, which the commands that read no run never need
+    from ..run import files  # deferred: the run folder's files import torch, which the commands that read no run never need
 
-    if runfolder.model_path(args.out).is_file() and runfolder.read_metrics(args.out) is not None:
+    if files.model_path(args.out).is_file() and files.read_metrics(args.out) is not None:
         return f"but the run had already completed: {args.out} holds model.pt and metrics.json, nothing to resume"
-    if runfolder.list_checkpoints(Path(args.out)):
+    if files.list_checkpoints(Path(args.out)):
         return f"resume with `adele train --out {args.out} --resume`"
-    if runfolder.has_config(args.out):
+    if files.has_config(args.out):
         return f"no checkpoint was saved yet; start again with `adele train ... --out {args.out} --overwrite`"
     return "nothing was written"
 

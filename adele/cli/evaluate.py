@@ -5,8 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..safety import OutputError, atomic_write_text, check_location
+from ..errors import ConfigError, OutputError
+from ..safety import atomic_write_text, check_location
 from ._common import Formatter, add_overwrite, fmt
 
 

@@ -154,7 +154,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:
-    from ..reporting.export import export_labels  # deferred: the export imports torch
+    from ..labels.export import export_labels  # deferred: the export imports torch
 
     export_labels(run_folder(args), args.out, device=args.device, overwrite=args.overwrite, checkpoint=args.checkpoint,
                   suspects=args.suspects)

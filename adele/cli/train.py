@@ -146,12 +146,12 @@ def train_config_from_args(args: argparse.Namespace):
     for item in args.set:
         k, v = parse_override(item)
         overrides[k] = v
-    from .. import runfolder  # deferred: runfolder imports torch
+    from ..run import files  # deferred: the run folder's files import torch
     from ..plan import planned_config  # deferred: the planner imports torch
 
     config_path = args.config
-    if args.resume and config_path is None and runfolder.has_config(args.out):
-        return absolute_paths(load_config(str(runfolder.config_path(args.out)), overrides)), None
+    if args.resume and config_path is None and files.has_config(args.out):
+        return absolute_paths(load_config(str(files.config_path(args.out)), overrides)), None
     if args.resume or args.no_plan:
         return absolute_paths(load_config(config_path, overrides)), None
     cfg, planned = planned_config(config_path, overrides)
@@ -236,7 +236,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from ..engine.rundir import check_run_dir  # deferred: the engine imports torch
     from ..engine.trainer import Trainer  # deferred: the engine imports torch
-    from ..runfolder import write_plan  # deferred: runfolder imports torch
+    from ..run.files import write_plan  # deferred: the run folder's files import torch
 
     cfg, planned = train_config_from_args(args)
     inputs = (args.config,) if args.config else ()

@@ -66,7 +66,6 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .. import runfolder
 from ..errors import DatasetError
 from ..safety import atomic_write_text, staged_output
 from .colin27 import DATASETS as EMBEDDED
@@ -438,19 +437,21 @@ def copy_volume_index(src_root: Path, dst_root: Path, noised_splits: Sequence[st
         shutil.copytree(Path(src_root) / "native", Path(dst_root) / "native")
 
 
-def copy_volume_spec(source, run_dir: Path) -> None:
-    """Save the volume steps of ``source`` (if it is a prepared volume dataset) as ``RUN/volumes.json`` for ``adele predict``."""
+def copy_volume_spec(source, spec_file: Path) -> None:
+    """Save the volume steps of ``source`` (if it is a prepared volume dataset) as ``spec_file`` (a run's ``volumes.json``)
+    for ``adele predict``."""
     root = getattr(source, "root", None)
     idx = read_volume_index(root) if root is not None else None
     if idx is None:
         return
     atomic_write_text(json.dumps({"version": 1, "spec": idx["spec"], "classes": idx["classes"], "dataset": str(root)}, indent=1) + "\n",
-                      runfolder.volume_spec_path(run_dir))
+                      spec_file)
 
 
-def run_volume_spec(run_dir: str | Path, data_path: Optional[str] = None) -> Optional[VolumeSpec]:
-    """The volume steps a run was trained with: ``RUN/volumes.json``, else the dataset's; None for 2D runs."""
-    p = runfolder.volume_spec_path(run_dir)
+def run_volume_spec(spec_file: str | Path, data_path: Optional[str] = None) -> Optional[VolumeSpec]:
+    """The volume steps a run was trained with: ``spec_file`` (the run's ``volumes.json``), else the dataset's at ``data_path``;
+    None for 2D runs."""
+    p = Path(spec_file)
     if p.is_file():
         return VolumeSpec.from_dict(_read_json(p)["spec"])
     if data_path and data_path not in EMBEDDED and Path(data_path).is_dir():

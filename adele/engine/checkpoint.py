@@ -1,7 +1,7 @@
 """What a checkpoint holds beyond the model: the RNG state, and numpy values made loadable.
 
 Checkpoints load with ``torch.load(weights_only=True)``; their files (names,
-atomic writes, pruning, newest-readable lookup) belong to :mod:`adele.runfolder`.
+atomic writes, pruning, newest-readable lookup) belong to :mod:`adele.run.files`.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ never flagged get theirs. The detector is ADELE's rule with the
 least ``quality.min_points`` points before a fit; it runs beside the method
 (for ADELE too, so its flags here may come later than the correction's) and
 changes nothing in training. At the end the probabilities go to
-``quality/early_probs.npz`` (:func:`adele.runfolder.save_early_probs`), from
+``quality/early_probs.npz`` (:func:`adele.files.save_early_probs`), from
 which ``adele export-labels``, the report and :meth:`adele.api.Run.label_quality`
 rank the given labels.
 """
@@ -21,13 +21,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import runfolder
+from ..run import files
 from ..config import Config
 from ..core.quality import EarlyLearningProbs
 from ..data.dataset import PreparedSplit
 from ..metrics import scores_from_confusion
 from ..prediction import predict_probs
-from .adele import build_detector
+from .method import build_detector
 from .distributed import DistInfo, all_reduce_sum, rank_batches
 
 
@@ -96,7 +96,7 @@ class EarlyLearningTracker:
                 "at_flag": [classes[k] for k in sorted(self.frozen)]}
 
     def save(self, run_dir: str | Path, classes: list[str]) -> None:
-        runfolder.save_early_probs(run_dir, self.probs, self.summary(classes))
+        files.save_early_probs(run_dir, self.probs, self.summary(classes))
 
 
 def log_budget(nbytes: int, limit_gb: float, log: Callable[[str], None]) -> bool:

@@ -12,11 +12,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .. import runfolder, safety
+from .. import safety
 from ..config import EXECUTION_KEYS, Config, flatten, saved_config
 from ..data import EMBEDDED, dataset_folder
 from ..data.volumes import copy_volume_spec
-from ..errors import RunError
+from ..errors import OutputError, RunError
+from ..run import files
 
 
 #: settings that ``--resume`` may change without ``--allow-changes``: how a run executes and how long it trains
@@ -64,19 +65,19 @@ def check_run_dir(cfg: Config, run_dir: str | Path, resume: bool, overwrite: boo
         if holder is not None:
             raise RunError(f"{d}: another process is writing here ({holder}); wait for it to finish or stop it")
         return []
-    if not runfolder.has_config(d):
+    if not files.has_config(d):
         raise RunError(f"{d}: no run to resume here (config.yaml missing); drop --resume to start a new run")
     holder = safety.locked_by(d)
     if holder is not None:
         raise RunError(f"{d}: another process is writing here ({holder}); wait for it to finish or stop it")
-    if not runfolder.list_checkpoints(d):
+    if not files.list_checkpoints(d):
         raise RunError(f"{d}: no checkpoint to resume from (interrupted before the first one); start again with --overwrite")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        old = saved_config(runfolder.config_path(d)).to_dict()
+        old = saved_config(files.config_path(d)).to_dict()
     changes = config_changes(old, cfg.to_dict())
     try:
-        old_world = int(runfolder.read_info(d).get("world_size", 1))
+        old_world = int(files.read_info(d).get("world_size", 1))
     except (ValueError, TypeError):
         old_world = 1
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -98,11 +99,11 @@ def take_run_dir(d: Path, cfg: Config, resume: bool, overwrite: bool, extra_inpu
     """Take the run folder (rank 0): its lock, stale temp files removed; a new run also gets its marker, config.yaml,
     run.json (``info``) and, for a volume dataset, the volume steps of ``source``."""
     if resume:
-        if not runfolder.has_config(d):
+        if not files.has_config(d):
             raise RunError(f"{d}: no run to resume here (config.yaml missing); drop --resume to start a new run")
         safety.lock_folder(d, "train")
         safety.clean_stale_temp_files(d)
-        if not runfolder.list_checkpoints(d):
+        if not files.list_checkpoints(d):
             raise RunError(f"{d}: no checkpoint to resume from; start again with --overwrite")
         return
     inputs = run_inputs(cfg) + extra_inputs
@@ -110,23 +111,23 @@ def take_run_dir(d: Path, cfg: Config, resume: bool, overwrite: bool, extra_inpu
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise safety.OutputError(f"{d}: cannot create the run folder ({exc.strerror}); choose a location you can write to") from None
+        raise OutputError(f"{d}: cannot create the run folder ({exc.strerror}); choose a location you can write to") from None
     safety.lock_folder(d, "train")
     safety.check_output(d, "train", inputs, overwrite)  # again under the lock: nothing changed hands meanwhile
     safety.clear_folder(d)
     safety.write_marker(d, "train")
-    runfolder.write_config(d, cfg.to_yaml())
-    runfolder.write_info(d, info)
-    copy_volume_spec(source, d)  # volume datasets: the steps `adele predict` repeats on a volume
+    files.write_config(d, cfg.to_yaml())
+    files.write_info(d, info)
+    copy_volume_spec(source, files.volume_spec_path(d))  # volume datasets: the steps `adele predict` repeats on a volume
 
 
 def record_resume(d: Path, cfg: Config, epoch: int, changes: list[tuple[str, Any, Any]], allowed: bool, world_size: int) -> None:
     """After a successful resume: config.yaml says what the run now uses; run.json lists every resume and its changes."""
     if changes:
-        runfolder.write_config(d, cfg.to_yaml())
-    info = runfolder.read_info(d)
+        files.write_config(d, cfg.to_yaml())
+    info = files.read_info(d)
     info.setdefault("resumes", []).append({
         "from_epoch": epoch, "time": time.strftime("%Y-%m-%d %H:%M:%S"), "allow_changes": allowed,
         "changes": {k: {"old": a, "new": b} for k, a, b in changes}, "world_size": world_size})
     info["world_size"] = world_size
-    runfolder.write_info(d, info)
+    files.write_info(d, info)

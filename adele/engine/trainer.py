@@ -18,17 +18,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .. import runfolder
+from ..run import files
 from ..config import Config
 from ..console import epoch_line, progress, stdout_is_terminal
 from ..data.dataset import PreparedSplit, RunData, TrainDataset, batch_indices, collate, load_run_data
-from ..errors import ConfigError, RunError
+from ..errors import ConfigError, RunError, TrainingDiverged
 from ..metrics import SegMetrics, confusion_matrix, foreground_mean, label_agreement, present_in_truth, scores_from_confusion
 from ..models import build_model_from_config
 from ..prediction import resolve_device
 from ..run import RunFolder
 from . import checkpoint as ckpt
-from .adele import AdeleState, Baseline
+from .method import AdeleState, Baseline
 from .ema import WeightEMA
 from .memorization import MemorizationTracker
 from .quality import EarlyLearningTracker, log_budget
@@ -102,7 +102,7 @@ class Trainer:
         self._correction_model: Optional[torch.nn.Module] = None
         if cfg.method == "adele" and cfg.adele.correction.weights == "best_val" and "noisy" not in self.val_label_sets:
             log("adele.correction.weights is best_val but the dataset has no validation split: the current weights correct the labels")
-        #: the method's schedule around the loop (:class:`~adele.engine.adele.Baseline` or ADELE)
+        #: the method's schedule around the loop (:class:`~adele.engine.method.Baseline` or ADELE)
         self.method: Baseline = (AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log, self.dist)
                                  if cfg.method == "adele" else Baseline(cfg, self.ignore_index))
         self.train_ds = TrainDataset(self.data.train, cfg.train.seed, cfg.data.hflip, cfg.data.scale_range, cfg.data.crop, self.ignore_index)
@@ -255,22 +255,22 @@ class Trainer:
         """The evaluation weights of the best validation epoch so far: in memory (for the test scores at the end) and best.pt."""
         self._best_weights = {k: v.detach().cpu().clone() for k, v in self.eval_model.state_dict().items()}
         if self.is_main:
-            runfolder.save_best(self.run_dir, self.model_payload(self._best_weights))
+            files.save_best(self.run_dir, self.model_payload(self._best_weights))
 
     def resume(self) -> None:
-        found = runfolder.load_latest(self.run_dir, map_location="cpu")
+        found = files.load_latest(self.run_dir, map_location="cpu")
         if found is None:
             raise RunError(f"{self.run_dir}: no readable checkpoint; start a new run")
         epoch, state = found
-        RunFolder(self.run_dir).training_data(self.data)  # RunError when these are not the images the run trained on
+        RunFolder.open(self.run_dir).training_data(self.data)  # RunError when these are not the images the run trained on
         self.load_state_dict(state)
-        if self.best["epoch"] > 0 and runfolder.best_path(self.run_dir).is_file():
-            self._best_weights = runfolder.load_model(self.run_dir, "best")["model"]
+        if self.best["epoch"] > 0 and files.best_path(self.run_dir).is_file():
+            self._best_weights = files.load_model(self.run_dir, "best")["model"]
         self.log(f"resumed from epoch {epoch}")
 
     def save_checkpoint(self) -> None:
         if self.is_main:
-            runfolder.save_checkpoint(self.run_dir, self.epoch, self.state_dict(), keep=max(2, self.cfg.train.keep_last))
+            files.save_checkpoint(self.run_dir, self.epoch, self.state_dict(), keep=max(2, self.cfg.train.keep_last))
         self.dist.barrier()
 
     # ------------------------------------------------------------------ loop
@@ -389,7 +389,7 @@ class Trainer:
 
     def _diverged(self, epoch: int, step: Optional[int], lab: Optional[torch.Tensor]) -> "TrainingDiverged":
         """The error for a non-finite loss or weights; nothing of this epoch is saved, the last checkpoint is the last finite state."""
-        last = runfolder.list_checkpoints(self.run_dir)
+        last = files.list_checkpoints(self.run_dir)
         kept = f"the last finite state is {last[-1][1].relative_to(self.run_dir)} (epoch {last[-1][0]}, resume with --resume after fixing the cause)" if last else "no checkpoint was saved"
         lr = self.cfg.optim.lr
         if lab is not None and not bool((lab != self.ignore_index).any()):
@@ -464,9 +464,9 @@ class Trainer:
     def write_logs(self, row: dict) -> None:
         if not self.is_main:
             return
-        runfolder.write_history(self.run_dir, self.history)
+        files.write_history(self.run_dir, self.history)
         if self.memorization.records:
-            runfolder.write_memorization(self.run_dir, self.memorization.records)
+            files.write_memorization(self.run_dir, self.memorization.records)
         tb = self._tensorboard()
         if tb is not None:
             for k, v in row.items():
@@ -479,7 +479,7 @@ class Trainer:
             try:
                 from torch.utils.tensorboard import SummaryWriter  # optional at run time
 
-                self._tb = SummaryWriter(str(runfolder.tensorboard_dir(self.run_dir)))
+                self._tb = SummaryWriter(str(files.tensorboard_dir(self.run_dir)))
             except Exception:  # noqa: BLE001 - tensorboard is optional at run time
                 self._tb = False
         return self._tb or None
@@ -505,8 +505,8 @@ class Trainer:
         if self.is_main:
             if self.quality is not None:
                 self.quality.save(self.run_dir, self.classes)
-            runfolder.write_metrics(self.run_dir, results)
-            runfolder.save_model(self.run_dir, self.model_payload(self.eval_model.state_dict()))
+            files.write_metrics(self.run_dir, results)
+            files.save_model(self.run_dir, self.model_payload(self.eval_model.state_dict()))
         if self._tb:
             self._tb.close()
         return results
@@ -540,10 +540,6 @@ def validation_label_sets(val: Optional[PreparedSplit], noise: Optional[str], va
     else:
         noisy, clean = val.original, val.clean
     return {k: v for k, v in (("noisy", noisy), ("clean", clean)) if v is not None}
-
-
-class TrainingDiverged(RunError):
-    """Non-finite loss or weights: training stops; checkpoints on disk are all finite."""
 
 
 def _peak_rss_mb() -> float:

@@ -6,14 +6,13 @@ new ``uint8`` map; ignore pixels are never changed. Recipes compose the noise
 types from a spec string such as ``'final+missing:p=0.1'``.
 """
 
-from ._common import LabelError
+from ..errors import LabelError, RecipeError
 from .boundary import markov_noise, markov_noise_events
 from .morph import morph_mask, morph_noise, morph_noise_events
 from .objects import add_blobs, confuse_objects, drop_objects
 from .recipes import (
     RECIPE_NAMES,
     Recipe,
-    RecipeError,
     Step,
     apply_recipe,
     load_recipe,

@@ -14,14 +14,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import AdeleError
+from ..errors import LabelError
 
 #: 3x3 structuring element with full 8-connectivity.
 STRUCT8 = np.ones((3, 3), dtype=bool)
-
-
-class LabelError(AdeleError, ValueError):
-    """A label map (or its declared class count) is not usable for noise synthesis."""
 
 
 def check_label(label, num_classes: int | None, ignore_index: int) -> np.ndarray:

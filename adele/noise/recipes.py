@@ -50,14 +50,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import AdeleError
+from ..errors import RecipeError
 from .boundary import markov_noise_events
 from .morph import morph_noise_events
 from .objects import add_blobs, confuse_objects, drop_objects
-
-
-class RecipeError(AdeleError, ValueError):
-    """A noise recipe spec or dict is malformed; the message names the bad part."""
 
 
 # ---------------------------------------------------------------- value parsers

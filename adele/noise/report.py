@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ..metrics import confusion_matrix, nanmean, scores_from_confusion
-from ._common import LabelError
+from ..errors import LabelError
 
 
 def _confusion(clean: np.ndarray, noisy: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:

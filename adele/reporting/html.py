@@ -27,8 +27,8 @@ from ..errors import AdeleError
 from ..prediction import predict_probs
 from ..data.dataset import RunData
 from ..run import RunFolder
-from ..runfolder import label_rounds
-from .label_quality import rank_given_labels, true_error_frac
+from ..run.files import label_rounds
+from ..labels.ranking import rank_given_labels, true_error_frac
 from .review import quality_html
 from ..safety import check_output, staged_output
 from . import figures

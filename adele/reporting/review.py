@@ -1,66 +1,22 @@
-"""The label verdict and the review curve of a run, for ``adele report`` and ``adele export-labels``.
+"""The label verdict and the review curve of a run, for ``adele report``.
 
 The rules are in :mod:`adele.core.review`; this module turns a run's ranking
-(:func:`adele.reporting.label_quality.rank_given_labels`: scores, suspect pixels, the
-prediction of the probabilities used) into the one-line verdict, its per-class
-table (CSV, Markdown, HTML), and, when the run's clean labels are known
+(:func:`adele.labels.ranking.rank_given_labels`: scores, suspect pixels, the
+prediction of the probabilities used) into the verdict's HTML (its text, CSV and Markdown
+are :mod:`adele.labels.verdict`'s), and, when the run's clean labels are known
 (synthetic noise), the review curve figure and table.
 """
 from __future__ import annotations
 
-import csv
 import html
-import io
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..core.review import FOUND_AT, Verdict, label_verdict, oracle_curve, review_curve
+from ..core.review import FOUND_AT, Verdict, oracle_curve, review_curve
+from ..labels.verdict import EXPLAIN, run_verdict, verdict_line
 from . import figures
-
-#: said after the verdict when it comes from the final model (a run without early-learning probabilities)
-FINAL_NOTE = " [from the final model's softmax: it has fitted the labels' errors, so the estimate is low]"
-
-
-def run_verdict(q: dict, labels: Sequence[np.ndarray], classes: Sequence[str], ignore_index: int) -> Verdict:
-    """The verdict on the labels a run was given, from ``rank_given_labels``'s output ``q``."""
-    return label_verdict(labels, q["suspect"], q["prediction"], classes, ignore_index)
-
-
-def verdict_line(v: Verdict, early: bool = True) -> str:
-    return v.line() + ("" if early else FINAL_NOTE)
-
-
-def _share(v) -> str:
-    return "" if v is None or not np.isfinite(v) else f"{v:.4f}"
-
-
-def verdict_csv(v: Verdict) -> str:
-    """``label_quality_classes.csv``: one row per class (estimated share of wrong pixels, interval, sign test)."""
-    buf = io.StringIO()
-    rows = v.rows()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: _share(x) if k in ("est_wrong_share", "lo95", "hi95", "median_area_diff") else
-                    (f"{x:.3g}" if k == "sign_test_p" and x is not None else "" if x is None else x) for k, x in r.items()})
-    return buf.getvalue()
-
-
-EXPLAIN = ("estimated share of wrong pixels of a class = suspect pixels labelled with it / pixels labelled with it "
-           "(95% bootstrap interval over images); systematic = the given label's area of the class differs from the "
-           "early-learning prediction's with the same sign on most images (sign test, Bonferroni over the classes, "
-           "median difference at least 10%); unsure = pixels where the prediction differs from the label without confidence; "
-           "usable when every class's upper bound is below 10% and none is systematic; cannot tell when 25% or more of the "
-           "pixels are unsure (`adele/core/review.py`; calibration: see docs/benchmarks.md)")
-
-
-def verdict_markdown(v: Verdict, early: bool = True) -> str:
-    """The verdict section of the exported README."""
-    return (f"\n## Are the labels usable as they are?\n\n{verdict_line(v, early)}\n\n"
-            f"`label_quality_classes.csv` has the estimate of every class: {EXPLAIN}.\n")
-
 
 def _cell(text: str, numeric: bool = False) -> str:
     return f"<td class='n'>{text}</td>" if numeric else f"<td>{text}</td>"

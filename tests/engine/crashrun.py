@@ -10,9 +10,9 @@ import os
 import signal
 import sys
 
-import adele.runfolder as runfolder
+import adele.run.files as run_files
 from adele.cli import main
-from adele.engine.adele import AdeleState
+from adele.engine.method import AdeleState
 from adele.engine.trainer import Trainer
 
 
@@ -42,20 +42,20 @@ def install(point: str, epoch: int) -> None:
 
         def killing_round(self, e, *args, **kw):
             if e == epoch:  # the round's predictions get stored; saving its labels kills the process
-                runfolder.save_labels = lambda *a, **k: _kill()
+                run_files.save_labels = lambda *a, **k: _kill()
             return correction_round(self, e, *args, **kw)
 
         AdeleState.correction_round = killing_round
     elif point == "checkpoint":
-        save = runfolder.atomic_save
-        target = runfolder.checkpoint_path
+        save = run_files.atomic_save
+        target = run_files.checkpoint_path
 
         def killing_save(obj, path, before_replace=None):
             if os.path.basename(str(path)) == os.path.basename(str(target(".", epoch))):
                 before_replace = _kill
             save(obj, path, before_replace)
 
-        runfolder.atomic_save = killing_save
+        run_files.atomic_save = killing_save
     else:
         raise SystemExit(f"unknown crash point {point!r}")
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from adele.config import load_config
 from adele.engine import Trainer, load_run_data
-from adele.runfolder import load_labels, read_adele_log
+from adele.run.files import load_labels, read_adele_log
 
 from adele.testing import small_colin27
 from test_train_e2e import FAST
@@ -134,7 +134,7 @@ def test_area_guard_stops_a_class_and_says_so(tmp_path):
 def test_a_class_the_network_has_not_learned_is_not_corrected(tmp_path):
     """correction.min_learned: a round leaves alone the classes whose predicted area is below that share of their labels."""
     from adele.core import PredictionAreas
-    from adele.engine.adele import AdeleState
+    from adele.engine.method import AdeleState
 
     data = small_colin27(6, 2)
     cfg = load_config(None, ADELE + ["train.epochs=4", "adele.correction.min_learned=0.5"])
@@ -158,7 +158,7 @@ def test_per_class_thresholds_are_used_and_recorded(tmp_path, monkeypatch):
     the rule uses it; the config refuses nonsense."""
     import pytest
 
-    import adele.engine.adele as engine
+    import adele.engine.method as engine
     from adele.config import ConfigError
     from adele.core import confidence_histogram
 

@@ -6,7 +6,7 @@ import torch
 from adele.config import load_config
 from adele.core import OnsetResult
 from adele.engine import Trainer, load_run_data
-from adele.engine.adele import AdeleState
+from adele.engine.method import AdeleState
 from adele.prediction import multiscale_probs
 from adele.testing import small_colin27
 from test_adele_e2e import ADELE
@@ -287,7 +287,7 @@ def test_check_interval_counts_steps_per_process_under_torchrun(tmp_path, world,
     (["adele.correction.temperature=2.0"], 2.0),
 ])
 def test_correction_pass_reads_the_official_logit_scale(tmp_path, monkeypatch, overrides, expected):
-    import adele.engine.adele as engine_adele
+    import adele.engine.method as engine_adele
     src = small_colin27(2, 2)
     cfg = load_config(None, ADELE + overrides)
     state = AdeleState(cfg, 10, 255, tmp_path, load_run_data(cfg, src).train, list(src.classes), log=lambda m: None)

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from adele.runfolder import early_probs_path
-from adele.runfolder import load_labels
-from adele.runfolder import list_checkpoints
+from adele.run.files import early_probs_path
+from adele.run.files import load_labels
+from adele.run.files import list_checkpoints
 
 from adele.testing import make_dataset
 from test_distributed import SETTINGS

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from adele.runfolder import early_probs_path
-from adele.runfolder import load_labels
+from adele.run.files import early_probs_path
+from adele.run.files import load_labels
 
 from adele.testing import make_dataset
 

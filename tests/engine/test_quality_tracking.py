@@ -6,8 +6,8 @@ import pytest
 
 from adele.config import load_config
 from adele.engine import Trainer, load_run_data
-from adele.reporting.label_quality import score_given_labels
-from adele.runfolder import early_probs_path, load_early_probs
+from adele.labels.ranking import score_given_labels
+from adele.run.files import early_probs_path, load_early_probs
 from adele.testing import small_colin27
 
 from test_train_e2e import FAST, interrupted_then_resumed

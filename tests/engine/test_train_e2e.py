@@ -85,7 +85,7 @@ def test_help_has_examples(cmd, capsys):
 def test_best_checkpoint_is_written_scored_and_chosen_for_predict(tmp_path):
     import torch
 
-    from adele.prediction import load_run_model
+    from adele.run import RunFolder
 
     cfg = load_config(None, FAST + ["train.epochs=4", "train.seed=3"])
     data = small_colin27(8, 4)
@@ -101,7 +101,8 @@ def test_best_checkpoint_is_written_scored_and_chosen_for_predict(tmp_path):
     best = json.loads((run / "metrics.json").read_text())["best_checkpoint"]
     assert best["epoch"] == best_epoch == res["best_val"]["epoch"] and best["val_mean_dice"] == max(vals)
     assert (run / "best.pt").is_file() and "test" in best
-    last, chosen = load_run_model(run, "cpu"), load_run_model(run, "cpu", checkpoint="best")
+    folder = RunFolder.open(run)
+    last, chosen = folder.model("cpu"), folder.model("cpu", checkpoint="best")
     if best_epoch != 4:  # the best epoch's test scores come from its own weights
         assert any(m is not None for m in seen)
         assert any(not torch.equal(a, b) for a, b in zip(last.model.state_dict().values(), chosen.model.state_dict().values()))

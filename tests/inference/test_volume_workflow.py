@@ -107,13 +107,14 @@ def test_predicted_volume_equals_the_model_on_the_prepared_slices(layout, generi
     from adele.data import read_image
     from adele.data.volumes import VolumeSpec
     from adele.inference import _to_model_input, predict_volume
-    from adele.prediction import load_run_model, predict_probs
+    from adele.prediction import predict_probs
+    from adele.run import RunFolder
 
     src, prep, run = generic if layout == "generic" else nnunet
     idx = json.loads((prep / "volumes.json").read_text())
     subject, rec = next((s, r) for s, r in idx["subjects"].items() if r["split"] == "train")
     spec = VolumeSpec.from_dict(idx["spec"])
-    lm = load_run_model(run, "cpu")
+    lm = RunFolder.open(run).model("cpu")
     mask, _ = predict_volume(lm, rec["images"], spec)
     back = to_slices(to_canonical(mask, np.asarray(rec["ornt"])), spec.axis)
     for sid, k in list(rec["slices"].items())[:4]:
@@ -154,7 +155,7 @@ def test_export_labels_round_trip_is_exact_without_correction(layout, generic, n
 
 def test_corrections_land_on_the_native_grid():
     """Only the pixels the correction changed (resized nearest) replace the source labels; all others stay as given."""
-    from adele.reporting.native import corrected_in_original
+    from adele.labels.source_space import corrected_in_original
 
     base = np.zeros((40, 30), np.uint8)
     base[10:30, 5:20] = 1

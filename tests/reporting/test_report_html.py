@@ -4,14 +4,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import yaml
 from PIL import Image
 
 from adele.cli import main
+from conftest import ADELE_FORCED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-ADELE_FORCED = ["method=adele", "train.epochs=3", "adele.detection.min_peak_iou=0", "adele.detection.min_rise=0",
-                "adele.detection.trim_flat=null", "adele.detection.horizon=3", "adele.correction.every=1"]
 
 
 class _Refs(HTMLParser):
@@ -94,7 +93,10 @@ def test_runs_that_differ_only_in_seeds_are_grouped(tmp_path):
     def run(name, seed, noise_seed, **extra):
         cfg = {"method": "baseline", "train": {"seed": seed, "epochs": 3}, "data": {"noise": "final", "noise_seed": noise_seed}}
         cfg["adele"] = {"consistency": extra} if extra else {}
-        return RunFolder(tmp_path / name, name, cfg, {})
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (tmp_path / name / "run.json").write_text("{}")
+        return RunFolder.open(tmp_path / name)
 
     # c omits a setting at its default value; d differs in a real setting
     runs = [run("a", 0, 0), run("b", 1, 1, lam=1.0), run("c", 2, 2), run("d", 0, 0, lam=2.0)]
@@ -153,7 +155,7 @@ def test_report_says_the_verdict_and_draws_the_review_curve_when_the_clean_label
     import numpy as np
 
     from adele.core.review import review_curve
-    from adele.reporting.label_quality import rank_given_labels
+    from adele.labels.ranking import rank_given_labels
     from adele.reporting.html import build_report
     from adele.reporting.review import wrong_pixels
     from adele.run import RunFolder

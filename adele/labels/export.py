@@ -27,7 +27,7 @@ The folder is built beside OUT and renamed into place at the end.
 
 ``suspects="ignore"`` (``--suspects ignore``) writes an nnU-Net v2 raw dataset instead (imagesTr/, labelsTr/,
 dataset.json with ``"ignore": C``, the number of classes): the labels of ``original/labels/`` with the suspect pixels
-set to C (:mod:`adele.reporting.nnunet_export`).
+set to C (:mod:`adele.labels.nnunet_dataset`).
 
 ``label_quality.csv`` and ``suspect/`` rank the labels the run was given (before
 any correction): :func:`rank_given_labels`, from the run's early-learning probabilities
@@ -47,11 +47,11 @@ from ..data.io import write_array
 from ..data.volumes import read_volume_index
 from ..run import RunFolder
 from ..safety import check_output, staged_output
-from .label_quality import EARLY_SOURCE, quality_csv, rank_given_labels, subject_quality_csv
+from .ranking import EARLY_SOURCE, quality_csv, rank_given_labels, subject_quality_csv
 from .labelstudio import write_labelstudio
-from .native import export_native_slices, export_native_volumes
-from .nnunet_export import export_nnunet
-from .review import run_verdict, verdict_csv, verdict_line, verdict_markdown
+from .source_space import export_native_slices, export_native_volumes
+from .nnunet_dataset import NnunetExport, export_nnunet
+from .verdict import run_verdict, verdict_csv, verdict_line, verdict_markdown
 
 
 def _image_arrays(source, split: str, size) -> list[np.ndarray]:
@@ -92,7 +92,7 @@ def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", ov
     labels, origin = run.latest_labels()
     q = rank_given_labels(run, lambda: run.model(device, checkpoint))
     if suspects == "ignore":
-        return export_nnunet(run, out, cfg, data, labels, origin, q, inputs, overwrite, log)
+        return export_nnunet(NnunetExport(run, data, labels, origin, q, out, inputs, overwrite), log)
     scores, disagree, suspect = q["scores"], q["disagree"], q["suspect"]
     verdict = run_verdict(q, train.original, data.source.classes, data.source.ignore_index)
 

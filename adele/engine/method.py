@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .. import runfolder
+from ..run import files
 from ..config import Config
 from ..core import (
     MemorizationDetector,
@@ -170,7 +170,7 @@ class AdeleState(Baseline):
     def ensure_store(self, dist: DistInfo) -> PredictionStore:
         """Open the run's prediction store, creating it on rank 0 first (collective call)."""
         if self._store is None:
-            d = runfolder.store_dir(self.run_dir)
+            d = files.store_dir(self.run_dir)
             if dist.rank == 0 and not (d / "index.json").is_file():
                 PredictionStore.create(d, self.train.shapes).flush()
             dist.barrier()
@@ -279,7 +279,7 @@ class AdeleState(Baseline):
             if info.get("agreement_after") is not None:
                 row["label_agreement"] = info["agreement_after"]
         if dist.rank == 0:
-            runfolder.write_adele_log(self.run_dir, self.epochs_log)
+            files.write_adele_log(self.run_dir, self.epochs_log)
         return row
 
     def correction_round(self, epoch: int, net: torch.nn.Module, device: torch.device, dist: DistInfo, classes: list[int]) -> dict:
@@ -366,7 +366,7 @@ class AdeleState(Baseline):
         for i, lab in enumerate(after):
             self.train.labels[i][...] = lab
         if dist.rank == 0:
-            runfolder.save_labels(self.train.labels, runfolder.label_round_path(self.run_dir, self.round))
+            files.save_labels(self.train.labels, files.label_round_path(self.run_dir, self.round))
         dist.barrier()
         self.rounds.append(info)
         self.log(round_line(epoch, self.round, info))
@@ -412,7 +412,7 @@ class AdeleState(Baseline):
         self.rounds = list(state["rounds"])
         self.epochs_log = list(state["epochs_log"])
         if self.round > 0:
-            labels = runfolder.load_labels(runfolder.label_round_path(self.run_dir, self.round))
+            labels = files.load_labels(files.label_round_path(self.run_dir, self.round))
             for i, lab in enumerate(labels):
                 self.train.labels[i][...] = lab
         else:

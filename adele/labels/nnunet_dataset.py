@@ -8,7 +8,7 @@ suspect pixels take nnU-Net's ignore label, so that nnU-Net trains on the labels
     OUT/label_quality.csv                one row per training image, most suspicious first (+ subject, slice for volumes)
     OUT/README.md                        what the folder holds
 
-In the source's own space, as ``original/labels/`` of the default export (:func:`adele.reporting.export.export_labels`):
+In the source's own space, as ``original/labels/`` of the default export (:func:`adele.labels.export.export_labels`):
 volume datasets give one case per training subject on its own grid, its images the source volumes as read by
 ``adele data prepare volumes`` (copied, or split into channel files); 2D datasets give one case per training image at
 the source image's size in nnU-Net's 2D PNG format (``file_ending`` ".png"). The suspect mask, found at the training
@@ -18,20 +18,22 @@ resolution, is brought to that space nearest-neighbour, as the pixels the correc
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ..data.dataset import PreparedSplit, resize_label
+from ..data.dataset import PreparedSplit, RunData, resize_label
 from ..data.io import write_array
 from ..data.nnunet import image_name, write_nnunet_json
 from ..data.volumes import (DETACHED_SUFFIXES, VolumeSpec, _modality_of_channel, label_slices, read_volume, read_volume_index,
                             slices_to_volume, volume_suffix, write_label_volume, write_volume_like)
 from ..errors import DatasetError
+from ..run import RunFolder
 from ..safety import staged_output
-from .label_quality import quality_csv
-from .native import native_label_slices, native_label_volumes
+from .ranking import quality_csv
+from .source_space import native_label_slices, native_label_volumes
 
 #: nnU-Net's channel names that choose the normalization adele used (``_modality_of_channel`` reads them back)
 _NNUNET_NORM = {"ct": "CT", "none": "noNorm", "mr": "zscore"}
@@ -39,9 +41,29 @@ _NNUNET_NORM = {"ct": "CT", "none": "noNorm", "mr": "zscore"}
 _ATTACHED = {".nhdr": ".nrrd", ".mhd": ".mha"}
 
 
-def export_nnunet(run, out: Path, cfg, data, labels: list[np.ndarray], origin: str, quality: dict, inputs: list,
-                  overwrite: bool, log: Callable[[str], None]) -> Path:
-    """Write the folder of the module doc; ``labels``: the run's corrected labels, ``quality``: :func:`rank_given_labels`."""
+@dataclass(frozen=True)
+class NnunetExport:
+    """What the nnU-Net export of a run is made from, and where it goes."""
+
+    run: RunFolder
+    #: the run's dataset, prepared as for training (:meth:`RunFolder.training_data`)
+    data: RunData
+    #: the run's corrected training labels, ``(H, W)`` uint8 each (:meth:`RunFolder.latest_labels`)
+    labels: list[np.ndarray]
+    #: where ``labels`` come from (said in the README and the log)
+    origin: str
+    #: the ranking of the given labels (:func:`adele.labels.ranking.rank_given_labels`)
+    quality: dict
+    out: Path
+    #: the folders the export reads (an output inside one of them is refused)
+    inputs: list
+    overwrite: bool
+
+
+def export_nnunet(job: NnunetExport, log: Callable[[str], None]) -> Path:
+    """Write the folder of the module doc to ``job.out``; returns it."""
+    run, out, cfg, data, labels, origin = job.run, job.out, job.run.config, job.data, job.labels, job.origin
+    quality, inputs, overwrite = job.quality, job.inputs, job.overwrite
     src, train = data.source, data.train
     suspect = quality["suspect"]
     index = read_volume_index(src.root) if src.root is not None else None

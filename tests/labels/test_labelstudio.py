@@ -11,11 +11,11 @@ from PIL import Image
 from adele.cli import main
 from adele.data import read_label
 from adele.errors import DatasetError
-from adele.reporting.labelstudio import (array_to_rle, decode_rle, encode_rle, label_results, labeling_config, labels_from_results,
+from adele.labels.labelstudio import (array_to_rle, decode_rle, encode_rle, label_results, labeling_config, labels_from_results,
                                          rle_to_array)
 
 from adele.testing import make_volume_dataset
-from test_report_html import ADELE_FORCED
+from conftest import ADELE_FORCED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -124,7 +124,7 @@ def exported(tiny_run, tmp_path_factory):
     """An export of a run with a correction round that changed labels (a short run's network is too unsure to change any)."""
     import shutil
 
-    from adele.runfolder import label_round_path, label_rounds, load_labels, save_labels
+    from adele.run.files import label_round_path, label_rounds, load_labels, save_labels
 
     run = tmp_path_factory.mktemp("lsrun") / "run"
     shutil.copytree(tiny_run(*ADELE_FORCED), run)
@@ -211,7 +211,7 @@ def _annotated(task, keep_classes, cancelled=False):
 def test_write_annotations_puts_the_corrected_masks_back_into_the_label_files(exported, tmp_path):
     import shutil
 
-    from adele.reporting.labelstudio import write_annotations
+    from adele.labels.labelstudio import write_annotations
 
     run, out = exported
     classes = json.loads((out / "dataset.json").read_text())["classes"]
@@ -238,7 +238,7 @@ def test_volume_export_has_one_task_per_training_slice_at_the_volumes_grid(tmp_p
     from adele.config import load_config
     from adele.data.volumes import label_slices, read_volume
     from adele.engine import Trainer
-    from adele.reporting.labelstudio import build_tasks
+    from adele.labels.labelstudio import build_tasks
     from adele.run import RunFolder
 
     src = make_volume_dataset(tmp_path / "Dataset001_Tiny", layout="nnunet", n_subjects=4, channels=2, seed=3)
@@ -273,7 +273,7 @@ def test_volume_export_has_one_task_per_training_slice_at_the_volumes_grid(tmp_p
     steps = (out / "labelstudio" / "README.md").read_text()
     assert "training slice" in steps and "label_slices" in steps
     # an annotation of one slice goes back into that slice of the subject's label volume, the rest kept
-    from adele.reporting.labelstudio import write_annotations
+    from adele.labels.labelstudio import write_annotations
 
     t = next(t for t in tasks if t["predictions"][0]["result"])
     vol_before = read_volume(out / t["data"]["label_file"], "label")

@@ -44,7 +44,7 @@ from ..data.io import read_image, read_label, write_array
 from ..data.volumes import (VolumeSpec, image_slices, label_slices, orientation, read_volume, resample_images, slices_to_volume,
                             volume_suffix, write_label_volume)
 from ..errors import DatasetError
-from .figures import class_colors
+from ..reporting.figures import class_colors
 
 WORD_BITS = 8
 RUN_FIELD_BITS = (3, 4, 8, 16)
@@ -384,7 +384,7 @@ path is this folder. Without the storage the images answer 404.
 4. Import `tasks.json` (the project's Import button). Each task opens with its masks as a prediction.
 5. Correct the masks (the brush and the eraser) and submit.
 6. Export the annotations (Export > JSON). Each annotation's `result` holds one brush per label at the image's
-   size (`original_height` x `original_width`). `adele.reporting.labelstudio.write_annotations(OUT, tasks)` (`tasks`:
+   size (`original_height` x `original_width`). `adele.labels.labelstudio.write_annotations(OUT, tasks)` (`tasks`:
    the exported JSON) writes each annotated task's labels in place of the {unit} that `data.label_file` names
    (`labels_from_results(result, classes, height, width)` decodes one result; `classes`, `ignore_index`: `../dataset.json`).
 

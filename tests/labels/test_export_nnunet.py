@@ -12,7 +12,7 @@ from adele.data.io import _read_raw
 from adele.data.volumes import label_slices, read_volume, slices_to_volume
 from adele.testing import add_nnunet_ignore, make_volume_dataset
 
-from test_report_html import ADELE_FORCED
+from conftest import ADELE_FORCED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,7 +27,7 @@ def _export(run, out, *extra):
 def _both_exports(run, root, name):
     """The default export and the nnU-Net one of ``run``. A tiny run is too unsure to flag any pixel, so a block of every
     training image is added to the suspects the run found (the same in both exports: suspect/ shows it)."""
-    import adele.reporting.export as export
+    import adele.labels.export as export
 
     real = export.rank_given_labels
 
@@ -190,7 +190,7 @@ def test_2d_pixels_ignored_in_the_source_become_the_ignore_label(tiny_run, small
 
 def test_png_channels_keep_the_values():
     from adele.errors import DatasetError
-    from adele.reporting.nnunet_export import _png_channels
+    from adele.labels.nnunet_dataset import _png_channels
 
     rng = np.random.default_rng(0)
     u8 = rng.integers(0, 256, (5, 4)).astype(np.uint8)

@@ -7,7 +7,7 @@ import pytest
 from adele.cli import main
 from adele.data import open_dataset, read_label
 
-from test_report_html import ADELE_FORCED
+from conftest import ADELE_FORCED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -51,7 +51,7 @@ def test_label_quality_csv_sorted_worst_first(exported):
         assert set(np.unique(mask)) <= {0, 255} and int((mask == 255).sum()) == int(r["suspect_pixels"])
     # the labels the run was given are ranked, from its early-learning probabilities
     assert "early-learning probabilities" in (out / "README.md").read_text()
-    from adele.reporting.label_quality import score_given_labels
+    from adele.labels.ranking import score_given_labels
 
     given = {r["id"]: read_label(out / "train" / "labels_original" / f"{r['id']}.png") for r in rows}
     scores = score_given_labels(run, [given[i] for i in ids], 255)[0]
@@ -59,7 +59,7 @@ def test_label_quality_csv_sorted_worst_first(exported):
 
 
 def test_run_without_early_probs_falls_back_to_the_final_model(tiny_run, tmp_path):
-    from adele.runfolder import early_probs_path
+    from adele.run.files import early_probs_path
 
     run = tmp_path / "old"
     import shutil
@@ -85,8 +85,8 @@ def test_export_ranks_the_given_labels_with_the_runs_quality_tau(tiny_run, tmp_p
     """The labels the run was given are scored (not the corrected ones), at the run's quality.tau."""
     import shutil
 
-    import adele.reporting.label_quality as label_quality
-    from adele.runfolder import label_round_path, label_rounds, load_labels, save_labels
+    import adele.labels.ranking as ranking
+    from adele.run.files import label_round_path, label_rounds, load_labels, save_labels
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run(*ADELE_FORCED, "quality.tau=0.9"), run)
@@ -101,8 +101,8 @@ def test_export_ranks_the_given_labels_with_the_runs_quality_tau(tiny_run, tmp_p
     changed = [np.where(lab == 0, 1, lab).astype(np.uint8) for lab in base]
     save_labels(changed, label_round_path(run, len(rounds) + 1))
     seen = []
-    scores = label_quality.early_learning_scores
-    monkeypatch.setattr(label_quality, "early_learning_scores", lambda p, labels, ignore, tau: seen.append(tau) or scores(p, labels, ignore, tau))
+    scores = ranking.early_learning_scores
+    monkeypatch.setattr(ranking, "early_learning_scores", lambda p, labels, ignore, tau: seen.append(tau) or scores(p, labels, ignore, tau))
     out = tmp_path / "labels"
     assert main(["export-labels", str(run), "--out", str(out), "--device", "cpu"]) == 0
     assert seen == [0.9] and "quality.tau (0.9)" in (out / "README.md").read_text()
@@ -111,7 +111,7 @@ def test_export_ranks_the_given_labels_with_the_runs_quality_tau(tiny_run, tmp_p
     given = [read_label(out / "train" / "labels_original" / f"{i}.png") for i in ids]
     corrected = [read_label(out / "train" / "labels" / f"{i}.png") for i in ids]
     assert any((a != b).any() for a, b in zip(given, corrected)), "the test needs labels the correction changed"
-    expected = scores(label_quality.load_early_probs(run), given, 255, 0.9)[0]
+    expected = scores(ranking.load_early_probs(run), given, 255, 0.9)[0]
     assert {r["id"]: r["score"] for r in rows} == {i: f"{v:.4f}" for i, v in zip(ids, expected)}
 
 
@@ -119,7 +119,7 @@ def test_export_ranks_the_given_labels_with_the_runs_quality_tau(tiny_run, tmp_p
 def test_damaged_early_probs_file_is_one_line_with_what_to_do(tiny_run, tmp_path, capsys, damage):
     import shutil
 
-    from adele.runfolder import early_probs_path
+    from adele.run.files import early_probs_path
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run(), run)
@@ -133,8 +133,8 @@ def test_damaged_early_probs_file_is_one_line_with_what_to_do(tiny_run, tmp_path
 def test_export_ends_with_the_verdict_line_and_writes_the_per_class_estimates(tiny_run, tmp_path):
     """Issue 28: the last log line is the verdict; label_quality_classes.csv and the README hold the same estimate."""
     from adele.core.review import label_verdict
-    from adele.reporting.export import export_labels
-    from adele.reporting.label_quality import score_given_labels
+    from adele.labels.export import export_labels
+    from adele.labels.ranking import score_given_labels
 
     run = tiny_run(*ADELE_FORCED)
     lines = []

@@ -20,7 +20,7 @@ from ..data.dataset import PreparedSplit, batch_indices
 from ..errors import RunError
 from ..prediction import LoadedModel, predict_probs
 from ..run import RunFolder
-from ..runfolder import load_early_probs
+from ..run.files import load_early_probs
 
 
 def score_labels(lm, split: PreparedSplit, labels: list[np.ndarray], ignore_index: int, batch_size: int = 8, tau: float = 0.5):

@@ -34,9 +34,9 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from .core.quality import EarlyLearningProbs
-from .errors import RunError
-from .safety import atomic_write, atomic_write_bytes, atomic_write_text
+from ..core.quality import EarlyLearningProbs
+from ..errors import RunError
+from ..safety import atomic_write, atomic_write_bytes, atomic_write_text
 
 CONFIG = "config.yaml"
 INFO = "run.json"
