@@ -136,7 +136,7 @@ MUTATIONS = [
      "self.correction_model(), self.device, self.dist))",
      "self.eval_model, self.device, self.dist))",
      ("tests/engine/test_train_e2e.py::test_correction_with_the_best_noisy_val_weights",)),
-    ("bars over the candidate changes rank every predicted pixel", "adele/engine/adele.py",
+    ("bars over the candidate changes rank every predicted pixel", "adele/engine/method.py",
      "                keep = (pred != lab) & (lab != ign)",
      "                keep = (pred != lab) | (lab != ign)",
      (f"{SCIENCE}::test_bars_over_the_candidate_changes_rank_only_the_pixels_whose_label_differs",)),
