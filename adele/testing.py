@@ -143,3 +143,8 @@ def add_nnunet_ignore(root: Path, subjects=("sub00", "sub01"), band=(5, 9)) -> P
         lab[:, band[0] : band[1], :] = meta["labels"]["ignore"]
         nib.save(nib.Nifti1Image(lab, img.affine, img.header), str(path))
     return root
+
+
+#: overrides that make a tiny ADELE run correct labels within 3 epochs (the detection's refusals off, a round every epoch)
+ADELE_FORCED = ["method=adele", "train.epochs=3", "adele.detection.min_peak_iou=0", "adele.detection.min_rise=0",
+                "adele.detection.trim_flat=null", "adele.detection.horizon=3", "adele.correction.every=1"]

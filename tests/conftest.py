@@ -13,8 +13,6 @@ def tiny_dataset(tmp_path):
 
 
 #: overrides for a tiny ADELE run that detects and corrects within its 3 epochs (the reports' and exports' tests)
-ADELE_FORCED = ["method=adele", "train.epochs=3", "adele.detection.min_peak_iou=0", "adele.detection.min_rise=0",
-                "adele.detection.trim_flat=null", "adele.detection.horizon=3", "adele.correction.every=1"]
 TINY_TRAIN = ["data.size=[56, 48]", "model.width=8", "model.depth=3", "optim.name=adam", "optim.lr=0.003",
               "train.batch_size=4", "data.noise=final", "train.device=cpu"]
 

@@ -7,7 +7,7 @@ import pytest
 from adele.cli import main
 from adele.data import open_dataset, read_label
 
-from conftest import ADELE_FORCED
+from adele.testing import ADELE_FORCED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,7 +12,7 @@ from adele.data.io import _read_raw
 from adele.data.volumes import label_slices, read_volume, slices_to_volume
 from adele.testing import add_nnunet_ignore, make_volume_dataset
 
-from conftest import ADELE_FORCED
+from adele.testing import ADELE_FORCED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -15,7 +15,7 @@ from adele.labels.labelstudio import (array_to_rle, decode_rle, encode_rle, labe
                                          rle_to_array)
 
 from adele.testing import make_volume_dataset
-from conftest import ADELE_FORCED
+from adele.testing import ADELE_FORCED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,7 +8,7 @@ import yaml
 from PIL import Image
 
 from adele.cli import main
-from conftest import ADELE_FORCED
+from adele.testing import ADELE_FORCED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
