@@ -21,12 +21,13 @@ from torch.utils.data import DataLoader
 from ..run import files
 from ..config import Config
 from ..console import epoch_line, progress, stdout_is_terminal
-from ..data.dataset import PreparedSplit, RunData, TrainDataset, batch_indices, collate, load_run_data
+from ..data.dataset import PreparedSplit, RunData, TrainDataset, batch_indices, collate
 from ..errors import ConfigError, RunError, TrainingDiverged
 from ..metrics import SegMetrics, confusion_matrix, foreground_mean, label_agreement, present_in_truth, scores_from_confusion
 from ..models import build_model_from_config
 from ..prediction import resolve_device
 from ..run import RunFolder
+from ..run.data import load_run_data
 from . import checkpoint as ckpt
 from .method import AdeleState, Baseline
 from .ema import WeightEMA

@@ -67,7 +67,7 @@ def test_scale_augmentation_keeps_batches_stackable():
     from adele.data.dataset import TrainDataset, collate, prepare_split
     from adele.testing import small_colin27
 
-    split = prepare_split(small_colin27(n_train=4, n_eval=2), "train", (56, 48), "zscore", "noisy", None, 0)
+    split = prepare_split(small_colin27(n_train=4, n_eval=2), "train", (56, 48), "zscore", "noisy")
     ds = TrainDataset(split, seed=0, hflip=True, scale_range=(0.7, 1.4))
     img, lab, _ = next(iter(DataLoader(ds, batch_size=4, collate_fn=collate)))
     assert img.shape == (4, 1, 56, 48) and lab.shape == (4, 56, 48)
@@ -174,7 +174,7 @@ def test_structures_rebuild_is_byte_identical(tmp_path):
 
 def test_val_labels_noisy_applies_the_noise_to_val_only_and_keeps_test_clean():
     from adele.config import load_config
-    from adele.data.dataset import load_run_data
+    from adele.run.data import load_run_data
     from adele.errors import ConfigError
     from adele.testing import small_colin27
 
