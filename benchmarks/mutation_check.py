@@ -58,7 +58,7 @@ MUTATIONS = [
      "t = np.linspace(0, T * float(dt), T)",
      "t = np.linspace(0, T, T)",
      ("tests/core/test_curves.py",)),
-    ("flipped views not flipped back in multiscale_probs", "adele/prediction.py",
+    ("flipped views not flipped back in multiscale_probs", "adele/probabilities.py",
      "v = v.flip(-1) if flip else v",
      "v = v",
      (f"{SCIENCE}::test_multiscale_probs_restores_mode_and_undoes_flips",)),

@@ -36,7 +36,7 @@ from ..core import RoundSchedule
 from ..data.dataset import PreparedSplit
 from ..losses import soft_dice_loss, supervised_loss
 from ..metrics import mean_dice, scores_from_confusion
-from ..prediction import multiscale_probs
+from ..probabilities import multiscale_probs
 from .distributed import DistInfo, all_reduce_sum, rank_batches, steps_per_epoch
 
 

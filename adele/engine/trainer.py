@@ -25,7 +25,7 @@ from ..data.dataset import PreparedSplit, RunData, TrainDataset, batch_indices, 
 from ..errors import ConfigError, RunError, TrainingDiverged
 from ..metrics import SegMetrics, confusion_matrix, foreground_mean, label_agreement, present_in_truth, scores_from_confusion
 from ..models import build_model_from_config
-from ..prediction import resolve_device
+from ..probabilities import resolve_device
 from ..run import RunFolder
 from ..run.data import load_run_data
 from . import checkpoint as ckpt

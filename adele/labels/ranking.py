@@ -18,7 +18,7 @@ import torch
 from ..core.quality import early_learning_scores, label_quality_scores
 from ..data.dataset import PreparedSplit, batch_indices
 from ..errors import RunError
-from ..prediction import LoadedModel, predict_probs
+from ..probabilities import LoadedModel, predict_probs
 from ..run import RunFolder
 from ..run.files import load_early_probs
 

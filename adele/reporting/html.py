@@ -24,7 +24,7 @@ import torch
 
 from ..config import flatten
 from ..errors import AdeleError
-from ..prediction import predict_probs
+from ..probabilities import predict_probs
 from ..data.dataset import RunData
 from ..run import RunFolder
 from ..run.files import label_rounds

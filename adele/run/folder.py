@@ -29,7 +29,7 @@ from ..data.dataset import RunData
 from ..data.volumes import VolumeSpec, run_volume_spec
 from ..errors import AdeleError, RunError
 from ..models import build_model_from_config
-from ..prediction import LoadedModel, resolve_device
+from ..probabilities import LoadedModel, resolve_device
 
 
 class RunFolder:
