@@ -32,7 +32,7 @@ from . import checkpoint as ckpt
 from .method import AdeleState, Baseline
 from .ema import WeightEMA
 from .memorization import MemorizationTracker
-from .quality import EarlyLearningTracker, log_budget
+from .early_learning import EarlyLearningTracker, log_budget
 from .rundir import record_resume, take_run_dir
 from .distributed import DistInfo, EpochSampler, MultiScaleNet, all_reduce_sum, dist_info, steps_per_epoch
 
@@ -107,7 +107,7 @@ class Trainer:
         self.method: Baseline = (AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log, self.dist)
                                  if cfg.method == "adele" else Baseline(cfg, self.ignore_index))
         self.train_ds = TrainDataset(self.data.train, cfg.train.seed, cfg.data.hflip, cfg.data.scale_range, cfg.data.crop, self.ignore_index)
-        #: label quality from this run's training dynamics (:mod:`adele.engine.quality`); None when off
+        #: label quality from this run's training dynamics (:mod:`adele.engine.early_learning`); None when off
         self.quality: Optional[EarlyLearningTracker] = None
         nbytes = self.num_classes * sum(h * w for h, w in self.data.train.shapes)
         if cfg.quality.track and log_budget(nbytes, cfg.quality.max_gb, log if self.is_main else (lambda m: None)):
