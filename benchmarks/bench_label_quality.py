@@ -357,7 +357,7 @@ def print_review(ds: str, extras: list[dict]) -> None:
 
 def review_figure_of(ds: str, extras: list[dict], path: Path) -> Path:
     """The mean review curves over the draws of one label set: masks axis and pixels axis."""
-    from adele.reporting.review import AXES, review_figure
+    from adele.reporting.quality_section import AXES, review_figure
 
     panels = {}
     for axis, label in AXES.items():
