@@ -63,7 +63,7 @@ MUTATIONS = [
      "v = v",
      (f"{SCIENCE}::test_multiscale_probs_restores_mode_and_undoes_flips",)),
     # issue 24: the six official behaviours
-    ("1. consistency/correction on calibrated logits instead of the official 3x scale", "adele/config.py",
+    ("1. consistency/correction on calibrated logits instead of the official 3x scale", "adele/config/settings.py",
      "return con.temperature if con.temperature is not None else 1.0 / len(con.scales)",
      "return con.temperature if con.temperature is not None else 1.0",
      (f"{SCIENCE}::test_correction_pass_reads_the_official_logit_scale",)),
