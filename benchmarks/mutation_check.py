@@ -47,7 +47,7 @@ MUTATIONS = [
      "reset = True",
      ("tests/core/test_schedule.py",)),
     ("a class flagged in the onset epoch instead of one epoch after (official)", "adele/core/curves.py",
-     "flagged = current_epoch - flag_offset >= onset",
+     "flagged = current_epoch - rule.flag_offset >= onset",
      "flagged = current_epoch >= onset",
      ("tests/core/test_curves.py",)),
     ("consistency averaged over the masked pixels instead of all pixels", "adele/core/consistency.py",

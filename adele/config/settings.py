@@ -168,7 +168,8 @@ class DetectionConfig:
     flag_offset: int = 1
 
     def fit_settings(self) -> dict:
-        """The keyword arguments of :func:`adele.core.detect_onset` and :class:`adele.core.MemorizationDetector` (but the horizon)."""
+        """The fields of :class:`adele.core.OnsetRule`, the rule that :func:`adele.core.detect_onset` and
+        :class:`adele.core.MemorizationDetector` take: ``OnsetRule(**fit_settings())``."""
         return {"r": self.r, "min_points": self.min_points, "trim_flat": self.trim_flat, "min_peak_iou": self.min_peak_iou,
                 "min_rise": self.min_rise, "refuse_decreasing": self.refuse_decreasing, "flag_offset": self.flag_offset}
 

@@ -18,6 +18,7 @@ from ..run import files
 from ..config import Config
 from ..core import (
     MemorizationDetector,
+    OnsetRule,
     PredictionAreas,
     PredictionStore,
     change_precision,
@@ -93,7 +94,7 @@ def build_detector(cfg: Config, num_classes: int, dt: float = 1.0, min_points: O
     settings = cfg.adele.detection.fit_settings()
     if min_points is not None:
         settings["min_points"] = max(settings["min_points"], min_points)
-    return MemorizationDetector(num_classes, horizon=cfg.onset_horizon(), dt=dt, **settings)
+    return MemorizationDetector(num_classes, cfg.onset_horizon(), OnsetRule(**settings), dt=dt)
 
 
 class AdeleState(Baseline):

@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 
 from ..config import DetectionConfig
-from ..core import curve, detect_onset
+from ..core import OnsetRule, curve, detect_onset
 from ..run import RunFolder
 
 
@@ -67,7 +67,7 @@ def class_curves(run: RunFolder) -> list[ClassCurve]:
                 cc.fit = (rec["a"], rec["b"], rec["c"])
                 cc.fit_epochs = np.asarray(valid[int(rec.get("trimmed") or 0):], dtype=float)
         elif iou.size:
-            res = detect_onset(iou, len(iou), int(horizon), **(cfg.adele.detection if cfg is not None else DetectionConfig()).fit_settings())
+            res = detect_onset(iou, len(iou), int(horizon), OnsetRule(**(cfg.adele.detection if cfg is not None else DetectionConfig()).fit_settings()))
             cc.onset, cc.flagged, cc.reason = res.onset, res.flagged, res.reason
             if res.fit is not None and res.fit.ok:
                 cc.fit = (res.fit.a, res.fit.b, res.fit.c)
