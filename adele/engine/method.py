@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..run import files
+from ..run.records import ChangeScores, RoundRecord
 from ..config import Config
 from ..core import (
     MemorizationDetector,
@@ -293,7 +294,7 @@ class AdeleState(Baseline):
         dist.barrier()
         outcome = self.apply_rule(epoch, classes)
         self.round += 1
-        info = self.round_record(epoch, outcome)
+        info = self.round_record(epoch, outcome).to_dict()
         self.keep_round(epoch, outcome.after, info, dist)
         return info
 
@@ -348,7 +349,7 @@ class AdeleState(Baseline):
                          "its area in an image's noisy labels: " + ", ".join(f"'{self.classes[k]}' in {n} image(s)" for k, n in erased.items()))
         return _RoundOutcome(classes, base, after, view, tau_class, not_learned, held, fired, erased)
 
-    def round_record(self, epoch: int, r: "_RoundOutcome") -> dict:
+    def round_record(self, epoch: int, r: "_RoundOutcome") -> RoundRecord:
         """What the round did, for adele_log.jsonl, metrics.json and the terminal (the rule's diagnostics): its
         classes, changes per class, areas against the noisy labels, what the network predicted before it, the bars,
         the guard; with clean labels known, the precision of its changes and the labels' Dice before and after."""
@@ -356,35 +357,38 @@ class AdeleState(Baseline):
         old_flat = np.concatenate([x.ravel() for x in r.base])
         new_flat = np.concatenate([x.ravel() for x in r.after])
         counts = class_change_counts(old_flat, new_flat, self.num_classes)
-        info = {
-            "round": self.round, "epoch": epoch, "flagged": [self.classes[k] for k in np.flatnonzero(self.detector.flagged)],
-            "corrected": [self.classes[k] for k in r.classes],
-            "pixels_changed": int((old_flat != new_flat).sum()),
-            "changed_per_class": {n: int(v) for n, v in zip(self.classes, counts)},
-            # each foreground class's area after the round / its area in the original noisy labels (no clean labels
-            # needed: < 1 = the corrections shrank it, the erasure the area guard watches for)
-            "area_vs_noisy": {self.classes[k]: round(float(a / self.noisy_area[k]), 4)
-                              for k, a in enumerate(class_areas(r.after, self.num_classes)) if k > 0 and self.noisy_area[k] > 0},
-        }
-        info.update(self.network_view(r.view.seen, r.view.clean))
-        if c.min_learned is not None:
-            info["not_learned"] = {self.classes[k]: round(v, 4) for k, v in r.not_learned.items()}
-        if r.tau_class is not None:  # each class's bar this round (probability; q >= 255 t + 0.5 in the store)
-            info["thresholds"] = {n: round(float(t), 4) for n, t in zip(self.classes, r.tau_class)}
-        if c.rule == "voc":
-            info["images_held"] = r.held
-        if c.guard_area is not None:
-            info["guard_images"] = {self.classes[k]: n for k, n in r.erased.items()}  # per-image erasure rolled back
-            info["guard"] = {self.classes[k]: round(v, 4) for k, v in r.fired.items()}  # area after / noisy area, rolled back  # left unchanged by the official VOC shrink guard
+        scores = None
         if self.train.clean is not None:
             clean_flat = np.concatenate([x.ravel() for x in self.train.clean])
             prec = change_precision(old_flat, new_flat, clean_flat, self.num_classes, self.ignore_index)
-            info["precision"] = None if np.isnan(prec.overall) else float(prec.overall)
-            info["precision_per_class"] = {n: (None if np.isnan(v) else float(v)) for n, v in zip(self.classes, prec.per_class)}
             cur_flat = np.concatenate([x.ravel() for x in self.train.labels])
-            info["agreement_before"] = mean_dice(cur_flat, clean_flat, self.num_classes, self.ignore_index)
-            info["agreement_after"] = mean_dice(new_flat, clean_flat, self.num_classes, self.ignore_index)
-        return info
+            scores = ChangeScores(
+                precision=None if np.isnan(prec.overall) else float(prec.overall),
+                precision_per_class={n: (None if np.isnan(v) else float(v)) for n, v in zip(self.classes, prec.per_class)},
+                agreement_before=mean_dice(cur_flat, clean_flat, self.num_classes, self.ignore_index),
+                agreement_after=mean_dice(new_flat, clean_flat, self.num_classes, self.ignore_index),
+            )
+        guarded = c.guard_area is not None
+        return RoundRecord(
+            round=self.round, epoch=epoch, flagged=[self.classes[k] for k in np.flatnonzero(self.detector.flagged)],
+            corrected=[self.classes[k] for k in r.classes],
+            pixels_changed=int((old_flat != new_flat).sum()),
+            changed_per_class={n: int(v) for n, v in zip(self.classes, counts)},
+            # each foreground class's area after the round / its area in the original noisy labels (no clean labels
+            # needed: < 1 = the corrections shrank it, the erasure the area guard watches for)
+            area_vs_noisy={self.classes[k]: round(float(a / self.noisy_area[k]), 4)
+                           for k, a in enumerate(class_areas(r.after, self.num_classes)) if k > 0 and self.noisy_area[k] > 0},
+            **self.network_view(r.view.seen, r.view.clean),
+            not_learned={self.classes[k]: round(v, 4) for k, v in r.not_learned.items()} if c.min_learned is not None else None,
+            # each class's bar this round (probability; q >= 255 t + 0.5 in the store)
+            thresholds=None if r.tau_class is None else {n: round(float(t), 4) for n, t in zip(self.classes, r.tau_class)},
+            images_held=r.held if c.rule == "voc" else None,
+            # per-image erasure rolled back; whole classes: area after / noisy area, rolled back (the official VOC
+            # shrink guard leaves them unchanged)
+            guard_images={self.classes[k]: n for k, n in r.erased.items()} if guarded else None,
+            guard={self.classes[k]: round(v, 4) for k, v in r.fired.items()} if guarded else None,
+            scores=scores,
+        )
 
     def keep_round(self, epoch: int, after: list[np.ndarray], info: dict, dist: DistInfo) -> None:
         """The round's labels become the training labels, saved as labels/round_NNN.npz (rank 0), and its record is
