@@ -30,7 +30,7 @@ import numpy as np
 from .data.io import read_label
 from .data.volumes import Volume, read_volume, read_volume_index, volume_suffix
 from .errors import DatasetError, RunError
-from .inference import _segment_slices, predict_files, segment_volume
+from .predict_files import _segment_slices, predict_files, segment_volume
 from .run import RunFolder
 from .labels.export import export_labels
 from .labels.ranking import quality_rows, rank_given_labels

@@ -1,6 +1,6 @@
 """The settings reference (docs/settings.md), generated from the code: every field of :mod:`adele.config`.
 
-Each setting's description is the ``#:`` comment above its field in ``config.py``, its type and default come
+Each setting's description is the ``#:`` comment above its field in ``adele/config/settings.py``, its type and default come
 from the dataclass, and the settings that ``adele train`` plans from the data are marked with what the plan
 sets (:func:`adele.plan.plan`). ``tests/test_docs_settings.py`` fails when docs/settings.md differs from
 :func:`render`, so the page and the code cannot disagree.
@@ -152,7 +152,7 @@ def _section(cls: type, prefix: str, plans: dict[str, str], rows: list[str], mis
 
 def render(root: type | None = None) -> str:
     """The whole page for ``root`` (default :class:`adele.config.Config`); raises ``ValueError`` naming every
-    setting without a ``#:`` description in config.py."""
+    setting without a ``#:`` description in the settings' dataclasses."""
     root = root or config.Config
     plans, missing = planned(), []
     parts = [HEADER]

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from .plan import planned_config
-from .data.dataset import load_run_data
+from .run.data import load_run_data
 from .engine.trainer import Trainer
 from .noise import format_table, noise_stats
 from .labels.ranking import score_given_labels, true_error_frac

@@ -17,12 +17,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adele.config import DetectionConfig  # noqa: E402
-from adele.core import PredictionStore, correct_labels, detect_onset  # noqa: E402
+from adele.core import OnsetRule, PredictionStore, correct_labels, detect_onset  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import add_result_options, result_target, write_result  # noqa: E402
 
-RULE = DetectionConfig().fit_settings()
+RULE = OnsetRule(**DetectionConfig().fit_settings())
 #: pixels per correct_labels call (~50 Mpixel; --smoke: 0.1) and repeats per timing
 SIZE = {"pixels": 50e6, "repeats": 3}
 
@@ -58,7 +58,7 @@ def curve_check_ms(num_classes=10, epochs=100) -> float:
     t = np.arange(1, epochs + 1)
     curves = [np.clip(0.8 * (1 - np.exp(-t / rng.uniform(3, 20))) + rng.normal(0, 0.02, epochs), 0, 1)
               for _ in range(num_classes)]
-    dt = best_of(lambda: [detect_onset(y, epochs, epochs, **RULE) for y in curves])
+    dt = best_of(lambda: [detect_onset(y, epochs, epochs, RULE) for y in curves])
     return dt * 1e3
 
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adele.config import load_config  # noqa: E402
 from adele.core import change_precision, correct_labels  # noqa: E402
-from adele.prediction import multiscale_probs  # noqa: E402
+from adele.probabilities import multiscale_probs  # noqa: E402
 from adele.engine.trainer import load_run_data  # noqa: E402
 from adele.models import build_model_from_config  # noqa: E402
 from adele.noise import noise_stats  # noqa: E402

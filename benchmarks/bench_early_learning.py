@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adele.plan import planned_config  # noqa: E402
 from adele.core import correct_labels  # noqa: E402
-from adele.prediction import multiscale_probs  # noqa: E402
+from adele.probabilities import multiscale_probs  # noqa: E402
 from adele.engine.trainer import Trainer  # noqa: E402
 from adele.metrics import label_agreement  # noqa: E402
 

@@ -65,6 +65,11 @@ def train(data, out, *extra) -> list[str]:
     return ["train", "--data", str(data), "--out", str(out), *TINY, *extra]
 
 
+def with_settings(*extra: str) -> Callable[[Path, dict], list[str]]:
+    """A case that trains on a fresh dataset into tmp/out with ``extra`` settings (``--set`` values)."""
+    return lambda tmp, sh: train(ds(tmp), tmp / "out", *extra)
+
+
 def set_json(d: Path, **kw) -> None:
     meta = json.loads((d / "dataset.json").read_text())
     meta.update(kw)
@@ -294,58 +299,6 @@ def c_unicode_and_spaces_ok(tmp, sh):
 # ----------------------------------------------------------------------------- cases: settings
 
 
-def c_override_without_value(tmp, sh):
-    return train(ds(tmp), tmp / "out", "train.epochs")
-
-
-def c_size_zero(tmp, sh):
-    return train(ds(tmp), tmp / "out", "data.size=[0,0]")
-
-
-def c_size_one_value(tmp, sh):
-    return train(ds(tmp), tmp / "out", "data.size=[16]")
-
-
-def c_lr_nan(tmp, sh):
-    return train(ds(tmp), tmp / "out", "optim.lr=.nan")
-
-
-def c_empty_correction_scales(tmp, sh):
-    return train(ds(tmp), tmp / "out", "adele.correction.scales=[]", "method=adele")
-
-
-def c_dropout_one(tmp, sh):
-    return train(ds(tmp), tmp / "out", "model.dropout=1")
-
-
-def c_batch_size_zero(tmp, sh):
-    return train(ds(tmp), tmp / "out", "train.batch_size=0")
-
-
-def c_huge_crop(tmp, sh):
-    return train(ds(tmp), tmp / "out", "data.crop=[100000,100000]")
-
-
-def c_huge_width(tmp, sh):
-    return train(ds(tmp), tmp / "out", "model.width=1000000")
-
-
-def c_keep_last_zero(tmp, sh):
-    return train(ds(tmp), tmp / "out", "train.keep_last=0")
-
-
-def c_negative_clip(tmp, sh):
-    return train(ds(tmp), tmp / "out", "optim.clip_grad=-1")
-
-
-def c_consistency_scale_huge(tmp, sh):
-    return train(ds(tmp), tmp / "out", "adele.consistency.scales=[1.0,1000]", "method=adele")
-
-
-def c_seed_bool(tmp, sh):
-    return train(ds(tmp), tmp / "out", "train.seed=true")
-
-
 def c_data_path_null(tmp, sh):
     return ["train", "--out", str(tmp / "out"), *TINY, "data.path=null"]
 
@@ -362,10 +315,6 @@ def c_config_is_folder(tmp, sh):
 
 def c_negative_epochs_flag(tmp, sh):
     return ["train", "--data", str(ds(tmp)), "--out", str(tmp / "out"), "--epochs", "-3"]
-
-
-def c_empty_model_name(tmp, sh):
-    return train(ds(tmp), tmp / "out", "model.name=")
 
 
 def c_pretrained_is_folder(tmp, sh):
@@ -394,17 +343,9 @@ def c_pretrained_foreign_keys(tmp, sh):
     return train(ds(tmp), tmp / "out", f"model.pretrained={tmp / 'w.pt'}")
 
 
-def c_deeplab_unknown_backbone(tmp, sh):
-    return train(ds(tmp), tmp / "out", "model.name=deeplab", "model.backbone=resnet9")
-
-
 def c_config_show_binary(tmp, sh):
     (tmp / "c.yaml").write_bytes(bytes(range(256)))
     return ["config", "show", "--config", str(tmp / "c.yaml")]
-
-
-def c_scale_range_huge(tmp, sh):
-    return train(ds(tmp), tmp / "out", "data.scale_range=[0.5,100]")
 
 
 # ----------------------------------------------------------------------------- cases: outputs and runs
@@ -572,31 +513,31 @@ CASES = [
     Case("RGBA train, RGB val/test images", c_rgba_images_ok, expect="ok"),
     Case("--out with spaces and non-ASCII", c_unicode_and_spaces_ok, expect="ok"),
     # settings
-    Case("--set key without =", c_override_without_value),
-    Case("data.size=[0,0]", c_size_zero),
-    Case("data.size=[16]", c_size_one_value),
-    Case("optim.lr=.nan", c_lr_nan),
-    Case("adele.correction.scales=[]", c_empty_correction_scales),
-    Case("model.dropout=1", c_dropout_one),
-    Case("train.batch_size=0", c_batch_size_zero),
-    Case("data.crop=[100000,100000]", c_huge_crop),
-    Case("model.width=1000000", c_huge_width),
-    Case("train.keep_last=0", c_keep_last_zero),
-    Case("optim.clip_grad=-1", c_negative_clip),
-    Case("consistency scale 1000", c_consistency_scale_huge),
-    Case("train.seed=true", c_seed_bool),
+    Case("--set key without =", with_settings("train.epochs")),
+    Case("data.size=[0,0]", with_settings("data.size=[0,0]")),
+    Case("data.size=[16]", with_settings("data.size=[16]")),
+    Case("optim.lr=.nan", with_settings("optim.lr=.nan")),
+    Case("adele.correction.scales=[]", with_settings("adele.correction.scales=[]", "method=adele")),
+    Case("model.dropout=1", with_settings("model.dropout=1")),
+    Case("train.batch_size=0", with_settings("train.batch_size=0")),
+    Case("data.crop=[100000,100000]", with_settings("data.crop=[100000,100000]")),
+    Case("model.width=1000000", with_settings("model.width=1000000")),
+    Case("train.keep_last=0", with_settings("train.keep_last=0")),
+    Case("optim.clip_grad=-1", with_settings("optim.clip_grad=-1")),
+    Case("consistency scale 1000", with_settings("adele.consistency.scales=[1.0,1000]", "method=adele")),
+    Case("train.seed=true", with_settings("train.seed=true")),
     Case("data.path=null", c_data_path_null, guard=()),
     Case("config section is a scalar", c_section_is_scalar),
     Case("--config is a folder", c_config_is_folder),
     Case("--epochs -3", c_negative_epochs_flag),
-    Case("model.name empty", c_empty_model_name),
+    Case("model.name empty", with_settings("model.name=")),
     Case("model.pretrained is a folder", c_pretrained_is_folder),
     Case("model.pretrained holds a pickled object", c_pretrained_pickled_object),
     Case("model.pretrained is an empty dict", c_pretrained_empty_dict),
     Case("model.pretrained of another architecture", c_pretrained_foreign_keys),
-    Case("deeplab with backbone resnet9", c_deeplab_unknown_backbone),
+    Case("deeplab with backbone resnet9", with_settings("model.name=deeplab", "model.backbone=resnet9")),
     Case("config show of a binary file", c_config_show_binary, guard=()),
-    Case("data.scale_range=[0.5,100]", c_scale_range_huge),
+    Case("data.scale_range=[0.5,100]", with_settings("data.scale_range=[0.5,100]")),
     # outputs and runs
     Case("--out is an existing file", c_out_is_a_file, guard=("ds", "out"), no_output=()),
     Case("--out is a symlink to the dataset, --overwrite", c_out_symlink_to_dataset, no_output=()),

@@ -198,7 +198,7 @@ def score_draw(one: Path, folds_dir: Path, folds: np.ndarray, k: int, taus: tupl
     from adele.core.quality import label_quality_scores
     from adele.engine import load_run_data
     from adele.labels.ranking import score_given_labels
-    from adele.prediction import predict_probs, predict_split
+    from adele.probabilities import predict_probs, predict_split
     from adele.run import RunFolder
     from adele.run.files import read_history
 
@@ -357,7 +357,7 @@ def print_review(ds: str, extras: list[dict]) -> None:
 
 def review_figure_of(ds: str, extras: list[dict], path: Path) -> Path:
     """The mean review curves over the draws of one label set: masks axis and pixels axis."""
-    from adele.reporting.review import AXES, review_figure
+    from adele.reporting.quality_section import AXES, review_figure
 
     panels = {}
     for axis, label in AXES.items():

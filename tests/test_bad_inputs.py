@@ -1,5 +1,6 @@
 """Malformed inputs across datasets, configs and the CLI: one line, exit code 2, no traceback, nothing written."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -15,257 +16,163 @@ def _ds(tmp_path):
     return make_dataset(tmp_path / "ds", n_train=3, n_val=1, n_test=1, size=(16, 16))
 
 
-def _check(ds):
-    return ["data", "check", str(ds)]
+# ----------------------------------------------------------------------------- what a case does before the command
+# each step is a function of (dataset folder, tmp folder); a path is relative to the dataset, or to tmp with "{tmp}/"
 
 
-def case_missing_json(ds, tmp):
-    (ds / "dataset.json").unlink()
-    return _check(ds), "dataset.json"
+def _path(ds, tmp, rel):
+    return tmp / rel[len("{tmp}/"):] if rel.startswith("{tmp}/") else ds / rel
 
 
-def case_bad_json(ds, tmp):
-    (ds / "dataset.json").write_text("{")
-    return _check(ds), "not valid JSON"
+def remove(rel):
+    """Delete a file, or a folder with its content."""
+    def step(ds, tmp):
+        p = _path(ds, tmp, rel)
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    return step
 
 
-def case_classes_not_list(ds, tmp):
-    (ds / "dataset.json").write_text(json.dumps({"classes": "background"}))
-    return _check(ds), "'classes'"
+def empty(rel):
+    """Delete every file in a folder."""
+    def step(ds, tmp):
+        for p in _path(ds, tmp, rel).iterdir():
+            p.unlink()
+    return step
 
 
-def case_dataset_json_is_a_folder(ds, tmp):
-    (ds / "dataset.json").unlink()
-    (ds / "dataset.json").mkdir()
-    return _check(ds), "is a folder"
+def mkdir(rel):
+    return lambda ds, tmp: _path(ds, tmp, rel).mkdir()
 
 
-def case_class_name_with_a_line_break(ds, tmp):
-    (ds / "dataset.json").write_text(json.dumps({"classes": ["background", "left\nkidney", "b"]}))
-    return _check(ds), "line break"
+def write(rel, content):
+    """Text or bytes as they are; an array as an image or label file (``write_array``); ``.npy`` with ``np.save``."""
+    def step(ds, tmp):
+        p = _path(ds, tmp, rel)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            p.write_text(content)
+        elif isinstance(content, bytes):
+            p.write_bytes(content)
+        elif p.suffix == ".npy":
+            np.save(p, content)
+        else:
+            write_array(p, content)
+    return step
 
 
-def case_nnunet_folder_given_to_train(ds, tmp):
-    (ds / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "a": 1, "b": 2}, "channel_names": {"0": "CT"}}))
-    return ["train", "--data", str(ds), "--out", str(tmp / "run")], "adele data prepare volumes"
+def save_pil(rel, array):
+    """An image file as PIL writes it (RGB or 16-bit labels, which ``write_array`` would refuse)."""
+    return lambda ds, tmp: Image.fromarray(array).save(_path(ds, tmp, rel))
 
 
-def case_bad_ignore_index(ds, tmp):
-    (ds / "dataset.json").write_text(json.dumps({"classes": ["bg", "a", "b"], "ignore_index": 1}))
-    return _check(ds), "ignore_index"
-
-
-def case_missing_label(ds, tmp):
-    (ds / "train" / "labels" / "im00.png").unlink()
-    return _check(ds), "no label"
-
-
-def case_label_without_image(ds, tmp):
-    (ds / "train" / "images" / "im01.png").unlink()
-    return _check(ds), "no image"
-
-
-def case_shape_mismatch(ds, tmp):
-    write_array(ds / "train" / "labels" / "im00.png", np.zeros((8, 8), np.uint8))
-    return _check(ds), "shape"
-
-
-def case_class_out_of_range(ds, tmp):
-    write_array(ds / "train" / "labels" / "im00.png", np.full((16, 16), 7, np.uint8))
-    return _check(ds), "class 7"
-
-
-def case_empty_split(ds, tmp):
-    for p in (ds / "val" / "images").iterdir():
-        p.unlink()
-    return _check(ds), "empty split"
-
-
-def case_missing_train(ds, tmp):
-    import shutil
-
-    shutil.rmtree(ds / "train")
-    return _check(ds), "split folder missing"
-
-
-def case_missing_labels_dir(ds, tmp):
-    import shutil
-
-    shutil.rmtree(ds / "val" / "labels")
-    return _check(ds), "folder missing"
-
-
-def case_corrupt_png(ds, tmp):
-    (ds / "train" / "labels" / "im00.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
-    return _check(ds), "cannot be decoded"
-
-
-def case_corrupt_nifti(ds, tmp):
-    (ds / "train" / "images" / "im00.png").unlink()
-    (ds / "train" / "images" / "im00.nii.gz").write_bytes(b"\x1f\x8bgarbage")
-    return _check(ds), "cannot be decoded"
-
-
-def case_nan_image(ds, tmp):
-    (ds / "train" / "images" / "im00.png").unlink()
-    np.save(ds / "train" / "images" / "im00.npy", np.full((16, 16), np.nan, np.float32))
-    return _check(ds), "NaN"
-
-
-def case_inf_image(ds, tmp):
-    (ds / "train" / "images" / "im00.png").unlink()
-    a = np.zeros((16, 16), np.float32)
-    a[0, 0] = np.inf
-    np.save(ds / "train" / "images" / "im00.npy", a)
-    return _check(ds), "inf"
-
-
-def case_rgb_label(ds, tmp):
-    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(ds / "train" / "labels" / "im00.png")
-    return _check(ds), "RGB"
-
-
-def case_16bit_label(ds, tmp):
-    Image.fromarray(np.full((16, 16), 1000, np.uint16)).save(ds / "train" / "labels" / "im00.png")
-    return _check(ds), "0..254"
-
-
-def case_float_label(ds, tmp):
-    (ds / "train" / "labels" / "im00.png").unlink()
-    np.save(ds / "train" / "labels" / "im00.npy", np.full((16, 16), 0.5, np.float32))
-    return _check(ds), "non-integer"
-
-
-def case_unsupported_file(ds, tmp):
-    (ds / "train" / "images" / "notes.txt").write_text("x")
-    return _check(ds), "unsupported file type"
-
-
-def case_duplicate_ids(ds, tmp):
-    np.save(ds / "train" / "images" / "im00.npy", np.zeros((16, 16), np.float32))
-    return _check(ds), "share the id"
-
-
-def case_incomplete_labels_clean(ds, tmp):
-    write_array(ds / "train" / "labels_clean" / "im00.png", np.zeros((16, 16), np.uint8))
-    return _check(ds), "labels_clean"
-
-
-def case_no_such_dataset(ds, tmp):
-    return _check(tmp / "nope"), "not found"
-
-
-def _train(ds, tmp, *extra):
-    return ["train", "--data", str(ds), "--out", str(tmp / "run"), "--epochs", "1", *extra]
-
-
-def case_bad_yaml(ds, tmp):
-    (tmp / "c.yaml").write_text("train: {epochs: [\n")
-    return _train(ds, tmp, "--config", str(tmp / "c.yaml")), "not valid YAML"
-
-
-def case_yaml_not_mapping(ds, tmp):
-    (tmp / "c.yaml").write_text("- 1\n- 2\n")
-    return _train(ds, tmp, "--config", str(tmp / "c.yaml")), "mapping"
-
-
-def case_unknown_yaml_key(ds, tmp):
-    (tmp / "c.yaml").write_text("optim:\n  learning_rate: 0.1\n")
-    return _train(ds, tmp, "--config", str(tmp / "c.yaml")), "optim.learning_rate"
-
-
-def case_config_not_found(ds, tmp):
-    return _train(ds, tmp, "--config", str(tmp / "missing.yaml")), "not found"
-
-
-def case_unknown_override(ds, tmp):
-    return _train(ds, tmp, "--set", "train.epoch=3"), "train.epoch"
-
-
-def case_negative_lr(ds, tmp):
-    return _train(ds, tmp, "--lr", "-0.1"), "optim.lr"
-
-
-def case_wrong_type(ds, tmp):
-    return _train(ds, tmp, "--set", "train.batch_size=big"), "train.batch_size"
-
-
-def case_bad_choice(ds, tmp):
-    return _train(ds, tmp, "--set", "optim.name=lbfgs"), "optim.name"
-
-
-def case_tau_out_of_range(ds, tmp):
-    return _train(ds, tmp, "--set", "adele.correction.tau_bg=1.5"), "tau_bg"
-
-
-def case_unknown_model(ds, tmp):
-    return _train(ds, tmp, "--model", "resnet9000"), "unknown model"
-
-
-def case_cuda_without_cuda(ds, tmp):
+def skip_with_cuda(ds, tmp):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
-    return _train(ds, tmp, "--device", "cuda"), "cuda"
 
 
-def case_bad_noise_recipe(ds, tmp):
-    return _train(ds, tmp, "--noise", "finale"), "recipe"
+# ----------------------------------------------------------------------------- the command a case runs
 
 
-def case_existing_run_folder(ds, tmp):
-    (tmp / "run").mkdir()
-    (tmp / "run" / "x").write_text("x")
-    return _train(ds, tmp), "--overwrite"
+def check(ds, tmp):
+    return ["data", "check", str(ds)]
 
 
-def case_resume_missing_run(ds, tmp):
-    return _train(ds, tmp, "--resume"), "resume"
+def train(*extra):
+    """``adele train`` on the dataset into {tmp}/run for one epoch; ``{tmp}`` in ``extra`` is the tmp folder."""
+    return lambda ds, tmp: ["train", "--data", str(ds), "--out", str(tmp / "run"), "--epochs", "1", *(e.replace("{tmp}", str(tmp)) for e in extra)]
 
 
-def case_resume_missing_checkpoint(ds, tmp):
-    (tmp / "run").mkdir()
-    (tmp / "run" / "config.yaml").write_text("method: baseline\n")
-    return _train(ds, tmp, "--resume"), "no checkpoint"
+def argv(*args):
+    """Any command line; ``{ds}`` and ``{tmp}`` stand for the two folders."""
+    return lambda ds, tmp: [a.replace("{ds}", str(ds)).replace("{tmp}", str(tmp)) for a in args]
 
 
-def case_unwritable_output(ds, tmp):
-    (tmp / "afile").write_text("x")
-    return ["train", "--data", str(ds), "--out", str(tmp / "afile" / "run"), "--epochs", "1"], "write"
+def case(name, command, words, *steps):
+    """One malformed input: the ``steps`` that break it, the ``command`` that must refuse it, ``words`` its one line holds."""
+    return pytest.param(steps, command, words, id=name)
 
 
-def case_noise_bad_param(ds, tmp):
-    return ["noise", "--data", str(ds), "--out", str(tmp / "run"), "--recipe", "missing:p=-1"], "p"
+def _inf_at_origin():
+    a = np.zeros((16, 16), np.float32)
+    a[0, 0] = np.inf
+    return a
 
 
-def case_noise_unknown_split(ds, tmp):
-    return ["noise", "--data", str(ds), "--out", str(tmp / "run"), "--splits", "training"], "training"
+IMAGE, LABEL = "train/images/im00.png", "train/labels/im00.png"
+CASES = [
+    # dataset.json
+    case("missing_json", check, "dataset.json", remove("dataset.json")),
+    case("bad_json", check, "not valid JSON", write("dataset.json", "{")),
+    case("classes_not_list", check, "'classes'", write("dataset.json", json.dumps({"classes": "background"}))),
+    case("dataset_json_is_a_folder", check, "is a folder", remove("dataset.json"), mkdir("dataset.json")),
+    case("class_name_with_a_line_break", check, "line break", write("dataset.json", json.dumps({"classes": ["background", "left\nkidney", "b"]}))),
+    case("nnunet_folder_given_to_train", argv("train", "--data", "{ds}", "--out", "{tmp}/run"), "adele data prepare volumes",
+         write("dataset.json", json.dumps({"labels": {"background": 0, "a": 1, "b": 2}, "channel_names": {"0": "CT"}}))),
+    case("bad_ignore_index", check, "ignore_index", write("dataset.json", json.dumps({"classes": ["bg", "a", "b"], "ignore_index": 1}))),
+    # the split folders and their files
+    case("missing_label", check, "no label", remove(LABEL)),
+    case("label_without_image", check, "no image", remove("train/images/im01.png")),
+    case("shape_mismatch", check, "shape", write(LABEL, np.zeros((8, 8), np.uint8))),
+    case("class_out_of_range", check, "class 7", write(LABEL, np.full((16, 16), 7, np.uint8))),
+    case("empty_split", check, "empty split", empty("val/images")),
+    case("missing_train", check, "split folder missing", remove("train")),
+    case("missing_labels_dir", check, "folder missing", remove("val/labels")),
+    case("corrupt_png", check, "cannot be decoded", write(LABEL, b"\x89PNG\r\n\x1a\n\x00\x00")),
+    case("corrupt_nifti", check, "cannot be decoded", remove(IMAGE), write("train/images/im00.nii.gz", b"\x1f\x8bgarbage")),
+    case("nan_image", check, "NaN", remove(IMAGE), write("train/images/im00.npy", np.full((16, 16), np.nan, np.float32))),
+    case("inf_image", check, "inf", remove(IMAGE), write("train/images/im00.npy", _inf_at_origin())),
+    case("rgb_label", check, "RGB", save_pil(LABEL, np.zeros((16, 16, 3), np.uint8))),
+    case("16bit_label", check, "0..254", save_pil(LABEL, np.full((16, 16), 1000, np.uint16))),
+    case("float_label", check, "non-integer", remove(LABEL), write("train/labels/im00.npy", np.full((16, 16), 0.5, np.float32))),
+    case("unsupported_file", check, "unsupported file type", write("train/images/notes.txt", "x")),
+    case("duplicate_ids", check, "share the id", write("train/images/im00.npy", np.zeros((16, 16), np.float32))),
+    case("incomplete_labels_clean", check, "labels_clean", write("train/labels_clean/im00.png", np.zeros((16, 16), np.uint8))),
+    case("no_such_dataset", argv("data", "check", "{tmp}/nope"), "not found"),
+    # the config
+    case("bad_yaml", train("--config", "{tmp}/c.yaml"), "not valid YAML", write("{tmp}/c.yaml", "train: {epochs: [\n")),
+    case("yaml_not_mapping", train("--config", "{tmp}/c.yaml"), "mapping", write("{tmp}/c.yaml", "- 1\n- 2\n")),
+    case("unknown_yaml_key", train("--config", "{tmp}/c.yaml"), "optim.learning_rate", write("{tmp}/c.yaml", "optim:\n  learning_rate: 0.1\n")),
+    case("config_not_found", train("--config", "{tmp}/missing.yaml"), "not found"),
+    case("unknown_override", train("--set", "train.epoch=3"), "train.epoch"),
+    case("negative_lr", train("--lr", "-0.1"), "optim.lr"),
+    case("wrong_type", train("--set", "train.batch_size=big"), "train.batch_size"),
+    case("bad_choice", train("--set", "optim.name=lbfgs"), "optim.name"),
+    case("tau_out_of_range", train("--set", "adele.correction.tau_bg=1.5"), "tau_bg"),
+    case("unknown_model", train("--model", "resnet9000"), "unknown model"),
+    case("cuda_without_cuda", train("--device", "cuda"), "cuda", skip_with_cuda),
+    case("bad_noise_recipe", train("--noise", "finale"), "recipe"),
+    # outputs and runs
+    case("existing_run_folder", train(), "--overwrite", write("{tmp}/run/x", "x")),
+    case("resume_missing_run", train("--resume"), "resume"),
+    case("resume_missing_checkpoint", train("--resume"), "no checkpoint", write("{tmp}/run/config.yaml", "method: baseline\n")),
+    case("unwritable_output", argv("train", "--data", "{ds}", "--out", "{tmp}/afile/run", "--epochs", "1"), "write", write("{tmp}/afile", "x")),
+    case("noise_bad_param", argv("noise", "--data", "{ds}", "--out", "{tmp}/run", "--recipe", "missing:p=-1"), "p"),
+    case("noise_unknown_split", argv("noise", "--data", "{ds}", "--out", "{tmp}/run", "--splits", "training"), "training"),
+    case("export_existing", argv("data", "export", "colin27", "{tmp}/run"), "--overwrite", write("{tmp}/run/x", "x")),
+]
 
 
-def case_export_existing(ds, tmp):
-    (tmp / "run").mkdir()
-    (tmp / "run" / "x").write_text("x")
-    return ["data", "export", "colin27", str(tmp / "run")], "--overwrite"
-
-
-CASES = {name[5:]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input(name, tmp_path, capsys):
+@pytest.mark.parametrize("steps, command, words", CASES)
+def test_bad_input(steps, command, words, tmp_path, capsys):
     ds = _ds(tmp_path)
-    argv, words = CASES[name](ds, tmp_path)
+    for step in steps:
+        step(ds, tmp_path)
+    argv = command(ds, tmp_path)
     existed = (tmp_path / "run").exists()
     rc = main(argv)
     out, err = capsys.readouterr()
-    assert rc == 2, f"{name}: exit code {rc}\n{err}"
+    assert rc == 2, f"exit code {rc}\n{err}"
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
     assert words in lines[0], lines[0]
     if not existed:
-        assert not (tmp_path / "run").exists(), f"{name}: partial output left behind"
+        assert not (tmp_path / "run").exists(), "partial output left behind"
 
 
 def test_resume_with_another_model_is_refused(tmp_path, capsys):

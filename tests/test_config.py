@@ -152,7 +152,7 @@ def test_the_paper_presets_detect_and_noise_as_the_official_code():
     import numpy as np
 
     from adele.config import DetectionConfig
-    from adele.core import detect_onset
+    from adele.core import OnsetRule, detect_onset
     from adele.noise import parse_recipe
 
     default = DetectionConfig()
@@ -160,11 +160,11 @@ def test_the_paper_presets_detect_and_noise_as_the_official_code():
     assert load_config(None, ["method=adele"]).adele.detection == default
     # starts high, drops, rises again by >= 0.1 and ends below its start: refused by default, fitted officially
     y = np.array([0.5, 0.1, 0.4, 0.3, 0.35, 0.36, 0.37, 0.37])
-    assert "decreasing" in detect_onset(y, y.size, 100, **default.fit_settings()).reason
+    assert "decreasing" in detect_onset(y, y.size, 100, OnsetRule(**default.fit_settings())).reason
     for name in ("segthor", "voc"):
         det = load_config(name).adele.detection
         assert (det.min_peak_iou, det.min_rise, det.refuse_decreasing) == (0.0, 0.0, False), name
-        res = detect_onset(y, y.size, det.horizon or 100, **det.fit_settings())
+        res = detect_onset(y, y.size, det.horizon or 100, OnsetRule(**det.fit_settings()))
         assert res.fit is not None and res.onset is not None, (name, res.reason)
     noise = parse_recipe(load_config("segthor").data.noise).steps[0].kwargs()
     assert noise["order"] == (1, 3, 4, 2) and noise["variant"] == "official" and noise["target_area"] == 1000

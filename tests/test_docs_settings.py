@@ -1,4 +1,4 @@
-"""docs/settings.md is generated from adele/config.py: the page and the code cannot disagree."""
+"""docs/settings.md is generated from adele/config/settings.py: the page and the code cannot disagree."""
 import dataclasses
 import typing
 
@@ -9,7 +9,7 @@ from adele import config, config_doc
 
 def test_settings_page_is_what_the_generator_writes_now():
     assert config_doc.PAGE.read_text() == config_doc.render(), \
-        "docs/settings.md differs from adele/config.py; run `python -m adele.config_doc` and commit the page"
+        "docs/settings.md differs from adele/config/settings.py; run `python -m adele.config_doc` and commit the page"
 
 
 def test_every_setting_has_a_row_with_its_default():

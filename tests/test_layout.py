@@ -63,6 +63,15 @@ def test_reporting_labels_and_noise_never_import_the_engine(package, forbidden):
     assert not bad, f"{package}/ imports {forbidden}: {bad}"
 
 
+@pytest.mark.parametrize("package, forbidden", [("data", "adele.noise"), ("noise", "adele.data")])
+def test_data_and_noise_never_import_each_other(package, forbidden):
+    """Reading datasets and drawing noise are two libraries: ``adele/run/data.py`` composes them for a run (the data
+    package takes the noise as a function), the ``adele noise`` command's copy lives in ``cli/``."""
+    bad = [(p.name, line) for p in _modules(package) for _, names, line in _project_imports(p)
+           if any(n == forbidden or n.startswith(forbidden + ".") for n in names)]
+    assert not bad, f"{package}/ imports {forbidden}: {bad}"
+
+
 def test_core_imports_nothing_of_the_project():
     bad = [(p.name, names) for p in _modules("core") for _, names, _ in _project_imports(p)
            if not all(n.startswith("adele.core") for n in names)]

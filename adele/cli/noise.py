@@ -45,7 +45,7 @@ def add_parsers(sub) -> None:
 
 
 def cmd_noise(args: argparse.Namespace) -> int:
-    from ..noise.command import run_noise_command  # deferred: it reads datasets through data.volumes (torch)
+    from .noisy_copy import run_noise_command  # deferred: it reads datasets through data.volumes (torch)
 
     if not 0 <= args.seed <= SEED_MAX:
         raise ConfigError(f"--seed: must be an integer in 0..{SEED_MAX}, got {args.seed}")

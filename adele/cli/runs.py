@@ -146,7 +146,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..inference import predict_files  # deferred: inference imports torch
+    from ..predict_files import predict_files  # deferred: predict_files imports torch
 
     predict_files(run_folders(args), args.input, args.out, probs=args.probs, tta=args.tta, device=args.device, overwrite=args.overwrite,
                   checkpoint=args.checkpoint)

@@ -46,7 +46,7 @@ Guards beyond the paper's rule (each one a measured or stated pitfall):
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Optional, Sequence
 
 import numpy as np
@@ -157,6 +157,33 @@ def onset_epoch(a: float, b: float, c: float, horizon: int, r: float) -> int:
 
 
 @dataclass(frozen=True)
+class OnsetRule:
+    """The detection rule's settings (module doc), one object for :func:`detect_onset` and
+    :class:`MemorizationDetector`. No defaults here: they are those of :class:`adele.config.DetectionConfig`
+    (the one place they are written; ``OnsetRule(**DetectionConfig().fit_settings())``)."""
+
+    #: relative derivative change threshold
+    r: float
+    #: valid points (after the trim) a curve needs before it is fitted; >= 3
+    min_points: int
+    #: cut leading points while the IoU rose by less than this to the next one; None = no trim
+    trim_flat: Optional[float]
+    #: the peak, and the fitted curve's end, must reach this; 0 = off
+    min_peak_iou: float
+    #: the IoU must rise by this above its early level; 0 = off
+    min_rise: float
+    #: refuse a curve that never rose by ``min_rise`` and ends below its start
+    refuse_decreasing: bool
+    #: flagged once current_epoch - flag_offset >= onset (1 = official)
+    flag_offset: int
+
+    def plain(self) -> "OnsetRule":
+        """The same rule with plain Python values (numpy scalars in, JSON-ready out), each of its field's type."""
+        cast = {"float": float, "int": int, "bool": bool, "Optional[float]": lambda v: None if v is None else float(v)}
+        return OnsetRule(**{f.name: cast[f.type](getattr(self, f.name)) for f in fields(self)})
+
+
+@dataclass(frozen=True)
 class OnsetResult:
     """Onset decision for one class.
 
@@ -190,14 +217,7 @@ def detect_onset(
     ious: Sequence[float],
     current_epoch: float,
     horizon: int,
-    *,
-    r: float,
-    min_points: int,
-    trim_flat: Optional[float],
-    min_peak_iou: float,
-    min_rise: float,
-    refuse_decreasing: bool,
-    flag_offset: int,
+    rule: OnsetRule,
     dt: float = 1.0,
 ) -> OnsetResult:
     """Decide whether one class has started memorizing. Never raises on ``ious``.
@@ -206,12 +226,11 @@ def detect_onset(
     (dt = 1: one per epoch, epoch 1 first); NaN or inf = class absent at that
     check (dropped; the onset is mapped back to real time).
     current_epoch: number of completed epochs (the official ``epoch_number``).
-    horizon: planned total number of epochs. flag_offset: flagged once
-    current_epoch - flag_offset >= onset (1 = official). Other arguments: see
-    module doc; their defaults are those of :class:`adele.config.DetectionConfig`
-    (the one place they are written). Raises ValueError only for invalid settings (horizon < 1,
+    horizon: planned total number of epochs. rule: the settings (:class:`OnsetRule`; flagged once
+    current_epoch - rule.flag_offset >= onset). Raises ValueError only for invalid settings (horizon < 1,
     min_points < 3, r outside (0, 1), dt <= 0).
     """
+    r, min_points, trim_flat, min_peak_iou, min_rise = rule.r, rule.min_points, rule.trim_flat, rule.min_peak_iou, rule.min_rise
     _check_settings(horizon, r, min_points)
     if not dt > 0:
         raise ValueError(f"dt must be > 0 (epochs between two checks), got {dt}")
@@ -226,7 +245,7 @@ def detect_onset(
 
     peak = float(y.max())
     start_rise = peak - float(y[0])
-    if refuse_decreasing and start_rise <= min_rise and y[-1] < y[0]:
+    if rule.refuse_decreasing and start_rise <= min_rise and y[-1] < y[0]:
         return OnsetResult(False, reason=f"decreasing curve (rise {start_rise:.3f} <= {min_rise}, "
                                          f"ends below its start)")
     early = float(y[0]) if y[0] < min_peak_iou else 0.0
@@ -261,7 +280,7 @@ def detect_onset(
     fitted_index = index[trimmed:]
     check = int(fitted_index[k - 1]) if k <= n else int(fitted_index[-1]) + (k - n)
     onset = _as_epoch((check - k) * dt + local)
-    flagged = current_epoch - flag_offset >= onset
+    flagged = current_epoch - rule.flag_offset >= onset
     return OnsetResult(flagged, onset, fit, trimmed, "memorization onset reached" if flagged else "onset not reached yet")
 
 
@@ -277,22 +296,16 @@ class MemorizationDetector:
     :meth:`decide` once at the end of each epoch, as the official VOC code
     does. ``horizon`` and the onsets are in epochs. A flagged class stays
     flagged. Background (class 0) is not watched by default and never flagged.
-    The rule's settings (``r`` ... ``flag_offset``) have no defaults here: they come
-    from :class:`adele.config.DetectionConfig`.
+    The rule (:class:`OnsetRule`) has no defaults here: they come from
+    :class:`adele.config.DetectionConfig`.
     """
 
     def __init__(
         self,
         num_classes: int,
         horizon: int,
+        rule: OnsetRule,
         *,
-        r: float,
-        min_points: int,
-        trim_flat: Optional[float],
-        min_peak_iou: float,
-        min_rise: float,
-        refuse_decreasing: bool,
-        flag_offset: int,
         classes_to_watch: Optional[Sequence[int]] = None,
         dt: float = 1.0,
     ):
@@ -305,15 +318,12 @@ class MemorizationDetector:
                              f"(background 0 is never flagged), got {watch}")
         if not dt > 0:
             raise ValueError(f"dt must be > 0 (epochs between two checks), got {dt}")
-        if flag_offset < 0:
-            raise ValueError(f"flag_offset must be >= 0, got {flag_offset}")
+        if rule.flag_offset < 0:
+            raise ValueError(f"flag_offset must be >= 0, got {rule.flag_offset}")
         self.num_classes = int(num_classes)
         self.watch = watch
-        self.settings = dict(horizon=int(horizon), r=float(r), min_points=int(min_points),
-                             trim_flat=None if trim_flat is None else float(trim_flat),
-                             min_peak_iou=float(min_peak_iou), min_rise=float(min_rise),
-                             refuse_decreasing=bool(refuse_decreasing), dt=float(dt), flag_offset=int(flag_offset))
-        _check_settings(int(horizon), float(r), int(min_points))
+        self.horizon, self.rule, self.dt = int(horizon), rule.plain(), float(dt)
+        _check_settings(self.horizon, self.rule.r, self.rule.min_points)
         self._history: list[np.ndarray] = []
         self._epochs: list[int] = []
         self._flagged: dict[int, OnsetResult] = {}
@@ -349,7 +359,7 @@ class MemorizationDetector:
             elif c not in self.watch:
                 results.append(OnsetResult(False, reason="not watched"))
             else:
-                res = detect_onset(hist[:, c], epoch, **self.settings)
+                res = detect_onset(hist[:, c], epoch, self.horizon, self.rule, self.dt)
                 if res.flagged:
                     self._flagged[c], self._flag_epoch[c] = res, int(epoch)
                     self.newly_flagged.append(c)
@@ -365,7 +375,7 @@ class MemorizationDetector:
         """
         if c not in self.watch:
             return False
-        return detect_onset(self.history[:, c], epoch, **self.settings).flagged
+        return detect_onset(self.history[:, c], epoch, self.horizon, self.rule, self.dt).flagged
 
     @property
     def flagged(self) -> np.ndarray:
@@ -390,6 +400,13 @@ class MemorizationDetector:
         if not self._history:
             return np.zeros((0, self.num_classes))
         return np.stack(self._history)
+
+    @property
+    def settings(self) -> dict:
+        """The horizon, the rule and dt as one plain dict (the checkpoint's ``settings``, in its key order)."""
+        rule = asdict(self.rule)
+        flag_offset = rule.pop("flag_offset")
+        return dict(horizon=self.horizon, **rule, dt=self.dt, flag_offset=flag_offset)
 
     # ---- checkpointing (plain python types only, JSON-serializable) ----
     def state_dict(self) -> dict:

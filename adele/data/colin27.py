@@ -1,6 +1,6 @@
 """The embedded dataset: Colin27 T1 MRI + AAL atlas, 2D axial slices, 10 classes.
 
-Built by :mod:`adele.data.build_colin27` from Debian's ``mricron-data``
+Built by ``tools/build_colin27.py`` (in the repository, not the package) from Debian's ``mricron-data``
 (BSD-3-clause; see ``COLIN27-LICENSE.txt`` beside this file). 108 slices of
 217 x 181 pixels: 72 train, 18 val, 18 test, split by contiguous blocks of 6
 slices with 2 slices dropped between blocks.
@@ -25,7 +25,7 @@ STRUCTURES_NPZ_PATH = Path(__file__).with_name("colin27_structures.npz")
 NAME = "colin27"
 #: embedded dataset names -> atlas of their labels (same images and split)
 DATASETS = {"colin27": "aal", "colin27-brodmann": "brodmann", "colin27-structures": "structures"}
-#: label files of the other label sets (built by adele.data.build_colin27 --atlas NAME)
+#: label files of the other label sets (built by tools/build_colin27.py --atlas NAME)
 _LABEL_FILES = {"brodmann": BRODMANN_NPZ_PATH, "structures": STRUCTURES_NPZ_PATH}
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -46,7 +46,7 @@ def _arrays(atlas: str = "aal") -> dict[str, np.ndarray]:
     rows = np.array([pos.get(int(z), -1) for z in extra["slice_z"]])
     if (rows < 0).any() or not np.array_equal(out["split"][rows], extra["split"]):
         raise DatasetError(f"{path.name} does not match {NPZ_PATH.name}; rebuild it with "
-                       f"`python -m adele.data.build_colin27 --atlas {atlas}`")
+                       f"`python tools/build_colin27.py --atlas {atlas}`")
     out["images"] = out["images"][rows]
     out.update(extra)
     return out

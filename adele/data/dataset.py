@@ -10,21 +10,23 @@ so an interrupted run resumes bit-for-bit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..config import Config
 from ..errors import DatasetError
-from ..noise import load_recipe, noise_dataset
-from . import open_source
-from .folder import Source, check_label_values, check_source
+from .folder import Source, check_label_values
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: synthesizes noisy labels from given ones: ``synthesize(labels) -> (noisy, events)``, ``labels`` and ``noisy`` lists
+#: of (H, W) uint8 maps (``ignore_index`` kept), ``events`` one dict per noise step drawn; the caller builds it from
+#: ``data.noise`` (:func:`adele.run.data.label_noise`), so this package never imports :mod:`adele.noise`
+Synthesize = Callable[[list], tuple[list, list]]
 
 
 def preprocess_image(img: np.ndarray, size: Optional[Sequence[int]], normalize: str) -> torch.Tensor:
@@ -153,12 +155,11 @@ def prepare_split(
     size: Optional[Sequence[int]],
     normalize: str,
     train_labels: str = "noisy",
-    noise: Optional[str] = None,
-    noise_seed: int = 0,
+    synthesize: Optional[Synthesize] = None,
 ) -> PreparedSplit:
     """Load, preprocess and resize one split of ``source``.
 
-    ``noise`` (a recipe string, see :mod:`adele.noise`) synthesizes noisy labels
+    ``synthesize`` (see :data:`Synthesize`; ``data.noise`` as a function) synthesizes noisy labels
     from the given ones, which then serve as the clean reference (the caller passes
     it for the training split, and for val with ``data.val_labels: noisy``);
     ``train_labels="clean"`` trains on the clean labels instead.
@@ -167,14 +168,10 @@ def prepare_split(
     labels = [np.asarray(s.label(i), dtype=np.uint8) for i in range(len(s))]
     clean = [np.asarray(s.clean_label(i), dtype=np.uint8) for i in range(len(s))] if s.has_clean else None
     events: list[dict] = []
-    if noise:
-        try:
-            recipe = load_recipe(noise)
-        except ValueError as exc:
-            raise DatasetError(f"data.noise: {exc}") from None
+    if synthesize is not None:
         if clean is None:
             clean = labels
-        labels, events = noise_dataset(clean, recipe, noise_seed, source.num_classes, source.ignore_index)
+        labels, events = synthesize(clean)
     if train_labels == "clean" and split == "train":
         if clean is None:
             raise DatasetError(f"{source.root or source.name}: train/labels_clean not found; --train-labels clean needs clean labels (or set data.noise)")
@@ -201,16 +198,12 @@ def prepare_split(
     )
 
 
-def noisy_labels(source: Source, split: str, size: Optional[Sequence[int]], noise: str, noise_seed: int = 0) -> list[np.ndarray]:
-    """The labels of ``split`` with the noise recipe ``noise`` applied (seeded as :func:`prepare_split` does), resized:
+def noisy_labels(source: Source, split: str, size: Optional[Sequence[int]], synthesize: Synthesize) -> list[np.ndarray]:
+    """The labels of ``split`` with ``synthesize`` applied (as :func:`prepare_split` applies it), resized:
     a list of (H, W) uint8 arrays, ``ignore_index`` kept."""
     s = source.splits[split]
     given = [np.asarray(s.clean_label(i) if s.has_clean else s.label(i), dtype=np.uint8) for i in range(len(s))]
-    try:
-        recipe = load_recipe(noise)
-    except ValueError as exc:
-        raise DatasetError(f"data.noise: {exc}") from None
-    labels, _ = noise_dataset(given, recipe, noise_seed, source.num_classes, source.ignore_index)
+    labels, _ = synthesize(given)
     return [resize_label(x, size) for x in labels]
 
 
@@ -289,23 +282,3 @@ class RunData:
     train: PreparedSplit
     val: Optional[PreparedSplit]
     test: Optional[PreparedSplit]
-
-
-def load_run_data(cfg: Config, source: Optional[Source] = None) -> RunData:
-    """Open and validate the dataset, then prepare train/val/test in memory."""
-    d = cfg.data
-    source = source or open_source(d.path)
-    check_source(source, d.size, d.normalize, d.crop, cfg.train.batch_size)
-    splits = {}
-    for name in ("train", "val", "test"):
-        if name in source.splits:
-            noisy = name == "train" or (name == "val" and d.val_labels == "noisy")
-            splits[name] = prepare_split(source, name, d.size, d.normalize, d.train_labels, d.noise if noisy else None, d.noise_seed)
-        else:
-            splits[name] = None
-    if d.noise and splits["val"] is not None and d.val_labels == "clean":
-        # validation scored on the labels as given; the same noise drawn on them as well, so that the checkpoint a user
-        # would select on noisy validation masks is measured in the same run (the trainer scores both every epoch)
-        splits["val"].noisy = noisy_labels(source, "val", d.size, d.noise, d.noise_seed)
-    check_prepared(source, splits["train"], {"val": splits["val"], "test": splits["test"]})
-    return RunData(source, splits["train"], splits["val"], splits["test"])

@@ -4,7 +4,7 @@ On every training pixel whose given (noisy) label is wrong, the training-mode pr
 clean class (early learning) or the noisy class (memorization), per (clean, noisy) pair and epoch. Only
 unaugmented batches count (the stored labels must align pixel for pixel). The records go to the checkpoint
 and to ``memorization.json`` (:func:`adele.run.files.write_memorization`); :mod:`adele.reporting.memorization`
-plots them. Hooks as :class:`adele.engine.quality.EarlyLearningTracker`: one call per batch, one per epoch.
+plots them. Hooks as :class:`adele.engine.early_learning.EarlyLearningTracker`: one call per batch, one per epoch.
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ everything needed to explain and resume what happened.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Optional
@@ -15,9 +16,11 @@ import numpy as np
 import torch
 
 from ..run import files
+from ..run.records import ChangeScores, RoundRecord
 from ..config import Config
 from ..core import (
     MemorizationDetector,
+    OnsetRule,
     PredictionAreas,
     PredictionStore,
     change_precision,
@@ -36,7 +39,7 @@ from ..core import RoundSchedule
 from ..data.dataset import PreparedSplit
 from ..losses import soft_dice_loss, supervised_loss
 from ..metrics import mean_dice, scores_from_confusion
-from ..prediction import multiscale_probs
+from ..probabilities import multiscale_probs
 from .distributed import DistInfo, all_reduce_sum, rank_batches, steps_per_epoch
 
 
@@ -93,7 +96,7 @@ def build_detector(cfg: Config, num_classes: int, dt: float = 1.0, min_points: O
     settings = cfg.adele.detection.fit_settings()
     if min_points is not None:
         settings["min_points"] = max(settings["min_points"], min_points)
-    return MemorizationDetector(num_classes, horizon=cfg.onset_horizon(), dt=dt, **settings)
+    return MemorizationDetector(num_classes, cfg.onset_horizon(), OnsetRule(**settings), dt=dt)
 
 
 class AdeleState(Baseline):
@@ -283,12 +286,24 @@ class AdeleState(Baseline):
         return row
 
     def correction_round(self, epoch: int, net: torch.nn.Module, device: torch.device, dist: DistInfo, classes: list[int]) -> dict:
-        """Correct the training labels of ``classes`` (the schedule's choice) from the model's predictions."""
-        c = self.a.correction
+        """Correct the training labels of ``classes`` (the schedule's choice) from the model's predictions: the rule
+        (:meth:`apply_rule`), the round's record (:meth:`round_record`), then the new labels kept (:meth:`keep_round`)."""
         self.ensure_store(dist)
-        if c.predictions == "eval":
+        if self.a.correction.predictions == "eval":
             self.predict_train_set(net, device, dist)
         dist.barrier()
+        outcome = self.apply_rule(epoch, classes)
+        self.round += 1
+        info = self.round_record(epoch, outcome).to_dict()
+        self.keep_round(epoch, outcome.after, info, dist)
+        return info
+
+    def apply_rule(self, epoch: int, classes: list[int]) -> "_RoundOutcome":
+        """The correction rule on every training image from the stored predictions: the classes the network has not
+        learned yet left out (``min_learned``), per-class bars (``class_share``), the rule (``rule``), then the area
+        guard, which rolls changes back and stops a class for good (``guard_area``). The current labels are not
+        touched; the new ones are in the outcome."""
+        c = self.a.correction
         # what the network predicts before the round: a pass of its own when the round needs it first (min_learned,
         # per-class thresholds), else counted during the correction pass (the same reads, the same labels)
         view = _NetworkAreas(self, with_histogram=c.class_share is not None)
@@ -322,6 +337,7 @@ class AdeleState(Baseline):
                                      tau_class)
             after.append(res.labels)
         fired: dict[int, float] = {}
+        erased: dict[int, int] = {}
         if c.guard_area is not None:
             after, fired, erased = area_guard(base, after, self.train.original, classes, c.guard_area)
             for k, ratio in fired.items():
@@ -331,38 +347,52 @@ class AdeleState(Baseline):
             if erased:
                 self.log(f"epoch {epoch}: guard: changes rolled back where the round would leave a class under {c.guard_area} of "
                          "its area in an image's noisy labels: " + ", ".join(f"'{self.classes[k]}' in {n} image(s)" for k, n in erased.items()))
-        self.round += 1
-        old_flat = np.concatenate([x.ravel() for x in base])
-        new_flat = np.concatenate([x.ravel() for x in after])
+        return _RoundOutcome(classes, base, after, view, tau_class, not_learned, held, fired, erased)
+
+    def round_record(self, epoch: int, r: "_RoundOutcome") -> RoundRecord:
+        """What the round did, for adele_log.jsonl, metrics.json and the terminal (the rule's diagnostics): its
+        classes, changes per class, areas against the noisy labels, what the network predicted before it, the bars,
+        the guard; with clean labels known, the precision of its changes and the labels' Dice before and after."""
+        c = self.a.correction
+        old_flat = np.concatenate([x.ravel() for x in r.base])
+        new_flat = np.concatenate([x.ravel() for x in r.after])
         counts = class_change_counts(old_flat, new_flat, self.num_classes)
-        info = {
-            "round": self.round, "epoch": epoch, "flagged": [self.classes[k] for k in np.flatnonzero(self.detector.flagged)],
-            "corrected": [self.classes[k] for k in classes],
-            "pixels_changed": int((old_flat != new_flat).sum()),
-            "changed_per_class": {n: int(v) for n, v in zip(self.classes, counts)},
-            # each foreground class's area after the round / its area in the original noisy labels (no clean labels
-            # needed: < 1 = the corrections shrank it, the erasure the area guard watches for)
-            "area_vs_noisy": {self.classes[k]: round(float(a / self.noisy_area[k]), 4)
-                              for k, a in enumerate(class_areas(after, self.num_classes)) if k > 0 and self.noisy_area[k] > 0},
-        }
-        info.update(self.network_view(view.seen, view.clean))
-        if c.min_learned is not None:
-            info["not_learned"] = {self.classes[k]: round(v, 4) for k, v in not_learned.items()}
-        if tau_class is not None:  # each class's bar this round (probability; q >= 255 t + 0.5 in the store)
-            info["thresholds"] = {n: round(float(t), 4) for n, t in zip(self.classes, tau_class)}
-        if c.rule == "voc":
-            info["images_held"] = held
-        if c.guard_area is not None:
-            info["guard_images"] = {self.classes[k]: n for k, n in erased.items()}  # per-image erasure rolled back
-            info["guard"] = {self.classes[k]: round(v, 4) for k, v in fired.items()}  # area after / noisy area, rolled back  # left unchanged by the official VOC shrink guard
+        scores = None
         if self.train.clean is not None:
             clean_flat = np.concatenate([x.ravel() for x in self.train.clean])
             prec = change_precision(old_flat, new_flat, clean_flat, self.num_classes, self.ignore_index)
-            info["precision"] = None if np.isnan(prec.overall) else float(prec.overall)
-            info["precision_per_class"] = {n: (None if np.isnan(v) else float(v)) for n, v in zip(self.classes, prec.per_class)}
             cur_flat = np.concatenate([x.ravel() for x in self.train.labels])
-            info["agreement_before"] = mean_dice(cur_flat, clean_flat, self.num_classes, self.ignore_index)
-            info["agreement_after"] = mean_dice(new_flat, clean_flat, self.num_classes, self.ignore_index)
+            scores = ChangeScores(
+                precision=None if np.isnan(prec.overall) else float(prec.overall),
+                precision_per_class={n: (None if np.isnan(v) else float(v)) for n, v in zip(self.classes, prec.per_class)},
+                agreement_before=mean_dice(cur_flat, clean_flat, self.num_classes, self.ignore_index),
+                agreement_after=mean_dice(new_flat, clean_flat, self.num_classes, self.ignore_index),
+            )
+        guarded = c.guard_area is not None
+        return RoundRecord(
+            round=self.round, epoch=epoch, flagged=[self.classes[k] for k in np.flatnonzero(self.detector.flagged)],
+            corrected=[self.classes[k] for k in r.classes],
+            pixels_changed=int((old_flat != new_flat).sum()),
+            changed_per_class={n: int(v) for n, v in zip(self.classes, counts)},
+            # each foreground class's area after the round / its area in the original noisy labels (no clean labels
+            # needed: < 1 = the corrections shrank it, the erasure the area guard watches for)
+            area_vs_noisy={self.classes[k]: round(float(a / self.noisy_area[k]), 4)
+                           for k, a in enumerate(class_areas(r.after, self.num_classes)) if k > 0 and self.noisy_area[k] > 0},
+            **self.network_view(r.view.seen, r.view.clean),
+            not_learned={self.classes[k]: round(v, 4) for k, v in r.not_learned.items()} if c.min_learned is not None else None,
+            # each class's bar this round (probability; q >= 255 t + 0.5 in the store)
+            thresholds=None if r.tau_class is None else {n: round(float(t), 4) for n, t in zip(self.classes, r.tau_class)},
+            images_held=r.held if c.rule == "voc" else None,
+            # per-image erasure rolled back; whole classes: area after / noisy area, rolled back (the official VOC
+            # shrink guard leaves them unchanged)
+            guard_images={self.classes[k]: n for k, n in r.erased.items()} if guarded else None,
+            guard={self.classes[k]: round(v, 4) for k, v in r.fired.items()} if guarded else None,
+            scores=scores,
+        )
+
+    def keep_round(self, epoch: int, after: list[np.ndarray], info: dict, dist: DistInfo) -> None:
+        """The round's labels become the training labels, saved as labels/round_NNN.npz (rank 0), and its record is
+        kept (``rounds``) and logged."""
         for i, lab in enumerate(after):
             self.train.labels[i][...] = lab
         if dist.rank == 0:
@@ -370,7 +400,6 @@ class AdeleState(Baseline):
         dist.barrier()
         self.rounds.append(info)
         self.log(round_line(epoch, self.round, info))
-        return info
 
     def not_learned(self, seen: PredictionAreas, classes: list[int]) -> dict[int, float]:
         """{class: predicted area / labelled area} of the round's classes below ``correction.min_learned`` (none when off)."""
@@ -427,6 +456,24 @@ class AdeleState(Baseline):
             # classes the area guard stopped, with the round that fired it
             "guard_stopped": {name: r["epoch"] for r in self.rounds for name in (r.get("guard") or {})},
         }
+
+
+@dataclass
+class _RoundOutcome:
+    """What the rule of one round gives (:meth:`AdeleState.apply_rule`): the classes it corrected, the labels it
+    started from and the new ones ((H, W) uint8 each), what the network predicted (``view``), the per-class bars
+    (None when off), the classes left out as not learned, the images the VOC guard held, and the area guard's
+    rollbacks (class -> area ratio; class -> images)."""
+
+    classes: list[int]
+    base: list[np.ndarray]
+    after: list[np.ndarray]
+    view: "_NetworkAreas"
+    tau_class: Optional[np.ndarray]
+    not_learned: dict[int, float]
+    held: int
+    fired: dict[int, float]
+    erased: dict[int, int]
 
 
 class _NetworkAreas:

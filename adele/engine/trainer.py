@@ -21,17 +21,19 @@ from torch.utils.data import DataLoader
 from ..run import files
 from ..config import Config
 from ..console import epoch_line, progress, stdout_is_terminal
-from ..data.dataset import PreparedSplit, RunData, TrainDataset, batch_indices, collate, load_run_data
+from ..data.dataset import PreparedSplit, RunData, TrainDataset, batch_indices, collate
 from ..errors import ConfigError, RunError, TrainingDiverged
 from ..metrics import SegMetrics, confusion_matrix, foreground_mean, label_agreement, present_in_truth, scores_from_confusion
 from ..models import build_model_from_config
-from ..prediction import resolve_device
+from ..probabilities import resolve_device
 from ..run import RunFolder
+from ..run.data import load_run_data
+from ..run.records import EpochRow, ValScores
 from . import checkpoint as ckpt
 from .method import AdeleState, Baseline
 from .ema import WeightEMA
 from .memorization import MemorizationTracker
-from .quality import EarlyLearningTracker, log_budget
+from .early_learning import EarlyLearningTracker, log_budget
 from .rundir import record_resume, take_run_dir
 from .distributed import DistInfo, EpochSampler, MultiScaleNet, all_reduce_sum, dist_info, steps_per_epoch
 
@@ -106,7 +108,7 @@ class Trainer:
         self.method: Baseline = (AdeleState(cfg, self.num_classes, self.ignore_index, self.run_dir, self.data.train, self.classes, log, self.dist)
                                  if cfg.method == "adele" else Baseline(cfg, self.ignore_index))
         self.train_ds = TrainDataset(self.data.train, cfg.train.seed, cfg.data.hflip, cfg.data.scale_range, cfg.data.crop, self.ignore_index)
-        #: label quality from this run's training dynamics (:mod:`adele.engine.quality`); None when off
+        #: label quality from this run's training dynamics (:mod:`adele.engine.early_learning`); None when off
         self.quality: Optional[EarlyLearningTracker] = None
         nbytes = self.num_classes * sum(h * w for h, w in self.data.train.shapes)
         if cfg.quality.track and log_budget(nbytes, cfg.quality.max_gb, log if self.is_main else (lambda m: None)):
@@ -294,26 +296,23 @@ class Trainer:
         for epoch in bar:
             self.epoch = epoch
             t0 = time.perf_counter()
-            row = self.train_epoch(epoch, (epoch - 1) * per_epoch, total_steps)
-            row.update(self.method.after_epoch(epoch, row["_train_cm"], self.correction_model(), self.device, self.dist))
+            epoch_row, train_cm = self.train_epoch(epoch, (epoch - 1) * per_epoch, total_steps)
+            epoch_row.method = self.method.after_epoch(epoch, train_cm, self.correction_model(), self.device, self.dist)
             if self.quality is not None:
                 tq = time.perf_counter()
-                self.quality.after_epoch(epoch, row["_train_cm"], self.eval_model, self.device)
-                row["quality_s"] = round(time.perf_counter() - tq, 3)  # the cost of tracking (history.csv)
-            row.pop("_train_cm")
+                self.quality.after_epoch(epoch, train_cm, self.eval_model, self.device)
+                epoch_row.quality_s = round(time.perf_counter() - tq, 3)  # the cost of tracking (history.csv)
             if self.data.val is not None and (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs):
                 scored = self.evaluate_sets(self.data.val, {"": self.data.val.original, **self.val_label_sets})
                 val = scored[""]
-                row["val_mean_dice"] = val["mean_dice"]
-                row["val_mean_iou"] = val["mean_iou"]
-                for n in self.classes[1:]:
-                    row[f"val_dice/{n}"] = val["dice"][n]
+                epoch_row.val = ValScores(val["mean_dice"], val["mean_iou"], {n: val["dice"][n] for n in self.classes[1:]})
                 if (val["mean_dice"] or 0) > self.best["val_mean_dice"]:
                     self.best = {"epoch": epoch, "val_mean_dice": val["mean_dice"] or 0.0}
                     self.keep_best()
-                self.track_best_by(epoch, row, scored)
-            row["time_s"] = round(time.perf_counter() - t0, 3)
-            row["peak_rss_mb"] = _peak_rss_mb()
+                self.track_best_by(epoch, epoch_row.val, scored)
+            epoch_row.time_s = round(time.perf_counter() - t0, 3)
+            epoch_row.peak_rss_mb = _peak_rss_mb()
+            row = epoch_row.to_dict()
             self.history.append(row)
             self.write_logs(row)
             if hasattr(bar, "set_postfix"):
@@ -325,7 +324,9 @@ class Trainer:
             self.save_checkpoint()
         return self.finish()
 
-    def train_epoch(self, epoch: int, step0: int, total_steps: int) -> dict:
+    def train_epoch(self, epoch: int, step0: int, total_steps: int) -> tuple[EpochRow, np.ndarray]:
+        """One pass of training; its history row so far (loss, training IoU) and the (C, C) confusion of its
+        predictions against the labels trained on (the method's memorization point)."""
         cfg, C = self.cfg, self.num_classes
         self.net.train()
         cm = torch.zeros(C, C, dtype=torch.int64, device=self.device)
@@ -373,16 +374,15 @@ class Trainer:
         stats = torch.tensor([loss_sum, cons_sum, n_batches], dtype=torch.float64, device=self.device)
         stats = all_reduce_sum(stats, self.dist)
         ious = scores_from_confusion(cm)["iou"]
-        row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "loss": float(stats[0] / max(1, stats[2]))}
-        if self.method.tracks_consistency:
-            row["consistency"] = float(stats[1] / max(1, stats[2]))
-        row["train_mean_iou"] = foreground_mean(ious, present_in_truth(cm))
-        for n, v in zip(self.classes, ious):
-            row[f"train_iou/{n}"] = None if np.isnan(v) else float(v)
-        row["_train_cm"] = cm.cpu().numpy()
+        row = EpochRow(
+            epoch=epoch, lr=self.optimizer.param_groups[0]["lr"], loss=float(stats[0] / max(1, stats[2])),
+            consistency=float(stats[1] / max(1, stats[2])) if self.method.tracks_consistency else None,
+            train_mean_iou=foreground_mean(ious, present_in_truth(cm)),
+            train_iou={n: None if np.isnan(v) else float(v) for n, v in zip(self.classes, ious)},
+        )
         if mem is not None:
             mem.end_epoch(epoch)
-        return row
+        return row, cm.cpu().numpy()
 
     def _weights_finite(self) -> bool:
         return all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values() if t.is_floating_point())
@@ -433,12 +433,12 @@ class Trainer:
                 metrics[k].update(pred, torch.from_numpy(np.stack([labels[i] for i in chunk])).long())
         return {k: m.compute(self.classes) for k, m in metrics.items()}
 
-    def track_best_by(self, epoch: int, row: dict, scored: dict[str, dict]) -> None:
-        """Per validation label set (noisy / clean): its mean Dice in ``row``, and on a new best the test scores of
-        these weights, so that each "best checkpoint" competitor is known without keeping its weights."""
+    def track_best_by(self, epoch: int, val: ValScores, scored: dict[str, dict]) -> None:
+        """Per validation label set (noisy / clean): its mean Dice in the epoch's ``val`` scores, and on a new best the
+        test scores of these weights, so that each "best checkpoint" competitor is known without keeping its weights."""
         for name in self.val_label_sets:
             dice = scored[name]["mean_dice"] or 0.0
-            row[f"val_{name}_mean_dice"] = scored[name]["mean_dice"]
+            val.by_label_set[name] = scored[name]["mean_dice"]
             if dice > self.best_by.get(name, {}).get("val_mean_dice", -1.0):
                 rec: dict[str, Any] = {"epoch": epoch, "val_mean_dice": dice}
                 if self.data.test is not None:

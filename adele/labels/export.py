@@ -31,7 +31,7 @@ set to C (:mod:`adele.labels.nnunet_dataset`).
 
 ``label_quality.csv`` and ``suspect/`` rank the labels the run was given (before
 any correction): :func:`rank_given_labels`, from the run's early-learning probabilities
-(:mod:`adele.engine.quality`), or from the final model's softmax for runs without them.
+(:mod:`adele.engine.early_learning`), or from the final model's softmax for runs without them.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Which masks to re-annotate: the labels a run was given, scored against its early-learning probabilities.
 
 :func:`rank_given_labels` scores them from the run's early-learning probabilities (each class's eval-mode
-training softmax at its memorization flag, :mod:`adele.engine.quality`), or, for runs without them, from the
+training softmax at its memorization flag, :mod:`adele.engine.early_learning`), or, for runs without them, from the
 final model's softmax; :func:`quality_rows` / :func:`quality_csv` are the ranked table ``label_quality.csv``
 of ``adele export-labels`` and :meth:`adele.api.Run.label_quality`.
 """
@@ -18,7 +18,7 @@ import torch
 from ..core.quality import early_learning_scores, label_quality_scores
 from ..data.dataset import PreparedSplit, batch_indices
 from ..errors import RunError
-from ..prediction import LoadedModel, predict_probs
+from ..probabilities import LoadedModel, predict_probs
 from ..run import RunFolder
 from ..run.files import load_early_probs
 
@@ -63,7 +63,7 @@ def score_given_labels(run_dir: str | Path, labels: list[np.ndarray], ignore_ind
 def rank_given_labels(run: RunFolder, load_model: Callable[[], LoadedModel]) -> dict:
     """Score the labels the run was given (its training data's ``original`` labels): which masks to re-annotate.
 
-    From the run's early-learning probabilities when it has them (:mod:`adele.engine.quality`), else from
+    From the run's early-learning probabilities when it has them (:mod:`adele.engine.early_learning`), else from
     the final model, which ``load_model()`` returns (called only then). Returns {scores, disagree, suspect,
     prediction (argmax of the probabilities used), source, early}.
     """

@@ -1,5 +1,5 @@
 """The verdict on the labels a run was given, as text: the one line, ``label_quality_classes.csv`` and the exported
-README's section (the rules are in :mod:`adele.core.review`; the report's HTML of it is :mod:`adele.reporting.review`'s).
+README's section (the rules are in :mod:`adele.core.review`; the report's HTML of it is :mod:`adele.reporting.quality_section`'s).
 
 Its input is a run's ranking (:func:`adele.labels.ranking.rank_given_labels`: scores, suspect pixels, the prediction of
 the probabilities used).

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from .runs import ClassCurve
+from .class_curves import ClassCurve
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -8,7 +8,7 @@ training labels vs clean; memorization curves; then per run: per-class
 training IoU with the fitted onset curve, correction rounds, and example
 overlays (image, noisy label, corrected label, prediction, clean label); the masks
 to re-annotate, the verdict on the labels and, with clean labels, the review
-curve (:mod:`adele.reporting.review`).
+curve (:mod:`adele.reporting.quality_section`).
 """
 from __future__ import annotations
 
@@ -24,16 +24,17 @@ import torch
 
 from ..config import flatten
 from ..errors import AdeleError
-from ..prediction import predict_probs
+from ..probabilities import predict_probs
 from ..data.dataset import RunData
 from ..run import RunFolder
 from ..run.files import label_rounds
 from ..labels.ranking import rank_given_labels, true_error_frac
-from .review import quality_html
+from .quality_section import quality_html
 from ..safety import check_output, staged_output
 from . import figures
 from .memorization import run_memorization
-from .runs import class_curves, group_by_setting, unique_names
+from .class_curves import class_curves
+from .seed_groups import group_by_setting, unique_names
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:16px 24px;color:#222;line-height:1.4}
@@ -401,7 +402,7 @@ def examples_block(r: RunFolder, ids: list[str], fig_dir: Path, slug: str, cache
 def suspects_block(r: RunFolder, n: int, fig_dir: Path, slug: str, cache: _DataCache, device: str,
                    notes: Optional[list[str]] = None, log: Optional[Callable[[str], None]] = None) -> str:
     """Which masks to re-annotate: the run's most suspicious given labels, as overlays and a short ranked table; the verdict
-    on the labels (logged too) and, with clean labels, the review curve (:func:`adele.reporting.review.quality_html`)."""
+    on the labels (logged too) and, with clean labels, the review curve (:func:`adele.reporting.quality_section.quality_html`)."""
     title = "<h3>Which masks to re-annotate</h3>"
     try:
         data = cache.get(r)

@@ -23,12 +23,13 @@ import numpy as np
 import yaml
 
 from . import files
+from .data import load_run_data
 from ..config import Config, saved_config
-from ..data.dataset import RunData, load_run_data
+from ..data.dataset import RunData
 from ..data.volumes import VolumeSpec, run_volume_spec
 from ..errors import AdeleError, RunError
 from ..models import build_model_from_config
-from ..prediction import LoadedModel, resolve_device
+from ..probabilities import LoadedModel, resolve_device
 
 
 class RunFolder:

@@ -16,16 +16,15 @@ from adele.core.curves import (
 )
 
 #: the detection rule's defaults, from the config (the core functions take them explicitly)
-RULE = {k: getattr(DetectionConfig(), k) for k in ("r", "min_points", "trim_flat", "min_peak_iou", "min_rise", "refuse_decreasing",
-                                                  "flag_offset")}
+RULE = DetectionConfig().fit_settings()
 
 
-def detect_onset(ious, current_epoch, horizon, **kw):
-    return curves.detect_onset(ious, current_epoch, horizon, **{**RULE, **kw})
+def detect_onset(ious, current_epoch, horizon, dt=1.0, **kw):
+    return curves.detect_onset(ious, current_epoch, horizon, curves.OnsetRule(**{**RULE, **kw}), dt)
 
 
-def MemorizationDetector(num_classes, horizon, **kw):  # noqa: N802 - stands for the class
-    return curves.MemorizationDetector(num_classes, horizon, **{**RULE, **kw})
+def MemorizationDetector(num_classes, horizon, classes_to_watch=None, dt=1.0, **kw):  # noqa: N802 - stands for the class
+    return curves.MemorizationDetector(num_classes, horizon, curves.OnsetRule(**{**RULE, **kw}), classes_to_watch=classes_to_watch, dt=dt)
 
 
 def onset_epoch(a, b, c, horizon, r=RULE["r"]):

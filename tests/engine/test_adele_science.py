@@ -7,7 +7,7 @@ from adele.config import load_config
 from adele.core import OnsetResult
 from adele.engine import Trainer, load_run_data
 from adele.engine.method import AdeleState
-from adele.prediction import multiscale_probs
+from adele.probabilities import multiscale_probs
 from adele.testing import small_colin27
 from test_adele_e2e import ADELE
 

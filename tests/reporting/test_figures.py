@@ -2,7 +2,7 @@ import numpy as np
 from PIL import Image
 
 from adele.reporting import figures
-from adele.reporting.runs import ClassCurve
+from adele.reporting.class_curves import ClassCurve
 
 
 def _curves(n):

@@ -87,7 +87,7 @@ def test_help_has_examples(cmd, capsys):
 
 
 def test_runs_that_differ_only_in_seeds_are_grouped(tmp_path):
-    from adele.reporting.runs import group_by_setting
+    from adele.reporting.seed_groups import group_by_setting
     from adele.run import RunFolder
 
     def run(name, seed, noise_seed, **extra):
@@ -157,7 +157,7 @@ def test_report_says_the_verdict_and_draws_the_review_curve_when_the_clean_label
     from adele.core.review import review_curve
     from adele.labels.ranking import rank_given_labels
     from adele.reporting.html import build_report
-    from adele.reporting.review import wrong_pixels
+    from adele.reporting.quality_section import wrong_pixels
     from adele.run import RunFolder
 
     run = runs[0]  # synthetic noise (data.noise=final): the clean labels are known

@@ -3,11 +3,11 @@
 Usage::
 
     apt-get install mricron-data
-    python -m adele.data.build_colin27            # rewrites adele/data/colin27.npz
-    python -m adele.data.build_colin27 --check    # exit 1 if the committed file differs
-    python -m adele.data.build_colin27 --atlas brodmann [--check]   # the second label set
+    python tools/build_colin27.py            # rewrites adele/data/colin27.npz
+    python tools/build_colin27.py --check    # exit 1 if the committed file differs
+    python tools/build_colin27.py --atlas brodmann [--check]   # the second label set
 
-    python -m adele.data.build_colin27 --atlas structures [--check] # separate structures on background
+    python tools/build_colin27.py --atlas structures [--check] # separate structures on background
 
 The second label set (``colin27_brodmann.npz``, dataset name ``colin27-brodmann``)
 labels the *same* slices, with the same split, from ``brodmann.nii.gz`` (Brodmann
@@ -59,7 +59,9 @@ from pathlib import Path
 import numpy as np
 
 SOURCE_DIR = Path("/usr/share/mricron/templates")
-OUT_PATH = Path(__file__).with_name("colin27.npz")
+#: the embedded data files live in the package; this maintainer's script, outside it, writes them there
+DATA_DIR = Path(__file__).resolve().parents[1] / "adele" / "data"
+OUT_PATH = DATA_DIR / "colin27.npz"
 
 #: class name -> AAL label indices (1-based, from aal.nii.txt)
 GROUPS: dict[str, tuple[int, ...]] = {
@@ -88,7 +90,7 @@ BRODMANN_GROUPS: dict[str, tuple[int, ...]] = {
     "insular_ba48": (48,),
 }
 BRODMANN_CLASSES = ("background",) + tuple(BRODMANN_GROUPS)
-BRODMANN_OUT_PATH = Path(__file__).with_name("colin27_brodmann.npz")
+BRODMANN_OUT_PATH = DATA_DIR / "colin27_brodmann.npz"
 
 #: separate structures on background: class name -> AAL label indices (aal.nii.txt)
 STRUCTURES: dict[str, tuple[int, ...]] = {
@@ -99,7 +101,7 @@ STRUCTURES: dict[str, tuple[int, ...]] = {
     "vermis": tuple(range(109, 117)),
 }
 STRUCTURES_CLASSES = ("background",) + tuple(STRUCTURES)
-STRUCTURES_OUT_PATH = Path(__file__).with_name("colin27_structures.npz")
+STRUCTURES_OUT_PATH = DATA_DIR / "colin27_structures.npz"
 #: pixels of two structures closer than this (in-plane, 8-connected steps) become background
 MARGIN = 2
 BLOCK = 6

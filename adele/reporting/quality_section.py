@@ -1,4 +1,4 @@
-"""The label verdict and the review curve of a run, for ``adele report``.
+"""The report's label-quality section: the label verdict and the review curve of a run, for ``adele report``.
 
 The rules are in :mod:`adele.core.review`; this module turns a run's ranking
 (:func:`adele.labels.ranking.rank_given_labels`: scores, suspect pixels, the

@@ -106,8 +106,8 @@ def test_predicted_volume_equals_the_model_on_the_prepared_slices(layout, generi
     argmax on the prepared training slice k, resized to the native in-plane size."""
     from adele.data import read_image
     from adele.data.volumes import VolumeSpec
-    from adele.inference import _to_model_input, predict_volume
-    from adele.prediction import predict_probs
+    from adele.predict_files import _to_model_input, predict_volume
+    from adele.probabilities import predict_probs
     from adele.run import RunFolder
 
     src, prep, run = generic if layout == "generic" else nnunet

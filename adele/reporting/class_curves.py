@@ -1,55 +1,18 @@
-"""What the report computes across runs: which runs are seeds of one setting, and each class's fitted curve.
+"""Each class's training IoU and its memorization-onset fit, from a run's adele_log or refitted from its history.
 
-Runs are opened with :meth:`adele.run.RunFolder.open`.
+Runs are opened with :meth:`adele.run.RunFolder.open`; which runs are seeds of one setting is
+:mod:`adele.reporting.seed_groups`'s.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from ..config import EXECUTION_KEYS, DetectionConfig
-from ..core import curve, detect_onset
+from ..config import DetectionConfig
+from ..core import OnsetRule, curve, detect_onset
 from ..run import RunFolder
-
-#: config fields that are seeds (train.seed; data.noise_seed, the realization of synthetic noise) or change
-#: how a run executes but not what it computes: runs equal in everything else are seeds of one setting
-SEED_AND_EXECUTION_KEYS = ("train.seed", "data.noise_seed") + EXECUTION_KEYS
-
-
-def setting_key(config: dict) -> str:
-    """The config as canonical text without :data:`SEED_AND_EXECUTION_KEYS` (runs with equal keys differ only by seed)."""
-    cfg = json.loads(json.dumps(config))
-    for key in SEED_AND_EXECUTION_KEYS:
-        node = cfg
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.get(part, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    return json.dumps(cfg, sort_keys=True)
-
-
-def group_by_setting(runs: list[RunFolder]) -> list[list[RunFolder]]:
-    """Groups of runs whose configs differ at most in train.seed / data.noise_seed (and execution fields), in input order."""
-    groups: dict[str, list[RunFolder]] = {}
-    for r in runs:
-        groups.setdefault(setting_key(r.resolved_config), []).append(r)
-    return list(groups.values())
-
-
-def unique_names(paths: list[Path]) -> list[str]:
-    """Folder names, prefixed by the parent folder where two runs share a name."""
-    names = [p.name for p in paths]
-    out = []
-    for p, n in zip(paths, names):
-        out.append(f"{p.parent.name}/{n}" if names.count(n) > 1 else n)
-    if len(set(out)) < len(out):
-        out = [f"{n} ({i + 1})" for i, n in enumerate(out)]
-    return out
 
 
 @dataclass
@@ -104,7 +67,7 @@ def class_curves(run: RunFolder) -> list[ClassCurve]:
                 cc.fit = (rec["a"], rec["b"], rec["c"])
                 cc.fit_epochs = np.asarray(valid[int(rec.get("trimmed") or 0):], dtype=float)
         elif iou.size:
-            res = detect_onset(iou, len(iou), int(horizon), **(cfg.adele.detection if cfg is not None else DetectionConfig()).fit_settings())
+            res = detect_onset(iou, len(iou), int(horizon), OnsetRule(**(cfg.adele.detection if cfg is not None else DetectionConfig()).fit_settings()))
             cc.onset, cc.flagged, cc.reason = res.onset, res.flagged, res.reason
             if res.fit is not None and res.fit.ok:
                 cc.fit = (res.fit.a, res.fit.b, res.fit.c)

@@ -28,7 +28,7 @@ def _fit(run, *overrides, epochs=4, data=None):
 
 
 def test_baseline_run_keeps_each_class_at_its_flag_and_scores_are_deterministic(tmp_path, monkeypatch):
-    from adele.engine.quality import EarlyLearningTracker
+    from adele.engine.early_learning import EarlyLearningTracker
 
     passes = []
     snapshot = EarlyLearningTracker.snapshot

@@ -1,6 +1,6 @@
 """Inference on files: ``adele predict`` reads images and volumes from disk and writes masks beside their geometry.
 
-(Loading a run's model and predicting on tensors in memory is :mod:`adele.prediction`'s job; this module adds
+(Loading a run's model and predicting on tensors in memory is :mod:`adele.probabilities`'s job; this module adds
 the files: formats, grouping of channel files, volumes' native grids, staged output.)
 
 ``adele predict RUN --input PATH --out DIR`` reads PNG, NPY or NIfTI
@@ -29,7 +29,7 @@ from .data.io import SUFFIXES, check_readable, read_image, stem_of, suffix_of, w
 from .data.volumes import (_CHANNEL_RE, ITK_SUFFIXES, VOLUME_SUFFIXES, check_same_grid, image_slices, read_volume,
                            slices_to_volume, volume_stem, volume_suffix, write_volume_like)
 from .errors import DatasetError, RunError
-from .prediction import LoadedModel, ensemble, predict_probs
+from .probabilities import LoadedModel, ensemble, predict_probs
 from .run import RunFolder
 from .safety import check_output, staged_output
 
@@ -112,7 +112,7 @@ def predict_files(run: str | Path | Sequence[str | Path], input_path: str | Path
     """Segment one image file or a folder of them; returns the written mask paths.
 
     ``run``: a run folder, or several (the folds of a cross-validation): their probabilities are averaged
-    (nnU-Net's ensembling, :class:`adele.prediction.ProbabilityAverage`).
+    (nnU-Net's ensembling, :class:`adele.probabilities.ProbabilityAverage`).
     ``checkpoint``: ``last`` (model.pt, the end of training) or ``best`` (best.pt, the best validation epoch).
 
     Masks: ``out/<input name>`` (uint8, same format, height, width; volumes

@@ -21,8 +21,8 @@ from ..data.volumes import copy_volume_index
 from ..errors import DatasetError
 from ..metrics import rounded
 from ..safety import check_output, staged_output
-from .recipes import load_recipe, noise_dataset
-from .report import format_table, noise_stats, preview_png
+from ..noise.recipes import load_recipe, noise_dataset
+from ..noise.report import format_table, noise_stats, preview_png
 
 
 def run_noise_command(

@@ -26,7 +26,7 @@ from ..config import Config
 from ..core.quality import EarlyLearningProbs
 from ..data.dataset import PreparedSplit
 from ..metrics import scores_from_confusion
-from ..prediction import predict_probs
+from ..probabilities import predict_probs
 from .method import build_detector
 from .distributed import DistInfo, all_reduce_sum, rank_batches
 
