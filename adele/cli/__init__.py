@@ -1,7 +1,8 @@
 """The ``adele`` command. Thin: one module per command group parses its arguments and calls the package.
 
-``train`` (train, demo), ``data``, ``noise``, ``config``, ``runs`` (report, analyze, predict,
-export-labels); each ``add_parsers`` registers its commands with ``set_defaults(func=...)``.
+``train`` (train, plan, demo), ``data``, ``noise``, ``config``, ``runs`` (report, analyze, predict,
+export-labels), ``evaluate``; each ``add_parsers`` registers its commands with ``_common.add_command`` (name, help,
+description, examples and the ``cmd_*`` function it runs), then adds each command's own arguments.
 Every user mistake surfaces as ``error: <one line>`` and exit code 2.
 Building the parser imports no torch, matplotlib or scipy: each command imports what it runs inside its ``cmd_*``
 function, so that ``--help``, ``--version``, ``config show`` and ``data check`` answer at once

@@ -1,10 +1,11 @@
-"""What every command module of the CLI shares: the help formatter, the one-line error parser, common options."""
+"""What every command module of the CLI shares: the help formatter, the one-line error parser, :func:`add_command` (a
+command with the CLI's help layout) and the options several commands take."""
 from __future__ import annotations
 
 import argparse
 import sys
 import textwrap
-from typing import Callable
+from typing import Callable, Optional
 
 from ..errors import ConfigError
 
@@ -42,9 +43,52 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def add_command(sub, name: str, help: str, description: Optional[str] = None, *, examples: str = "", notes: str = "",
+                preface: str = "", func: Optional[Callable[[argparse.Namespace], int]] = None) -> argparse.ArgumentParser:
+    """Add the command (or sub-command) ``name`` to ``sub`` (what ``add_subparsers`` returned) and return its parser.
+
+    ``help`` is its line in the parent's ``--help``; ``description`` opens its own, as one line (a paragraph written over
+    several lines is joined with single spaces; the terminal wraps it). The epilog is ``preface``, then
+    ``examples`` (one command a line, shown under "examples:", or "example:" when there is one), then ``notes``: each
+    dedented, a blank line between. A part given as a :class:`LazyText` makes the whole epilog lazy (written when shown).
+    ``func``: the ``cmd_*`` function the command runs (``set_defaults(func=...)``)."""
+    parts = (preface, examples, notes)
+    lazy = any(isinstance(part, LazyText) for part in parts)
+    epilog = LazyText(lambda: _epilog(*parts)) if lazy else (_epilog(*parts) or None)
+    if description is not None:
+        description = " ".join(description.split())
+    p = sub.add_parser(name, help=help, formatter_class=Formatter, description=description, epilog=epilog)
+    if func is not None:
+        p.set_defaults(func=func)
+    return p
+
+
+def _epilog(preface: str, examples: str, notes: str) -> str:
+    made = [part.make() if isinstance(part, LazyText) else part for part in (preface, examples, notes)]
+    preface, examples, notes = (fmt(part) if part else "" for part in made)
+    if examples:
+        examples = ("example:" if examples.count("\n") == 1 else "examples:") + "\n" + textwrap.indent(examples, "  ")
+    return "\n".join(part for part in (preface, examples, notes) if part)
+
+
 def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
     """``--overwrite``: every writing command refuses an existing output without it."""
     p.add_argument("--overwrite", action="store_true", help=f"replace an existing {what} (only one this command created)")
+
+
+def add_device(p: argparse.ArgumentParser, help: str = "device (default: auto)", default: Optional[str] = "auto") -> None:
+    """``--device`` auto, cpu or cuda."""
+    p.add_argument("--device", default=default, choices=DEVICES, help=help)
+
+
+def add_overrides(p: argparse.ArgumentParser, help: str = "config overrides, as for `adele train`") -> None:
+    """``--set KEY=VALUE ...``: config overrides (a list of strings, parsed by :func:`adele.config.load_config`)."""
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help=help)
+
+
+def add_out_folder(p: argparse.ArgumentParser) -> None:
+    """``OUT``: the new folder a preparing or exporting command writes (:func:`add_overwrite` replaces one)."""
+    p.add_argument("out", help="output folder (must not exist or be empty)")
 
 
 def add_run_folder(p: argparse.ArgumentParser, help: str, many: bool = False) -> None:

@@ -4,18 +4,20 @@ from __future__ import annotations
 import argparse
 
 from ..config import load_config
-from ._common import Formatter
+from ._common import add_command, add_overrides
 
 
 def add_parsers(sub) -> None:
-    c = sub.add_parser("config", help="show the default or resolved configuration", formatter_class=Formatter,
-                       description="Print the configuration as YAML: every field, with defaults and overrides applied.",
-                       epilog="examples:\n  adele config show\n  adele config show --config colin27 --set train.epochs=5\n")
+    c = add_command(sub, "config", help="show the default or resolved configuration", func=cmd_config,
+                    description="Print the configuration as YAML: every field, with defaults and overrides applied.",
+                    examples="""
+                        adele config show
+                        adele config show --config colin27 --set train.epochs=5
+                        """)
     csub = c.add_subparsers(dest="config_command", metavar="ACTION")
-    cs = csub.add_parser("show", help="print the resolved config")
-    c.set_defaults(func=cmd_config)
+    cs = add_command(csub, "show", help="print the resolved config")
     cs.add_argument("--config", default=None, help="YAML file or preset name (colin27, segthor, voc, ...)")
-    cs.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides, as for `adele train`")
+    add_overrides(cs)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -12,77 +12,79 @@ from ..data.colin27 import export_colin27_volumes
 from ..data.folder import check_source
 from ..data.voc import prepare_voc
 from ..errors import ConfigError
-from ._common import Formatter, add_overwrite, fmt
+from ._common import add_command, add_out_folder, add_overrides, add_overwrite
 
 
 def add_parsers(sub) -> None:
-    da = sub.add_parser("data", help="export, prepare or check datasets", formatter_class=Formatter,
-                        description="Dataset utilities.", epilog=fmt("""
-            examples:
-              adele data export colin27 data/colin27
-              adele data export colin27 data/c27-volumes --volumes
-              adele data prepare volumes data/c27-volumes data/c27-slices --size 112 96
-              adele data prepare segthor data/raw/segthor data/segthor
-              adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo
-              adele data check data/colin27
-            """))
+    da = add_command(sub, "data", help="export, prepare or check datasets", description="Dataset utilities.", func=cmd_data, examples="""
+        adele data export colin27 data/colin27
+        adele data export colin27 data/c27-volumes --volumes
+        adele data prepare volumes data/c27-volumes data/c27-slices --size 112 96
+        adele data prepare segthor data/raw/segthor data/segthor
+        adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo
+        adele data check data/colin27
+        """)
     dsub = da.add_subparsers(dest="data_command", metavar="ACTION")
-    ex = dsub.add_parser("export", help="write an embedded dataset in the generic format", formatter_class=Formatter,
-                         description="Write an embedded dataset as a folder in the generic format (PNG images and labels, dataset.json).",
-                         epilog=fmt("""
-            examples:
-              adele data export colin27 data/colin27
-              adele data export colin27 data/colin27 --overwrite
-              adele data export colin27-structures data/c27-structures
-              adele data export colin27 data/c27-volumes --volumes
-              adele data export colin27 data/Dataset027_Colin --volumes --layout nnunet
-
-            Result: DIR/dataset.json, DIR/{train,val,test}/{images,labels}/z<slice>.png, DIR/LICENSE.txt;
-            with --volumes: DIR/images/c27_bNN.nii.gz, DIR/labels/c27_bNN.nii.gz, DIR/dataset.json, DIR/LICENSE.txt;
-            with --layout nnunet: an nnU-Net v2 raw dataset, imagesTr/ labelsTr/ (the train and val blocks),
-            imagesTs/ labelsTs/ (the test blocks), dataset.json
-            """))
+    ex = add_command(dsub, "export", help="write an embedded dataset in the generic format",
+                     description="Write an embedded dataset as a folder in the generic format (PNG images and labels, dataset.json).",
+                     examples="""
+        adele data export colin27 data/colin27
+        adele data export colin27 data/colin27 --overwrite
+        adele data export colin27-structures data/c27-structures
+        adele data export colin27 data/c27-volumes --volumes
+        adele data export colin27 data/Dataset027_Colin --volumes --layout nnunet
+        """, notes="""
+        Result: DIR/dataset.json, DIR/{train,val,test}/{images,labels}/z<slice>.png, DIR/LICENSE.txt;
+        with --volumes: DIR/images/c27_bNN.nii.gz, DIR/labels/c27_bNN.nii.gz, DIR/dataset.json, DIR/LICENSE.txt;
+        with --layout nnunet: an nnU-Net v2 raw dataset, imagesTr/ labelsTr/ (the train and val blocks),
+        imagesTs/ labelsTs/ (the test blocks), dataset.json
+        """)
     ex.add_argument("name", choices=list(EMBEDDED), help="embedded dataset name: colin27 (AAL lobes, tiling the brain), "
                     "colin27-brodmann (Brodmann groups, same slices), colin27-structures (5 separate structures on background)")
-    ex.add_argument("out", help="output folder (must not exist or be empty)")
+    add_out_folder(ex)
     ex.add_argument("--volumes", action="store_true",
                     help="write NIfTI volumes (images/, labels/: 18 blocks of 6 slices as pseudo-subjects) for `adele data prepare volumes`")
     ex.add_argument("--layout", choices=["generic", "nnunet"], default="generic",
                     help="with --volumes: the generic volume layout (default) or an nnU-Net v2 raw dataset with imagesTs/labelsTs")
     add_overwrite(ex, "dataset folder")
-    ch = dsub.add_parser("check", help="validate a dataset folder", formatter_class=Formatter,
-                         description="Validate a dataset folder: every image has a label of the same shape, class ids are valid, files decode; "
-                                     "across splits: one channel count, unique class names, labelled pixels in every split and, "
-                                     "for the given training settings, one image size when data.size is null. Training runs the same checks.",
-                         epilog="examples:\n  adele data check data/colin27\n  adele data check data/my-set --set data.size=null train.batch_size=4\n")
+    ch = add_command(dsub, "check", help="validate a dataset folder",
+                     description="""
+        Validate a dataset folder: every image has a label of the same shape, class ids are valid, files decode; across
+        splits: one channel count, unique class names, labelled pixels in every split and, for the given training
+        settings, one image size when data.size is null. Training runs the same checks.
+        """, examples="""
+        adele data check data/colin27
+        adele data check data/my-set --set data.size=null train.batch_size=4
+        """)
     ch.add_argument("path", help="dataset folder in the generic format")
     ch.add_argument("--config", default=None, help="also check against the data settings of this training config")
-    ch.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides, as for `adele train`")
+    add_overrides(ch)
     _add_prepare_parser(dsub)
-    da.set_defaults(func=cmd_data)
 
 
 def _add_prepare_parser(dsub) -> None:
-    pr = dsub.add_parser("prepare", help="convert volumes or a public dataset (SegTHOR, PASCAL VOC) to the generic format", formatter_class=Formatter,
-                         description="Convert a folder of volumes or a downloaded public dataset into the generic format that `adele train` reads.",
-                         epilog="examples:\n  adele data prepare volumes data/my-scans data/my-slices --size 128 128\n"
-                                "  adele data prepare segthor data/raw/segthor data/segthor\n"
-                                "  adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo\n")
+    pr = add_command(dsub, "prepare", help="convert volumes or a public dataset (SegTHOR, PASCAL VOC) to the generic format",
+                     description="Convert a folder of volumes or a downloaded public dataset into the generic format that `adele train` reads.",
+                     examples="""
+        adele data prepare volumes data/my-scans data/my-slices --size 128 128
+        adele data prepare segthor data/raw/segthor data/segthor
+        adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo
+        """)
     psub = pr.add_subparsers(dest="prepare_name", metavar="DATASET")
-    sg = psub.add_parser("segthor", help="SegTHOR CT (4 thoracic organs)", formatter_class=Formatter,
-                         description="SegTHOR: RAW/Patient_XX/{Patient_XX,GT}.nii.gz -> windowed, resized axial slices (16-bit PNG) "
-                                     "and uint8 labels, split by patient as in the ADELE paper (Patient_27 in test only).",
-                         epilog=fmt("""
-            examples:
-              adele data prepare segthor data/raw/segthor data/segthor
-              adele data prepare segthor data/raw/segthor data/segthor-w --window -160 240 --size 256 --overwrite
-              adele data prepare segthor data/raw/segthor data/segthor-mine --split-file my_split.json
-
-            split file: {"train": ["Patient_01", ...], "val": [...], "test": [...]} (test optional).
-            Then: adele train --config configs/segthor.yaml --data data/segthor --out runs/segthor-adele
-            """))
+    sg = add_command(psub, "segthor", help="SegTHOR CT (4 thoracic organs)",
+                     description="""
+        SegTHOR: RAW/Patient_XX/{Patient_XX,GT}.nii.gz -> windowed, resized axial slices (16-bit PNG) and uint8 labels,
+        split by patient as in the ADELE paper (Patient_27 in test only).
+        """, examples="""
+        adele data prepare segthor data/raw/segthor data/segthor
+        adele data prepare segthor data/raw/segthor data/segthor-w --window -160 240 --size 256 --overwrite
+        adele data prepare segthor data/raw/segthor data/segthor-mine --split-file my_split.json
+        """, notes="""
+        split file: {"train": ["Patient_01", ...], "val": [...], "test": [...]} (test optional).
+        Then: adele train --config configs/segthor.yaml --data data/segthor --out runs/segthor-adele
+        """)
     sg.add_argument("raw", help="folder holding Patient_01/, Patient_02/, ... (the challenge's training set)")
-    sg.add_argument("out", help="output folder (must not exist or be empty)")
+    add_out_folder(sg)
     sg.add_argument("--size", type=int, default=256, help="slice size in pixels, square (default: 256, as in the paper)")
     sg.add_argument("--window", type=float, nargs=2, default=[-1000.0, 1000.0], metavar=("LOW", "HIGH"),
                     help="CT window in HU mapped to [0, 1] (default: -1000 1000)")
@@ -94,35 +96,34 @@ def _add_prepare_parser(dsub) -> None:
 
 
 def _add_volumes_parser(psub) -> None:
-    vo = psub.add_parser("volumes", help="any folder of 3D scans + label volumes (NIfTI; generic or nnU-Net layout)", formatter_class=Formatter,
-                         description="Volumes -> 2D slices in the generic format, split by subject, with volumes.json recording the way "
-                                     "back to each volume's grid (used by `adele predict` and `adele export-labels`). Steps: reorientation "
-                                     "to canonical (RAS), intensity normalization per modality, slicing, optional neighbour slices as "
-                                     "channels, in-plane resampling.",
-                         epilog=fmt("""
-            layouts (SRC):
-              generic:  images/<subject>.nii.gz (3D, or 4D channels last), labels/<subject>.nii.gz,
-                        optional labels_noisy/<subject>.nii.gz, optional dataset.json {"classes": [...]}
-              nnU-Net:  dataset.json (channel_names, labels, file_ending), imagesTr/<case>_0000.nii.gz ...,
-                        labelsTr/<case>.nii.gz, optional labelsTr_noisy/, imagesTs/ (for `adele predict`),
-                        optional labelsTs/ (the test split with --fold)
-            A noisy-label folder gives the training labels; the others become the clean reference.
-            Cross-validation (--fold K, as nnU-Net): train/val are fold K of SRC/splits_final.json, of --split-file
-            (nnU-Net's list of {"train", "val"}), or of 5 folds generated as nnU-Net does (KFold, seed 12345);
-            OUT/splits_final.json records them. Prepare each fold into its own folder, train each, and give
-            `adele predict` all the fold runs to average them.
-
-            examples:
-              adele data export colin27 data/c27-volumes --volumes
-              adele data prepare volumes data/c27-volumes data/c27-slices --size 112 96 --split-file data/c27-volumes/split.json
-              adele data prepare volumes data/Dataset002_Heart data/heart --modality mr --spacing 1.25 --context 1
-              adele data prepare volumes data/ct-scans data/ct --modality ct --window -160 240 --axis coronal
-              adele data prepare volumes data/Dataset002_Heart data/heart-f0 --fold 0   # fold 0 of nnU-Net's 5
-
-            Then: adele train --data OUT --out runs/x;  adele predict runs/x --input scan.nii.gz --out masks/
-            """))
+    vo = add_command(psub, "volumes", help="any folder of 3D scans + label volumes (NIfTI; generic or nnU-Net layout)",
+                     description="""
+        Volumes -> 2D slices in the generic format, split by subject, with volumes.json recording the way back to each
+        volume's grid (used by `adele predict` and `adele export-labels`). Steps: reorientation to canonical (RAS),
+        intensity normalization per modality, slicing, optional neighbour slices as channels, in-plane resampling.
+        """, preface="""
+        layouts (SRC):
+          generic:  images/<subject>.nii.gz (3D, or 4D channels last), labels/<subject>.nii.gz,
+                    optional labels_noisy/<subject>.nii.gz, optional dataset.json {"classes": [...]}
+          nnU-Net:  dataset.json (channel_names, labels, file_ending), imagesTr/<case>_0000.nii.gz ...,
+                    labelsTr/<case>.nii.gz, optional labelsTr_noisy/, imagesTs/ (for `adele predict`),
+                    optional labelsTs/ (the test split with --fold)
+        A noisy-label folder gives the training labels; the others become the clean reference.
+        Cross-validation (--fold K, as nnU-Net): train/val are fold K of SRC/splits_final.json, of --split-file
+        (nnU-Net's list of {"train", "val"}), or of 5 folds generated as nnU-Net does (KFold, seed 12345);
+        OUT/splits_final.json records them. Prepare each fold into its own folder, train each, and give
+        `adele predict` all the fold runs to average them.
+        """, examples="""
+        adele data export colin27 data/c27-volumes --volumes
+        adele data prepare volumes data/c27-volumes data/c27-slices --size 112 96 --split-file data/c27-volumes/split.json
+        adele data prepare volumes data/Dataset002_Heart data/heart --modality mr --spacing 1.25 --context 1
+        adele data prepare volumes data/ct-scans data/ct --modality ct --window -160 240 --axis coronal
+        adele data prepare volumes data/Dataset002_Heart data/heart-f0 --fold 0   # fold 0 of nnU-Net's 5
+        """, notes="""
+        Then: adele train --data OUT --out runs/x;  adele predict runs/x --input scan.nii.gz --out masks/
+        """)
     vo.add_argument("src", help="folder of volumes (generic or nnU-Net layout)")
-    vo.add_argument("out", help="output folder (must not exist or be empty)")
+    add_out_folder(vo)
     vo.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default="axial", help="slicing axis in the canonical frame (default: axial)")
     vo.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="resample slices to H x W pixels")
     vo.add_argument("--spacing", type=float, nargs="+", default=None, metavar="MM", help="resample slices to this in-plane spacing (one or two values, mm)")
@@ -143,18 +144,18 @@ def _add_volumes_parser(psub) -> None:
 
 
 def _add_voc_parser(psub) -> None:
-    vc = psub.add_parser("voc", help="PASCAL VOC 2012 with pseudo-labels (weakly supervised setting)", formatter_class=Formatter,
-                         description="PASCAL VOC 2012: train = JPEGs + your pseudo-labels (true labels kept in labels_clean/ for analysis), "
-                                     "val = JPEGs + true labels.",
-                         epilog=fmt("""
-            examples:
-              adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo
-              adele data prepare voc data/raw/VOCdevkit data/voc-1464 --pseudo data/raw/seam_pseudo --train-list train --link
-
-            Then: adele train --config configs/voc.yaml --data data/voc --out runs/voc-adele
-            """))
+    vc = add_command(psub, "voc", help="PASCAL VOC 2012 with pseudo-labels (weakly supervised setting)",
+                     description="""
+        PASCAL VOC 2012: train = JPEGs + your pseudo-labels (true labels kept in labels_clean/ for analysis), val =
+        JPEGs + true labels.
+        """, examples="""
+        adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo
+        adele data prepare voc data/raw/VOCdevkit data/voc-1464 --pseudo data/raw/seam_pseudo --train-list train --link
+        """, notes="""
+        Then: adele train --config configs/voc.yaml --data data/voc --out runs/voc-adele
+        """)
     vc.add_argument("devkit", help="the VOCdevkit folder (holding VOC2012/) or VOC2012 itself")
-    vc.add_argument("out", help="output folder (must not exist or be empty)")
+    add_out_folder(vc)
     vc.add_argument("--pseudo", required=True, help="folder of pseudo-label PNGs, <id>.png per training image (class ids, 255 = ignore)")
     vc.add_argument("--train-list", choices=["train_aug", "train"], default="train_aug", help="training ids (default: train_aug, 10,582 images)")
     vc.add_argument("--link", action="store_true", help="symlink the JPEGs instead of copying them")

@@ -7,37 +7,34 @@ from pathlib import Path
 
 from ..errors import ConfigError, OutputError
 from ..safety import atomic_write_text, check_location
-from ._common import Formatter, add_overwrite, fmt
+from ._common import add_command, add_overwrite
 
 
 def add_parsers(sub) -> None:
-    e = sub.add_parser("evaluate", help="Dice, IoU and volume difference of predicted masks against reference masks",
-                       formatter_class=Formatter,
-                       description="Compare each mask in PREDICTIONS with the mask of the same name in LABELS (PNG/NPY class ids, "
-                                   "or NIfTI volumes in their native space: same shape and affine) and write summary.json in "
-                                   "nnU-Net's layout (metric_per_case, mean, foreground_mean) plus the volume difference per case "
-                                   "and class (ml for NIfTI, pixels for 2D) and the dataset-level Dice of the summed confusion "
-                                   "matrix. 'mean' and 'foreground_mean' are nnU-Net's (a case that predicts a class its reference lacks "
-                                   "counts as Dice 0); 'mean_present' and 'foreground_mean_present' take only the cases whose "
-                                   "reference has the class. Reference "
-                                   "voxels with the ignore label (255, or dataset.json's \"ignore\") are not counted. Class names "
-                                   "come from a dataset.json in LABELS, its parent or grandparent, if there is one.",
-                       epilog=fmt("""
-            examples:
-              adele predict runs/heart --input data/Dataset002_Heart/imagesTs --out masks/
-              adele evaluate masks/ data/Dataset002_Heart/labelsTs                 # writes masks/summary.json
-              adele evaluate masks/ data/c27/test/labels --out reports/c27-test.json --classes 1 2
-              adele evaluate masks/ data/c27/test/labels --overwrite               # replace masks/summary.json
-
-            Every case needs a prediction and a reference with the same name (extension aside).
-            """))
+    e = add_command(sub, "evaluate", help="Dice, IoU and volume difference of predicted masks against reference masks", func=cmd_evaluate,
+                    description="""
+        Compare each mask in PREDICTIONS with the mask of the same name in LABELS (PNG/NPY class ids, or NIfTI volumes
+        in their native space: same shape and affine) and write summary.json in nnU-Net's layout (metric_per_case, mean,
+        foreground_mean) plus the volume difference per case and class (ml for NIfTI, pixels for 2D) and the
+        dataset-level Dice of the summed confusion matrix. 'mean' and 'foreground_mean' are nnU-Net's (a case that
+        predicts a class its reference lacks counts as Dice 0); 'mean_present' and 'foreground_mean_present' take only
+        the cases whose reference has the class. Reference voxels with the ignore label (255, or dataset.json's
+        "ignore") are not counted. Class names come from a dataset.json in LABELS, its parent or grandparent, if there
+        is one.
+        """, examples="""
+        adele predict runs/heart --input data/Dataset002_Heart/imagesTs --out masks/
+        adele evaluate masks/ data/Dataset002_Heart/labelsTs                 # writes masks/summary.json
+        adele evaluate masks/ data/c27/test/labels --out reports/c27-test.json --classes 1 2
+        adele evaluate masks/ data/c27/test/labels --overwrite               # replace masks/summary.json
+        """, notes="""
+        Every case needs a prediction and a reference with the same name (extension aside).
+        """)
     e.add_argument("predictions", metavar="PREDICTIONS", help="folder of predicted masks (e.g. the --out of `adele predict`)")
     e.add_argument("labels", metavar="LABELS", help="folder of reference masks with the same case names")
     e.add_argument("--out", default=None, metavar="FILE", help="summary file to write, ending in .json (default: PREDICTIONS/summary.json)")
     e.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
                    help="foreground class ids (or dataset.json names) to evaluate (default: all foreground classes)")
     add_overwrite(e, "summary file")
-    e.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -5,35 +5,33 @@ import argparse
 
 from ..config import SEED_MAX
 from ..errors import ConfigError
-from ._common import Formatter, LazyText, add_overwrite, fmt
+from ._common import LazyText, add_command, add_overwrite
 
 
-def _with_morph_defaults(text: str) -> str:
+def _recipe_notes() -> str:
     from ..noise.recipes import DEFAULT_ITERATIONS, DEFAULT_TARGET_AREA, format_value  # deferred: the recipes import scipy
 
-    return text % (format_value(DEFAULT_TARGET_AREA), format_value(DEFAULT_ITERATIONS))
+    area, iterations = format_value(DEFAULT_TARGET_AREA), format_value(DEFAULT_ITERATIONS)
+    return f"""
+        recipes: under, over, final (random under/over per image, the paper's main setting), mixed,
+        markov[:strength=,p_expand=], missing[:p=], confusion[:p=], extra[:p=]; join with '+'.
+        --recipe also takes a YAML file: steps: [{{name: final, target_area: 800}}, {{name: missing, p: 0.1}}]
+        morphological parameters: target_area={area}, iterations={iterations} (e.g. 'final:target_area=800,iterations=1-3'),
+        variant=official (the official SegTHOR noise) or painted (the earlier variant),
+        order=ascending|random|IDS (class ids joined by '-'; the official SegTHOR noise: order=1-3-4-2).
+        """
 
 
 def add_parsers(sub) -> None:
-    n = sub.add_parser(
-        "noise",
-        help="write a copy of a dataset with synthetic annotation noise",
-        formatter_class=Formatter,
-        description="Copy a dataset, replace the chosen split's labels with noisy ones (keeping the originals in labels_clean/), and report how wrong they are.",
-        epilog=LazyText(lambda: _with_morph_defaults(fmt("""
-            examples:
-              adele noise --data colin27 --out data/colin27-final --recipe final
-              adele noise --data data/my-set --out data/my-set-noisy --recipe 'final+missing:p=0.1' --seed 3
-              adele noise --data colin27 --out data/x --recipe 'markov:strength=0.7' --splits train val
-
-            recipes: under, over, final (random under/over per image, the paper's main setting), mixed,
-            markov[:strength=,p_expand=], missing[:p=], confusion[:p=], extra[:p=]; join with '+'.
-            --recipe also takes a YAML file: steps: [{name: final, target_area: 800}, {name: missing, p: 0.1}]
-            morphological parameters: target_area=%s, iterations=%s (e.g. 'final:target_area=800,iterations=1-3'),
-            variant=official (the official SegTHOR noise) or painted (the earlier variant),
-            order=ascending|random|IDS (class ids joined by '-'; the official SegTHOR noise: order=1-3-4-2).
-            """))),
-    )
+    n = add_command(sub, "noise", help="write a copy of a dataset with synthetic annotation noise", func=cmd_noise,
+                    description="""
+        Copy a dataset, replace the chosen split's labels with noisy ones (keeping the originals in labels_clean/), and
+        report how wrong they are.
+        """, examples="""
+        adele noise --data colin27 --out data/colin27-final --recipe final
+        adele noise --data data/my-set --out data/my-set-noisy --recipe 'final+missing:p=0.1' --seed 3
+        adele noise --data colin27 --out data/x --recipe 'markov:strength=0.7' --splits train val
+        """, notes=LazyText(_recipe_notes))
     n.add_argument("--data", required=True, help="dataset folder or 'colin27'")
     n.add_argument("--out", required=True, help="output folder (new)")
     n.add_argument("--recipe", default="final", help="noise recipe or YAML file (default: final)")
@@ -41,7 +39,6 @@ def add_parsers(sub) -> None:
     n.add_argument("--splits", nargs="+", default=["train"], help="splits to noise (default: train)")
     n.add_argument("--previews", type=int, default=4, help="number of preview PNGs to write")
     add_overwrite(n, "output folder")
-    n.set_defaults(func=cmd_noise)
 
 
 def cmd_noise(args: argparse.Namespace) -> int:

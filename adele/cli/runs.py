@@ -8,120 +8,114 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from ._common import DEVICES, Formatter, add_overwrite, add_run_folder, fmt, run_folder, run_folders
+from ._common import add_command, add_device, add_overwrite, add_run_folder, run_folder, run_folders
 
 
 def add_parsers(sub) -> None:
     """report, analyze, predict, export-labels: everything that reads a finished run."""
-    r = sub.add_parser("report", help="HTML report (index.html + PNG figures) of one or more runs", formatter_class=Formatter,
-                       description="Write a self-contained HTML page comparing runs: val/test Dice and IoU (mean ± std over seeds), "
-                                   "per-class training IoU with the fitted memorization-onset curve, correction rounds, "
-                                   "memorization curves and example overlays.",
-                       epilog=fmt("""
-            examples:
-              adele report runs/adele --out reports/adele
-              adele report runs/base runs/adele --out reports/c27 --examples 6
-              adele report runs/adele-s0 runs/adele-s1 runs/adele-s2 runs/base --out reports/seeds   # mean ± std over seeds
-
-            Open DIR/index.html in a browser; it references only files in DIR.
-            """))
+    r = add_command(sub, "report", help="HTML report (index.html + PNG figures) of one or more runs", func=cmd_report,
+                    description="""
+        Write a self-contained HTML page comparing runs: val/test Dice and IoU (mean ± std over seeds), per-class
+        training IoU with the fitted memorization-onset curve, correction rounds, memorization curves and example
+        overlays.
+        """, examples="""
+        adele report runs/adele --out reports/adele
+        adele report runs/base runs/adele --out reports/c27 --examples 6
+        adele report runs/adele-s0 runs/adele-s1 runs/adele-s2 runs/base --out reports/seeds   # mean ± std over seeds
+        """, notes="""
+        Open DIR/index.html in a browser; it references only files in DIR.
+        """)
     r.add_argument("runs", nargs="+", metavar="RUN", help="run folders (the --out of `adele train`)")
     r.add_argument("--out", required=True, help="output folder for index.html and figures/")
     r.add_argument("--examples", type=int, default=4, help="training images shown as overlays (default: 4)")
-    r.add_argument("--device", default="cpu", choices=DEVICES, help="device for the example predictions (default: cpu)")
+    add_device(r, "device for the example predictions (default: cpu)", default="cpu")
     add_overwrite(r, "report folder")
-    r.set_defaults(func=cmd_report)
     _add_analyze_parser(sub)
     _add_predict_parser(sub)
     _add_export_parser(sub)
 
 
 def _add_analyze_parser(sub) -> None:
-    a = sub.add_parser("analyze", help="analyses of a finished run", formatter_class=Formatter, description="Analyses of a run folder.",
-                       epilog="example:\n  adele analyze memorization runs/base\n")
+    a = add_command(sub, "analyze", help="analyses of a finished run", description="Analyses of a run folder.", func=cmd_analyze,
+                    examples="adele analyze memorization runs/base")
     asub = a.add_subparsers(dest="analyze_command", metavar="ANALYSIS")
-    am = asub.add_parser("memorization", help="early learning vs memorization on the wrongly labelled pixels", formatter_class=Formatter,
-                         description="Per epoch and class: among training pixels whose noisy label is wrong, the fraction predicted as the "
-                                     "clean class (early learning) and as the noisy class (memorized). Needs a run with clean labels.",
-                         epilog=fmt("""
-            examples:
-              adele analyze memorization runs/base                 # writes runs/base/memorization.{csv,png}
-              adele analyze memorization runs/base --out reports/mem
-            """))
+    am = add_command(asub, "memorization", help="early learning vs memorization on the wrongly labelled pixels",
+                     description="""
+        Per epoch and class: among training pixels whose noisy label is wrong, the fraction predicted as the clean class
+        (early learning) and as the noisy class (memorized). Needs a run with clean labels.
+        """, examples="""
+        adele analyze memorization runs/base                 # writes runs/base/memorization.{csv,png}
+        adele analyze memorization runs/base --out reports/mem
+        """)
     am.add_argument("run", metavar="RUN", help="run folder (the --out of `adele train`)")
     am.add_argument("--out", default=None, help="output folder (default: the run folder)")
-    a.set_defaults(func=cmd_analyze)
 
 
 def _add_predict_parser(sub) -> None:
-    pr = sub.add_parser("predict", help="segment new images with a trained run", formatter_class=Formatter,
-                        description="Predict masks for a PNG/NPY/NIfTI file or a folder of them. Masks keep the input's format, size "
-                                    "and (NIfTI) affine and header. A run trained on a volume dataset (`adele data prepare volumes`) "
-                                    "segments NIfTI volumes with that dataset's steps (reorientation, intensity, slicing axis, in-plane "
-                                    "size, neighbour slices) and writes each mask on the input's own grid; nnU-Net channel files "
-                                    "<case>_0000.nii.gz, <case>_0001... are one case, written as <case>.nii.gz. Other runs segment "
-                                    "NIfTI volumes slice by slice along the last axis as stored.",
-                        epilog=fmt("""
-            examples:
-              adele predict runs/adele --input scan.nii.gz --out masks/
-              adele predict runs/heart --input data/Dataset002_Heart/imagesTs --out masks/
-              adele predict runs/adele --input images/ --out masks/ --probs --tta --device cuda
-              adele predict runs/fold0 runs/fold1 runs/fold2 runs/fold3 runs/fold4 --input imagesTs --out masks/   # fold ensemble
-
-            --probs writes DIR/probs/<name>.npy (float16, (C, H, W); (C, X, Y, Z) for a volume);
-            --tta averages scales 0.75, 1, 1.25 with horizontal flips.
-            """))
+    pr = add_command(sub, "predict", help="segment new images with a trained run", func=cmd_predict,
+                     description="""
+        Predict masks for a PNG/NPY/NIfTI file or a folder of them. Masks keep the input's format, size and (NIfTI)
+        affine and header. A run trained on a volume dataset (`adele data prepare volumes`) segments NIfTI volumes with
+        that dataset's steps (reorientation, intensity, slicing axis, in-plane size, neighbour slices) and writes each
+        mask on the input's own grid; nnU-Net channel files <case>_0000.nii.gz, <case>_0001... are one case, written as
+        <case>.nii.gz. Other runs segment NIfTI volumes slice by slice along the last axis as stored.
+        """, examples="""
+        adele predict runs/adele --input scan.nii.gz --out masks/
+        adele predict runs/heart --input data/Dataset002_Heart/imagesTs --out masks/
+        adele predict runs/adele --input images/ --out masks/ --probs --tta --device cuda
+        adele predict runs/fold0 runs/fold1 runs/fold2 runs/fold3 runs/fold4 --input imagesTs --out masks/   # fold ensemble
+        """, notes="""
+        --probs writes DIR/probs/<name>.npy (float16, (C, H, W); (C, X, Y, Z) for a volume);
+        --tta averages scales 0.75, 1, 1.25 with horizontal flips.
+        """)
     add_run_folder(pr, "run folder with model.pt (the --out of `adele train`); several (the folds of a cross-validation): their "
                        "probabilities are averaged, as nnU-Net ensembles folds", many=True)
     pr.add_argument("--input", required=True, help="image file or folder of images")
     pr.add_argument("--out", required=True, help="output folder for the masks")
     pr.add_argument("--probs", action="store_true", help="also write probability maps")
     pr.add_argument("--tta", action="store_true", help="multi-scale + flip test-time averaging")
-    pr.add_argument("--device", default="auto", choices=DEVICES, help="device (default: auto)")
+    add_device(pr)
     pr.add_argument("--checkpoint", default="last", choices=["last", "best"],
                     help="model.pt, the weights at the end of training (last, default), or best.pt, those of the best validation epoch (best)")
     add_overwrite(pr, "output folder")
-    pr.set_defaults(func=cmd_predict)
 
 
 def _add_export_parser(sub) -> None:
-    ex = sub.add_parser("export-labels", help="export a run's corrected training labels as a dataset, ranked by suspicion",
-                        formatter_class=Formatter,
-                        description="Write the run's corrected training labels (latest correction round, else the original labels) "
-                                    "as a dataset in the generic format at the training resolution, with label_quality.csv "
-                                    "(which masks to re-annotate: the labels the run was given, most suspicious first, scored "
-                                    "against the run's early-learning probabilities) and suspect/<id>.png masks; and in the source's own space: "
-                                    "original/labels/<subject>.nii.gz on each subject's grid for volume datasets (plus "
-                                    "label_quality_subjects.csv), original/labels/<id>.png at the source size for 2D datasets. "
-                                    "Only the pixels the correction changed differ from the labels given. labelstudio/: those labels as Label "
-                                    "Studio tasks at the source's size, worst first (one per training slice for volumes; steps in labelstudio/README.md). "
-                                    "With --suspects ignore: an nnU-Net v2 raw dataset of those source-space labels instead, the "
-                                    "suspect pixels set to nnU-Net's ignore label.",
-                        epilog=fmt("""
-            examples:
-              adele export-labels runs/adele --out data/c27-corrected
-              adele train --data data/c27-corrected --out runs/retrain     # train again on the corrected labels
-              head -6 data/c27-corrected/label_quality.csv                 # the masks to redraw first
-              # Label Studio: serve data/c27-corrected/labelstudio as in its README.md (docs/label-studio.md)
-              adele export-labels runs/heart --out nnUNet_raw/Dataset102_HeartFixed --suspects ignore
-
-            --suspects ignore writes OUT/imagesTr/<case>_0000.<ext>, OUT/labelsTr/<case>.<ext> and OUT/dataset.json
-            with "ignore": C (C = the number of classes, nnU-Net's rule: the highest id): the corrected labels
-            with C on the suspect pixels and on pixels already ignored (255). Volume datasets: one case per
-            training subject on its own grid, the source volumes as images (read back by `adele data prepare
-            volumes OUT ...`, C -> 255). 2D datasets: one case per training image at the source image's size,
-            as PNG (file_ending ".png"). Plus label_quality.csv and README.md.
-            """))
+    ex = add_command(sub, "export-labels", help="export a run's corrected training labels as a dataset, ranked by suspicion",
+                     func=cmd_export_labels,
+                     description="""
+        Write the run's corrected training labels (latest correction round, else the original labels) as a dataset in
+        the generic format at the training resolution, with label_quality.csv (which masks to re-annotate: the labels
+        the run was given, most suspicious first, scored against the run's early-learning probabilities) and
+        suspect/<id>.png masks; and in the source's own space: original/labels/<subject>.nii.gz on each subject's grid
+        for volume datasets (plus label_quality_subjects.csv), original/labels/<id>.png at the source size for 2D
+        datasets. Only the pixels the correction changed differ from the labels given. labelstudio/: those labels as
+        Label Studio tasks at the source's size, worst first (one per training slice for volumes; steps in
+        labelstudio/README.md). With --suspects ignore: an nnU-Net v2 raw dataset of those source-space labels instead,
+        the suspect pixels set to nnU-Net's ignore label.
+        """, examples="""
+        adele export-labels runs/adele --out data/c27-corrected
+        adele train --data data/c27-corrected --out runs/retrain     # train again on the corrected labels
+        head -6 data/c27-corrected/label_quality.csv                 # the masks to redraw first
+        # Label Studio: serve data/c27-corrected/labelstudio as in its README.md (docs/label-studio.md)
+        adele export-labels runs/heart --out nnUNet_raw/Dataset102_HeartFixed --suspects ignore
+        """, notes="""
+        --suspects ignore writes OUT/imagesTr/<case>_0000.<ext>, OUT/labelsTr/<case>.<ext> and OUT/dataset.json
+        with "ignore": C (C = the number of classes, nnU-Net's rule: the highest id): the corrected labels
+        with C on the suspect pixels and on pixels already ignored (255). Volume datasets: one case per
+        training subject on its own grid, the source volumes as images (read back by `adele data prepare
+        volumes OUT ...`, C -> 255). 2D datasets: one case per training image at the source image's size,
+        as PNG (file_ending ".png"). Plus label_quality.csv and README.md.
+        """)
     add_run_folder(ex, "run folder with model.pt (the --out of `adele train`)")
     ex.add_argument("--out", required=True, help="output folder (new or empty)")
-    ex.add_argument("--device", default="auto", choices=DEVICES, help="device (default: auto)")
+    add_device(ex)
     ex.add_argument("--checkpoint", default="last", choices=["last", "best"],
                     help="weights for the label-quality fallback of runs without early-learning probabilities: model.pt (last) or best.pt (best)")
     ex.add_argument("--suspects", default="keep", choices=["keep", "ignore"],
                     help="keep: the dataset above, suspect/<id>.png beside the labels (default); ignore: an nnU-Net raw dataset "
                          "in the source's space whose labels carry nnU-Net's ignore label on the suspect pixels (see below)")
     add_overwrite(ex, "output folder")
-    ex.set_defaults(func=cmd_export_labels)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from ..data import EMBEDDED, open_source
 from ..errors import ConfigError
 from ..reporting.tables import format_metrics_table
 from ..safety import atomic_write_text
-from ._common import DEVICES, Formatter, LazyText, add_overwrite, fmt
+from ._common import LazyText, add_command, add_device, add_overrides, add_overwrite
 
 
 def _model_help() -> str:
@@ -32,27 +32,22 @@ def _demo_recipe_help() -> str:
 
 
 def add_parsers(sub) -> None:
-    t = sub.add_parser(
-        "train",
-        help="train a baseline or ADELE model",
-        formatter_class=Formatter,
-        description="Train a segmentation model on a dataset folder (generic format) or the embedded data.",
-        epilog=fmt("""
-            examples:
-              adele train --data colin27 --out runs/base --epochs 40
-              adele train --data colin27 --method adele --out runs/adele --set data.noise=final
-              adele train --data data/my-set --config my.yaml --out runs/x --set optim.lr=0.005 train.batch_size=8
-              adele train --out runs/x --resume                # continue after an interruption
-              torchrun --nproc_per_node 2 -m adele train --data colin27 --out runs/ddp
-
-            A new run starts from a recipe planned from its dataset (`adele plan DATA` prints it):
-            defaults <- plan <- --config <- --set (--no-plan: defaults <- --config <- --set).
-            The resolved config is saved as RUN/config.yaml (the plan and the dataset's fingerprint
-            as RUN/plan.json); RUN also gets checkpoints/, history.csv, TensorBoard events (tb/) and
-            metrics.json. With output redirected (a log file, a job scheduler) one line per epoch is
-            printed; on a terminal, a progress bar.
-            """),
-    )
+    t = add_command(sub, "train", help="train a baseline or ADELE model", func=cmd_train,
+                    description="Train a segmentation model on a dataset folder (generic format) or the embedded data.",
+                    examples="""
+        adele train --data colin27 --out runs/base --epochs 40
+        adele train --data colin27 --method adele --out runs/adele --set data.noise=final
+        adele train --data data/my-set --config my.yaml --out runs/x --set optim.lr=0.005 train.batch_size=8
+        adele train --out runs/x --resume                # continue after an interruption
+        torchrun --nproc_per_node 2 -m adele train --data colin27 --out runs/ddp
+        """, notes="""
+        A new run starts from a recipe planned from its dataset (`adele plan DATA` prints it):
+        defaults <- plan <- --config <- --set (--no-plan: defaults <- --config <- --set).
+        The resolved config is saved as RUN/config.yaml (the plan and the dataset's fingerprint
+        as RUN/plan.json); RUN also gets checkpoints/, history.csv, TensorBoard events (tb/) and
+        metrics.json. With output redirected (a log file, a job scheduler) one line per epoch is
+        printed; on a terminal, a progress bar.
+        """)
     t.add_argument("--data", default=None, help="dataset folder in the generic format, or 'colin27' (embedded)")
     t.add_argument("--method", choices=["baseline", "adele"], default=None, help="baseline (cross-entropy) or adele")
     t.add_argument("--out", required=True, help="run folder")
@@ -61,7 +56,7 @@ def add_parsers(sub) -> None:
     t.add_argument("--seed", type=int, default=None, help="random seed of initialization, sampling and augmentation (train.seed)")
     t.add_argument("--batch-size", type=int, default=None, help="images per step and process (train.batch_size)")
     t.add_argument("--lr", type=float, default=None, help="learning rate (optim.lr)")
-    t.add_argument("--device", choices=DEVICES, default=None, help="device (train.device; default auto: CUDA when available)")
+    add_device(t, "device (train.device; default auto: CUDA when available)", default=None)
     t.add_argument("--model", default=None, help=LazyText(_model_help))
     t.add_argument("--train-labels", choices=["noisy", "clean"], default=None, help="train on train/labels (noisy, default) or train/labels_clean")
     t.add_argument("--noise", default=None, help="synthesize noisy train labels on the fly with this recipe (clean ones kept for analysis)")
@@ -71,59 +66,48 @@ def add_parsers(sub) -> None:
     t.add_argument("--no-correction", action="store_true", help="ADELE without label correction (ablation)")
     t.add_argument("--no-consistency", action="store_true", help="ADELE without the multi-scale consistency loss (ablation)")
     t.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
-    t.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override any config field, e.g. optim.lr=0.005 adele.correction.every=5")
+    add_overrides(t, "override any config field, e.g. optim.lr=0.005 adele.correction.every=5")
     t.add_argument("--no-plan", action="store_true", help="start from the defaults of `adele config show` instead of a recipe planned from the dataset")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--allow-changes", action="store_true", help="with --resume: continue even though data, method or settings differ from the run's (recorded in run.json)")
     add_overwrite(t, "run folder")
-    t.set_defaults(func=cmd_train)
     _add_plan_parser(sub)
     _add_demo_parser(sub)
 
 
 def _add_plan_parser(sub) -> None:
-    p = sub.add_parser(
-        "plan",
-        help="fingerprint a dataset and print the training recipe planned from it",
-        formatter_class=Formatter,
-        description="Read the training split of a dataset (a folder in the generic format, or the embedded "
-                    "colin27, colin27-brodmann or colin27-structures), summarize it (images, shapes, spacing, intensities, class shares, "
-                    "object sizes) and print the recipe `adele train` starts from: input size, batch, steps per epoch, "
-                    "epochs, optimizer and schedule, loss, weight average.",
-        epilog=fmt("""
-            examples:
-              adele plan colin27
-              adele plan data/my-set --device cuda --out my-plan.yaml    # the plan as a config file
-            """),
-    )
+    p = add_command(sub, "plan", help="fingerprint a dataset and print the training recipe planned from it", func=cmd_plan,
+                    description="""
+        Read the training split of a dataset (a folder in the generic format, or the embedded colin27, colin27-brodmann
+        or colin27-structures), summarize it (images, shapes, spacing, intensities, class shares, object sizes) and
+        print the recipe `adele train` starts from: input size, batch, steps per epoch, epochs, optimizer and schedule,
+        loss, weight average.
+        """, examples="""
+        adele plan colin27
+        adele plan data/my-set --device cuda --out my-plan.yaml    # the plan as a config file
+        """)
     p.add_argument("data", help="dataset folder in the generic format, or an embedded set (colin27, colin27-brodmann, colin27-structures)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="plan for this device (default: cuda when available)")
     p.add_argument("--out", default=None, help="also write the plan as a YAML config file (for --config)")
     add_overwrite(p, "plan file")
-    p.set_defaults(func=cmd_plan)
 
 
 def _add_demo_parser(sub) -> None:
-    d = sub.add_parser(
-        "demo",
-        help="noise -> baseline -> ADELE on the embedded data, side by side",
-        formatter_class=Formatter,
-        description="The main job: synthesize human-like label noise on the embedded Colin27 slices of five separate brain structures "
-                    "(colin27-structures), train a baseline and ADELE on the noisy labels with the recipe planned from the data, "
-                    "and print per-class test Dice side by side.",
-        epilog=fmt("""
-            examples:
-              adele demo                       # default: runs/demo, about 4 minutes on 2 CPU cores (measured alone)
-              adele demo --epochs 10 --out /tmp/demo-quick
-            """),
-    )
+    d = add_command(sub, "demo", help="noise -> baseline -> ADELE on the embedded data, side by side", func=cmd_demo,
+                    description="""
+        The main job: synthesize human-like label noise on the embedded Colin27 slices of five separate brain structures
+        (colin27-structures), train a baseline and ADELE on the noisy labels with the recipe planned from the data, and
+        print per-class test Dice side by side.
+        """, examples="""
+        adele demo                       # default: runs/demo, about 4 minutes on 2 CPU cores (measured alone)
+        adele demo --epochs 10 --out /tmp/demo-quick
+        """)
     d.add_argument("--out", default="runs/demo", help="folder for the runs (default: runs/demo)")
     d.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the planned number)")
     d.add_argument("--seed", type=int, default=0, help="train.seed and data.noise_seed of both runs (default: 0)")
     d.add_argument("--recipe", default=None, help=LazyText(_demo_recipe_help))
-    d.add_argument("--device", default="auto", choices=DEVICES, help="device (default: auto)")
+    add_device(d)
     add_overwrite(d, "demo folder")
-    d.set_defaults(func=cmd_demo)
 
 
 def train_config_from_args(args: argparse.Namespace):
