@@ -417,8 +417,8 @@ def main() -> None:
                           + f" points; mean {fmt_ci(m, lo, hi)}")
                     row[f"adele_vs_{v}"] = {"mean": m, "low": lo, "high": hi}
             for v in (v for v in variants if v.startswith("adele") and v not in BEST):
-                for ref in (r for r in BEST if r in means and r.startswith("baseline")):
-                    m, lo, hi = paired_ci(100 * (means[v] - means[ref]))
+                for ref in (r for r in BEST if r in means and r.startswith("baseline") and f"{v}_vs_{r}" not in row):
+                    m, lo, hi = paired_ci(100 * (means[v] - means[ref]))  # (the competitors' pairs above already hold it)
                     print(f"{v} - {ref}, paired by seed: mean {fmt_ci(m, lo, hi)}")
                     row[f"{v}_vs_{ref}"] = {"mean": m, "low": lo, "high": hi}
                 rounds = [r.get("adele", {}).get("rounds", []) for r in per[v]]
