@@ -63,4 +63,4 @@ def test_demo_help_gives_a_measured_time(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "about 4 minutes on 2 CPU cores (measured alone)" in out and "7 minutes" not in out
+    assert "about 8 minutes on 2 CPU cores (476 s measured alone)" in out and "7 minutes" not in out

@@ -99,7 +99,7 @@ def _add_demo_parser(sub) -> None:
         (colin27-structures), train a baseline and ADELE on the noisy labels with the recipe planned from the data, and
         print per-class test Dice side by side.
         """, examples="""
-        adele demo                       # default: runs/demo, about 4 minutes on 2 CPU cores (measured alone)
+        adele demo                       # default: runs/demo, about 8 minutes on 2 CPU cores (476 s measured alone)
         adele demo --epochs 10 --out /tmp/demo-quick
         """)
     d.add_argument("--out", default="runs/demo", help="folder for the runs (default: runs/demo)")
