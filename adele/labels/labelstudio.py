@@ -43,7 +43,7 @@ import numpy as np
 from ..data.io import read_image, read_label, write_array
 from ..data.volumes import (VolumeSpec, image_slices, label_slices, orientation, read_volume, resample_images, slices_to_volume,
                             volume_suffix, write_label_volume)
-from ..errors import DatasetError
+from ..errors import DatasetError, OutputError
 from ..reporting.figures import class_colors
 
 WORD_BITS = 8
@@ -415,6 +415,9 @@ def write_annotations(out: str | Path, tasks: Sequence[dict], dest: Optional[str
             continue
         data = task["data"]
         path = dest / data["label_file"]
+        if not path.resolve().is_relative_to(dest.resolve()):  # a task's file name never leads out of the label folder
+            raise OutputError(f"task {task.get('id', '?')}: label_file {data['label_file']!r} lies outside {dest}; "
+                              "write only the tasks of this export (their label files are under its folder)")
         if "slice" not in data or "axis" not in data:
             h, w = read_label(path).shape
             write_array(path, labels_from_results(done[-1]["result"], classes, h, w, ignore))

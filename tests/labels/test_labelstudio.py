@@ -228,6 +228,13 @@ def test_write_annotations_puts_the_corrected_masks_back_into_the_label_files(ex
     assert np.array_equal(after, np.where(before == classes.index(drop), 0, before))  # the class erased, the rest as exported
     for t in tasks[1:]:  # cancelled or not annotated: unchanged
         assert np.array_equal(read_label(tmp_path / t["data"]["label_file"]), read_label(out / t["data"]["label_file"]))
+    # a task whose file name leads out of the label folder is refused before anything is written there
+    from adele.errors import OutputError
+
+    outside = dict(first, data=dict(first["data"], label_file="../../escaped.png"))
+    with pytest.raises(OutputError, match="lies outside"):
+        write_annotations(out, [_annotated(outside, keep)], dest=tmp_path)
+    assert not (tmp_path.parent / "escaped.png").exists()
 
 
 def test_volume_export_has_one_task_per_training_slice_at_the_volumes_grid(tmp_path):
