@@ -436,13 +436,15 @@ class Trainer:
     def track_best_by(self, epoch: int, val: ValScores, scored: dict[str, dict]) -> None:
         """Per validation label set (noisy / clean): its mean Dice in the epoch's ``val`` scores, and on a new best the
         test scores of these weights, so that each "best checkpoint" competitor is known without keeping its weights."""
+        test: Optional[dict] = None  # one test pass for this epoch's weights, whichever selections they win
         for name in self.val_label_sets:
             dice = scored[name]["mean_dice"] or 0.0
             val.by_label_set[name] = scored[name]["mean_dice"]
             if dice > self.best_by.get(name, {}).get("val_mean_dice", -1.0):
                 rec: dict[str, Any] = {"epoch": epoch, "val_mean_dice": dice}
                 if self.data.test is not None:
-                    rec["test"] = self.evaluate(self.data.test)
+                    test = test if test is not None else self.evaluate(self.data.test)
+                    rec["test"] = test
                 self.best_by[name] = rec
                 if name == "noisy" and self.corrects_with_best_val:
                     self._correction_weights = {k: v.detach().cpu().clone() for k, v in self.eval_model.state_dict().items()}
