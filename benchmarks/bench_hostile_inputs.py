@@ -15,6 +15,10 @@ as a subprocess and classifies the outcome:
   (an input changed or vanished), ``partial output``, ``other`` (wrong exit code, several lines).
 
 Trainings are tiny (16 x 16 images, width-4 U-Net, 1 epoch, 1 thread).
+
+A pass over all cases writes docs/benchmarks/hostile_inputs.json (``--result NAME``, ``--result-dir DIR``): the counts
+as printed and every case's expectation, outcome, detail and seconds (the temporary folders shown as TMP and SHARED in
+the details); a ``-k`` pass writes only with ``--result-dir`` (it never replaces the whole pass's file).
 """
 from __future__ import annotations
 
@@ -39,6 +43,9 @@ sys.path.insert(0, str(ROOT))
 from adele.data.io import write_array  # noqa: E402
 from adele.testing import make_dataset  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import add_result_options, result_target, write_result  # noqa: E402
+
 TINY = ["--epochs", "1", "--set", "data.size=[16,16]", "model.width=4", "model.depth=2", "train.threads=1", "train.device=cpu"]
 
 
@@ -54,6 +61,8 @@ class Case:
     notes: str = ""
     result: str = field(default="", init=False)
     detail: str = field(default="", init=False)
+    seconds: float = field(default=0.0, init=False)
+    tmp: str = field(default="", init=False)  # the case's temporary folder (gone after the case)
 
 
 def ds(tmp: Path, **kw) -> Path:
@@ -574,6 +583,7 @@ def digest(path: Path) -> dict:
 
 
 def run_case(case: Case, shared: dict, env: dict) -> None:
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hostile-") as t:
         tmp = Path(t)
         argv = case.build(tmp, shared)
@@ -602,12 +612,15 @@ def run_case(case: Case, shared: dict, env: dict) -> None:
             case.detail += f" (changed: {', '.join(lost)})"
         if partial:
             case.detail += f" (left behind: {', '.join(partial)})"
+        case.tmp = str(tmp)
+    case.seconds = time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-k", default=None, help="only cases whose name contains this text")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every case's outcome")
+    add_result_options(ap, "hostile_inputs")
     args = ap.parse_args(argv)
     env = dict(os.environ, OMP_NUM_THREADS="1", ADELE_NO_PROGRESS="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cases = [c for c in CASES if args.k is None or args.k.lower() in c.name.lower()]
@@ -625,7 +638,8 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         counts[c.result] = counts.get(c.result, 0) + 1
     intended = {"one-line exit 2", "exit 0 as intended"}
-    print(f"hostile-input pass: {len(cases)} cases tried in {time.perf_counter() - t0:.0f} s")
+    total_s = time.perf_counter() - t0
+    print(f"hostile-input pass: {len(cases)} cases tried in {total_s:.0f} s")
     print(f"  one-line error, exit 2 (refused as intended): {counts.get('one-line exit 2', 0)}")
     print(f"  exit 0 on a valid but hostile-looking input:  {counts.get('exit 0 as intended', 0)}")
     others = {k: v for k, v in counts.items() if k not in intended}
@@ -633,6 +647,18 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         if c.result not in intended:
             print(f"    {c.result}: {c.name}: {c.detail}")
+    target = result_target(args, "hostile_inputs", smoke=args.k is not None)
+    if target:
+        def plain(text: str, tmp: str) -> str:  # no temporary paths of this machine in the result file
+            return (text.replace(tmp, "TMP") if tmp else text).replace(str(shared_root), "SHARED")
+
+        write_result(target[0], {"k": args.k, "cases": len(cases), "training": " ".join(TINY)},
+                     {"seconds": total_s, "refused_as_intended": counts.get("one-line exit 2", 0),
+                      "exit_0_as_intended": counts.get("exit 0 as intended", 0), "anything_else": sum(others.values()),
+                      "anything_else_by_kind": others,
+                      "cases": [{"name": c.name, "expect": c.expect, "result": c.result, "intended": c.result in intended,
+                                 "detail": plain(c.detail, c.tmp), "seconds": c.seconds} for c in cases]},
+                     out_dir=target[1])
     return 0
 
 
