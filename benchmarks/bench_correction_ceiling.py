@@ -6,7 +6,12 @@ once to the original noisy labels with every class flagged, for several threshol
 Prints the model's own Dice with the clean labels, and per tau the pixels changed, their
 precision and the corrected labels' Dice with the clean ones.
 
-    python benchmarks/bench_correction_ceiling.py runs/bench_adele/baseline_noisy_s0
+    python benchmarks/bench_correction_ceiling.py runs/bench_adele/baseline_noisy_s0   # -> correction_ceiling.json
+
+Writes docs/benchmarks/correction_ceiling.json (``--result NAME`` for another run, ``--result-dir DIR``): the
+settings (the run's method, data, noise, seed and epochs) and the printed figures, per tau, unrounded. The stored
+command shows RUN in place of the run folder when it was given as an absolute path (no machine's paths in the file);
+a relative path is kept as given.
 """
 from __future__ import annotations
 
@@ -26,11 +31,15 @@ from adele.engine.trainer import load_run_data  # noqa: E402
 from adele.models import build_model_from_config  # noqa: E402
 from adele.noise import noise_stats  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import add_result_options, result_target, write_result  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
     ap.add_argument("--taus", type=float, nargs="+", default=[0.6, 0.7, 0.8, 0.9])
+    add_result_options(ap, "correction_ceiling")
     args = ap.parse_args()
     cfg = load_config(args.run / "config.yaml")
     data = load_run_data(cfg)
@@ -46,13 +55,29 @@ def main() -> None:
     pred, conf = pred.numpy().astype(np.uint8), conf.numpy()
     noisy, clean = np.stack(tr.original), np.stack(tr.clean)
     dice = lambda x: noise_stats(clean, x, C, data.source.ignore_index)["fg_dice"]  # noqa: E731
-    print(f"\n{args.run}: foreground Dice with the clean training labels: model prediction {dice(pred):.3f}, noisy labels {dice(noisy):.3f}\n")
+    model_dice, noisy_dice = dice(pred), dice(noisy)
+    print(f"\n{args.run}: foreground Dice with the clean training labels: model prediction {model_dice:.3f}, noisy labels {noisy_dice:.3f}\n")
     print("| tau | pixels changed | precision | corrected labels' Dice with clean |")
     print("|---:|---:|---:|---:|")
+    rows = []
     for tau in args.taus:
         res = correct_labels(noisy, pred, conf, np.ones(C, bool), tau, tau)
         prec = change_precision(noisy, res.labels, clean, C, data.source.ignore_index)
-        print(f"| {tau} | {int(res.changed.sum())} | {prec.overall:.3f} | {dice(res.labels):.3f} |")
+        corrected = dice(res.labels)
+        print(f"| {tau} | {int(res.changed.sum())} | {prec.overall:.3f} | {corrected:.3f} |")
+        rows.append({"tau": tau, "pixels_changed": int(res.changed.sum()), "precision": prec.overall,
+                     "corrected_dice_with_clean": corrected})
+    target = result_target(args, "correction_ceiling")
+    if target:
+        run_arg = "RUN" if args.run.is_absolute() else str(args.run)
+        command = [sys.argv[0]] + [run_arg if Path(a) == args.run else a for a in sys.argv[1:]]
+        data_path = Path(str(cfg.data.path))
+        data_name = data_path.name if data_path.is_absolute() else str(data_path)  # a named set, or a folder's name only
+        write_result(target[0], {"run": run_arg, "run_name": args.run.name, "method": cfg.method, "data": data_name,
+                                 "noise": cfg.data.noise, "noise_seed": cfg.data.noise_seed, "seed": cfg.train.seed,
+                                 "epochs": cfg.train.epochs, "taus": args.taus, "training_images": len(images)},
+                     {"model_prediction_dice_with_clean": model_dice, "noisy_labels_dice_with_clean": noisy_dice, "per_tau": rows},
+                     command=command, out_dir=target[1])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ that epoch by an oracle.
     python benchmarks/bench_early_learning.py --out runs/early --epochs 50
     python benchmarks/bench_early_learning.py --out runs/early100 --epochs 100 --every 5
     python benchmarks/bench_early_learning.py --set train.loss=ce_dice optim.schedule=cosine
+    python benchmarks/bench_early_learning.py --smoke --out runs/early_smoke   # seconds: 2 epochs at 56x48
+
+A run writes docs/benchmarks/early_learning.json (``--result NAME`` for another configuration, ``--result-dir DIR``):
+the settings, the noisy labels' Dice with clean and every printed epoch's row, unrounded; ``--smoke`` writes only with
+``--result-dir``.
 """
 from __future__ import annotations
 
@@ -35,11 +40,17 @@ from adele.engine.trainer import Trainer  # noqa: E402
 from adele.metrics import label_agreement  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "colin27.yaml"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import add_result_options, result_target, write_result  # noqa: E402
+
+#: --smoke: 2 epochs, every epoch printed, at a small size
+SMOKE = ["data.size=[56,48]"]
 
 
 class EarlyLearningTrainer(Trainer):
     every = 1
     taus: tuple[float, ...] = ()
+    rows: list[dict] = []
 
     def write_logs(self, row: dict) -> None:
         super().write_logs(row)
@@ -62,6 +73,8 @@ class EarlyLearningTrainer(Trainer):
         test = self.evaluate(self.data.test)["mean_dice"]
         cells = " | ".join(f"{x:.3f}" for x in [test, clean, noisy] + corrected)
         print(f"| {row['epoch']} | {cells} |", flush=True)
+        self.rows.append({"epoch": row["epoch"], "test_dice": test, "train_prediction_vs_clean": clean,
+                          "train_prediction_vs_noisy": noisy, "corrected_vs_clean": dict(zip(map(str, self.taus), corrected))})
 
 
 def main() -> None:
@@ -73,12 +86,17 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. train.loss=ce_dice")
     ap.add_argument("--taus", type=float, nargs="*", default=[0.5, 0.7, 0.9],
                     help="confidence thresholds of the one-round correction columns (none: no such columns)")
+    ap.add_argument("--smoke", action="store_true", help="2 epochs, every one printed, at 56x48: the code path in seconds")
+    add_result_options(ap, "early_learning")
     args = ap.parse_args()
+    if args.smoke:
+        args.epochs, args.every, args.set = 2, 1, args.set + SMOKE
     cfg = planned_config(CONFIG, [f"train.epochs={args.epochs}", f"train.seed={args.seed}", f"data.noise_seed={args.seed}",
                                "train.eval_every=100000", "method=baseline"] + args.set, device="cpu")[0]
     tr = EarlyLearningTrainer(cfg, args.out, log=lambda m: None)
     tr.every = args.every
     tr.taus = tuple(args.taus)
+    tr.rows = []
     tr.prepare_run_dir(resume=False, overwrite=True)
     noisy_vs_clean = label_agreement(tr.data.train.original, tr.data.train.clean, tr.num_classes, tr.ignore_index, tr.classes)["mean_dice"]
     print(f"\nBaseline on noisy labels (`{cfg.data.noise}`, seed {args.seed}), overrides {args.set or 'none'}; "
@@ -87,6 +105,11 @@ def main() -> None:
     print("| epoch | test Dice | train prediction vs clean labels | train prediction vs noisy labels |" + extra)
     print("|---:|---:|---:|---:|" + "---:|" * len(args.taus))
     tr.fit()
+    target = result_target(args, "early_learning", args.smoke)
+    if target:
+        write_result(target[0], {"epochs": args.epochs, "every": args.every, "seed": args.seed, "set": args.set, "taus": args.taus,
+                                 "smoke": args.smoke, "noise": cfg.data.noise, "config": "configs/colin27.yaml + the plan"},
+                     {"noisy_labels_vs_clean": noisy_vs_clean, "epochs": tr.rows}, out_dir=target[1])
 
 
 if __name__ == "__main__":

@@ -11,10 +11,15 @@ as a subprocess and classifies the outcome:
 * ``one-line exit 2``: refused as intended: exit code 2, exactly one ``error: ...`` line
   on stderr (besides one-line ``warning: ...`` lines), no traceback, the inputs unchanged, no output folder left behind;
 * ``exit 0 as intended``: a hostile-looking input that is valid (and the inputs unchanged);
+* ``skipped``: the case needs an optional package that is not installed (SimpleITK for the NRRD cases);
 * anything else, by kind: ``traceback``, ``exit 0`` (should have been refused), ``data lost``
   (an input changed or vanished), ``partial output``, ``other`` (wrong exit code, several lines).
 
 Trainings are tiny (16 x 16 images, width-4 U-Net, 1 epoch, 1 thread).
+
+A pass over all cases writes docs/benchmarks/hostile_inputs.json (``--result NAME``, ``--result-dir DIR``): the counts
+as printed and every case's expectation, outcome, detail and seconds (the temporary folders shown as TMP and SHARED in
+the details); a ``-k`` pass writes only with ``--result-dir`` (it never replaces the whole pass's file).
 """
 from __future__ import annotations
 
@@ -39,6 +44,9 @@ sys.path.insert(0, str(ROOT))
 from adele.data.io import write_array  # noqa: E402
 from adele.testing import make_dataset  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import add_result_options, result_target, write_result  # noqa: E402
+
 TINY = ["--epochs", "1", "--set", "data.size=[16,16]", "model.width=4", "model.depth=2", "train.threads=1", "train.device=cpu"]
 
 
@@ -54,6 +62,8 @@ class Case:
     notes: str = ""
     result: str = field(default="", init=False)
     detail: str = field(default="", init=False)
+    seconds: float = field(default=0.0, init=False)
+    tmp: str = field(default="", init=False)  # the case's temporary folder (gone after the case)
 
 
 def ds(tmp: Path, **kw) -> Path:
@@ -574,9 +584,15 @@ def digest(path: Path) -> dict:
 
 
 def run_case(case: Case, shared: dict, env: dict) -> None:
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hostile-") as t:
         tmp = Path(t)
-        argv = case.build(tmp, shared)
+        try:
+            argv = case.build(tmp, shared)
+        except ImportError as exc:  # an optional package the case's inputs need (SimpleITK for NRRD)
+            case.result, case.detail = "skipped", f"{exc.name} is not installed (pip install 'adele[formats]')"
+            case.seconds = time.perf_counter() - t0
+            return
         guards = {g: (shared[g[1:]] if g.startswith("@") else tmp / g) for g in case.guard}
         before = {g: digest(p) for g, p in guards.items()}
         outs_before = {o: (tmp / o).exists() for o in case.no_output}
@@ -602,12 +618,15 @@ def run_case(case: Case, shared: dict, env: dict) -> None:
             case.detail += f" (changed: {', '.join(lost)})"
         if partial:
             case.detail += f" (left behind: {', '.join(partial)})"
+        case.tmp = str(tmp)
+    case.seconds = time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-k", default=None, help="only cases whose name contains this text")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every case's outcome")
+    add_result_options(ap, "hostile_inputs")
     args = ap.parse_args(argv)
     env = dict(os.environ, OMP_NUM_THREADS="1", ADELE_NO_PROGRESS="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cases = [c for c in CASES if args.k is None or args.k.lower() in c.name.lower()]
@@ -624,15 +643,32 @@ def main(argv: list[str] | None = None) -> int:
     counts: dict[str, int] = {}
     for c in cases:
         counts[c.result] = counts.get(c.result, 0) + 1
-    intended = {"one-line exit 2", "exit 0 as intended"}
-    print(f"hostile-input pass: {len(cases)} cases tried in {time.perf_counter() - t0:.0f} s")
+    intended = {"one-line exit 2", "exit 0 as intended", "skipped"}
+    total_s = time.perf_counter() - t0
+    print(f"hostile-input pass: {len(cases)} cases tried in {total_s:.0f} s")
     print(f"  one-line error, exit 2 (refused as intended): {counts.get('one-line exit 2', 0)}")
     print(f"  exit 0 on a valid but hostile-looking input:  {counts.get('exit 0 as intended', 0)}")
+    if counts.get("skipped"):
+        print(f"  skipped, an optional package missing:          {counts['skipped']} "
+              f"({', '.join(c.name for c in cases if c.result == 'skipped')}: {next(c.detail for c in cases if c.result == 'skipped')})")
     others = {k: v for k, v in counts.items() if k not in intended}
     print(f"  anything else: {sum(others.values())}" + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(others.items())) + ")" if others else ""))
     for c in cases:
         if c.result not in intended:
             print(f"    {c.result}: {c.name}: {c.detail}")
+    target = result_target(args, "hostile_inputs", smoke=args.k is not None)
+    if target:
+        def plain(text: str, tmp: str) -> str:  # no temporary paths of this machine in the result file
+            return (text.replace(tmp, "TMP") if tmp else text).replace(str(shared_root), "SHARED")
+
+        write_result(target[0], {"k": args.k, "cases": len(cases), "training": " ".join(TINY)},
+                     {"seconds": total_s, "refused_as_intended": counts.get("one-line exit 2", 0),
+                      "exit_0_as_intended": counts.get("exit 0 as intended", 0), "skipped": counts.get("skipped", 0),
+                      "anything_else": sum(others.values()),
+                      "anything_else_by_kind": others,
+                      "cases": [{"name": c.name, "expect": c.expect, "result": c.result, "intended": c.result in intended - {"skipped"},
+                                 "detail": plain(c.detail, c.tmp), "seconds": c.seconds} for c in cases]},
+                     out_dir=target[1])
     return 0
 
 

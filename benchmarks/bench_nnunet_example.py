@@ -16,6 +16,10 @@ Dice and wall time).
     python benchmarks/bench_nnunet_example.py --out runs/nnunet_example              # 5 folds, planned recipe
     python benchmarks/bench_nnunet_example.py --out runs/nnunet_example --folds 0 1  # fewer folds
     python benchmarks/bench_nnunet_example.py --smoke                                # seconds: same path, tiny settings
+
+A run writes docs/benchmarks/nnunet_example.json (``--result NAME`` for another configuration, ``--result-dir DIR``):
+the settings and the printed figures unrounded (per fold its val and test Dice and wall time, the ensemble's test Dice
+and its Dice per class); ``--smoke`` writes only with ``--result-dir``.
 """
 from __future__ import annotations
 
@@ -26,6 +30,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import add_result_options, result_target, write_result  # noqa: E402
 
 SMOKE = ["train.epochs=2", "train.steps_per_epoch=5", "data.size=[28,24]", "model.width=4", "model.depth=2"]
 
@@ -42,6 +49,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", nargs="*", default=[], help="extra training overrides (the plan is used otherwise)")
     ap.add_argument("--smoke", action="store_true", help="2 folds, 2 epochs of 5 steps at 28x24: the code path in seconds")
+    add_result_options(ap, "nnunet_example")
     args = ap.parse_args()
     folds = args.folds[:2] if args.smoke else args.folds
     extra = args.set + (SMOKE if args.smoke else [])
@@ -81,6 +89,15 @@ def main() -> None:
     names = ens.get("class_names", {})
     print("\nper class, ensemble: " + ", ".join(f"{names.get(c, c)} {v['Dice']:.3f}" for c, v in ens["mean_present"].items()))
     print(f"\nwork folder: {out.name}")
+    target = result_target(args, "nnunet_example", args.smoke)
+    if target:
+        write_result(target[0], {"folds": folds, "seed": args.seed, "set": args.set, "smoke": args.smoke, "overrides": extra,
+                                 "recipe": "planned", "dataset": src.name, "test_cases": ens.get("num_cases")},
+                     {"per_fold": [{"fold": k, "val_mean_dice": val, "test_mean_dice": test, "wall_s": wall}
+                                   for k, (_, val, test, wall) in zip(folds, rows)],
+                      "ensemble": {"folds": len(runs), "test_mean_dice": rows[-1][2],
+                                   "per_class": {names.get(c, c): v["Dice"] for c, v in ens["mean_present"].items()}}},
+                     out_dir=target[1])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ with the same model and schedule.
     python benchmarks/bench_noise_ceiling.py --train --out runs/noise_ceiling3 --seeds 0 1 2 --gap 0.622 0.790
 
 A training run whose folder already holds metrics.json is reused, not retrained.
+
+Writes docs/benchmarks/noise_ceiling.json, with ``--train`` docs/benchmarks/noise_ceiling_train.json (``--result NAME``
+for another configuration, ``--result-dir DIR``): the settings and the printed figures unrounded (the Dice of one
+realization and of each consensus; with ``--train`` each seed's test Dice, their mean and std, and the share of the gap).
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ from adele.data.io import write_array  # noqa: E402
 from adele.noise import noise_dataset, noise_stats  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import PRESET as CONFIG, consensus  # noqa: E402  (the recipe of the AAL benchmark)
+from bench_common import add_result_options, result_target, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -58,6 +63,7 @@ def main() -> None:
     ap.add_argument("--gap", type=float, nargs=2, metavar=("NOISY", "CLEAN"),
                     help="test Dice of the noisy- and clean-label baselines (bench_adele.py, same settings): "
                          "also print the share of that gap the consensus run closes")
+    add_result_options(ap, "noise_ceiling, or noise_ceiling_train with --train")
     args = ap.parse_args()
 
     src = load_colin27()
@@ -74,13 +80,22 @@ def main() -> None:
           f"(noise seeds {args.noise_seed}-{args.noise_seed + args.k - 1}): "
           f"foreground Dice with the clean labels\n")
     print("| labels | Dice with clean |\n|---|---:|")
-    print(f"| one realization | {dice(first):.3f} |")
+    one = dice(first)
+    print(f"| one realization | {one:.3f} |")
     cons = {s: consensus(votes, s) for s in set(args.sigmas) | ({args.sigma} if args.train else set())}
+    by_sigma = []
     for s in args.sigmas:
         name = "majority vote" if s == 0 else f"majority vote, smoothed sigma={s:g} px"
-        print(f"| {name} | {dice(cons[s]):.3f} |")
+        by_sigma.append({"sigma": s, "dice_with_clean": dice(cons[s])})
+        print(f"| {name} | {by_sigma[-1]['dice_with_clean']:.3f} |")
+    settings = {"recipe": args.recipe, "k": args.k, "sigmas": args.sigmas, "noise_seed": args.noise_seed,
+                "training_slices": len(tr.labels), "train": args.train}
+    results = {"one_realization_dice_with_clean": one, "consensus": by_sigma}
+    target = result_target(args, "noise_ceiling_train" if args.train else "noise_ceiling")
 
     if not args.train:
+        if target:
+            write_result(target[0], settings, results, out_dir=target[1])
         return
     cons, cons_dice = cons[args.sigma], dice(cons[args.sigma])
     data = args.out / "data"
@@ -88,7 +103,7 @@ def main() -> None:
     for i, sid in enumerate(tr.ids):
         write_array(data / "train" / "labels_clean" / f"{sid}.png", tr.labels[i])
         write_array(data / "train" / "labels" / f"{sid}.png", cons[i])
-    scores = []
+    scores, per_seed = [], []
     for seed in args.seeds:
         run_dir = args.out / f"consensus_baseline_s{seed}"
         sets = ["method=baseline"] + [f"train.seed={seed}", f"train.epochs={args.epochs}", "data.noise=null"] + args.set
@@ -99,15 +114,25 @@ def main() -> None:
         if not cached:
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         scores.append(json.loads((run_dir / "metrics.json").read_text())["test"]["mean_dice"])
-        took = "reused" if cached else f"{time.perf_counter() - t:.0f} s"
+        wall = time.perf_counter() - t
+        took = "reused" if cached else f"{wall:.0f} s"
+        per_seed.append({"seed": seed, "test_dice": scores[-1], "wall_s": None if cached else wall, "reused": cached})
         print(f"\nBaseline trained {args.epochs} epochs on the consensus (sigma={args.sigma:g}, Dice with clean "
               f"{cons_dice:.3f}), seed {seed}: test Dice {scores[-1]:.3f} ({took})", flush=True)
     mean = float(np.mean(scores))
+    std = float(np.std(scores, ddof=1)) if len(scores) > 1 else float("nan")
     if len(scores) > 1:
-        print(f"\nMean over seeds {args.seeds}: test Dice {mean:.3f} +- {np.std(scores, ddof=1):.3f}")
+        print(f"\nMean over seeds {args.seeds}: test Dice {mean:.3f} +- {std:.3f}")
+    share = None
     if args.gap:
         noisy, clean = args.gap
-        print(f"Against noisy {noisy:.3f} and clean {clean:.3f}: {100 * (mean - noisy) / (clean - noisy):.0f}% of the gap closed")
+        share = 100 * (mean - noisy) / (clean - noisy)
+        print(f"Against noisy {noisy:.3f} and clean {clean:.3f}: {share:.0f}% of the gap closed")
+    if target:
+        settings.update(sigma=args.sigma, seeds=args.seeds, epochs=args.epochs, set=args.set, gap=args.gap, config="configs/colin27.yaml")
+        results.update(consensus_trained={"sigma": args.sigma, "dice_with_clean": cons_dice}, per_seed=per_seed, test_dice_mean=mean,
+                       test_dice_std=std, gap_closed_percent=share)
+        write_result(target[0], settings, results, out_dir=target[1])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ plan of synthetic datasets of 40 to 2,000 slices (no training): steps per epoch 
     python benchmarks/bench_plan.py --out runs/bench_plan --seeds 0 1 2 --jobs 2
     python benchmarks/bench_plan.py --scaling
     python benchmarks/bench_plan.py --smoke          # seconds: the same code path on tiny settings
+
+The training comparison writes docs/benchmarks/plan.json (settings; per data set and seed both test Dice values, their
+ratio and wall times; the per-data means as printed), ``--scaling`` writes docs/benchmarks/plan_scaling.json (each
+synthetic size's plan per device); ``--result NAME`` and ``--result-dir DIR`` choose another file; ``--smoke`` writes
+only with ``--result-dir``.
 """
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import add_result_options, result_target, write_result  # noqa: E402
 
 
 def subset(out: Path, n_train: int) -> Path:
@@ -59,7 +66,7 @@ def train(run: Path, data: str, recipe: str, seed: int, extra: list[str], thread
     return json.loads((run / "metrics.json").read_text()), wall
 
 
-def scaling() -> None:
+def scaling() -> list[dict]:
     sys.path.insert(0, str(REPO))
     from adele.data.folder import ArraySplit, Source
     from adele.plan import fingerprint, plan
@@ -67,6 +74,7 @@ def scaling() -> None:
     rng = np.random.default_rng(0)
     print("| synthetic slices (217x181) | device | data.size | batch | steps per epoch | epochs | optimizer steps |")
     print("|---:|---|---|---:|---:|---:|---:|")
+    rows = []
     for n in (40, 72, 500, 2000):
         labs = np.zeros((n, 217, 181), np.uint8)
         labs[:, 50:150, 40:140] = 1
@@ -78,6 +86,10 @@ def scaling() -> None:
             p = plan(fp, device)
             print(f"| {n} | {device} | {p['data.size'][0]}x{p['data.size'][1]} | {p['train.batch_size']} | "
                   f"{p['train.steps_per_epoch']} | {p['train.epochs']} | {p['train.steps_per_epoch'] * p['train.epochs']} |")
+            rows.append({"slices": n, "device": device, "data.size": list(p["data.size"]), "batch_size": p["train.batch_size"],
+                         "steps_per_epoch": p["train.steps_per_epoch"], "epochs": p["train.epochs"],
+                         "optimizer_steps": p["train.steps_per_epoch"] * p["train.epochs"]})
+    return rows
 
 
 def main() -> int:
@@ -87,9 +99,13 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (train.threads=1 each when > 1)")
     ap.add_argument("--scaling", action="store_true", help="only print the plans of synthetic datasets of growing size")
     ap.add_argument("--smoke", action="store_true", help="tiny settings (1 epoch of 2 steps at 32x32): checks the code path")
+    add_result_options(ap, "plan, or plan_scaling with --scaling")
     args = ap.parse_args()
     if args.scaling:
-        scaling()
+        rows = scaling()
+        target = result_target(args, "plan_scaling")
+        if target:
+            write_result(target[0], {"scaling": True, "image_size": [217, 181], "classes": 3}, {"plans": rows}, out_dir=target[1])
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     extra = ["train.epochs=1", "train.steps_per_epoch=2", "data.size=[32,32]", "quality.track=false"] if args.smoke else []
@@ -109,6 +125,7 @@ def main() -> int:
         results = list(pool.map(one, jobs))
     print("| data | seed | planned: test Dice | preset: test Dice | planned / preset | planned run (s) | preset run (s) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+    per_seed, means = [], []
     for name in sets:
         ratios = []
         for seed in seeds:
@@ -117,9 +134,18 @@ def main() -> int:
             ratio = dp / dh if dh else float("nan")
             ratios.append(ratio)
             print(f"| {name} | {seed} | {dp:.3f} | {dh:.3f} | {ratio:.3f} | {wp:.0f} | {wh:.0f} |")
+            per_seed.append({"data": name, "seed": seed, "planned_test_dice": dp, "preset_test_dice": dh, "ratio": ratio,
+                             "planned_wall_s": wp, "preset_wall_s": wh})
         mp = np.mean([d for (n, _, r, _), d, _ in results if n == name and r == "planned"])
         mh = np.mean([d for (n, _, r, _), d, _ in results if n == name and r == "preset"])
         print(f"| {name} | mean | {mp:.3f} | {mh:.3f} | {mp / mh if mh else float('nan'):.3f} | | |")
+        means.append({"data": name, "planned_test_dice": mp, "preset_test_dice": mh, "ratio": mp / mh if mh else float("nan")})
+    target = result_target(args, "plan", args.smoke)
+    if target:
+        write_result(target[0], {"seeds": seeds, "jobs": args.jobs, "threads_per_run": threads, "smoke": args.smoke,
+                                 "extra_settings": extra, "data": {name: ("colin27" if data == "colin27" else "first 40 training slices "
+                                                                          "of colin27") for name, data in sets.items()}},
+                     {"per_seed": per_seed, "mean": means}, out_dir=target[1])
     return 0
 
 

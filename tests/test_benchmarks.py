@@ -18,24 +18,77 @@ def run(script, *args):
     return res.stdout
 
 
-def test_correction_ceiling_on_a_trained_run(tiny_run):
-    out = run("bench_correction_ceiling.py", str(tiny_run()), "--taus", "0.5", "0.9")
+RESULT_KEYS = {"benchmark", "command", "commit", "date", "machine", "settings", "results"}
+
+
+def result(folder: Path, name: str, script: str) -> dict:
+    """The result file ``folder/name.json`` a benchmark wrote, with its envelope checked."""
+    doc = json.loads((folder / f"{name}.json").read_text())
+    assert set(doc) == RESULT_KEYS and doc["benchmark"] == Path(script).stem and doc["command"][:2] == ["python", f"benchmarks/{script}"]
+    return doc
+
+
+def test_a_smoke_run_writes_a_result_file_only_into_an_explicit_folder():
+    sys.path.insert(0, str(BENCH))
+    import argparse
+
+    from bench_common import add_result_options, result_target
+
+    ap = argparse.ArgumentParser()
+    add_result_options(ap, "x")
+    assert result_target(ap.parse_args([]), "x", smoke=True) is None
+    assert result_target(ap.parse_args([]), "x") == ("x", None)
+    assert result_target(ap.parse_args(["--result-dir", "d", "--result", "y"]), "x", smoke=True) == ("y", Path("d"))
+
+
+def test_correction_ceiling_on_a_trained_run(tiny_run, tmp_path):
+    out = run("bench_correction_ceiling.py", str(tiny_run()), "--taus", "0.5", "0.9", "--result-dir", str(tmp_path))
     assert "model prediction" in out
     rows = [line for line in out.splitlines() if re.match(r"\| 0\.[59] \|", line)]
     changed = [int(r.split("|")[2]) for r in rows]
     assert len(rows) == 2 and changed[0] >= changed[1]  # a higher threshold never changes more pixels
+    doc = result(tmp_path, "correction_ceiling", "bench_correction_ceiling.py")
+    per_tau = doc["results"]["per_tau"]
+    assert [r["tau"] for r in per_tau] == [0.5, 0.9] and [r["pixels_changed"] for r in per_tau] == changed
+    precision = per_tau[0]["precision"]  # NaN (stored as null) when no pixel changed
+    assert ("nan" if precision is None else f"{precision:.3f}") == rows[0].split("|")[3].strip()
+    assert f"model prediction {doc['results']['model_prediction_dice_with_clean']:.3f}" in out
+    # the run folder was given as an absolute path: the stored command shows RUN, no path of this machine
+    assert doc["command"][2] == "RUN" and str(tiny_run()) not in json.dumps(doc) and doc["settings"]["method"] == "baseline"
 
 
-def test_noise_ceiling_table():
-    out = run("bench_noise_ceiling.py", "--k", "3", "--sigmas", "0", "2")
+def test_noise_ceiling_table(tmp_path):
+    out = run("bench_noise_ceiling.py", "--k", "3", "--sigmas", "0", "2", "--result-dir", str(tmp_path))
     values = [float(v) for v in re.findall(r"\| (0\.\d{3}) \|", out)]
     assert len(values) == 3 and all(0.3 < v < 1.0 for v in values)
     assert "3 realizations each" in out
+    doc = result(tmp_path, "noise_ceiling", "bench_noise_ceiling.py")
+    stored = [doc["results"]["one_realization_dice_with_clean"]] + [r["dice_with_clean"] for r in doc["results"]["consensus"]]
+    assert [round(v, 3) for v in stored] == values and doc["settings"]["k"] == 3 and doc["settings"]["sigmas"] == [0, 2]
+
+
+def test_native_export_smoke_writes_its_rows(tmp_path):
+    out = run("bench_native_export.py", "--smoke", "--data", "colin27", "--result-dir", str(tmp_path))
+    row = [line for line in out.splitlines() if line.startswith("| colin27 |")]
+    assert len(row) == 1
+    stored = result(tmp_path, "native_export", "bench_native_export.py")["results"]["rows"]
+    assert len(stored) == 1 and stored[0]["size"] == "56x48" and stored[0]["images"] == 4
+    assert row[0] == (f"| colin27 | 56x48 | {stored[0]['nearest_dice']:.4f} | {stored[0]['onehot_bilinear_dice']:.4f} | "
+                      f"{stored[0]['gain_points']:+.2f} |")
+
+
+def test_plan_scaling_writes_every_plan(tmp_path):
+    out = run("bench_plan.py", "--scaling", "--result-dir", str(tmp_path))
+    assert "steps per epoch" in out
+    plans = result(tmp_path, "plan_scaling", "bench_plan.py")["results"]["plans"]
+    assert [(p["slices"], p["device"]) for p in plans] == [(n, d) for n in (40, 72, 500, 2000) for d in ("cpu", "cuda")]
+    p = plans[-1]
+    assert (f"| 2000 | cuda | {p['data.size'][0]}x{p['data.size'][1]} | {p['batch_size']} | {p['steps_per_epoch']} | {p['epochs']} | "
+            f"{p['optimizer_steps']} |") in out
 
 
 def test_early_learning_trace_with_oracle_correction_columns(tmp_path):
-    out = run("bench_early_learning.py", "--epochs", "2", "--every", "1", "--taus", "0.5", "0.9",
-              "--out", str(tmp_path / "run"), "--set", "data.size=[56,48]")
+    out = run("bench_early_learning.py", "--smoke", "--taus", "0.5", "0.9", "--out", str(tmp_path / "run"), "--result-dir", str(tmp_path))
     rows = [line for line in out.splitlines() if re.match(r"\| \d+ \|", line)]
     assert [r.split("|")[1].strip() for r in rows] == ["1", "2"]
     cells = [[float(v) for v in r.strip(" |").split("|")[1:]] for r in rows]
@@ -44,12 +97,25 @@ def test_early_learning_trace_with_oracle_correction_columns(tmp_path):
     noisy_vs_clean = float(re.search(r"mean Dice with clean: (0\.\d+)", out).group(1))
     # after one or two epochs the model is barely confident anywhere: a 0.9 threshold leaves the labels nearly as they were
     assert abs(cells[0][4] - noisy_vs_clean) < 0.05
+    doc = result(tmp_path, "early_learning", "bench_early_learning.py")
+    assert doc["settings"]["smoke"] and doc["settings"]["epochs"] == 2 and doc["settings"]["taus"] == [0.5, 0.9]
+    stored = [[e["test_dice"], e["train_prediction_vs_clean"], e["train_prediction_vs_noisy"], *e["corrected_vs_clean"].values()]
+              for e in doc["results"]["epochs"]]
+    assert [e["epoch"] for e in doc["results"]["epochs"]] == [1, 2] and [[round(v, 3) for v in c] for c in stored] == cells
+    assert round(doc["results"]["noisy_labels_vs_clean"], 3) == noisy_vs_clean
 
 
 @pytest.mark.slow
-def test_hostile_input_pass_runs_and_classifies():
-    out = run("bench_hostile_inputs.py", "-k", "dataset.json is")
+def test_hostile_input_pass_runs_and_classifies(tmp_path):
+    out = run("bench_hostile_inputs.py", "-k", "dataset.json is", "--result-dir", str(tmp_path))
     assert "2 cases tried" in out and "refused as intended): 2" in out and "anything else: 0" in out
+    doc = result(tmp_path, "hostile_inputs", "bench_hostile_inputs.py")
+    res = doc["results"]
+    assert doc["settings"]["k"] == "dataset.json is" and (res["refused_as_intended"], res["anything_else"]) == (2, 0)
+    assert f"{len(res['cases'])} cases tried in {res['seconds']:.0f} s" in out
+    assert [c["name"] for c in res["cases"]] == ["dataset.json is a folder", "dataset.json is empty"]
+    # the error names the case's temporary folder: stored as TMP
+    assert all(c["result"] == "one-line exit 2" and c["detail"].startswith("rc 2: error: TMP/ds/dataset.json") for c in res["cases"])
 
 
 @pytest.mark.slow
@@ -97,9 +163,6 @@ def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("script,args,expect", [
     ("bench_perf.py", ["--smoke"], "ratio to baseline"),
-    ("bench_plan.py", ["--smoke", "--out", "{tmp}"], "planned / preset"),
-    ("bench_plan.py", ["--scaling"], "steps per epoch"),
-    ("bench_native_export.py", ["--smoke"], "one-hot bilinear"),
     ("bench_core.py", ["--smoke"], "onset check, 10 classes x 100 epochs"),
     ("bench_noise.py", ["--smoke"], "| `markov` |"),
 ])
@@ -110,9 +173,20 @@ def test_benchmark_smoke_modes_run(tmp_path, script, args, expect):
 
 
 @pytest.mark.slow
+def test_plan_smoke_trains_both_recipes_and_writes_their_figures(tmp_path):
+    out = run("bench_plan.py", "--smoke", "--out", str(tmp_path / "runs"), "--result-dir", str(tmp_path))
+    assert "planned / preset" in out
+    doc = result(tmp_path, "plan", "bench_plan.py")
+    assert doc["settings"]["smoke"] and doc["settings"]["seeds"] == [0]
+    for row in doc["results"]["per_seed"]:
+        assert f"| {row['data']} | 0 | {row['planned_test_dice']:.3f} | {row['preset_test_dice']:.3f} |" in out
+    assert [m["data"] for m in doc["results"]["mean"]] == ["colin27 (72 slices)", "40-slice subset"]
+
+
+@pytest.mark.slow
 def test_nnunet_example_plan_train_predict_evaluate(tmp_path):
     """Issue 26's end-to-end path on the nnU-Net example: export, folds, plan, train, predict (per fold and ensembled), evaluate."""
-    out = run("bench_nnunet_example.py", "--smoke", "--out", str(tmp_path))
+    out = run("bench_nnunet_example.py", "--smoke", "--out", str(tmp_path), "--result-dir", str(tmp_path))
     assert "plan of fold 0" in out and "train.steps_per_epoch" in out
     rows = [line for line in out.splitlines() if line.startswith(("| fold", "| ensemble"))]
     assert [r.split("|")[1].strip() for r in rows] == ["fold 0", "fold 1", "ensemble of 2 folds"]
@@ -120,6 +194,10 @@ def test_nnunet_example_plan_train_predict_evaluate(tmp_path):
     summary = json.loads((tmp_path / "pred_ensemble" / "summary.json").read_text())
     assert summary["num_cases"] == 3 and set(summary["metric_per_case"][0]) >= {"reference_file", "prediction_file", "metrics"}
     assert json.loads((tmp_path / "prep_fold1" / "prepare.json").read_text())["fold"] == 1
+    res = result(tmp_path, "nnunet_example", "bench_nnunet_example.py")["results"]
+    assert [f["fold"] for f in res["per_fold"]] == [0, 1] and res["ensemble"]["test_mean_dice"] == summary["foreground_mean_present"]["Dice"]
+    assert rows[1].split("|")[3].strip() == f"{res['per_fold'][1]['test_mean_dice']:.3f}"
+    assert f"frontal {res['ensemble']['per_class']['frontal']:.3f}" in out
 
 
 @pytest.mark.slow
