@@ -39,14 +39,20 @@ _REPO = Path(__file__).resolve().parents[1]
 
 def _repo_relative(arg: str) -> str:
     """A command-line argument as it would be typed from the repository root: a path inside the repository relative to it,
-    the home folder as ``~`` (no machine's own paths in the result files)."""
+    the home folder as ``~``, any other absolute path as ``PATH/<its last part>`` (no machine's own paths in the result
+    files); ``--option=/abs/path`` likewise."""
+    if arg.startswith("--") and "=" in arg:
+        opt, value = arg.split("=", 1)
+        return f"{opt}={_repo_relative(value)}"
     p = Path(arg)
     if p.is_absolute():
         try:
             return str(p.resolve().relative_to(_REPO))
         except ValueError:
             home = str(Path.home())
-            return "~" + arg[len(home):] if home != "/" and arg.startswith(home + "/") else arg
+            if home != "/" and arg.startswith(home + "/"):
+                return "~" + arg[len(home):]
+            return f"PATH/{p.name}" if p.name else "PATH"
     return arg
 
 

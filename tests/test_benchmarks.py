@@ -41,6 +41,18 @@ def test_a_smoke_run_writes_a_result_file_only_into_an_explicit_folder():
     assert result_target(ap.parse_args(["--result-dir", "d", "--result", "y"]), "x", smoke=True) == ("y", Path("d"))
 
 
+def test_result_commands_name_no_path_of_the_machine(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    from bench_common import _repo_relative
+
+    outside = tmp_path / "runs" / "structures"
+    assert _repo_relative(str(outside)) == "PATH/structures"
+    assert _repo_relative(f"--out={outside}") == "--out=PATH/structures"
+    assert _repo_relative(str(BENCH / "bench_adele.py")) == "benchmarks/bench_adele.py"
+    assert _repo_relative(str(Path.home() / "x")) in ("~/x", "PATH/x")
+    assert _repo_relative("runs/bench") == "runs/bench"
+
+
 def test_correction_ceiling_on_a_trained_run(tiny_run, tmp_path):
     out = run("bench_correction_ceiling.py", str(tiny_run()), "--taus", "0.5", "0.9", "--result-dir", str(tmp_path))
     assert "model prediction" in out
