@@ -177,6 +177,7 @@ def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
     ("bench_perf.py", ["--smoke"], "ratio to baseline"),
     ("bench_core.py", ["--smoke"], "onset check, 10 classes x 100 epochs"),
     ("bench_noise.py", ["--smoke"], "| `markov` |"),
+    ("bench_memory.py", ["--smoke"], "step time on disk / in memory"),
 ])
 def test_benchmark_smoke_modes_run(tmp_path, script, args, expect):
     """Each smoke mode runs the benchmark's own code path on tiny settings, so a benchmark that no longer runs turns CI red."""

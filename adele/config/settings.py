@@ -19,7 +19,7 @@ from .validation import build, set_dotted, validate
 
 #: settings that change how a run executes, not what it computes (a resume may change them; runs that differ only
 #: in them and in their seeds are seeds of one setting)
-EXECUTION_KEYS = ("train.device", "train.threads", "train.keep_last", "data.num_workers")
+EXECUTION_KEYS = ("train.device", "train.threads", "train.keep_last", "data.num_workers", "data.memory_budget_mb", "data.cache_dir")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,13 @@ class DataConfig:
     #: split's labels as given) or ``noisy`` (``data.noise`` applied to them as well, with the same seed: a
     #: user who has only noisy labels selects the checkpoint on noisy labels too). Test always uses the labels as given
     val_labels: Literal["clean", "noisy"] = "clean"
+    #: MB the prepared splits (float32 images, labels) may take in memory; a dataset whose prepared form is larger is
+    #: written once to ``data.cache_dir`` and read from there image by image (same values, memory independent of the
+    #: dataset's size); 0 = always on disk
+    memory_budget_mb: float = 1024.0
+    #: folder of the prepared on-disk splits (reused while the dataset and the settings that shape them are
+    #: unchanged); null = the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``) / adele / prepared
+    cache_dir: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,8 @@ def _validate_data(d: DataConfig, cor: CorrectionConfig) -> None:
         check(0 < d.scale_range[0] <= d.scale_range[1], "data.scale_range", "must be [low, high] with 0 < low <= high")
         check(d.scale_range[1] <= 8, "data.scale_range", f"high must be <= 8, got {d.scale_range[1]}")
     check(d.num_workers >= 0, "data.num_workers", "must be >= 0")
+    check(d.memory_budget_mb >= 0, "data.memory_budget_mb", f"must be >= 0 (0 = always on disk), got {d.memory_budget_mb}")
+    check(d.cache_dir is None or bool(d.cache_dir.strip()), "data.cache_dir", "must be a folder path or null")
     augmented = [n for n, v in (("data.hflip", d.hflip), ("data.scale_range", d.scale_range), ("data.crop", d.crop)) if v]
     check(not (cor.predictions == "train" and augmented), "adele.correction.predictions",
           f"'train' stores the softmax of augmented training batches, which is not aligned with the stored labels "

@@ -16,6 +16,7 @@ confidence 0, which is never confident, so they are never corrected.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -119,13 +120,23 @@ class PredictionStore:
     def total_pixels(self) -> int:
         return int(self._pred.shape[0])
 
-    def _views(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """(H, W) uint8 views into pred.u8 / conf.u8 for image i."""
+    def _span(self, i: int) -> tuple[int, int, int]:
+        """(offset, H, W) of image i in pred.u8 / conf.u8."""
         if not 0 <= i < len(self.shapes):
             raise IndexError(f"image index {i} out of range for a store of {len(self.shapes)} images")
         h, w = self.shapes[i]
-        lo = int(self.offsets[i])
-        return self._pred[lo:lo + h * w].reshape(h, w), self._conf[lo:lo + h * w].reshape(h, w)
+        return int(self.offsets[i]), h, w
+
+    def _fds(self) -> tuple[int, int]:
+        """Descriptors of pred.u8 and conf.u8, opened once per process. Images are read and written with
+        ``os.pread`` / ``os.pwrite`` rather than through the mapping, so a pass over the whole store leaves no pages
+        resident in the process (its memory stays independent of the number of images); Linux keeps the two views
+        of the files coherent."""
+        if getattr(self, "_pid", None) != os.getpid():
+            flags = os.O_RDONLY if self._pred.mode == "r" else os.O_RDWR
+            self._fd = (os.open(self._pred.filename, flags), os.open(self._conf.filename, flags))
+            self._pid = os.getpid()
+        return self._fd
 
     def write(self, i: int, probs) -> None:
         """Store argmax class and its quantized probability for image i.
@@ -133,11 +144,12 @@ class PredictionStore:
         probs: (C, H, W) softmax probabilities, numpy float or torch tensor (any device), C <= 256.
         """
         k, p_max = _argmax_max(probs)
-        pred, conf = self._views(i)
-        if k.shape != pred.shape:
-            raise ValueError(f"image {i} has shape {pred.shape} in the store, probs give {k.shape}")
-        pred[...] = k
-        conf[...] = self.quantize(p_max)
+        lo, h, w = self._span(i)
+        if k.shape != (h, w):
+            raise ValueError(f"image {i} has shape {(h, w)} in the store, probs give {k.shape}")
+        fp, fc = self._fds()
+        os.pwrite(fp, np.ascontiguousarray(k, dtype=np.uint8).tobytes(), lo)
+        os.pwrite(fc, self.quantize(p_max).tobytes(), lo)
 
     def write_batch(self, indices: Sequence[int], probs) -> None:
         """probs: (B, C, H, W) numpy or torch; all images of the batch share (H, W)."""
@@ -148,14 +160,23 @@ class PredictionStore:
 
     def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """-> (pred (H, W) uint8, conf_q (H, W) uint8), copies of the stored values."""
-        pred, conf = self._views(i)
-        return np.array(pred), np.array(conf)
+        lo, h, w = self._span(i)
+        out = []
+        for fd in self._fds():
+            buf = bytearray(h * w)
+            if os.preadv(fd, [buf], lo) != h * w:
+                raise ValueError(f"{self.directory}: store files shorter than its index; delete the folder to rebuild it")
+            out.append(np.frombuffer(buf, dtype=np.uint8).reshape(h, w))
+        return out[0], out[1]
 
     def flush(self) -> None:
         """Write pending changes to disk (no-op for read-only stores)."""
         if self._pred.mode != "r":
             self._pred.flush()
             self._conf.flush()
+            if getattr(self, "_pid", None) == os.getpid():
+                for fd in self._fd:
+                    os.fsync(fd)
 
     def __enter__(self) -> "PredictionStore":
         return self

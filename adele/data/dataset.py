@@ -51,6 +51,17 @@ def normalize_image(t: torch.Tensor, normalize: str) -> torch.Tensor:
     return t.contiguous()
 
 
+def stored_image(img: np.ndarray, size: Optional[Sequence[int]], normalize: str) -> torch.Tensor:
+    """The form an image is kept in (memory or disk): uint8 ``(C, H, W)`` for 8-bit images that are not resized and use
+    the ``unit`` or ``imagenet`` normalization (normalized on access), else :func:`preprocess_image`'s float32."""
+    if normalize in ("unit", "imagenet") and (size is None or tuple(img.shape[:2]) == tuple(size)):
+        q = np.rint(img * 255.0)
+        if q.min() >= 0 and q.max() <= 255 and np.array_equal(q.astype(np.float32) / np.float32(255.0), img):
+            t = torch.from_numpy(q.astype(np.uint8))
+            return (t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)).contiguous()
+    return preprocess_image(img, size, normalize)
+
+
 class ImageList(Sequence):
     """The preprocessed images of a split, as a read-only sequence of float32 ``(C_in, H, W)`` tensors.
 
@@ -66,19 +77,18 @@ class ImageList(Sequence):
 
     def add(self, img: np.ndarray, size: Optional[Sequence[int]]) -> None:
         """Preprocess ``img`` (float32 (H, W) or (H, W, 3), as sources return it) and keep it."""
-        if self.normalize in ("unit", "imagenet") and (size is None or tuple(img.shape[:2]) == tuple(size)):
-            q = np.rint(img * 255.0)
-            if q.min() >= 0 and q.max() <= 255 and np.array_equal(q.astype(np.float32) / np.float32(255.0), img):
-                t = torch.from_numpy(q.astype(np.uint8))
-                self._items.append((t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)).contiguous())
-                return
-        self._items.append(preprocess_image(img, size, self.normalize))
+        self._items.append(stored_image(img, size, self.normalize))
 
     def _decode(self, t: torch.Tensor) -> torch.Tensor:
         return normalize_image(t.float() / 255.0, self.normalize) if t.dtype == torch.uint8 else t
 
+    @staticmethod
+    def stored_channels(t: torch.Tensor, normalize: str) -> int:
+        """Channels of the image served from ``t``, a stored (C, H, W) tensor (:func:`stored_image`)."""
+        return 3 if normalize == "imagenet" and t.dtype == torch.uint8 else int(t.shape[0])
+
     def channels(self, i: int) -> int:
-        return 3 if self.normalize == "imagenet" and self._items[i].dtype == torch.uint8 else int(self._items[i].shape[0])
+        return self.stored_channels(self._items[i], self.normalize)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -115,17 +125,18 @@ def smooth_resize_label(lab: np.ndarray, size: Sequence[int]) -> np.ndarray:
 
 @dataclass
 class PreparedSplit:
-    """A split in memory. ``labels`` is the list the trainer rewrites."""
+    """A split, in memory (lists) or on disk (:mod:`adele.data.prepared`: sequences that read one image at a time,
+    with the same values). ``labels`` is the sequence the trainer rewrites, through :meth:`set_label`."""
 
     ids: list[str]
-    images: Sequence[torch.Tensor]  # an ImageList, or any list of (C_in, H, W) float32 tensors
-    labels: list[np.ndarray]
-    original: list[np.ndarray]
-    clean: Optional[list[np.ndarray]] = None
+    images: Sequence[torch.Tensor]  # an ImageList, DiskImages, or any list of (C_in, H, W) float32 tensors
+    labels: Sequence[np.ndarray]
+    original: Sequence[np.ndarray]
+    clean: Optional[Sequence[np.ndarray]] = None
     noise_events: list[dict] = field(default_factory=list)
     #: the split's labels with ``data.noise`` applied, when the split is scored on its labels as given (val with
     #: ``data.val_labels: clean``): what a user's own, noisy validation masks would be. None otherwise
-    noisy: Optional[list[np.ndarray]] = None
+    noisy: Optional[Sequence[np.ndarray]] = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -136,7 +147,26 @@ class PreparedSplit:
 
     @property
     def shapes(self) -> list[tuple[int, int]]:
+        if hasattr(self.labels, "shapes"):  # on disk: from the index, without reading the labels
+            return list(self.labels.shapes)  # type: ignore[union-attr]
         return [tuple(lab.shape) for lab in self.labels]  # type: ignore[misc]
+
+    @property
+    def on_disk(self) -> bool:
+        return not isinstance(self.labels, list)
+
+    def own_labels(self, path) -> None:
+        """On disk: make ``labels`` a writable copy of the current labels at ``path`` (a run's own file, as the cache is
+        shared and read-only); in memory: nothing to do. Call it before :meth:`set_label`."""
+        if self.on_disk and not getattr(self.labels, "writable", True):
+            self.labels = self.labels.copy_to(path)  # type: ignore[union-attr]
+
+    def set_label(self, i: int, lab: np.ndarray) -> None:
+        """Image i's current label becomes ``lab`` (H, W) uint8: in place in memory, written through on disk."""
+        if isinstance(self.labels, list):
+            self.labels[i][...] = lab
+        else:
+            self.labels[i] = lab  # type: ignore[index]
 
 
 def batch_indices(shapes: Sequence, batch_size: int, rank: int = 0, world_size: int = 1) -> Iterator[list[int]]:

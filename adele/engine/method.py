@@ -19,6 +19,7 @@ from ..run import files
 from ..run.records import ChangeScores, RoundRecord
 from ..config import Config
 from ..core import (
+    ChangePrecision,
     MemorizationDetector,
     OnsetRule,
     PredictionAreas,
@@ -38,7 +39,7 @@ from ..core import (
 from ..core import RoundSchedule
 from ..data.dataset import PreparedSplit
 from ..losses import soft_dice_loss, supervised_loss
-from ..metrics import mean_dice, scores_from_confusion
+from ..metrics import confusion_matrix, foreground_mean, mean_dice, present_in_truth, scores_from_confusion
 from ..probabilities import multiscale_probs
 from .distributed import DistInfo, all_reduce_sum, rank_batches, steps_per_epoch
 
@@ -325,6 +326,8 @@ class AdeleState(Baseline):
         base = self.train.original if c.restart_from_original else self.train.labels
         # the class constraint (no class invented in an image) reads the labels being corrected, as officially
         after, held = [], 0
+        if self.train.on_disk:  # the new labels on disk too (memory: one image), in the run folder beside the current ones
+            after = self.train.original.copy_to(files.current_labels_path(self.run_dir, self.dist.rank).with_suffix(".next"))
         for i in range(len(self.train)):
             pred, conf = self.store.read(i)
             if not first:
@@ -335,7 +338,10 @@ class AdeleState(Baseline):
             else:
                 res = correct_labels(base[i], pred, conf, flagged, c.tau_bg, c.tau_fg, None, self.ignore_index, c.correct_ignore,
                                      tau_class)
-            after.append(res.labels)
+            if isinstance(after, list):
+                after.append(res.labels)
+            else:
+                after[i] = res.labels
         fired: dict[int, float] = {}
         erased: dict[int, int] = {}
         if c.guard_area is not None:
@@ -354,25 +360,32 @@ class AdeleState(Baseline):
         classes, changes per class, areas against the noisy labels, what the network predicted before it, the bars,
         the guard; with clean labels known, the precision of its changes and the labels' Dice before and after."""
         c = self.a.correction
-        old_flat = np.concatenate([x.ravel() for x in r.base])
-        new_flat = np.concatenate([x.ravel() for x in r.after])
-        counts = class_change_counts(old_flat, new_flat, self.num_classes)
+        if self.train.on_disk:  # image by image: memory independent of the number of images
+            counts, changed, prec, before, after = _change_counts(r.base, r.after, self.train.labels, self.train.clean,
+                                                                  self.num_classes, self.ignore_index)
+        else:
+            old_flat = np.concatenate([x.ravel() for x in r.base])
+            new_flat = np.concatenate([x.ravel() for x in r.after])
+            counts, changed = class_change_counts(old_flat, new_flat, self.num_classes), int((old_flat != new_flat).sum())
+            if self.train.clean is not None:
+                clean_flat = np.concatenate([x.ravel() for x in self.train.clean])
+                prec = change_precision(old_flat, new_flat, clean_flat, self.num_classes, self.ignore_index)
+                cur_flat = np.concatenate([x.ravel() for x in self.train.labels])
+                before = mean_dice(cur_flat, clean_flat, self.num_classes, self.ignore_index)
+                after = mean_dice(new_flat, clean_flat, self.num_classes, self.ignore_index)
         scores = None
         if self.train.clean is not None:
-            clean_flat = np.concatenate([x.ravel() for x in self.train.clean])
-            prec = change_precision(old_flat, new_flat, clean_flat, self.num_classes, self.ignore_index)
-            cur_flat = np.concatenate([x.ravel() for x in self.train.labels])
             scores = ChangeScores(
                 precision=None if np.isnan(prec.overall) else float(prec.overall),
                 precision_per_class={n: (None if np.isnan(v) else float(v)) for n, v in zip(self.classes, prec.per_class)},
-                agreement_before=mean_dice(cur_flat, clean_flat, self.num_classes, self.ignore_index),
-                agreement_after=mean_dice(new_flat, clean_flat, self.num_classes, self.ignore_index),
+                agreement_before=before,
+                agreement_after=after,
             )
         guarded = c.guard_area is not None
         return RoundRecord(
             round=self.round, epoch=epoch, flagged=[self.classes[k] for k in np.flatnonzero(self.detector.flagged)],
             corrected=[self.classes[k] for k in r.classes],
-            pixels_changed=int((old_flat != new_flat).sum()),
+            pixels_changed=changed,
             changed_per_class={n: int(v) for n, v in zip(self.classes, counts)},
             # each foreground class's area after the round / its area in the original noisy labels (no clean labels
             # needed: < 1 = the corrections shrank it, the erasure the area guard watches for)
@@ -393,8 +406,9 @@ class AdeleState(Baseline):
     def keep_round(self, epoch: int, after: list[np.ndarray], info: dict, dist: DistInfo) -> None:
         """The round's labels become the training labels, saved as labels/round_NNN.npz (rank 0), and its record is
         kept (``rounds``) and logged."""
+        self.train.own_labels(files.current_labels_path(self.run_dir, dist.rank))
         for i, lab in enumerate(after):
-            self.train.labels[i][...] = lab
+            self.train.set_label(i, lab)
         if dist.rank == 0:
             files.save_labels(self.train.labels, files.label_round_path(self.run_dir, self.round))
         dist.barrier()
@@ -440,13 +454,16 @@ class AdeleState(Baseline):
         self.round = int(state["round"])
         self.rounds = list(state["rounds"])
         self.epochs_log = list(state["epochs_log"])
+        # the round's npz is the source of truth: labels on disk a killed round may have half rewritten are rebuilt
+        self.train.own_labels(files.current_labels_path(self.run_dir, self.dist.rank))
         if self.round > 0:
-            labels = files.load_labels(files.label_round_path(self.run_dir, self.round))
+            path = files.label_round_path(self.run_dir, self.round)
+            labels = files.iter_labels(path) if self.train.on_disk else files.load_labels(path)
             for i, lab in enumerate(labels):
-                self.train.labels[i][...] = lab
+                self.train.set_label(i, lab)
         else:
             for i, lab in enumerate(self.train.original):
-                self.train.labels[i][...] = lab
+                self.train.set_label(i, lab)
 
     def summary(self) -> dict:
         return {
@@ -456,6 +473,41 @@ class AdeleState(Baseline):
             # classes the area guard stopped, with the round that fired it
             "guard_stopped": {name: r["epoch"] for r in self.rounds for name in (r.get("guard") or {})},
         }
+
+
+def _change_counts(base, after, current, clean, num_classes: int, ignore_index: int):
+    """What :meth:`AdeleState.round_record` counts over the concatenated labels, accumulated image by image (the same
+    values): (changes per new class (C,), pixels changed, change precision or None, mean Dice of ``current`` and of
+    ``after`` against ``clean`` or None)."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    changed_px = 0
+    changed, correct = np.zeros(num_classes, dtype=np.int64), np.zeros(num_classes, dtype=np.int64)
+    hits = moved = 0
+    cm_before = cm_after = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for i in range(len(base)):
+        old, new = base[i], after[i]
+        counts += class_change_counts(old, new, num_classes)
+        changed_px += int((old != new).sum())
+        if clean is not None:
+            cl = clean[i]
+            p = change_precision(old, new, cl, num_classes, ignore_index)
+            changed += p.changed
+            correct += p.correct
+            m = (old != new) & (cl != ignore_index)
+            moved += int(m.sum())
+            hits += int((new[m] == cl[m]).sum())
+            cm_before = cm_before + confusion_matrix(current[i], cl, num_classes, ignore_index)
+            cm_after = cm_after + confusion_matrix(new, cl, num_classes, ignore_index)
+    if clean is None:
+        return counts, changed_px, None, None, None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(changed > 0, correct / np.maximum(changed, 1), np.nan)
+    prec = ChangePrecision(per_class, hits / moved if moved else float("nan"), changed, correct)
+
+    def dice(cm):
+        return float(foreground_mean(scores_from_confusion(cm)["dice"], present_in_truth(cm)))
+
+    return counts, changed_px, prec, dice(cm_before), dice(cm_after)
 
 
 @dataclass

@@ -8,6 +8,7 @@ Layout::
     RUN/memorization.json            runs with clean labels: per-epoch counts on the wrongly labelled pixels
     RUN/adele_log.jsonl              ADELE: one record per epoch (detection, correction rounds)
     RUN/labels/round_XXX.npz         ADELE: the training labels after each correction round
+    RUN/labels/current.rankR.u8      ADELE, datasets on disk: the labels in use (:func:`current_labels_path`)
     RUN/store/                       ADELE: the compact prediction store (:class:`adele.core.PredictionStore`)
     RUN/checkpoints/epoch_XXXX.pt    atomic checkpoints (``torch.load(weights_only=True)``)
     RUN/metrics.json                 final scores (once finished)
@@ -176,12 +177,28 @@ def tensorboard_dir(run_dir: str | Path) -> Path:
 # ----------------------------------------------------------------------------- corrected labels
 
 
-def save_labels(labels: list[np.ndarray], path: str | Path) -> None:
-    """Atomically write a list of uint8 (H, W) maps (any shapes) to one npz."""
-    buf = io.BytesIO()
-    shapes = np.array([lab.shape for lab in labels], dtype=np.int64)
-    np.savez_compressed(buf, flat=np.concatenate([lab.ravel() for lab in labels]), shapes=shapes)
-    atomic_write_bytes(buf.getvalue(), path)
+def save_labels(labels, path: str | Path) -> None:
+    """Atomically write a sequence of uint8 (H, W) maps (any shapes) to one npz (``flat``: the maps back to back,
+    ``shapes``: (N, 2) int64). A list is written at once; any other sequence (labels on disk) one map at a time,
+    in the same format, so memory stays one map whatever the number of images."""
+    shapes = np.array([lab.shape for lab in labels] if isinstance(labels, list) else labels.shapes, dtype=np.int64).reshape(-1, 2)
+    if isinstance(labels, list):
+        buf = io.BytesIO()
+        np.savez_compressed(buf, flat=np.concatenate([lab.ravel() for lab in labels]), shapes=shapes)
+        atomic_write_bytes(buf.getvalue(), path)
+        return
+
+    def write(fh) -> None:
+        total = int(np.prod(shapes, axis=1).sum())
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            with zf.open("flat.npy", "w", force_zip64=True) as out:
+                np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": (total,)})
+                for i in range(len(labels)):
+                    out.write(np.ascontiguousarray(labels[i], dtype=np.uint8).tobytes())
+            with zf.open("shapes.npy", "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, shapes)
+
+    atomic_write(path, write)
 
 
 def load_labels(path: str | Path) -> list[np.ndarray]:
@@ -192,6 +209,32 @@ def load_labels(path: str | Path) -> list[np.ndarray]:
         out.append(flat[pos : pos + h * w].reshape(int(h), int(w)).copy())
         pos += int(h * w)
     return out
+
+
+def iter_labels(path: str | Path):
+    """The maps of a :func:`save_labels` npz one at a time ((H, W) uint8 each), reading the file as a stream."""
+    with zipfile.ZipFile(path) as zf:
+        with zf.open("shapes.npy") as fh:
+            shapes = np.lib.format.read_array(fh)
+        with zf.open("flat.npy") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version not in ((1, 0), (2, 0)):
+                raise RunError(f"{path}: npy format {version} inside; the file is not a labels file of adele")
+            header = np.lib.format.read_array_header_1_0(fh) if version == (1, 0) else np.lib.format.read_array_header_2_0(fh)
+            if header[2] != np.dtype(np.uint8):
+                raise RunError(f"{path}: labels are {header[2]}, not uint8; the file is not a labels file of adele")
+            for h, w in shapes:
+                n = int(h) * int(w)
+                buf = fh.read(n)
+                if len(buf) != n:
+                    raise RunError(f"{path}: truncated; resume from an earlier checkpoint or start a new run")
+                yield np.frombuffer(buf, dtype=np.uint8).reshape(int(h), int(w))
+
+
+def current_labels_path(run_dir: str | Path, rank: int = 0) -> Path:
+    """Training labels on disk (datasets past ``data.memory_budget_mb``): the labels the run currently trains on, one
+    file per process, rewritten by each round and rebuilt on resume from the round's npz (the source of truth)."""
+    return Path(run_dir) / LABELS / f"current.rank{rank}.u8"
 
 
 def label_round_path(run_dir: str | Path, round_: int) -> Path:

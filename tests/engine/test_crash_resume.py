@@ -21,9 +21,12 @@ ARGS = ["--method", "adele", "--batch-size", "4", "--set", *SETTINGS, "train.epo
 CRASHRUN = os.path.join(os.path.dirname(__file__), "crashrun.py")
 
 
-def _cmd(data, out, resume=False, crash_at=None):
+def _cmd(data, out, resume=False, crash_at=None, disk=None):
+    """``disk``: a cache folder; the dataset is then prepared on disk (``data.memory_budget_mb=0``) and the run's
+    labels live in labels/current.rank0.u8."""
     prefix = [sys.executable, CRASHRUN, crash_at] if crash_at else [sys.executable, "-m", "adele"]
-    return prefix + ["train", "--data", str(data), "--out", str(out), *ARGS] + (["--resume"] if resume else [])
+    args = ARGS + ([f"data.memory_budget_mb=0", f"data.cache_dir={disk}"] if disk else [])
+    return prefix + ["train", "--data", str(data), "--out", str(out), *args] + (["--resume"] if resume else [])
 
 
 def _env(**extra):
@@ -69,6 +72,23 @@ def test_kill_and_resume_equals_uninterrupted(reference, tmp_path, point):
     assert crashed.returncode == -9, f"expected SIGKILL at {point}"
     assert not (out / "metrics.json").exists()
     done = subprocess.run(_cmd(data, out, resume=True), env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _same(_final(out), ref)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["correction:{round_epoch}", "batch:{after_round}"])
+def test_on_disk_kill_and_resume_equals_in_memory(reference, tmp_path, point):
+    """The dataset served from disk, the current labels in the run folder: killed in a round (the labels file
+    rewritten, the round's npz not saved) or in the epoch after it, then resumed: the in-memory run's result."""
+    data, ref = reference
+    round_epoch = ref[0]["adele"]["rounds"][-1]["epoch"]
+    point = point.format(round_epoch=round_epoch, after_round=min(round_epoch + 1, 5))
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    crashed = subprocess.run(_cmd(data, out, crash_at=point, disk=cache), env=_env(), capture_output=True, timeout=300)
+    assert crashed.returncode == -9, f"expected SIGKILL at {point}: {crashed.stderr[-2000:]}"
+    assert (out / "labels" / "current.rank0.u8").is_file() and list(cache.iterdir())
+    done = subprocess.run(_cmd(data, out, resume=True, disk=cache), env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     _same(_final(out), ref)
 
