@@ -397,18 +397,21 @@ def area_guard(
 
     Returns (labels after the guard, {class: total area after the round / reference area} for the classes rolled
     back everywhere, {class: images where it was rolled back for erasure}).
+
+    Memory independent of the number of images: the areas are counted image by image (a pass per rollback), and the
+    labels after the guard are ``new`` itself when nothing is rolled back; otherwise a list (``new`` a list: a copy
+    holding the rolled-back images) or ``new`` rewritten in place (any other writable sequence, e.g. labels on disk).
     """
     if not max_change > 0:
         raise ValueError(f"max_change must be > 0, got {max_change}")
     classes = [int(c) for c in classes]
     C = max(classes, default=0) + 1
-    ref_img = np.stack([np.bincount(np.asarray(r).ravel(), minlength=256)[:C] for r in reference]) if reference else np.zeros((0, C), np.int64)
-    base_img = np.stack([np.bincount(np.asarray(b).ravel(), minlength=256)[:C] for b in base]) if base else np.zeros((0, C), np.int64)
+    ref_img = np.stack([np.bincount(np.asarray(r).ravel(), minlength=256)[:C] for r in reference]) if len(reference) else np.zeros((0, C), np.int64)
+    base_img = np.stack([np.bincount(np.asarray(b).ravel(), minlength=256)[:C] for b in base]) if len(base) else np.zeros((0, C), np.int64)
     ref_area, base_area = ref_img.sum(0), base_img.sum(0)
-    out = list(new)
     fired: dict[int, float] = {}
+    area = class_areas(new, C)
     while True:  # a rollback changes other classes' areas: re-check until none fires
-        area = class_areas(out, C)
         more = {}
         for c in classes:
             if c in fired or ref_area[c] <= 0:
@@ -419,19 +422,30 @@ def area_guard(
         if not more:
             break
         fired.update(more)
-        ids = np.array(sorted(more), dtype=np.uint8)
-        out = [np.where((b != n) & (np.isin(b, ids) | np.isin(n, ids)), b, n) for b, n in zip(base, out)]
+        # rolling back the classes fired so far from the round's labels = rolling them back one batch after another
+        area = class_areas((_roll_back(base[i], new[i], sorted(fired)) for i in range(len(base))), C)
+    out = list(new) if isinstance(new, list) else new
     erased: dict[int, int] = {}
-    for i, (b, n) in enumerate(zip(base, out)):
+    for i in range(len(base)):
+        b, n = base[i], new[i]
         if n is b:
             continue
-        area_i = np.bincount(np.asarray(n).ravel(), minlength=256)[:C]
+        rolled = _roll_back(b, n, sorted(fired)) if fired else n
+        area_i = np.bincount(np.asarray(rolled).ravel(), minlength=256)[:C]
         ids = [c for c in classes if c not in fired and ref_img[i, c] > 0
                and area_i[c] < max_change * ref_img[i, c] and area_i[c] < base_img[i, c]]
         if ids:
-            out[i] = np.where((b != n) & (np.isin(b, ids) | np.isin(n, ids)), b, n)
+            out[i] = _roll_back(b, rolled, ids)
             for c in ids:
                 erased[c] = erased.get(c, 0) + 1
+        elif fired:
+            out[i] = rolled
     if not fired and not erased:
         return new, fired, erased
     return out, fired, erased
+
+
+def _roll_back(base: np.ndarray, new: np.ndarray, classes) -> np.ndarray:
+    """``new`` with every pixel that left or joined one of ``classes`` (from ``base`` to ``new``) set back to ``base``."""
+    ids = np.asarray(list(classes), dtype=np.uint8)
+    return np.where((base != new) & (np.isin(base, ids) | np.isin(new, ids)), base, new)

@@ -316,6 +316,45 @@ def test_area_guard_reference_is_the_given_area_not_the_rounds_start():
     assert out[0].tolist() == [[1] * 8 + [2] * 4 + [0] * 4]  # class 1 back to its 8 px; class 2's change kept
 
 
+
+class _OnDisk:
+    """A writable sequence like labels on disk: each read a fresh copy, writes stored."""
+
+    def __init__(self, arrays):
+        self.arrays = [a.copy() for a in arrays]
+        self.reads = 0
+
+    def __len__(self):
+        return len(self.arrays)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return self.arrays[i].copy()
+
+    def __setitem__(self, i, value):
+        self.arrays[i] = np.asarray(value).copy()
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def test_area_guard_on_labels_on_disk_equals_lists_and_leaves_list_input_alone():
+    """The same rollbacks (a class fired everywhere, erasure in one image) whether the round's labels are a list or a
+    sequence read image by image and rewritten in place; a list given is not modified."""
+    rng = np.random.default_rng(0)
+    noisy = [rng.integers(0, 3, (6, 8)).astype(np.uint8) for _ in range(5)]
+    base = [x.copy() for x in noisy]
+    new = [np.where((rng.random(x.shape) < 0.6) & (x == 0), 1, x).astype(np.uint8) for x in base]  # class 1 grows over background
+    new[3] = np.where(new[3] == 2, 0, new[3]).astype(np.uint8)  # class 2 erased in image 3
+    kept = [x.copy() for x in new]
+    out, fired, erased = area_guard(base, new, noisy, [1, 2], max_change=0.25)
+    assert 1 in fired and erased == {2: 1}
+    assert all((a == b).all() for a, b in zip(new, kept))  # the list given is untouched
+    disk = _OnDisk(new)
+    out_d, fired_d, erased_d = area_guard(_OnDisk(base), disk, _OnDisk(noisy), [1, 2], max_change=0.25)
+    assert out_d is disk and fired_d == fired and erased_d == erased
+    assert all((a == b).all() for a, b in zip(out, out_d.arrays))
+
 # ---------------------------------------------------------------- what the network predicts, per class
 from adele.core.correction import prediction_areas  # noqa: E402
 
