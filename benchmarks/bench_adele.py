@@ -82,6 +82,7 @@ VARIANTS = {
     "adele_bestw": ["method=adele", "adele.correction.weights=best_val"],
     "adele_once_bestw": ["method=adele", "adele.correction.classes=once", "adele.correction.weights=best_val"],
     "adele_changebars": ["method=adele", "adele.correction.bars_over=changes"],
+    "adele_nocons": ["method=adele", "adele.consistency.enabled=false"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_cons": ["method=adele", "adele.consistency.enabled=true"],
     "adele_cons1": ["method=adele", "adele.consistency.enabled=true", "adele.consistency.every_steps=1"],
@@ -106,6 +107,7 @@ LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, n
           "adele_nocorr": "ADELE without correction", "adele_late": "ADELE, fit needs 10 points",
           "adele_once": "ADELE, each class corrected once", "adele_bestw": "ADELE, rounds read the best-noisy-val weights",
           "adele_once_bestw": "ADELE, once + best-noisy-val weights", "adele_changebars": "ADELE, bars over the candidate changes",
+          "adele_nocons": "ADELE without the consistency term",
           "baseline_noema": "baseline, no weight average", "baseline_gce": "baseline, generalized CE (q 0.7)", "adele_noema": "ADELE, no weight average"}
 RECIPE_FREE = {"baseline_clean"}
 
