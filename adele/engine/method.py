@@ -409,6 +409,8 @@ class AdeleState(Baseline):
         self.train.own_labels(files.current_labels_path(self.run_dir, dist.rank))
         for i, lab in enumerate(after):
             self.train.set_label(i, lab)
+        if self.train.on_disk:  # the round's working copy (apply_rule) is written through: no second labels file left
+            files.current_labels_path(self.run_dir, dist.rank).with_suffix(".next").unlink(missing_ok=True)
         if dist.rank == 0:
             files.save_labels(self.train.labels, files.label_round_path(self.run_dir, self.round))
         dist.barrier()

@@ -21,10 +21,10 @@ SETTINGS = [
 ]
 
 
-def _train(data, out, nproc, batch):
+def _train(data, out, nproc, batch, extra=()):
     env = dict(os.environ, OMP_NUM_THREADS="1", ADELE_NO_PROGRESS="1")
     args = ["-m", "adele", "train", "--data", str(data), "--method", "adele", "--out", str(out), "--batch-size", str(batch), "--no-plan",
-            "--set", *SETTINGS]
+            "--set", *SETTINGS, *extra]
     if nproc == 1:
         cmd = [sys.executable, *args]
     else:
@@ -54,6 +54,27 @@ def test_two_process_gloo_matches_one_process(tmp_path):
     qa, qb = np.load(early_probs_path(tmp_path / "one")), np.load(early_probs_path(tmp_path / "two"))
     np.testing.assert_array_equal(qa["epochs"], qb["epochs"])
     assert np.abs(qa["q"].astype(int) - qb["q"].astype(int)).max() <= 2  # the two weights differ in rounding only
+
+
+@pytest.mark.slow
+def test_two_processes_reading_the_data_from_disk_match_one_in_memory(tmp_path):
+    """The prepared on-disk form under torchrun: written once (both ranks wait on one entry), each rank reads its own
+    images and keeps its own current labels on disk; the rounds and scores equal one process holding the data in memory."""
+    data = make_dataset(tmp_path / "ds", n_train=8, n_val=2, n_test=2, size=(24, 20), clean=True)
+    one = _train(data, tmp_path / "one", 1, 4)
+    cache = tmp_path / "cache"
+    two = _train(data, tmp_path / "two", 2, 2, ["data.memory_budget_mb=0", f"data.cache_dir={cache}"])
+    assert sum(1 for _ in cache.rglob("index*")) > 0 or any(cache.iterdir()), "the data must have been prepared on disk"
+    for split in ("val", "test"):
+        for c, v in one[split]["dice"].items():
+            w = two[split]["dice"][c]
+            assert (v is None and w is None) or abs(v - w) < 1e-3, (split, c, v, w)
+    rounds = len(one["adele"]["rounds"])
+    assert rounds > 0 and [r["pixels_changed"] for r in one["adele"]["rounds"]] == [r["pixels_changed"] for r in two["adele"]["rounds"]]
+    a = load_labels(tmp_path / "one" / "labels" / f"round_{rounds:03d}.npz")
+    b = load_labels(tmp_path / "two" / "labels" / f"round_{rounds:03d}.npz")
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert sorted(p.name for p in (tmp_path / "two" / "labels").glob("current.rank*")) == ["current.rank0.u8", "current.rank1.u8"]  # no working copy left
 
 
 @pytest.mark.slow
