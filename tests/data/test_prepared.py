@@ -145,3 +145,23 @@ def test_flat_arrays_reopen_after_pickling(tmp_path):
     assert torch.equal(again[2], train.images[2])
     shutil.rmtree(tmp_path / "ds")  # served from the cache alone
     assert torch.equal(again[0], train.images[0])
+
+
+def test_volume_dataset_on_disk_equals_in_memory(tmp_path):
+    """An nnU-Net folder of volumes, cut into slices by `adele data prepare volumes` (context channels from the slices
+    beside each): the same slices, labels and noise from disk as in memory."""
+    from adele.data.volumes import prepare_volumes
+    from adele.testing import make_volume_dataset
+
+    vols = make_volume_dataset(tmp_path / "Dataset001_Tiny", layout="nnunet", n_subjects=4, test_cases=1)
+    src = tmp_path / "slices"
+    prepare_volumes(vols, src, context=1, log=lambda m: None)
+    extra = {"data.noise": "final:target_area=100", "data.noise_seed": 1}
+    on_disk = load_run_data(_cfg(src, tmp_path / "cache", **extra))
+    in_memory = load_run_data(_cfg(src, tmp_path / "cache", **extra, **{"data.memory_budget_mb": 1024.0}))
+    assert on_disk.train.on_disk and not in_memory.train.on_disk and len(on_disk.train) > 10
+    for name in ("train", "val", "test"):
+        a, b = getattr(on_disk, name), getattr(in_memory, name)
+        assert (a is None) == (b is None)
+        if a is not None:
+            _same_split(a, b)
