@@ -294,8 +294,13 @@ def build_entry(root: Path, name: str, need: int, write: Callable[[Path], dict])
     if (final / "meta.json").is_file():
         return final
     check_free_space(root, need, f"the prepared form of {name}")
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{name}.lock", "w") as lock:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f".{name}.lock", "w")
+    except OSError as exc:
+        raise DatasetError(f"{root}: cannot write the prepared dataset there ({exc.strerror}); set data.cache_dir to a writable "
+                           "folder (e.g. --set data.cache_dir=/scratch/adele-cache)") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if (final / "meta.json").is_file():  # written by another process while this one waited

@@ -165,3 +165,12 @@ def test_volume_dataset_on_disk_equals_in_memory(tmp_path):
         assert (a is None) == (b is None)
         if a is not None:
             _same_split(a, b)
+
+
+def test_unwritable_cache_folder_is_one_line_error(tmp_path):
+    """A cache folder that cannot be created (here under a file: refused even to root) names data.cache_dir."""
+    ds = make_dataset(tmp_path / "ds", n_train=3, clean=True)
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(DatasetError, match="set data.cache_dir to a writable folder") as err:
+        load_run_data(_cfg(ds, tmp_path / "a-file" / "cache"))
+    assert "\n" not in str(err.value)
