@@ -129,6 +129,11 @@ def asked_config(run_dir: Path, sets: list[str], data: str = "colin27", config: 
     return train_config_from_args(build_parser().parse_args(train_argv(run_dir, sets, data, config)))[0].to_dict()
 
 
+#: settings added after runs were recorded, with the value that gives the code's behaviour before them: a finished run
+#: whose config.yaml lacks one counts as having that value (a run without ``bars_over`` ranked every predicted pixel)
+ADDED_SETTINGS = {"adele.correction.bars_over": "predicted"}
+
+
 def config_mismatch(recorded: dict, asked: dict) -> list[tuple[str, object, object]]:
     """``(key, recorded, asked)`` for each setting of a finished run's config.yaml (``recorded``, as saved) that differs from
     the config asked for (:func:`asked_config`); a key only one of them has counts (None on the other side), how the run
@@ -137,6 +142,16 @@ def config_mismatch(recorded: dict, asked: dict) -> list[tuple[str, object, obje
     from adele.config import EXECUTION_KEYS
     from adele.engine.rundir import config_changes
 
+    import copy
+
+    recorded = copy.deepcopy(recorded)
+    for key, value in ADDED_SETTINGS.items():
+        *parents, leaf = key.split(".")
+        node = recorded
+        for part in parents:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.setdefault(leaf, value)
     baseline = recorded.get("method") == asked.get("method") == "baseline"
     return [c for c in config_changes(recorded, asked) if c[0] not in EXECUTION_KEYS and not (baseline and c[0].startswith("adele."))]
 

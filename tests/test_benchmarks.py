@@ -271,6 +271,12 @@ def test_bench_adele_config_mismatch_names_the_settings_that_differ_not_how_the_
     assert b.config_mismatch(old, base) == []
     assert b.config_mismatch(Config().replace(**{"method": "baseline", "train.seed": 3}).to_dict(), base) == [("train.seed", 3, 0)]
     assert b.config_mismatch(old, asked) != []  # a baseline is not an ADELE run
+    # a setting added later reads, in a run recorded without it, as the value that reproduces the older code
+    before = Config().replace(**{"method": "adele"}).to_dict()
+    del before["adele"]["correction"]["bars_over"]
+    assert b.config_mismatch(before, asked) == []
+    assert b.config_mismatch(before, Config().replace(**{"method": "adele", "adele.correction.bars_over": "changes"}).to_dict()) == [
+        ("adele.correction.bars_over", "predicted", "changes")]
 
 
 def test_bench_adele_refuses_or_retrains_a_finished_run_made_with_other_settings(tmp_path, monkeypatch):
