@@ -57,13 +57,14 @@ def _repo_relative(arg: str) -> str:
 
 
 def git_commit() -> dict:
-    """``{"hash": HEAD or "unknown", "dirty": bool or None}``; dirty = tracked files differ from HEAD (untracked ones ignored)."""
+    """``{"hash": HEAD or "unknown", "dirty": bool or None}``; dirty = tracked files differ from HEAD (untracked ones
+    ignored, and so are the docs: Markdown pages and docs/, where result files are rewritten, change no figure)."""
     import subprocess
 
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=_REPO, capture_output=True, text=True,
-                                check=True).stdout
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs", ":!*.md"], cwd=_REPO,
+                                capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return {"hash": "unknown", "dirty": None}
     return {"hash": head, "dirty": bool(status.strip())}
