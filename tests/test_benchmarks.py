@@ -69,6 +69,7 @@ def test_correction_ceiling_on_a_trained_run(tiny_run, tmp_path):
     assert doc["command"][2] == "RUN" and str(tiny_run()) not in json.dumps(doc) and doc["settings"]["method"] == "baseline"
 
 
+@pytest.mark.slow  # a benchmark's real code path, tens of seconds: CI's slow suite
 def test_noise_ceiling_table(tmp_path):
     out = run("bench_noise_ceiling.py", "--k", "3", "--sigmas", "0", "2", "--result-dir", str(tmp_path))
     values = [float(v) for v in re.findall(r"\| (0\.\d{3}) \|", out)]
@@ -89,6 +90,7 @@ def test_native_export_smoke_writes_its_rows(tmp_path):
                       f"{stored[0]['gain_points']:+.2f} |")
 
 
+@pytest.mark.slow  # a benchmark's real code path, tens of seconds: CI's slow suite
 def test_plan_scaling_writes_every_plan(tmp_path):
     out = run("bench_plan.py", "--scaling", "--result-dir", str(tmp_path))
     assert "steps per epoch" in out
@@ -99,6 +101,7 @@ def test_plan_scaling_writes_every_plan(tmp_path):
             f"{p['optimizer_steps']} |") in out
 
 
+@pytest.mark.slow  # a benchmark's real code path, tens of seconds: CI's slow suite
 def test_early_learning_trace_with_oracle_correction_columns(tmp_path):
     out = run("bench_early_learning.py", "--smoke", "--taus", "0.5", "0.9", "--out", str(tmp_path / "run"), "--result-dir", str(tmp_path))
     rows = [line for line in out.splitlines() if re.match(r"\| \d+ \|", line)]
