@@ -316,6 +316,9 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/bench_adele"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--clean-seeds", type=int, nargs="+", default=None,
+                    help="seeds of baseline_clean, the reference trained on the clean labels (default: --seeds); not paired "
+                         "with the others, so fewer seeds give its mean")
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs of the recipe")
     ap.add_argument("--recipes", nargs="+", default=["final:target_area=1000"])
     ap.add_argument("--dataset", default="colin27-structures",
@@ -344,11 +347,13 @@ def main() -> None:
     config = args.config if args.config == "plan" else str(Path(args.config).resolve())
     extra = list(args.set) + ([f"train.epochs={args.epochs}"] if args.epochs else []) + (["train.threads=1"] if args.jobs > 1 else [])
 
+    clean_seeds = args.clean_seeds or args.seeds
+    apart = "baseline_clean" in args.variants and clean_seeds != args.seeds  # its own seeds: a mean, not paired
     jobs = {}  # (recipe, variant, seed) -> (run_dir, sets, data)
     cons_dice = {}
     for recipe in args.recipes:
         for v in args.variants:
-            for s in args.seeds:
+            for s in (clean_seeds if v == "baseline_clean" else args.seeds):
                 where = args.out / ("clean" if v in RECIPE_FREE else slug(recipe))
                 sets = VARIANTS[v] + [f"train.seed={s}", f"data.noise={recipe}", f"data.noise_seed={s}"] + extra
                 jobs[(recipe, v, s)] = (where / f"{v}_s{s}", sets, args.dataset)
@@ -358,7 +363,8 @@ def main() -> None:
                 sets = VARIANTS["baseline_noisy"] + [f"train.seed={s}", "data.noise=null"] + extra
                 jobs[(recipe, "consensus", s)] = (args.out / slug(recipe) / "consensus" / f"baseline_s{s}", sets, str(data))
     unique = {}  # seed by seed, so that a run cut short leaves whole seeds
-    for key, (run_dir, sets, data) in sorted(jobs.items(), key=lambda kv: args.seeds.index(kv[0][2])):
+    order = list(dict.fromkeys(args.seeds + clean_seeds))
+    for key, (run_dir, sets, data) in sorted(jobs.items(), key=lambda kv: order.index(kv[0][2])):
         unique.setdefault(run_dir, (sets, data))
     check_reuse(unique, config, args.retrain_mismatched)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -375,7 +381,8 @@ def main() -> None:
     with_ceiling = set(cons_dice)
     for recipe in args.recipes:
         level = noisy_vs_clean(recipe, args.seeds, args.dataset)
-        variants = [v for v in args.variants if v != "baseline_noisyval"] + [k for k in BEST if (recipe, k, args.seeds[0]) in res]
+        variants = [v for v in args.variants if v != "baseline_noisyval" and not (apart and v == "baseline_clean")]
+        variants += [k for k in BEST if (recipe, k, args.seeds[0]) in res]
         variants += ["consensus"] if recipe in with_ceiling else []
         per = {v: [res[(recipe, v, s)] for s in args.seeds] for v in variants}
         classes = per[variants[0]][0]["classes"][1:]
@@ -398,6 +405,11 @@ def main() -> None:
                 print(f"{v}: best epochs " + ", ".join(str(r[BEST[v][1]]["epoch"]) for r in per[v]))
         row = {"dataset": args.dataset, "recipe": recipe, "config": "plan" if config == "plan" else Path(config).name,
                "labels_dice_with_clean": level, "seeds": args.seeds, **{v: [float(x) for x in means[v]] for v in variants}}
+        if apart:
+            row["baseline_clean"] = [float(scores(res[(recipe, "baseline_clean", s)], "baseline_clean")["mean_dice"]) for s in clean_seeds]
+            row["baseline_clean_seeds"] = clean_seeds
+            print(f"baseline_clean (seeds {clean_seeds}): " + ", ".join(f"{x:.3f}" for x in row["baseline_clean"])
+                  + f"; mean {np.mean(row['baseline_clean']):.3f}")
         if "baseline_noisy" in means:
             base = means["baseline_noisy"]
             others = [v for v in variants if v.startswith(("adele", "baseline_gce", "baseline_best"))]
@@ -477,7 +489,7 @@ def main() -> None:
         args.result_dir = args.out  # a smoke run never replaces a committed result
     name, where = result_target(args, f"adele_{slug(args.dataset)}_" + "_".join(slug(r) for r in args.recipes))
     write_result(name, {"dataset": args.dataset, "recipes": args.recipes, "config": args.config if args.config == "plan" else
-                        Path(config).name, "variants": args.variants, "seeds": args.seeds, "ceiling": args.ceiling,
+                        Path(config).name, "variants": args.variants, "seeds": args.seeds, "clean_seeds": clean_seeds if "baseline_clean" in args.variants else None, "ceiling": args.ceiling,
                         "set": extra, "overrides": {v: VARIANTS[v] for v in args.variants}}, {"summary": summary}, out_dir=where)
     if args.figure and all("adele_diff" in r for r in summary):
         plot(summary, args.figure)

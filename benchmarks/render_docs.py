@@ -241,7 +241,9 @@ def table_results(args: list[str], load) -> str:
     for name in dict.fromkeys(args):
         doc = next(d for n, d, _ in rows if n == name) if any(n == name for n, _, _ in rows) else load(name)
         seeds = sorted({s for n, _, r in rows if n == name for s in r.get("seeds", [])}) or "unknown"
-        out.append(f"`{name}`: seeds {seeds}; {_machine_line(doc)}; {_commit_line(doc)}; date {doc.get('date', 'unknown')}.")
+        clean = sorted({s for n, _, r in rows if n == name for s in r.get("baseline_clean_seeds", [])})
+        out.append(f"`{name}`: seeds {seeds}" + (f" (clean labels: seeds {clean}, their mean)" if clean else "")
+                   + f"; {_machine_line(doc)}; {_commit_line(doc)}; date {doc.get('date', 'unknown')}.")
     return "\n".join(out)
 
 

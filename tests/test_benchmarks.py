@@ -218,7 +218,8 @@ def test_nnunet_example_plan_train_predict_evaluate(tmp_path):
 
 @pytest.mark.slow
 def test_bench_adele_smoke_prints_the_competitors_and_the_round_report(tmp_path):
-    out = run("bench_adele.py", "--smoke", "--out", str(tmp_path), "--variants", "adele", "baseline_noisy")
+    out = run("bench_adele.py", "--smoke", "--out", str(tmp_path), "--variants", "adele", "baseline_noisy", "baseline_clean",
+              "--clean-seeds", "0")
     # both early-stopping competitors come from the same baseline runs
     assert "baseline, best val epoch (clean val labels)" in out and "baseline, best val epoch (noisy val labels)" in out
     assert "adele - baseline_noisy, paired by seed" in out and "adele - baseline_bestval_noisy, paired by seed" in out
@@ -228,6 +229,9 @@ def test_bench_adele_smoke_prints_the_competitors_and_the_round_report(tmp_path)
     assert len(summary[0]["baseline_bestval_noisy"]) == 2 and set(summary[0]["adele_vs_baseline_bestval_noisy"]) >= {"mean", "low", "high"}
     result = json.loads((tmp_path / "adele_colin27-structures_final-target-area-1000.json").read_text())  # smoke: into OUT, not docs/
     assert result["results"]["summary"] == summary and result["settings"]["seeds"] == [0, 1]
+    # the clean-label reference on its own seed: a mean, not paired
+    assert summary[0]["baseline_clean_seeds"] == [0] and len(summary[0]["baseline_clean"]) == 1 and "baseline_clean (seeds [0])" in out
+    assert not (tmp_path / "clean" / "baseline_clean_s1").exists()
 
 
 @pytest.mark.slow
