@@ -85,6 +85,10 @@ def machine() -> dict:
                 break
     except OSError:
         pass
+    try:  # the machine's memory (MemTotal), for figures measured against it
+        info["memory_gb"] = round(int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal:")).split()[1]) / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
     try:
         import torch
 
