@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   create .venv if missing, install, run the main job on the embedded data
-#   make test   same set-up, then the test suite (about 3 minutes on 2 cores)
+#   make test   same set-up, then the test suite (under 2 minutes on 2 cores: one test process per core)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -25,7 +25,7 @@ demo: setup
 	$(PY) -m adele demo --out runs/demo --overwrite
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 test-slow: setup
 	$(PY) -m pytest -m slow

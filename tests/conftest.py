@@ -1,5 +1,8 @@
 import os
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # several test processes share the cores: one thread each (OpenMP spin-waits
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # of several multi-threaded torch processes slow them by orders of magnitude)
+
 import pytest
 
 from adele.testing import make_dataset
