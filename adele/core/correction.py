@@ -423,14 +423,16 @@ def area_guard(
             break
         fired.update(more)
         # rolling back the classes fired so far from the round's labels = rolling them back one batch after another
-        area = class_areas((_roll_back(base[i], new[i], sorted(fired)) for i in range(len(base))), C)
+        ids = sorted(fired)
+        area = class_areas((_roll_back(base[i], new[i], ids) for i in range(len(base))), C)
     out = list(new) if isinstance(new, list) else new
+    fired_ids = sorted(fired)
     erased: dict[int, int] = {}
     for i in range(len(base)):
         b, n = base[i], new[i]
         if n is b:
             continue
-        rolled = _roll_back(b, n, sorted(fired)) if fired else n
+        rolled = _roll_back(b, n, fired_ids) if fired else n
         area_i = np.bincount(np.asarray(rolled).ravel(), minlength=256)[:C]
         ids = [c for c in classes if c not in fired and ref_img[i, c] > 0
                and area_i[c] < max_change * ref_img[i, c] and area_i[c] < base_img[i, c]]
