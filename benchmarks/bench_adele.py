@@ -83,6 +83,9 @@ VARIANTS = {
     "adele_once_bestw": ["method=adele", "adele.correction.classes=once", "adele.correction.weights=best_val"],
     "adele_changebars": ["method=adele", "adele.correction.bars_over=changes"],
     "adele_nocons": ["method=adele", "adele.consistency.enabled=false"],
+    # item 5's candidates (the wall time): the consistency term at a lower cost, its gain kept or not
+    "adele_cons10": ["method=adele", "adele.consistency.every_steps=10"],
+    "adele_s07": ["method=adele", "adele.consistency.scales=[1.0,0.7]"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_cons": ["method=adele", "adele.consistency.enabled=true"],
     "adele_cons1": ["method=adele", "adele.consistency.enabled=true", "adele.consistency.every_steps=1"],
@@ -108,6 +111,7 @@ LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, n
           "adele_once": "ADELE, each class corrected once", "adele_bestw": "ADELE, rounds read the best-noisy-val weights",
           "adele_once_bestw": "ADELE, once + best-noisy-val weights", "adele_changebars": "ADELE, bars over the candidate changes",
           "adele_nocons": "ADELE without the consistency term",
+          "adele_cons10": "ADELE, consistency every 10th step", "adele_s07": "ADELE, consistency at scales 1 and 0.7",
           "baseline_noema": "baseline, no weight average", "baseline_gce": "baseline, generalized CE (q 0.7)", "adele_noema": "ADELE, no weight average"}
 RECIPE_FREE = {"baseline_clean"}
 
