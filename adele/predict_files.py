@@ -108,7 +108,7 @@ def _segment_slices(lm: LoadedModel, slices: list[np.ndarray], where: Path, tta:
 
 def predict_files(run: str | Path | Sequence[str | Path], input_path: str | Path, out: str | Path, probs: bool = False, tta: bool = False,
                   device: str = "auto", batch_size: int = 16, log: Callable[[str], None] = print, overwrite: bool = False,
-                  checkpoint: str = "last") -> list[Path]:
+                  checkpoint: str = "model") -> list[Path]:
     """Segment one image file or a folder of them; returns the written mask paths.
 
     ``run``: a run folder, or several (the folds of a cross-validation): their probabilities are averaged

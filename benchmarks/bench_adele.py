@@ -138,6 +138,10 @@ def asked_config(run_dir: Path, sets: list[str], data: str = "colin27", config: 
 ADDED_SETTINGS = {"adele.correction.bars_over": "predicted"}
 
 
+#: settings that choose what a run writes, not how it trains: the benchmark reads every selection from metrics.json
+OUTPUT_ONLY = ("train.model_weights",)
+
+
 def config_mismatch(recorded: dict, asked: dict) -> list[tuple[str, object, object]]:
     """``(key, recorded, asked)`` for each setting of a finished run's config.yaml (``recorded``, as saved) that differs from
     the config asked for (:func:`asked_config`); a key only one of them has counts (None on the other side), how the run
@@ -157,7 +161,8 @@ def config_mismatch(recorded: dict, asked: dict) -> list[tuple[str, object, obje
         if isinstance(node, dict):
             node.setdefault(leaf, value)
     baseline = recorded.get("method") == asked.get("method") == "baseline"
-    return [c for c in config_changes(recorded, asked) if c[0] not in EXECUTION_KEYS and not (baseline and c[0].startswith("adele."))]
+    return [c for c in config_changes(recorded, asked) if c[0] not in EXECUTION_KEYS + OUTPUT_ONLY
+            and not (baseline and c[0].startswith("adele."))]
 
 
 def check_reuse(runs: dict, config: str, retrain: bool) -> None:
@@ -255,7 +260,7 @@ def scores(run: dict, variant: str) -> dict:
         if "test" not in best:
             raise SystemExit(f"{variant}: the run has no {BEST[variant][1]} test scores (validation every epoch is needed)")
         return best["test"]
-    return run["test"]
+    return (run.get("last_epoch") or run)["test"]  # the last epoch's (metrics.json's "test" scores model.pt)
 
 
 def _first_last(rounds: list[list[dict]], key: str, c: str) -> str:

@@ -15,6 +15,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -143,41 +144,48 @@ def section_scaling(tmp: Path, rounds: int) -> dict:
     return out
 
 
-def section_run(tmp: Path, rounds: int, dataset: str, noise: str, threads: int, extra: list[str]) -> dict:
+def section_run(tmp: Path, rounds: int, dataset: str, noise: str, threads: int, extra: list[str],
+                candidates: Optional[dict[str, list[str]]] = None) -> dict:
     """Wall time of whole ``adele train`` runs (the recipe planned from ``dataset``, as a user runs it), the baseline and
-    ADELE's default alternated over ``rounds`` rounds (the order swapped each round, so a drift in the machine's speed
-    weighs on both); each run's epochs (history.csv ``time_s``: training, validation, ADELE's rounds) summed beside it."""
+    ADELE's default (and each of ``candidates``: name -> ADELE's overrides) over ``rounds`` rounds, the order rotated each
+    round so a drift in the machine's speed weighs on all; each run's epochs (history.csv ``time_s``: training, validation,
+    ADELE's rounds) summed beside it."""
     import csv
     import subprocess
 
-    variants = {"baseline": "method=baseline", "ADELE, default config": "method=adele"}
+    variants = {"baseline": ["method=baseline"], "ADELE, default config": ["method=adele"]}
+    variants.update({name: ["method=adele", *sets] for name, sets in (candidates or {}).items()})
     walls: dict[str, list[float]] = {v: [] for v in variants}
     epochs: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(rounds):
-        order = list(variants) if r % 2 == 0 else list(variants)[::-1]
-        for name in order:
-            out = tmp / f"run_{r}_{name[:5]}"
+        names = list(variants)
+        order = names[r % len(names):] + names[:r % len(names)]  # rotated: each variant first in turn
+        for i, name in enumerate(order):
+            out = tmp / f"run_{r}_{i}"
             cmd = [sys.executable, "-m", "adele", "train", "--data", dataset, "--out", str(out), "--overwrite", "--set",
-                   variants[name], f"data.noise={noise}", "train.seed=0", f"train.threads={threads}", *extra]
+                   *variants[name], f"data.noise={noise}", "train.seed=0", f"train.threads={threads}", *extra]
             t = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             walls[name].append(time.perf_counter() - t)
             with open(out / "history.csv") as f:
                 epochs[name].append(sum(float(row["time_s"]) for row in csv.DictReader(f)))
             print(f"round {r + 1}/{rounds}: {name}: {walls[name][-1]:.0f} s", file=sys.stderr)
-    ratios = [a / b for a, b in zip(walls["ADELE, default config"], walls["baseline"])]
-    print(f"\n### Whole run: `adele train --data {dataset}`, planned recipe, noise {noise} ({rounds} round(s), baseline and ADELE "
-          f"alternated, {threads} thread(s))\n")
+    ratios = {name: [a / b for a, b in zip(walls[name], walls["baseline"])] for name in variants if name != "baseline"}
+    print(f"\n### Whole run: `adele train --data {dataset}`, planned recipe, noise {noise} ({rounds} round(s), the variants "
+          f"in turn, {threads} thread(s))\n")
     print("| variant | wall s (median) | epochs s (median) | ratio to baseline (median of rounds) | goal |")
     print("|---|---:|---:|---:|---|")
     out: dict[str, dict] = {}
     for name in variants:
-        ratio = statistics.median(ratios) if name != "baseline" else 1.0
+        ratio = statistics.median(ratios[name]) if name != "baseline" else 1.0
         print(f"| {name} | {statistics.median(walls[name]):.0f} | {statistics.median(epochs[name]):.0f} | {ratio:.2f}x | "
               f"{'<= 1.15x' if name != 'baseline' else ''} |")
-        out[name] = {"wall_s_per_round": walls[name], "epochs_s_per_round": epochs[name], "wall_s_median": statistics.median(walls[name])}
-    out["adele_to_baseline_wall_ratio_per_round"] = ratios
-    out["adele_to_baseline_wall_ratio"] = statistics.median(ratios)
+        out[name] = {"settings": variants[name], "wall_s_per_round": walls[name], "epochs_s_per_round": epochs[name],
+                     "wall_s_median": statistics.median(walls[name])}
+        if name != "baseline":
+            out[name].update(to_baseline_wall_ratio_per_round=ratios[name], to_baseline_wall_ratio=statistics.median(ratios[name]))
+    out["adele_to_baseline_wall_ratio_per_round"] = ratios["ADELE, default config"]
+    out["adele_to_baseline_wall_ratio"] = statistics.median(ratios["ADELE, default config"])
     return out
 
 
@@ -187,6 +195,9 @@ def main() -> None:
     ap.add_argument("--dataset", default="colin27-structures", help="run section: the embedded set or folder trained on")
     ap.add_argument("--noise", default="final:target_area=1000", help="run section: data.noise of both runs")
     ap.add_argument("--threads", type=int, default=None, help="run section: train.threads of each run (default: torch's)")
+    ap.add_argument("--candidate", nargs=2, action="append", default=[], metavar=("NAME", "SETTINGS"),
+                    help="run section: one more ADELE variant timed beside the default, e.g. --candidate cons10 "
+                         "adele.consistency.every_steps=10 (settings separated by spaces)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one round of 2 steps: the same code path in seconds")
@@ -209,11 +220,13 @@ def main() -> None:
         if args.only in (None, "scaling"):
             results["scaling"] = section_scaling(tmp, args.rounds)
         if args.only == "run":
-            results["run"] = section_run(tmp, args.rounds, args.dataset, args.noise, args.threads or torch.get_num_threads(), run_extra)
+            results["run"] = section_run(tmp, args.rounds, args.dataset, args.noise, args.threads or torch.get_num_threads(), run_extra,
+                                         {name: sets.split() for name, sets in args.candidate})
     target = result_target(args, "perf" + (f"_{args.only}" if args.only else ""), args.smoke)
     if target:
         write_result(target[0], {"only": args.only, "rounds": args.rounds, "steps": args.steps, "smoke": args.smoke,
-                                 **({"dataset": args.dataset, "noise": args.noise, "run_extra": run_extra} if args.only == "run" else {}),
+                                 **({"dataset": args.dataset, "noise": args.noise, "run_extra": run_extra,
+                                     "candidates": dict(args.candidate)} if args.only == "run" else {}),
                                  "settings": SETTINGS, "variants": VARIANTS, "threads": torch.get_num_threads()},
                      results, out_dir=target[1])
 

@@ -153,12 +153,13 @@ COMPETITORS = (
      "its runs have no best-checkpoint test scores"),
     ("baseline, best val epoch (clean val labels)", ("baseline_bestval_clean", "baseline_bestval"), "baseline_noisy",
      "its runs have no best-checkpoint test scores"),
-    ("ADELE (default), last epoch", ("adele",), "adele", ""),
-    ("ADELE, best val epoch (noisy val labels)", ("adele_bestval_noisy",), "adele", "its runs have no best-checkpoint test scores"),
+    ("ADELE, last epoch", ("adele",), "adele", ""),
+    ("ADELE (default, model.pt), best val epoch (noisy val labels)", ("adele_bestval_noisy",), "adele",
+     "its runs have no best-checkpoint test scores"),
     ("clean labels", ("baseline_clean",), "baseline_clean", ""),
 )
 #: paired differences shown in a column of their own: (header, minuend, subtrahend)
-VERSUS = (("ADELE - early stopping (noisy val labels)", "adele", "baseline_bestval_noisy"),)
+VERSUS = (("ADELE (model.pt) - early stopping (noisy val labels)", "adele_bestval_noisy", "baseline_bestval_noisy"),)
 
 
 def _machine_line(doc: dict) -> str:
@@ -234,8 +235,8 @@ def table_results(args: list[str], load) -> str:
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     out.append("Test mean Dice, mean over seeds; in parentheses the difference to the baseline's last epoch, paired by seed, "
-               "in Dice points with its 95% t-interval" + ("; the last column pairs ADELE's last epoch with the baseline's best "
-               "checkpoint on the noisy validation labels, seed by seed." if versus else "."))
+               "in Dice points with its 95% t-interval" + ("; the last column pairs ADELE's model.pt (its best epoch on the noisy "
+               "validation labels) with the baseline's (early stopping on the same labels), seed by seed." if versus else "."))
     for reason, mark in notes.items():
         out.append(f"<sup>{mark}</sup> {reason}.")
     for name in dict.fromkeys(args):

@@ -178,6 +178,7 @@ def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("script,args,expect", [
     ("bench_perf.py", ["--smoke"], "ratio to baseline"),
+    ("bench_perf.py", ["--smoke", "--only", "run", "--candidate", "cons10", "adele.consistency.every_steps=10"], "| cons10 |"),
     ("bench_core.py", ["--smoke"], "onset check, 10 classes x 100 epochs"),
     ("bench_noise.py", ["--smoke"], "| `markov` |"),
     ("bench_memory.py", ["--smoke"], "step time on disk / in memory"),
@@ -284,6 +285,20 @@ def test_bench_adele_config_mismatch_names_the_settings_that_differ_not_how_the_
     assert b.config_mismatch(before, asked) == []
     assert b.config_mismatch(before, Config().replace(**{"method": "adele", "adele.correction.bars_over": "changes"}).to_dict()) == [
         ("adele.correction.bars_over", "predicted", "changes")]
+    # which weights model.pt holds does not change the training: a run made before the setting, or with the other
+    # value, is reused (the benchmark reads every selection from metrics.json)
+    del before["train"]["model_weights"]
+    assert b.config_mismatch(before, asked) == []
+    assert b.config_mismatch(Config().replace(**{"method": "adele", "train.model_weights": "last"}).to_dict(), asked) == []
+
+
+def test_bench_adele_reads_the_last_epoch_whichever_weights_model_pt_holds():
+    b = _bench_adele()
+    last, shipped = {"mean_dice": 0.5}, {"mean_dice": 0.6}
+    old_run = {"test": last, "best_checkpoint_noisy_val": {"epoch": 3, "test": shipped}}  # metrics.json before model_weights
+    new_run = {"test": shipped, "last_epoch": {"epoch": 9, "test": last}, "best_checkpoint_noisy_val": {"epoch": 3, "test": shipped}}
+    for run in (old_run, new_run):
+        assert b.scores(run, "adele") == last and b.scores(run, "adele_bestval_noisy") == shipped
 
 
 def test_bench_adele_refuses_or_retrains_a_finished_run_made_with_other_settings(tmp_path, monkeypatch):

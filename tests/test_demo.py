@@ -20,7 +20,15 @@ def test_benchmark_line_reads_the_recorded_summary(tmp_path):
     es = {"mean": -1.0, "low": -3.0, "high": 1.0}
     path.write_text(json.dumps({"results": {"summary": [dict(row, adele_vs_baseline_bestval_noisy=es)]}}))
     line = benchmark_line("final:target_area=1000", path)
-    assert "+2.5 points" in line and "best checkpoint on noisy val labels -1.0 [-3.0, +1.0]" in line
+    assert "+2.5 points" in line and "best checkpoint on noisy val labels -1.0 points [-3.0, +1.0]" in line
+    # with the selection model.pt ships (the best epoch on noisy val labels) against early stopping
+    shipped = {"mean": 4.1, "low": -0.5, "high": 8.7, "ahead": 4}
+    full = dict(row, adele_vs_baseline_bestval_noisy=es, adele_bestval_noisy_vs_baseline_bestval_noisy=shipped,
+                adele_bestval_noisy_diff={"mean": 7.4, "low": 1.7, "high": 13.1, "ahead": 5})
+    path.write_text(json.dumps({"results": {"summary": [full]}}))
+    line = benchmark_line("final:target_area=1000", path)
+    assert "ADELE (model.pt) - early stopping on noisy val labels +4.1 points [-0.5, +8.7], ahead on 4 of 5 seeds" in line
+    assert "the baseline's last epoch +7.4 points [+1.7, +13.1]" in line and "-1.0" not in line
 
 
 @pytest.mark.slow
@@ -30,10 +38,10 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert main(["demo", "--epochs", "2", "--out", str(tmp_path / "demo"), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "recipe 'final:target_area=1000' on the 34 training slices of colin27-structures" in out
-    assert "ADELE - baseline on this seed" in out
+    assert "ADELE (model.pt) - early stopping (the baseline's model.pt) on this seed" in out
     assert "masks to re-annotate first" in out and "Spearman of the ranking" in out
     summary = json.loads((tmp_path / "demo" / "demo_summary.json").read_text())
-    assert set(summary["test_mean_dice"]) == {"baseline", "adele"}
+    assert set(summary["test_mean_dice"]) == set(summary["test_mean_dice_last_epoch"]) == {"baseline", "adele"}
     assert (tmp_path / "demo" / "report" / "index.html").is_file()
 
 

@@ -76,7 +76,8 @@ def test_markers_quoted_in_inline_code_are_left_alone():
 
 def test_results_table_pairs_each_competitor_with_the_baseline_and_says_why_a_cell_is_missing(tmp_path):
     rows = [{"dataset": "colin27-structures", "recipe": "final", "config": "plan", "labels_dice_with_clean": 0.675, "seeds": [0, 1, 2],
-             "baseline_noisy": [0.50, 0.60, 0.55], "adele": [0.55, 0.62, 0.60], "baseline_bestval_noisy": [0.52, 0.61, 0.56]},
+             "baseline_noisy": [0.50, 0.60, 0.55], "adele": [0.55, 0.62, 0.60], "baseline_bestval_noisy": [0.52, 0.61, 0.56],
+             "adele_bestval_noisy": [0.54, 0.62, 0.61]},
             {"dataset": "colin27", "recipe": "final", "config": "colin27.yaml", "labels_dice_with_clean": 0.6, "seeds": [0, 1, 2],
              "baseline_noisy": [0.6, 0.6, 0.6], "adele": [0.61, 0.63, 0.62]}]
     write_result("adele_x", {"variants": ["baseline_noisy", "adele", "baseline_noisyval"]}, {"summary": rows},
@@ -84,12 +85,14 @@ def test_results_table_pairs_each_competitor_with_the_baseline_and_says_why_a_ce
     table = render_docs.table_results(["adele_x.json"], lambda n: render_docs.load_result(n, tmp_path))
     lines = table.splitlines()
     assert lines[0] == ("| data | noise | training recipe | labels vs clean | baseline, last epoch | "
-                        "baseline, best val epoch (noisy val labels) | ADELE (default), last epoch | "
-                        "ADELE - early stopping (noisy val labels) |")
+                        "baseline, best val epoch (noisy val labels) | ADELE, last epoch | "
+                        "ADELE (default, model.pt), best val epoch (noisy val labels) | "
+                        "ADELE (model.pt) - early stopping (noisy val labels) |")
     cells = lines[2].split(" | ")[4:]
-    assert cells[:3] == ["0.550", "0.563 (+1.3 [-0.1, +2.8])", "0.590 (+4.0 [-0.3, +8.3])"]
-    assert cells[3].startswith("+2.7 [") and cells[3].endswith("ahead on 3 of 3 |")  # ADELE - early stopping, paired: 3, 1, 4
-    assert "—<sup>1</sup>" in lines[3] and "| 0.620 (+2.0 [-0.5, +4.5]) | — |" in lines[3]
+    assert cells[:4] == ["0.550", "0.563 (+1.3 [-0.1, +2.8])", "0.590 (+4.0 [-0.3, +8.3])", "0.590 (+4.0 [-1.0, +9.0])"]
+    # ADELE's shipped checkpoint - early stopping, paired by seed: 2, 1, 5
+    assert cells[4].startswith("+2.7 [") and cells[4].endswith("ahead on 3 of 3 |")
+    assert "—<sup>1</sup>" in lines[3] and "| 0.620 (+2.0 [-0.5, +4.5]) | —<sup>2</sup> | — |" in lines[3]
     assert any(line.startswith("<sup>1</sup> baseline, best val epoch (noisy val labels): missing from adele_x.json") for line in lines)
     footer = lines[-1]
     assert footer.startswith("`adele_x.json`: seeds [0, 1, 2];") and "commit " in footer and "torch" in footer

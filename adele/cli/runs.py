@@ -75,8 +75,9 @@ def _add_predict_parser(sub) -> None:
     pr.add_argument("--probs", action="store_true", help="also write probability maps")
     pr.add_argument("--tta", action="store_true", help="multi-scale + flip test-time averaging")
     add_device(pr)
-    pr.add_argument("--checkpoint", default="last", choices=["last", "best"],
-                    help="model.pt, the weights at the end of training (last, default), or best.pt, those of the best validation epoch (best)")
+    pr.add_argument("--checkpoint", default="model", choices=["model", "best", "last"],
+                    help="model.pt, the weights training shipped (model, default: the best validation epoch, see train.model_weights), "
+                         "best.pt, those of the best validation epoch (best), or the last epoch's (last)")
     add_overwrite(pr, "output folder")
 
 
@@ -110,8 +111,9 @@ def _add_export_parser(sub) -> None:
     add_run_folder(ex, "run folder with model.pt (the --out of `adele train`)")
     ex.add_argument("--out", required=True, help="output folder (new or empty)")
     add_device(ex)
-    ex.add_argument("--checkpoint", default="last", choices=["last", "best"],
-                    help="weights for the label-quality fallback of runs without early-learning probabilities: model.pt (last) or best.pt (best)")
+    ex.add_argument("--checkpoint", default="model", choices=["model", "best", "last"],
+                    help="weights for the label-quality fallback of runs without early-learning probabilities: model.pt (model), "
+                         "best.pt (best) or the last epoch's (last)")
     ex.add_argument("--suspects", default="keep", choices=["keep", "ignore"],
                     help="keep: the dataset above, suspect/<id>.png beside the labels (default); ignore: an nnU-Net raw dataset "
                          "in the source's space whose labels carry nnU-Net's ignore label on the suspect pixels (see below)")

@@ -246,8 +246,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     results = trainer.fit()
     if trainer.is_main:
         print(format_metrics_table({cfg.method: results}, split="test" if "test" in results else "val"))
+        print(f"model.pt: {model_weights_line(results)}")
         print(f"run folder: {args.out}")
     return 0
+
+
+def model_weights_line(results: dict) -> str:
+    """Which weights model.pt holds, in words (metrics.json ``model``)."""
+    m = results.get("model", {})
+    if m.get("weights") == "best_val":
+        return (f"epoch {m['epoch']} of {results['epochs']}, the best on the validation labels (train.model_weights: best_val; "
+                "the last epoch's scores are under last_epoch in metrics.json)")
+    return f"the last epoch ({results['epochs']})"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

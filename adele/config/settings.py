@@ -134,6 +134,11 @@ class TrainConfig:
     eval_every: int = 1
     #: keep only the last N epoch checkpoints to save disk (``best.pt`` and ``model.pt`` are kept besides)
     keep_last: int = 1
+    #: the weights model.pt holds (what ``adele predict`` and the exports use; metrics.json ``test`` scores them):
+    #: ``best_val`` = the best validation epoch on the validation labels as given (``data.val_labels``; best.pt),
+    #: the last epoch where there is no validation split; ``last`` = the last epoch. Either way metrics.json keeps
+    #: the last epoch's scores under ``last_epoch``
+    model_weights: Literal["best_val", "last"] = "best_val"
     #: CPU threads of torch in each process; null = torch's default. Results are deterministic for a given
     #: thread count, and another count changes the floating-point sums (and so the run) slightly
     threads: Optional[int] = None

@@ -488,10 +488,12 @@ class Trainer:
 
     def finish(self) -> dict:
         results: dict[str, Any] = {"method": self.cfg.method, "epochs": self.epoch, "classes": self.classes, "best_val": self.best}
+        last: dict[str, Any] = {"epoch": self.epoch}
         for name in ("val", "test"):
             split = getattr(self.data, name)
             if split is not None:
-                results[name] = self.evaluate(split)
+                last[name] = results[name] = self.evaluate(split)
+        results["last_epoch"] = last
         if self.data.train.clean is not None:
             results["train_label_quality"] = label_agreement(self.data.train.labels, self.data.train.clean, self.num_classes, self.ignore_index, self.classes)
         summary = self.method.summary()
@@ -504,11 +506,28 @@ class Trainer:
             results["best_checkpoint"] = best
         for name, rec in self.best_by.items():
             results[f"best_checkpoint_{name}_val"] = rec
+        weights = self.eval_model.state_dict()
+        results["model"] = {"weights": "last", "epoch": self.epoch}
+        if self.cfg.train.model_weights == "best_val" and best is not None and best["epoch"] != self.epoch:
+            # model.pt = best.pt: the val and test scores at the top of metrics.json are those of the weights shipped
+            weights = self._best_weights
+            results["model"] = {"weights": "best_val", "epoch": best["epoch"]}
+            model = self.weights_model(weights)
+            for name in ("val", "test"):
+                split = getattr(self.data, name)
+                if split is not None:
+                    results[name] = best["test"] if name == "test" else self.evaluate(split, model=model)
+        elif self.cfg.train.model_weights == "best_val" and best is not None:
+            results["model"]["weights"] = "best_val"
         if self.is_main:
             if self.quality is not None:
                 self.quality.save(self.run_dir, self.classes)
             files.write_metrics(self.run_dir, results)
-            files.save_model(self.run_dir, self.model_payload(self.eval_model.state_dict()))
+            files.save_model(self.run_dir, self.model_payload(weights))
+            if weights is self._best_weights:  # the last epoch's weights stay at hand (`--checkpoint last`)
+                files.save_last(self.run_dir, self.model_payload(self.eval_model.state_dict()))
+            else:
+                files.last_path(self.run_dir).unlink(missing_ok=True)
         if self._tb:
             self._tb.close()
         return results
@@ -524,10 +543,14 @@ class Trainer:
         if self.best["epoch"] == self.epoch:
             out["test"] = results["test"]
             return out
-        model = copy.deepcopy(self.eval_model)
-        model.load_state_dict(self._best_weights)
-        out["test"] = self.evaluate(self.data.test, model=model)
+        out["test"] = self.evaluate(self.data.test, model=self.weights_model(self._best_weights))
         return out
+
+    def weights_model(self, weights: dict) -> torch.nn.Module:
+        """A copy of the evaluation model holding ``weights`` (e.g. those of best.pt)."""
+        model = copy.deepcopy(self.eval_model)
+        model.load_state_dict(weights)
+        return model
 
 
 def validation_label_sets(val: Optional[PreparedSplit], noise: Optional[str], val_labels: str) -> dict[str, list[np.ndarray]]:

@@ -77,7 +77,7 @@ def _write_labels(root: Path, ids, labels) -> None:
         write_array(root / f"{sid}.png", np.asarray(lab, dtype=np.uint8))
 
 
-def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", overwrite: bool = False, checkpoint: str = "last",
+def export_labels(run_dir: str | Path, out: str | Path, device: str = "auto", overwrite: bool = False, checkpoint: str = "model",
                   log: Callable[[str], None] = print, suspects: str = "keep") -> Path:
     """Write the dataset described in the module doc (``suspects="ignore"``: the nnU-Net folder); returns ``out``."""
     if suspects not in ("keep", "ignore"):

@@ -48,6 +48,7 @@ ADELE_LOG = "adele_log.jsonl"
 METRICS = "metrics.json"
 MODEL = "model.pt"
 BEST = "best.pt"
+LAST = "last.pt"
 CHECKPOINTS = "checkpoints"
 LABELS = "labels"
 STORE = "store"
@@ -310,14 +311,32 @@ def save_best(run_dir: str | Path, state: dict) -> None:
     atomic_save(state, best_path(run_dir))
 
 
-def checkpoint_file(run_dir: str | Path, which: str = "last") -> Path:
-    """model.pt (``last``: the weights at the end of training) or best.pt (``best``)."""
-    if which not in ("last", "best"):
-        raise ValueError(f"checkpoint must be 'last' or 'best', got {which!r}")
-    return model_path(run_dir) if which == "last" else best_path(run_dir)
+def last_path(run_dir: str | Path) -> Path:
+    """last.pt: the last epoch's weights, written when model.pt holds another epoch's (``train.model_weights: best_val``)."""
+    return Path(run_dir) / LAST
 
 
-def load_model(run_dir: str | Path, which: str = "last") -> dict:
+def save_last(run_dir: str | Path, state: dict) -> None:
+    atomic_save(state, last_path(run_dir))
+
+
+#: the weights a finished run offers: model.pt (what training shipped), best.pt (the best validation epoch) and the last
+#: epoch's (last.pt where model.pt holds another epoch, else model.pt itself)
+WEIGHT_CHOICES = ("model", "best", "last")
+
+
+def checkpoint_file(run_dir: str | Path, which: str = "model") -> Path:
+    """The file of checkpoint ``which`` (:data:`WEIGHT_CHOICES`)."""
+    if which not in WEIGHT_CHOICES:
+        raise ValueError(f"checkpoint must be one of {', '.join(WEIGHT_CHOICES)}, got {which!r}")
+    if which == "best":
+        return best_path(run_dir)
+    if which == "last" and last_path(run_dir).is_file():
+        return last_path(run_dir)
+    return model_path(run_dir)
+
+
+def load_model(run_dir: str | Path, which: str = "model") -> dict:
     return torch.load(checkpoint_file(run_dir, which), map_location="cpu", weights_only=True)
 
 

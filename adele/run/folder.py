@@ -152,8 +152,9 @@ class RunFolder:
 
     # ------------------------------------------------------------------ model, data, labels
 
-    def model(self, device: str = "auto", checkpoint: str = "last", allow_checkpoint: bool = False) -> LoadedModel:
-        """The trained model: model.pt (``checkpoint="last"``) or best.pt (``"best"``); with ``allow_checkpoint``, the newest
+    def model(self, device: str = "auto", checkpoint: str = "model", allow_checkpoint: bool = False) -> LoadedModel:
+        """The trained model: model.pt (``checkpoint="model"``), best.pt (``"best"``) or the last epoch's (``"last"``); with
+        ``allow_checkpoint``, the newest
         epoch checkpoint of an unfinished run when model.pt is missing. Loaded once per choice."""
         key = (device, checkpoint, allow_checkpoint)
         if key not in self._models:
@@ -195,14 +196,15 @@ class RunFolder:
     def volume_spec(self) -> Optional[VolumeSpec]:
         """The volume steps the run was trained with (``RUN/volumes.json``, else its dataset's); None for 2D runs."""
         data_path = self.raw_config.get("data", {}).get("path") if self.raw_config else None
-        if data_path is None and files.checkpoint_file(self.path, "last").is_file():
+        if data_path is None and files.checkpoint_file(self.path, "model").is_file():
             data_path = self.model("cpu").config.data.path
         return run_volume_spec(files.volume_spec_path(self.path), data_path)
 
 
 def _load_model(run: str | Path, device: str = "auto", allow_checkpoint: bool = False, in_channels: Optional[int] = None,
-                checkpoint: str = "last") -> LoadedModel:
-    """Load ``RUN/model.pt`` (``checkpoint="last"``) or ``RUN/best.pt`` (``"best"``: the best validation epoch's weights);
+                checkpoint: str = "model") -> LoadedModel:
+    """Load ``RUN/model.pt`` (``checkpoint="model"``), ``RUN/best.pt`` (``"best"``: the best validation epoch's weights) or the
+    last epoch's (``"last"``: last.pt, or model.pt where that holds the last epoch);
     with ``allow_checkpoint``, the newest epoch checkpoint of an unfinished run when model.pt is missing."""
     run = Path(run)
     if not run.is_dir():
@@ -210,7 +212,7 @@ def _load_model(run: str | Path, device: str = "auto", allow_checkpoint: bool = 
     path = files.checkpoint_file(run, checkpoint)
     if checkpoint == "best" and not path.is_file():
         raise RunError(f"{path}: not found; best.pt is written when a run with a validation split improves on it "
-                       "(runs trained before it existed have none); use --checkpoint last")
+                       "(runs trained before it existed have none); use --checkpoint model")
     if path.is_file():
         try:
             state = files.load_model(run, checkpoint)

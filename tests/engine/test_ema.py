@@ -24,7 +24,7 @@ def test_weight_ema_formula_with_warmup():
 def test_ema_weights_are_evaluated_saved_and_resumed_exactly(tmp_path):
     src = small_colin27(8, 2)
     cfg = load_config(None, FAST + ["train.epochs=3", "train.ema=0.9", "method=adele", "data.noise=final",
-                                    "adele.consistency.enabled=false"])
+                                    "adele.consistency.enabled=false", "train.model_weights=last"])
     full = _trainer(cfg, tmp_path / "full", src)
     res = full.fit()
     saved = torch.load(tmp_path / "full" / "model.pt", weights_only=True)["model"]

@@ -102,12 +102,26 @@ def test_best_checkpoint_is_written_scored_and_chosen_for_predict(tmp_path):
     assert best["epoch"] == best_epoch == res["best_val"]["epoch"] and best["val_mean_dice"] == max(vals)
     assert (run / "best.pt").is_file() and "test" in best
     folder = RunFolder.open(run)
-    last, chosen = folder.model("cpu"), folder.model("cpu", checkpoint="best")
-    if best_epoch != 4:  # the best epoch's test scores come from its own weights
+    shipped, chosen, last = (folder.model("cpu", checkpoint=c) for c in ("model", "best", "last"))
+    # model.pt is best.pt (train.model_weights: best_val), and metrics.json's test scores are its own
+    assert all(torch.equal(a, b) for a, b in zip(shipped.model.state_dict().values(), chosen.model.state_dict().values()))
+    assert res["test"] == best["test"] and res["model"] == {"weights": "best_val", "epoch": best_epoch}
+    assert res["last_epoch"]["epoch"] == 4 and set(res["last_epoch"]) == {"epoch", "val", "test"}
+    if best_epoch != 4:  # the best epoch's test scores come from its own weights; the last epoch's stay in last.pt
         assert any(m is not None for m in seen)
+        assert (run / "last.pt").is_file() and last.origin == "last.pt"
         assert any(not torch.equal(a, b) for a, b in zip(last.model.state_dict().values(), chosen.model.state_dict().values()))
+        assert res["val"]["mean_dice"] == best["val_mean_dice"] >= res["last_epoch"]["val"]["mean_dice"]
     else:
-        assert best["test"] == res["test"]
+        assert best["test"] == res["last_epoch"]["test"] and not (run / "last.pt").exists()
+    # train.model_weights: last ships the last epoch; the scores at the top are the last epoch's
+    cfg_last = cfg.replace(**{"train.model_weights": "last"})
+    tl = Trainer(cfg_last, tmp_path / "last", data=load_run_data(cfg_last, data), log=lambda m: None)
+    tl.prepare_run_dir(False, False)
+    res_last = tl.fit()
+    assert res_last["model"] == {"weights": "last", "epoch": 4} and res_last["test"] == res_last["last_epoch"]["test"]
+    assert res_last["last_epoch"]["test"] == res["last_epoch"]["test"] and res_last["best_checkpoint"] == res["best_checkpoint"]
+    assert not (tmp_path / "last" / "last.pt").exists()
     # resuming a finished run's last epochs reloads best.pt and scores the same
     assert interrupted_then_resumed(cfg, data, tmp_path / "b", stop_after=2)[1]["best_checkpoint"] == res["best_checkpoint"]
 
@@ -117,6 +131,20 @@ def test_predict_with_the_best_checkpoint(tiny_run, small_colin27_dir, tmp_path,
     assert main(["predict", str(run), "--input", str(small_colin27_dir / "test" / "images"), "--out", str(tmp_path / "p"),
                  "--checkpoint", "best", "--device", "cpu"]) == 0
     assert len(list((tmp_path / "p").glob("*.png"))) == 3 and "model: best.pt" in capsys.readouterr().out
+    # the last epoch's weights: last.pt where model.pt holds the best epoch, else model.pt itself
+    assert main(["predict", str(run), "--input", str(small_colin27_dir / "test" / "images"), "--out", str(tmp_path / "q"),
+                 "--checkpoint", "last", "--device", "cpu"]) == 0
+    shipped = json.loads((run / "metrics.json").read_text())["model"]
+    expected = "last.pt" if shipped["weights"] == "best_val" and shipped["epoch"] != json.loads((run / "metrics.json").read_text())["epochs"] else "model.pt"
+    assert f"model: {expected}" in capsys.readouterr().out
+
+
+def test_train_prints_which_epoch_model_pt_holds():
+    from adele.cli.train import model_weights_line
+
+    assert model_weights_line({"epochs": 40, "model": {"weights": "best_val", "epoch": 17}}).startswith(
+        "epoch 17 of 40, the best on the validation labels")
+    assert model_weights_line({"epochs": 40, "model": {"weights": "last", "epoch": 40}}) == "the last epoch (40)"
 
 
 def test_batch_size_above_the_training_set_is_clipped_with_one_warning(tmp_path):
