@@ -48,6 +48,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -86,6 +87,8 @@ VARIANTS = {
     # item 5's candidates (the wall time): the consistency term at a lower cost, its gain kept or not
     "adele_cons10": ["method=adele", "adele.consistency.every_steps=10"],
     "adele_s07": ["method=adele", "adele.consistency.scales=[1.0,0.7]"],
+    # item 1's candidate after them: the term carries the gain, and every 10th step scored below every 5th; more often
+    "adele_cons2": ["method=adele", "adele.consistency.every_steps=2"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_cons": ["method=adele", "adele.consistency.enabled=true"],
     "adele_cons1": ["method=adele", "adele.consistency.enabled=true", "adele.consistency.every_steps=1"],
@@ -112,6 +115,7 @@ LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, n
           "adele_once_bestw": "ADELE, once + best-noisy-val weights", "adele_changebars": "ADELE, bars over the candidate changes",
           "adele_nocons": "ADELE without the consistency term",
           "adele_cons10": "ADELE, consistency every 10th step", "adele_s07": "ADELE, consistency at scales 1 and 0.7",
+          "adele_cons2": "ADELE, consistency every 2nd step",
           "baseline_noema": "baseline, no weight average", "baseline_gce": "baseline, generalized CE (q 0.7)", "adele_noema": "ADELE, no weight average"}
 RECIPE_FREE = {"baseline_clean"}
 
@@ -253,12 +257,33 @@ BEST = {"baseline_bestval_noisy": ("baseline_noisy", "best_checkpoint_noisy_val"
         "adele_bestval_clean": ("adele", "best_checkpoint_clean_val", "ADELE, best val epoch (clean val labels)")}
 
 
+def best_column(name: str) -> Optional[tuple[str, str, str]]:
+    """(trained variant, metrics.json key, label) of a best-val column: those of :data:`BEST`, and for every other ADELE
+    variant V, ``V_bestval_noisy`` (its best epoch on the noisy val labels: the checkpoint a candidate ships); else None."""
+    if name in BEST:
+        return BEST[name]
+    suffix = "_bestval_noisy"
+    if name.startswith("adele_") and name.endswith(suffix) and name[: -len(suffix)] in VARIANTS:
+        v = name[: -len(suffix)]
+        return v, "best_checkpoint_noisy_val", f"{LABELS.get(v, v)}, best val epoch (noisy val labels)"
+    return None
+
+
+def best_columns(variants) -> dict[str, tuple[str, str, str]]:
+    """The best-val columns the trained ``variants`` give (:func:`best_column`)."""
+    cols = {k: c for k, c in BEST.items() if c[0] in variants}
+    cols.update({f"{v}_bestval_noisy": best_column(f"{v}_bestval_noisy") for v in variants
+                 if v.startswith("adele_") and best_column(f"{v}_bestval_noisy")})
+    return cols
+
+
 def scores(run: dict, variant: str) -> dict:
     """The test scores a column shows: the last epoch's, or for a best-val column those of that selection's epoch."""
-    if variant in BEST:
-        best = run.get(BEST[variant][1]) or {}
+    col = best_column(variant)
+    if col is not None:
+        best = run.get(col[1]) or {}
         if "test" not in best:
-            raise SystemExit(f"{variant}: the run has no {BEST[variant][1]} test scores (validation every epoch is needed)")
+            raise SystemExit(f"{variant}: the run has no {col[1]} test scores (validation every epoch is needed)")
         return best["test"]
     return (run.get("last_epoch") or run)["test"]  # the last epoch's (metrics.json's "test" scores model.pt)
 
@@ -380,18 +405,19 @@ def main() -> None:
         done = dict(zip(unique, pool.map(lambda item: train(item[0], *item[1], config), unique.items())))
     res = {key: done[run_dir] for key, (run_dir, _, _) in jobs.items()}
     for recipe in args.recipes:  # the best-val columns read best.pt's scores of runs already made
-        for col, (v, key, _) in BEST.items():
-            if v in args.variants and all("test" in (res[(recipe, v, s)].get(key) or {}) for s in args.seeds):
+        for col, (v, key, _) in best_columns(args.variants).items():
+            if all("test" in (res[(recipe, v, s)].get(key) or {}) for s in args.seeds):
                 for s in args.seeds:
                     res[(recipe, col, s)] = res[(recipe, v, s)]
-    labels = {**LABELS, **{k: lab for k, (_, _, lab) in BEST.items()}}
+    best_cols = best_columns(args.variants)
+    labels = {**LABELS, **{k: lab for k, (_, _, lab) in best_cols.items()}}
 
     summary = []
     with_ceiling = set(cons_dice)
     for recipe in args.recipes:
         level = noisy_vs_clean(recipe, args.seeds, args.dataset)
         variants = [v for v in args.variants if v != "baseline_noisyval" and not (apart and v == "baseline_clean")]
-        variants += [k for k in BEST if (recipe, k, args.seeds[0]) in res]
+        variants += [k for k in best_cols if (recipe, k, args.seeds[0]) in res]
         variants += ["consensus"] if recipe in with_ceiling else []
         per = {v: [res[(recipe, v, s)] for s in args.seeds] for v in variants}
         classes = per[variants[0]][0]["classes"][1:]
@@ -409,9 +435,9 @@ def main() -> None:
         means = {v: np.array([scores(r, v)["mean_dice"] for r in per[v]], dtype=float) for v in variants}
         print("| **mean** | " + " | ".join(f"**{cell(means[v])}**" for v in variants) + " |")
         print("\nPer seed: " + "; ".join(f"{v} " + ", ".join(f"{x:.3f}" for x in means[v]) for v in variants))
-        for v in BEST:
+        for v in best_cols:
             if v in per:
-                print(f"{v}: best epochs " + ", ".join(str(r[BEST[v][1]]["epoch"]) for r in per[v]))
+                print(f"{v}: best epochs " + ", ".join(str(r[best_cols[v][1]]["epoch"]) for r in per[v]))
         row = {"dataset": args.dataset, "recipe": recipe, "config": "plan" if config == "plan" else Path(config).name,
                "labels_dice_with_clean": level, "seeds": args.seeds, **{v: [float(x) for x in means[v]] for v in variants}}
         if apart:
@@ -448,13 +474,20 @@ def main() -> None:
                         row[f"{v}_closes_{ref}"] = float(m / gap) if gap else None
                 row[f"{v}_diff"] = {"mean": m, "low": lo, "high": hi, "per_seed": [float(x) for x in d], "ahead": ahead}
             if "adele" in means:  # every other ADELE variant against the default, same seeds and draws (ablations)
-                for v in (v for v in variants if v.startswith("adele_") and v not in BEST):
+                for v in (v for v in variants if v.startswith("adele_") and best_column(v) is None):
                     d = 100 * (means["adele"] - means[v])
                     m, lo, hi = paired_ci(d)
                     print(f"adele (the default) - {v}, paired by seed: " + ", ".join(f"{x:+.1f}" for x in d)
                           + f" points; mean {fmt_ci(m, lo, hi)}")
                     row[f"adele_vs_{v}"] = {"mean": m, "low": lo, "high": hi}
-            for v in (v for v in variants if v.startswith("adele") and v not in BEST):
+            if "adele_bestval_noisy" in means:  # the checkpoint the default ships against each candidate's, same seeds
+                for v in (v for v in variants if v.startswith("adele_") and v.endswith("_bestval_noisy") and v not in BEST):
+                    d = 100 * (means["adele_bestval_noisy"] - means[v])
+                    m, lo, hi = paired_ci(d)
+                    print(f"adele_bestval_noisy (the default's model.pt) - {v}, paired by seed: "
+                          + ", ".join(f"{x:+.1f}" for x in d) + f" points; mean {fmt_ci(m, lo, hi)}")
+                    row[f"adele_bestval_noisy_vs_{v}"] = {"mean": m, "low": lo, "high": hi, "per_seed": [float(x) for x in d]}
+            for v in (v for v in variants if v.startswith("adele") and best_column(v) is None):
                 for ref in (r for r in BEST if r in means and r.startswith("baseline") and f"{v}_vs_{r}" not in row):
                     m, lo, hi = paired_ci(100 * (means[v] - means[ref]))  # (the competitors' pairs above already hold it)
                     print(f"{v} - {ref}, paired by seed: mean {fmt_ci(m, lo, hi)}")
