@@ -506,19 +506,16 @@ class Trainer:
             results["best_checkpoint"] = best
         for name, rec in self.best_by.items():
             results[f"best_checkpoint_{name}_val"] = rec
+        ship_best = self.cfg.train.model_weights == "best_val" and best is not None
+        results["model"] = {"weights": "best_val", "epoch": best["epoch"]} if ship_best else {"weights": "last", "epoch": self.epoch}
         weights = self.eval_model.state_dict()
-        results["model"] = {"weights": "last", "epoch": self.epoch}
-        if self.cfg.train.model_weights == "best_val" and best is not None and best["epoch"] != self.epoch:
+        if ship_best and best["epoch"] != self.epoch:
             # model.pt = best.pt: the val and test scores at the top of metrics.json are those of the weights shipped
             weights = self._best_weights
-            results["model"] = {"weights": "best_val", "epoch": best["epoch"]}
-            model = self.weights_model(weights)
-            for name in ("val", "test"):
-                split = getattr(self.data, name)
-                if split is not None:
-                    results[name] = best["test"] if name == "test" else self.evaluate(split, model=model)
-        elif self.cfg.train.model_weights == "best_val" and best is not None:
-            results["model"]["weights"] = "best_val"
+            if "test" in best:
+                results["test"] = best["test"]
+            if self.data.val is not None:
+                results["val"] = self.evaluate(self.data.val, model=self.weights_model(weights))
         if self.is_main:
             if self.quality is not None:
                 self.quality.save(self.run_dir, self.classes)
