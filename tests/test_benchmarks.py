@@ -292,6 +292,16 @@ def test_bench_adele_config_mismatch_names_the_settings_that_differ_not_how_the_
     assert b.config_mismatch(Config().replace(**{"method": "adele", "train.model_weights": "last"}).to_dict(), asked) == []
 
 
+def test_bench_adele_gives_each_adele_variant_a_best_noisy_val_column():
+    b = _bench_adele()
+    cols = b.best_columns(["baseline_noisy", "adele", "adele_changebars", "baseline_clean"])
+    assert cols["adele_changebars_bestval_noisy"][:2] == ("adele_changebars", "best_checkpoint_noisy_val")
+    assert {"baseline_bestval_noisy", "adele_bestval_noisy"} <= set(cols) and "baseline_clean_bestval_noisy" not in cols
+    assert b.best_column("adele_nosuch_bestval_noisy") is None and b.best_column("adele_changebars") is None
+    run = {"test": {"mean_dice": 0.5}, "best_checkpoint_noisy_val": {"epoch": 3, "test": {"mean_dice": 0.6}}}
+    assert b.scores(run, "adele_changebars_bestval_noisy")["mean_dice"] == 0.6 and b.scores(run, "adele_changebars")["mean_dice"] == 0.5
+
+
 def test_bench_adele_reads_the_last_epoch_whichever_weights_model_pt_holds():
     b = _bench_adele()
     last, shipped = {"mean_dice": 0.5}, {"mean_dice": 0.6}
