@@ -83,6 +83,8 @@ VARIANTS = {
     "adele_bestw": ["method=adele", "adele.correction.weights=best_val"],
     "adele_once_bestw": ["method=adele", "adele.correction.classes=once", "adele.correction.weights=best_val"],
     "adele_changebars": ["method=adele", "adele.correction.bars_over=changes"],
+    # the default until adele_changebars met the rule: the bars rank every pixel predicted k
+    "adele_predbars": ["method=adele", "adele.correction.bars_over=predicted"],
     "adele_nocons": ["method=adele", "adele.consistency.enabled=false"],
     # item 5's candidates (the wall time): the consistency term at a lower cost, its gain kept or not
     "adele_cons10": ["method=adele", "adele.consistency.every_steps=10"],
@@ -113,6 +115,7 @@ LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, n
           "adele_nocorr": "ADELE without correction", "adele_late": "ADELE, fit needs 10 points",
           "adele_once": "ADELE, each class corrected once", "adele_bestw": "ADELE, rounds read the best-noisy-val weights",
           "adele_once_bestw": "ADELE, once + best-noisy-val weights", "adele_changebars": "ADELE, bars over the candidate changes",
+          "adele_predbars": "ADELE, bars over every predicted pixel (the earlier default)",
           "adele_nocons": "ADELE without the consistency term",
           "adele_cons10": "ADELE, consistency every 10th step", "adele_s07": "ADELE, consistency at scales 1 and 0.7",
           "adele_cons2": "ADELE, consistency every 2nd step",

@@ -246,8 +246,9 @@ class CorrectionConfig:
     #: which pixels the per-class bars rank: ``predicted`` (every pixel the network predicts as k) or ``changes``
     #: (only the candidate changes: pixels predicted k whose current label differs and is not ignore), so that a
     #: round writes the top ``class_share`` of its own candidate changes to each class rather than only pixels as
-    #: sure as the interior the labels already agree on
-    bars_over: Literal["predicted", "changes"] = "predicted"
+    #: sure as the interior the labels already agree on (``changes``, the default, met the benchmark's rule against
+    #: early stopping where ``predicted`` did not: docs/benchmarks.md)
+    bars_over: Literal["predicted", "changes"] = "changes"
     #: the weights whose predictions correct the labels: ``current`` (the network after the epoch, officially) or
     #: ``best_val`` (those of the best validation epoch so far on the noisy validation labels, the checkpoint
     #: early stopping would keep: a network that had not yet memorized what it is asked to correct; the current

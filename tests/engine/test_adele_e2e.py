@@ -166,7 +166,9 @@ def test_per_class_thresholds_are_used_and_recorded(tmp_path, monkeypatch):
     plain = _trainer(load_config(None, ADELE + ["train.epochs=4"]), tmp_path / "p", data).fit()["adele"]["rounds"]
     assert sum(r["pixels_changed"] for r in plain) > 0
     share = 0.5
-    cfg = load_config(None, ADELE + ["train.epochs=4", f"adele.correction.class_share={share}"])
+    # the bars over every predicted pixel (bars_over=changes ranks only the candidate changes: test_adele_science)
+    cfg = load_config(None, ADELE + ["train.epochs=4", f"adele.correction.class_share={share}",
+                                     "adele.correction.bars_over=predicted"])
     seen, real = [], engine.class_thresholds
 
     def bars(hist, share, tau_bg, tau_fg):  # the real bars, recorded; then one no pixel of this small net reaches
