@@ -208,6 +208,40 @@ def train(run_dir: Path, sets: list[str], data: str = "colin27", config: str = "
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+def trained_values(run: dict) -> dict:
+    """What a run's training decided, in the form every version of metrics.json holds: the last epoch's test and
+    validation scores, each best-validation selection (epoch and scores) and each correction round's epoch and changed
+    pixel count; not which checkpoint model.pt holds (``train.model_weights``) nor any time."""
+    last = run.get("last_epoch") or run  # runs recorded before model.pt could hold another epoch: "test" is the last
+    rounds = run.get("adele", {}).get("rounds", [])
+    return {"last_epoch": {k: last.get(k) for k in ("test", "val")},
+            **{k: run.get(k) for k in ("best_checkpoint_noisy_val", "best_checkpoint_clean_val")},
+            "rounds": [[x.get("epoch"), x.get("pixels_changed")] for x in rounds]}
+
+
+def _differing(a, b, at: str = "") -> list[str]:
+    """The paths (``a.b.0``) where two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [p for k in sorted(set(a) | set(b)) for p in _differing(a.get(k), b.get(k), f"{at}.{k}" if at else str(k))]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [p for i, (x, y) in enumerate(zip(a, b)) for p in _differing(x, y, f"{at}.{i}")]
+    return [] if a == b else [at or "."]
+
+
+def verify(run_dir: Path, sets: list[str], data: str, config: str, work: Path) -> dict:
+    """Train a reused run again with this code, in ``work`` (its folder replaced), and compare what the training decided
+    (:func:`trained_values`) with the stored run: a reused run stands for this code only if it is the same."""
+    import shutil
+
+    if work.exists():
+        shutil.rmtree(work)
+    again = train(work, sets, data, config)
+    stored = json.loads((run_dir / "metrics.json").read_text())
+    diff = _differing(trained_values(stored), trained_values(again))
+    return {"run": f"{run_dir.parent.name}/{run_dir.name}", "same": not diff, "differences": diff[:20],
+            "verdict": "the same" if not diff else f"different ({len(diff)} values)"}
+
+
 def consensus_data(out: Path, recipe: str, dataset: str = "colin27", k: int = 21, sigma: float = 2.0) -> tuple[Path, float]:
     """The smoothed consensus of ``k`` realizations as training labels of a dataset folder; (folder, Dice with clean)."""
     from adele.data import open_source
@@ -370,6 +404,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--figure", type=Path, help="write the 'ADELE gain vs noise level' plot here")
     ap.add_argument("--set", nargs="*", default=[], help="extra overrides for every run")
     ap.add_argument("--smoke", action="store_true", help="seconds: seeds 0 1, 2 epochs of 5 steps at 28x24, width 4 (the same code path)")
+    ap.add_argument("--verify", nargs="*", default=[], metavar="VARIANT:SEED",
+                    help="after reading the runs, train these again with this code (in OUT/verify/) and record whether each "
+                         "gives what its stored run holds (every score, best epoch and correction round)")
     ap.add_argument("--retrain-mismatched", action="store_true",
                     help="train again a finished run whose config.yaml differs from the settings asked for (default: refused)")
     add_result_options(ap, "adele_DATASET_RECIPES; with --smoke the result goes to OUT/")
@@ -528,6 +565,16 @@ def main() -> None:
         if "baseline_clean" in row:
             cells += [f"{np.mean(row['baseline_clean']):.3f}"]
         print("| " + " | ".join(cells) + " |")
+    checked = []
+    for item in args.verify:  # the reused runs against this code: trained again, compared
+        v, _, s = item.partition(":")
+        key = (args.recipes[0], v, int(s)) if s.lstrip("-").isdigit() else None
+        if key not in jobs:
+            raise SystemExit(f"--verify {item}: not a run of this benchmark (VARIANT:SEED of --variants and --seeds)")
+        run_dir, sets, data = jobs[key]
+        checked.append(verify(run_dir, sets, data, config, args.out / "verify" / run_dir.parent.name / run_dir.name))
+        print(f"verify {checked[-1]['run']}: trained again, {checked[-1]['verdict']}"
+              + ("" if checked[-1]["same"] else ": " + ", ".join(checked[-1]["differences"])))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     if args.smoke and args.result_dir is None:
@@ -535,7 +582,8 @@ def main() -> None:
     name, where = result_target(args, f"adele_{slug(args.dataset)}_" + "_".join(slug(r) for r in args.recipes))
     write_result(name, {"dataset": args.dataset, "recipes": args.recipes, "config": args.config if args.config == "plan" else
                         Path(config).name, "variants": args.variants, "seeds": args.seeds, "clean_seeds": clean_seeds if "baseline_clean" in args.variants else None, "ceiling": args.ceiling,
-                        "set": extra, "overrides": {v: VARIANTS[v] for v in args.variants}}, {"summary": summary}, out_dir=where)
+                        "set": extra, "overrides": {v: VARIANTS[v] for v in args.variants}},
+                 {"summary": summary, **({"verified": checked} if checked else {})}, out_dir=where)
     if args.figure and all("adele_diff" in r for r in summary):
         plot(summary, args.figure)
         print(f"\nfigure: {args.figure}")

@@ -220,7 +220,7 @@ def test_nnunet_example_plan_train_predict_evaluate(tmp_path):
 @pytest.mark.slow
 def test_bench_adele_smoke_prints_the_competitors_and_the_round_report(tmp_path):
     out = run("bench_adele.py", "--smoke", "--out", str(tmp_path), "--variants", "adele", "baseline_noisy", "baseline_clean",
-              "--clean-seeds", "0")
+              "--clean-seeds", "0", "--verify", "adele:1")
     # both early-stopping competitors come from the same baseline runs
     assert "baseline, best val epoch (clean val labels)" in out and "baseline, best val epoch (noisy val labels)" in out
     assert "adele - baseline_noisy, paired by seed" in out and "adele - baseline_bestval_noisy, paired by seed" in out
@@ -233,6 +233,29 @@ def test_bench_adele_smoke_prints_the_competitors_and_the_round_report(tmp_path)
     # the clean-label reference on its own seed: a mean, not paired
     assert summary[0]["baseline_clean_seeds"] == [0] and len(summary[0]["baseline_clean"]) == 1 and "baseline_clean (seeds [0])" in out
     assert not (tmp_path / "clean" / "baseline_clean_s1").exists()
+    # --verify: the run trained again by this code gives what the reused one holds
+    assert result["results"]["verified"] == [{"run": "final-target-area-1000/adele_s1", "same": True, "differences": [],
+                                             "verdict": "the same"}]
+    assert "verify final-target-area-1000/adele_s1: trained again, the same" in out
+    assert (tmp_path / "verify" / "final-target-area-1000" / "adele_s1" / "metrics.json").is_file()
+
+
+def test_bench_adele_verify_compares_what_training_decided_in_every_metrics_version():
+    """trained_values: a run recorded before model.pt could hold another epoch ("test" = the last epoch) equals the same
+    training recorded now ("last_epoch"; "test" = model.pt's epoch); a score or a round that differs is named."""
+    b = _bench_adele()
+    best = {"epoch": 3, "test": {"mean_dice": 0.6}}
+    old = {"test": {"mean_dice": 0.5}, "val": {"mean_dice": 0.4}, "best_checkpoint_noisy_val": best,
+           "adele": {"rounds": [{"epoch": 4, "pixels_changed": 10, "seconds": 1.0}]}}
+    new = {"test": {"mean_dice": 0.6}, "val": {"mean_dice": 0.45}, "model": {"weights": "best_val", "epoch": 3},
+           "last_epoch": {"test": {"mean_dice": 0.5}, "val": {"mean_dice": 0.4}}, "best_checkpoint_noisy_val": best,
+           "adele": {"rounds": [{"epoch": 4, "pixels_changed": 10, "seconds": 2.5}]}}
+    assert b._differing(b.trained_values(old), b.trained_values(new)) == []
+    new["adele"]["rounds"][0]["pixels_changed"] = 11
+    new["last_epoch"]["test"]["mean_dice"] = 0.51
+    assert b._differing(b.trained_values(old), b.trained_values(new)) == ["last_epoch.test.mean_dice", "rounds.0.1"]
+    new["adele"]["rounds"].append({"epoch": 6, "pixels_changed": 1})
+    assert "rounds" in b._differing(b.trained_values(old), b.trained_values(new))
 
 
 @pytest.mark.slow
