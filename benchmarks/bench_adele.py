@@ -91,6 +91,9 @@ VARIANTS = {
     "adele_s07": ["method=adele", "adele.consistency.scales=[1.0,0.7]"],
     # item 1's candidate after them: the term carries the gain, and every 10th step scored below every 5th; more often
     "adele_cons2": ["method=adele", "adele.consistency.every_steps=2"],
+    # item 8 (item 5 again): the term's extra cost about halved, keeping an upsampled view
+    "adele_s15e7": ["method=adele", "adele.consistency.scales=[1.0,1.5]", "adele.consistency.every_steps=7"],
+    "adele_s125": ["method=adele", "adele.consistency.scales=[1.0,1.25]"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_cons": ["method=adele", "adele.consistency.enabled=true"],
     "adele_cons1": ["method=adele", "adele.consistency.enabled=true", "adele.consistency.every_steps=1"],
@@ -119,6 +122,8 @@ LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, n
           "adele_nocons": "ADELE without the consistency term",
           "adele_cons10": "ADELE, consistency every 10th step", "adele_s07": "ADELE, consistency at scales 1 and 0.7",
           "adele_cons2": "ADELE, consistency every 2nd step",
+          "adele_s15e7": "ADELE, consistency at scales 1 and 1.5 every 7th step",
+          "adele_s125": "ADELE, consistency at scales 1 and 1.25",
           "baseline_noema": "baseline, no weight average", "baseline_gce": "baseline, generalized CE (q 0.7)", "adele_noema": "ADELE, no weight average"}
 RECIPE_FREE = {"baseline_clean"}
 
