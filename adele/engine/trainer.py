@@ -501,7 +501,14 @@ class Trainer:
             results["adele"] = summary
         if self.quality is not None:
             results["label_quality"] = self.quality.summary(self.classes)
-        best = self.best_checkpoint_scores(results)
+        best_model: list[torch.nn.Module] = []  # the best epoch's weights in a model, built once for its test and val
+
+        def best_weights_model() -> torch.nn.Module:
+            if not best_model:
+                best_model.append(self.weights_model(self._best_weights))
+            return best_model[0]
+
+        best = self.best_checkpoint_scores(results, best_weights_model)
         if best is not None:
             results["best_checkpoint"] = best
         for name, rec in self.best_by.items():
@@ -515,7 +522,7 @@ class Trainer:
             if "test" in best:
                 results["test"] = best["test"]
             if self.data.val is not None:
-                results["val"] = self.evaluate(self.data.val, model=self.weights_model(weights))
+                results["val"] = self.evaluate(self.data.val, model=best_weights_model())
         if self.is_main:
             if self.quality is not None:
                 self.quality.save(self.run_dir, self.classes)
@@ -530,8 +537,9 @@ class Trainer:
         return results
 
 
-    def best_checkpoint_scores(self, results: dict) -> Optional[dict]:
-        """The best validation epoch's test scores (best.pt), beside the last epoch's in ``results``; None without validation."""
+    def best_checkpoint_scores(self, results: dict, best_model: Optional[Callable[[], torch.nn.Module]] = None) -> Optional[dict]:
+        """The best validation epoch's test scores (best.pt), beside the last epoch's in ``results``; None without validation.
+        ``best_model`` gives a model holding the best epoch's weights (default: a new copy)."""
         if self._best_weights is None or self.best["epoch"] <= 0:
             return None
         out = {"epoch": self.best["epoch"], "val_mean_dice": self.best["val_mean_dice"]}
@@ -540,7 +548,8 @@ class Trainer:
         if self.best["epoch"] == self.epoch:
             out["test"] = results["test"]
             return out
-        out["test"] = self.evaluate(self.data.test, model=self.weights_model(self._best_weights))
+        model = best_model() if best_model is not None else self.weights_model(self._best_weights)
+        out["test"] = self.evaluate(self.data.test, model=model)
         return out
 
     def weights_model(self, weights: dict) -> torch.nn.Module:
