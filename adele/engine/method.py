@@ -39,7 +39,7 @@ from ..core import (
 from ..core import RoundSchedule
 from ..data.dataset import PreparedSplit
 from ..losses import soft_dice_loss, supervised_loss
-from ..metrics import confusion_matrix, foreground_mean, mean_dice, present_in_truth, scores_from_confusion
+from ..metrics import confusion_matrix, foreground_mean, present_in_truth, scores_from_confusion
 from ..probabilities import multiscale_probs
 from .distributed import DistInfo, all_reduce_sum, rank_batches, steps_per_epoch
 
@@ -360,19 +360,9 @@ class AdeleState(Baseline):
         classes, changes per class, areas against the noisy labels, what the network predicted before it, the bars,
         the guard; with clean labels known, the precision of its changes and the labels' Dice before and after."""
         c = self.a.correction
-        if self.train.on_disk:  # image by image: memory independent of the number of images
-            counts, changed, prec, before, after = _change_counts(r.base, r.after, self.train.labels, self.train.clean,
-                                                                  self.num_classes, self.ignore_index)
-        else:
-            old_flat = np.concatenate([x.ravel() for x in r.base])
-            new_flat = np.concatenate([x.ravel() for x in r.after])
-            counts, changed = class_change_counts(old_flat, new_flat, self.num_classes), int((old_flat != new_flat).sum())
-            if self.train.clean is not None:
-                clean_flat = np.concatenate([x.ravel() for x in self.train.clean])
-                prec = change_precision(old_flat, new_flat, clean_flat, self.num_classes, self.ignore_index)
-                cur_flat = np.concatenate([x.ravel() for x in self.train.labels])
-                before = mean_dice(cur_flat, clean_flat, self.num_classes, self.ignore_index)
-                after = mean_dice(new_flat, clean_flat, self.num_classes, self.ignore_index)
+        # image by image (memory independent of the number of images; in memory and on disk alike)
+        counts, changed, prec, before, after = _change_counts(r.base, r.after, self.train.labels, self.train.clean,
+                                                              self.num_classes, self.ignore_index)
         scores = None
         if self.train.clean is not None:
             scores = ChangeScores(
@@ -478,8 +468,8 @@ class AdeleState(Baseline):
 
 
 def _change_counts(base, after, current, clean, num_classes: int, ignore_index: int):
-    """What :meth:`AdeleState.round_record` counts over the concatenated labels, accumulated image by image (the same
-    values): (changes per new class (C,), pixels changed, change precision or None, mean Dice of ``current`` and of
+    """What :meth:`AdeleState.round_record` counts, accumulated image by image (the values the concatenated labels
+    give): (changes per new class (C,), pixels changed, change precision or None, mean Dice of ``current`` and of
     ``after`` against ``clean`` or None)."""
     counts = np.zeros(num_classes, dtype=np.int64)
     changed_px = 0

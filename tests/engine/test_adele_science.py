@@ -300,3 +300,25 @@ def test_correction_pass_reads_the_official_logit_scale(tmp_path, monkeypatch, o
     monkeypatch.setattr(engine_adele, "multiscale_probs", fake)
     state.predict_train_set(torch.nn.Identity(), torch.device("cpu"), state.dist)
     assert seen and all(t == pytest.approx(expected) for t in seen)
+
+
+def test_round_counts_image_by_image_equal_those_of_the_concatenated_labels():
+    """A round's record (changes per class, pixels changed, change precision, the labels' Dice before and after) is
+    accumulated image by image; it equals what the whole training set's labels, concatenated, give."""
+    from adele.core.correction import change_precision, class_change_counts
+    from adele.engine.method import _change_counts
+    from adele.metrics import mean_dice
+
+    rng = np.random.default_rng(0)
+    shapes = [(7, 5), (4, 9), (6, 6)]  # images of different shapes, as a folder dataset has
+    clean = [rng.integers(0, 4, s).astype(np.uint8) for s in shapes]
+    clean[1][0, :3] = 255  # ignore pixels are left out of the precision and the Dice
+    current = [np.where(rng.random(s) < 0.3, rng.integers(0, 4, s), c).astype(np.uint8) for s, c in zip(shapes, clean)]
+    after = [np.where(rng.random(s) < 0.2, c, x).astype(np.uint8) for s, c, x in zip(shapes, clean, current)]
+    counts, changed, prec, before, aft = _change_counts(current, after, current, clean, 4, 255)
+    flat = [np.concatenate([x.ravel() for x in xs]) for xs in (current, after, clean)]
+    whole = change_precision(*flat, 4, 255)
+    assert counts.tolist() == class_change_counts(flat[0], flat[1], 4).tolist() and changed == int((flat[0] != flat[1]).sum()) > 0
+    assert prec.overall == whole.overall and np.array_equal(prec.per_class, whole.per_class, equal_nan=True)
+    assert before == mean_dice(flat[0], flat[2], 4, 255) and aft == mean_dice(flat[1], flat[2], 4, 255) and aft > before
+    assert _change_counts(current, after, current, None, 4, 255)[2:] == (None, None, None)
