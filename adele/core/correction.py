@@ -322,12 +322,22 @@ def class_thresholds(hist: np.ndarray, share: float, tau_bg: float = 0.7, tau_fg
     return tau
 
 
+def image_areas(label: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) int64: pixels of each class in one uint8 label map (ignore and other ids not counted)."""
+    return np.bincount(np.asarray(label).ravel(), minlength=256)[:num_classes]
+
+
 def class_areas(labels, num_classes: int) -> np.ndarray:
     """(C,) int64: pixels of each class over a list of label maps (ignore and other ids not counted)."""
     area = np.zeros(num_classes, dtype=np.int64)
     for lab in labels:
-        area += np.bincount(np.asarray(lab).ravel(), minlength=256)[:num_classes]
+        area += image_areas(lab, num_classes)
     return area
+
+
+def areas_per_image(labels, num_classes: int) -> np.ndarray:
+    """(N, C) int64: :func:`image_areas` of each label map of a sequence."""
+    return np.stack([image_areas(lab, num_classes) for lab in labels]) if len(labels) else np.zeros((0, num_classes), np.int64)
 
 
 @dataclass(frozen=True)
@@ -406,8 +416,7 @@ def area_guard(
         raise ValueError(f"max_change must be > 0, got {max_change}")
     classes = [int(c) for c in classes]
     C = max(classes, default=0) + 1
-    ref_img = np.stack([np.bincount(np.asarray(r).ravel(), minlength=256)[:C] for r in reference]) if len(reference) else np.zeros((0, C), np.int64)
-    base_img = np.stack([np.bincount(np.asarray(b).ravel(), minlength=256)[:C] for b in base]) if len(base) else np.zeros((0, C), np.int64)
+    ref_img, base_img = areas_per_image(reference, C), areas_per_image(base, C)
     ref_area, base_area = ref_img.sum(0), base_img.sum(0)
     fired: dict[int, float] = {}
     area = class_areas(new, C)
@@ -433,7 +442,7 @@ def area_guard(
         if n is b:
             continue
         rolled = _roll_back(b, n, fired_ids) if fired else n
-        area_i = np.bincount(np.asarray(rolled).ravel(), minlength=256)[:C]
+        area_i = image_areas(rolled, C)
         ids = [c for c in classes if c not in fired and ref_img[i, c] > 0
                and area_i[c] < max_change * ref_img[i, c] and area_i[c] < base_img[i, c]]
         if ids:
