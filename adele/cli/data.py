@@ -60,6 +60,24 @@ def add_parsers(sub) -> None:
     ch.add_argument("--config", default=None, help="also check against the data settings of this training config")
     add_overrides(ch)
     _add_prepare_parser(dsub)
+    ca = add_command(dsub, "cache", help="list or delete the prepared on-disk splits (data.cache_dir)",
+                     description="""
+        The splits of a dataset larger than data.memory_budget_mb are prepared once into data.cache_dir and reused
+        while the dataset and the settings that shape them are unchanged; a changed file or setting gives a new entry,
+        and the old ones stay until deleted. `list` shows each entry (size, images, last use); `clear` deletes them
+        (with --older-than, those not used for that many days), never one being written.
+        """, examples="""
+        adele data cache
+        adele data cache clear --older-than 30
+        adele data cache clear --dry-run --cache-dir /scratch/adele-cache
+        """)
+    ca.add_argument("action", nargs="?", choices=["list", "clear"], default="list", help="list (default) or clear")
+    ca.add_argument("--cache-dir", default=None,
+                    help="the cache folder (default: data.cache_dir of --config / --set, else the user's cache folder/adele/prepared)")
+    ca.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="clear: only entries not used for DAYS days")
+    ca.add_argument("--dry-run", action="store_true", help="clear: say what would be deleted, delete nothing")
+    ca.add_argument("--config", default=None, help="a training config whose data.cache_dir to use")
+    add_overrides(ca)
 
 
 def _add_prepare_parser(dsub) -> None:
@@ -188,6 +206,8 @@ def cmd_data(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{k}: {len(v)}" for k, v in src.splits.items())
         print(f"ok: {src.name}, {src.num_classes} classes ({', '.join(src.classes)}), {counts}")
         return 0
+    if args.data_command == "cache":
+        return _cache(args)
     if args.data_command == "prepare":
         if args.prepare_name == "segthor":
             from ..data.segthor import load_split_file as load_segthor_split, prepare_segthor  # deferred: data.volumes imports torch
@@ -212,3 +232,36 @@ def cmd_data(args: argparse.Namespace) -> int:
         return 2
     args.parser.parse_args(["data", "--help"])
     return 2
+
+
+def _cache(args: argparse.Namespace) -> int:
+    """``adele data cache [list|clear]``."""
+    import time
+
+    from ..data.cache import clear, default_cache_dir, human_bytes, list_entries
+
+    if args.cache_dir:
+        root = Path(args.cache_dir).expanduser()
+    else:
+        d = load_config(args.config, list(args.set)).data
+        root = Path(d.cache_dir).expanduser() if d.cache_dir else default_cache_dir()
+    if args.action == "list":
+        if args.older_than is not None or args.dry_run:
+            raise ConfigError("--older-than and --dry-run go with `adele data cache clear`")
+        entries = list_entries(root)
+        if not entries:
+            print(f"{root}: no prepared splits")
+            return 0
+        now = time.time()
+        for e in entries:
+            what = f"{e.images} images" if e.images is not None else "?"
+            state = "" if e.complete else (" (being written)" if e.writer_alive else " (partial: its writer died)")
+            print(f"{human_bytes(e.bytes):>9}  {what:>12}  used {(now - e.last_used) / 86400:6.1f} days ago  {e.name}{state}")
+        print(f"{root}: {len(entries)} entries, {human_bytes(sum(e.bytes for e in entries))}")
+        return 0
+    gone = clear(root, args.older_than, args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for e in gone:
+        print(f"{verb} {e.name} ({human_bytes(e.bytes)})")
+    print(f"{root}: {verb} {len(gone)} entries, {human_bytes(sum(e.bytes for e in gone))}")
+    return 0

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..errors import DatasetError
+from .cache import default_cache_dir, mark_used  # noqa: F401 - default_cache_dir: part of this module's interface
 from .dataset import ImageList, PreparedSplit, normalize_image, resize_label, stored_image
 from .folder import ArraySplit, FolderSplit, Source, _split_info, check_label_values
 
@@ -43,12 +44,6 @@ _ALIGN = 64
 _DTYPES = (np.dtype(np.uint8), np.dtype(np.float32))
 #: label kinds a split may hold on disk
 KINDS = ("original", "clean", "noisy")
-
-
-def default_cache_dir() -> Path:
-    """``data.cache_dir`` when null: the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``) / adele / prepared."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "adele" / "prepared"
 
 
 # ----------------------------------------------------------------------------- flat arrays
@@ -402,6 +397,7 @@ def disk_split(source: Source, split: str, size, normalize: str, cache_dir: Path
     entry = build_entry(Path(cache_dir), f"{safe}-{split}-{key}", estimate_bytes(source, split, size, normalize, kinds),
                         lambda tmp: write_split(tmp, source, split, size, normalize, labels_of, with_clean,
                                                 noisy_of if noisy_extra is not None else None))
+    mark_used(entry)  # its last use, for `adele data cache clear --older-than`
     e = open_entry(entry, normalize)
     return PreparedSplit(ids=list(e["meta"]["ids"]), images=e["images"], labels=e["original"], original=e["original"],
                          clean=e["clean"], noise_events=list(e["meta"]["noise_events"]), noisy=e["noisy"])

@@ -174,3 +174,47 @@ def test_unwritable_cache_folder_is_one_line_error(tmp_path):
     with pytest.raises(DatasetError, match="set data.cache_dir to a writable folder") as err:
         load_run_data(_cfg(ds, tmp_path / "a-file" / "cache"))
     assert "\n" not in str(err.value)
+
+
+def test_cache_command_lists_and_clears_entries_by_last_use(tmp_path, capsys):
+    """`adele data cache`: the entries a run wrote, each with its size, images and last use (a run that reuses an
+    entry marks it used); `clear --older-than` deletes those unused that long, `clear` the rest; a partial entry
+    whose writer died goes, one whose writer runs (this process) or whose lock is held stays."""
+    import fcntl
+    import time
+
+    from adele.cli import main
+    from adele.data.cache import clear, list_entries
+
+    ds = make_dataset(tmp_path / "ds", n_train=4)
+    cache = tmp_path / "cache"
+    load_run_data(_cfg(ds, cache))
+    entries = {e.name.split("-")[-2]: e for e in list_entries(cache)}  # by split
+    assert set(entries) == {"train", "val", "test"} and all(e.complete and e.bytes > 0 for e in entries.values())
+    assert entries["train"].images == 4
+    old = time.time() - 40 * 86400
+    for e in entries.values():
+        os.utime(e.path / "meta.json", (old, old))
+    load_run_data(_cfg(ds, cache))  # reused: marked used now
+    assert all(time.time() - e.last_used < 3600 for e in list_entries(cache))
+    os.utime(entries["test"].path / "meta.json", (old, old))  # one entry left unused for 40 days
+    dead = cache / f".{entries['val'].name}.tmp999999999"  # a writer killed mid-way (no such process)
+    live = cache / f".{entries['val'].name}.tmp{os.getpid()}"  # one still writing
+    for d in (dead, live):
+        d.mkdir()
+        (d / "images.bin").write_bytes(b"x" * 10)
+    assert main(["data", "cache", "--cache-dir", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "4 images" in out and "(partial: its writer died)" in out and "(being written)" in out and "5 entries" in out
+    assert main(["data", "cache", "clear", "--older-than", "30", "--dry-run", "--cache-dir", str(cache)]) == 0
+    assert "would delete 2 entries" in capsys.readouterr().out and dead.exists()
+    assert main(["data", "cache", "clear", "--older-than", "30", "--cache-dir", str(cache)]) == 0
+    assert not dead.exists() and live.exists() and not entries["test"].path.exists() and entries["train"].path.exists()
+    with open(cache / f".{entries['train'].name}.lock", "a") as lock:  # an entry being (re)built keeps its lock
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert [e.name for e in clear(cache)] == [entries["val"].name]
+    assert {e.path for e in list_entries(cache)} == {entries["train"].path, live}
+    load_run_data(_cfg(ds, cache))  # a cleared entry is prepared again by the next run
+    assert (entries["val"].path / "meta.json").is_file() and (entries["test"].path / "meta.json").is_file()
+    assert main(["data", "cache", "list", "--older-than", "3", "--cache-dir", str(cache)]) != 0
+    assert "go with `adele data cache clear`" in capsys.readouterr().err
