@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from ..config import load_config
 from ..data import EMBEDDED, export_colin27, open_dataset
+from ..data.cache import clear, default_cache_dir, human_bytes, list_entries
 from ..data.colin27 import export_colin27_volumes
 from ..data.folder import check_source
 from ..data.voc import prepare_voc
@@ -236,10 +238,6 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def _cache(args: argparse.Namespace) -> int:
     """``adele data cache [list|clear]``."""
-    import time
-
-    from ..data.cache import clear, default_cache_dir, human_bytes, list_entries
-
     if args.cache_dir:
         root = Path(args.cache_dir).expanduser()
     else:
