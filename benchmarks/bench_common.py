@@ -29,7 +29,10 @@ def paired_ci(diffs, level: float = 0.95) -> tuple[float, float, float]:
 
 
 def fmt_ci(m, lo, hi) -> str:
-    return f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]" if np.isfinite(lo) else f"{m:+.1f}"
+    """``+4.7 [+1.5, +7.9]`` (no finite bounds: ``+4.7``); never a negative zero."""
+    def pts(x):
+        return f"{round(float(x), 1) + 0.0:+.1f}"
+    return f"{pts(m)} [{pts(lo)}, {pts(hi)}]" if np.isfinite(lo) else pts(m)
 
 
 #: where the result files live: one JSON file per benchmark configuration, read by benchmarks/render_docs.py

@@ -140,7 +140,12 @@ def format_value(value, spec: str) -> str:
 
 def fmt_ci(m, lo, hi) -> str:
     ok = lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi)
-    return f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]" if ok else f"{m:+.1f}"
+    return f"{_points(m)} [{_points(lo)}, {_points(hi)}]" if ok else _points(m)
+
+
+def _points(x: float) -> str:
+    """Signed, one decimal, no negative zero (-0.04 gives +0.0)."""
+    return f"{round(float(x), 1) + 0.0:+.1f}"
 
 
 # --- tables ------------------------------------------------------------------------------------------------------------

@@ -355,3 +355,13 @@ def test_bench_adele_refuses_or_retrains_a_finished_run_made_with_other_settings
     assert (other / "metrics.json").is_file()
     b.check_reuse(runs, "plan", retrain=True)
     assert not (other / "metrics.json").exists() and (same / "metrics.json").is_file()  # trained again / reused
+
+
+def test_intervals_are_printed_and_rendered_without_a_negative_zero():
+    sys.path.insert(0, str(BENCH))
+    import bench_common
+    import render_docs
+
+    for fmt in (bench_common.fmt_ci, render_docs.fmt_ci):
+        assert fmt(-0.04, -1.84, 1.76) == "+0.0 [-1.8, +1.8]" and fmt(4.26, 0.55, 7.96) == "+4.3 [+0.6, +8.0]"
+        assert fmt(-0.96, float("nan"), float("nan")) == "-1.0"
