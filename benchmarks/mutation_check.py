@@ -140,6 +140,10 @@ MUTATIONS = [
      "                keep = (pred != lab) & (lab != ign)",
      "                keep = (pred != lab) | (lab != ign)",
      (f"{SCIENCE}::test_bars_over_the_candidate_changes_rank_only_the_pixels_whose_label_differs",)),
+    ("bars over the candidate changes read by the labelled class instead of the predicted one", "adele/engine/method.py",
+     "self.hist += confidence_histogram(pred[keep], conf[keep], C)",
+     "self.hist += confidence_histogram(lab[keep], conf[keep], C)",
+     (f"{SCIENCE}::test_bars_over_the_candidate_changes_rank_only_the_pixels_whose_label_differs",)),
 ]
 
 

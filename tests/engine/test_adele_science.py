@@ -170,16 +170,16 @@ def test_area_guard_measures_against_the_noisy_labels_not_the_rounds_start(tmp_p
 
 
 def test_per_class_bars_come_from_the_predictions(tmp_path):
-    """correction.class_share: class k's bar is read from the confidences of the pixels the network PREDICTS as k
-    (over the training set), not of the pixels labelled k."""
+    """correction.class_share with bars_over=predicted: class k's bar is read from the confidences of the pixels the
+    network PREDICTS as k (over the training set), not of the pixels labelled k."""
     from adele.core import class_thresholds, confidence_histogram
 
     rows, cols = np.indices(SHAPE)
     pred = [((cols + i) % 10).astype(np.uint8) for i in range(2)]  # every class predicted, in stripes
     conf = [(130 + 12 * p + rows % 5).astype(np.uint8) for p in pred]  # each class its own confidence range
     original = [_bands(SHAPE, (1, 0, 10), (4, 30, 40)), _bands(SHAPE, (2, 5, 25))]
-    state = _round(tmp_path, ["adele.correction.class_share=0.5"], original, [x.copy() for x in original],
-                   lambda i: (pred[i], conf[i]))
+    state = _round(tmp_path, ["adele.correction.class_share=0.5", "adele.correction.bars_over=predicted"], original,
+                   [x.copy() for x in original], lambda i: (pred[i], conf[i]))
     info = state.correction_round(10, None, torch.device("cpu"), state.dist, [1, 2, 4])
 
     cor = state.a.correction
