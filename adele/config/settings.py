@@ -139,6 +139,11 @@ class TrainConfig:
     #: the last epoch where there is no validation split; ``last`` = the last epoch. Either way metrics.json keeps
     #: the last epoch's scores under ``last_epoch``
     model_weights: Literal["best_val", "last"] = "best_val"
+    #: early stopping: end training once the validation score best.pt is chosen on (``data.val_labels``) has not
+    #: improved for this many epochs (counted when validation runs, ``train.eval_every``); metrics.json
+    #: ``stopped_early`` says where. null = train every epoch. The poly schedule still spans ``train.epochs``, and
+    #: ADELE's later correction rounds are skipped with the epochs
+    patience: Optional[int] = None
     #: CPU threads of torch in each process; null = torch's default. Results are deterministic for a given
     #: thread count, and another count changes the floating-point sums (and so the run) slightly
     threads: Optional[int] = None

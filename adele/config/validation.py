@@ -139,6 +139,7 @@ def _validate_training(cfg: Config) -> None:
     check(t.steps_per_epoch is None or 1 <= t.steps_per_epoch <= 1_000_000, "train.steps_per_epoch",
           f"must be in 1..1000000 or null (one pass over the training images), got {t.steps_per_epoch}")
     check(t.eval_every >= 1, "train.eval_every", "must be >= 1")
+    check(t.patience is None or (isinstance(t.patience, int) and t.patience >= 1), "train.patience", "must be an integer >= 1 or null")
     check(0.0 <= t.ema < 1.0, "train.ema", f"must be in [0, 1) (0 = off), got {t.ema}")
     check(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
     check(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")

@@ -21,7 +21,7 @@ from ..run import files
 
 
 #: settings that ``--resume`` may change without ``--allow-changes``: how a run executes and how long it trains
-RESUME_FREE_KEYS = ("train.epochs", "train.model_weights") + EXECUTION_KEYS
+RESUME_FREE_KEYS = ("train.epochs", "train.model_weights", "train.patience") + EXECUTION_KEYS
 
 
 def run_inputs(cfg: Config) -> list[str]:

@@ -93,6 +93,10 @@ class Trainer:
         #: memorization counts when the clean labels are known (:mod:`adele.engine.memorization`)
         self.memorization = MemorizationTracker(self.data.train, self.num_classes, self.ignore_index, self.device, self.dist)
         self.best = {"epoch": 0, "val_mean_dice": -1.0}
+        if cfg.train.patience is not None and self.data.val is None:
+            raise ConfigError("train.patience stops on the validation score: the dataset has no val split "
+                              "(add one, or set train.patience=null)")
+        self.stopped_early: Optional[dict] = None  # where train.patience ended the run
         self._best_weights: Optional[dict] = None  # the eval weights of the best validation epoch (best.pt)
         #: validation labels a checkpoint can be selected on: "noisy" (as a user's own masks) and, where known, "clean"
         self.val_label_sets = validation_label_sets(self.data.val, cfg.data.noise, cfg.data.val_labels)
@@ -294,6 +298,8 @@ class Trainer:
         bar = progress(epochs, desc="epochs", position=0) if self.is_main else epochs
         lines = self.is_main and not stdout_is_terminal()  # a log file or job scheduler: one line per epoch
         for epoch in bar:
+            if self.patience_spent():  # (also a resumed run that had stopped: it stays stopped)
+                break
             self.epoch = epoch
             t0 = time.perf_counter()
             epoch_row, train_cm = self.train_epoch(epoch, (epoch - 1) * per_epoch, total_steps)
@@ -322,7 +328,18 @@ class Trainer:
             if not math.isfinite(row["loss"]) or not self._weights_finite():
                 raise self._diverged(epoch, None, None)
             self.save_checkpoint()
+        if self.patience_spent():
+            p = self.cfg.train.patience
+            self.stopped_early = {"epoch": self.epoch, "best_epoch": self.best["epoch"], "patience": p}
+            if self.is_main:
+                self.log(f"stopped after epoch {self.epoch} of {cfg.train.epochs}: no better validation score for {p} "
+                         f"epochs since epoch {self.best['epoch']} (train.patience)")
         return self.finish()
+
+    def patience_spent(self) -> bool:
+        """``train.patience`` epochs have passed since the best validation epoch (early stopping)."""
+        p = self.cfg.train.patience
+        return p is not None and self.best["epoch"] > 0 and self.epoch - self.best["epoch"] >= p
 
     def train_epoch(self, epoch: int, step0: int, total_steps: int) -> tuple[EpochRow, np.ndarray]:
         """One pass of training; its history row so far (loss, training IoU) and the (C, C) confusion of its
@@ -494,6 +511,8 @@ class Trainer:
             if split is not None:
                 last[name] = results[name] = self.evaluate(split)
         results["last_epoch"] = last
+        if self.stopped_early is not None:
+            results["stopped_early"] = self.stopped_early
         if self.data.train.clean is not None:
             results["train_label_quality"] = label_agreement(self.data.train.labels, self.data.train.clean, self.num_classes, self.ignore_index, self.classes)
         summary = self.method.summary()

@@ -231,3 +231,50 @@ def test_correction_with_the_best_noisy_val_weights(tmp_path):
     assert res["best_checkpoint_noisy_val"]["epoch"] == 1 + int(np.argmax(curve))
     resumed = interrupted_then_resumed(cfg, data, tmp_path / "b", stop_after=2)[1]
     assert resumed["test"] == res["test"]
+
+
+def test_patience_stops_after_that_many_epochs_without_a_better_validation_score(tmp_path):
+    """train.patience: training ends once the validation score best.pt is chosen on has not improved for that many
+    epochs; model.pt is the best epoch, metrics.json says where it stopped, a resumed stopped run stays stopped, and
+    the setting is refused without a val split."""
+    from adele.config import ConfigError
+
+    cfg = load_config(None, FAST + ["train.epochs=8", "train.patience=2"])
+    data = small_colin27(6, 2)
+    scripted = [0.5, 0.6, 0.55, 0.58, 0.9, 0.95, 0.97, 0.99]  # best at epoch 2, then two epochs without better
+
+    def trainer(run_dir, config=cfg):
+        tr = Trainer(config, run_dir, data=load_run_data(config, data), log=logged.append)
+        real = tr.evaluate_sets
+
+        def evaluate_sets(split, label_sets, model=None):
+            scored = real(split, label_sets, model)
+            if split is tr.data.val and model is None and "" in scored:  # the epoch's validation pass
+                scored[""] = dict(scored[""], mean_dice=scripted[tr.epoch - 1])
+            return scored
+
+        tr.evaluate_sets = evaluate_sets
+        return tr
+
+    logged: list[str] = []
+    tr = trainer(tmp_path / "run")
+    tr.prepare_run_dir(False, False)
+    res = tr.fit()
+    assert len(tr.history) == 4 and res["epochs"] == 4 and res["last_epoch"]["epoch"] == 4
+    assert res["stopped_early"] == {"epoch": 4, "best_epoch": 2, "patience": 2}
+    assert res["model"] == {"weights": "best_val", "epoch": 2}
+    assert any("stopped after epoch 4 of 8" in m and "train.patience" in m for m in logged)
+    again = trainer(tmp_path / "run")  # --resume of the stopped run: nothing more trained, the same results
+    again.prepare_run_dir(resume=True, overwrite=False)
+    again.resume()
+    res2 = again.fit()
+    assert len(again.history) == 4 and res2["stopped_early"] == res["stopped_early"] and res2["test"] == res["test"]
+    free = trainer(tmp_path / "free", cfg.replace(**{"train.patience": None}))  # null: every epoch
+    free.prepare_run_dir(False, False)
+    assert len(free.history) == 0 and "stopped_early" not in free.fit() and len(free.history) == 8
+    with pytest.raises(ConfigError, match="train.patience"):
+        load_config(None, ["train.patience=0"])
+    no_val = small_colin27(6, 2)
+    no_val.splits.pop("val")
+    with pytest.raises(ConfigError, match="no val split"):
+        Trainer(cfg, tmp_path / "nv", data=load_run_data(cfg, no_val), log=lambda m: None)
