@@ -25,6 +25,7 @@ def add_parsers(sub) -> None:
         adele data prepare segthor data/raw/segthor data/segthor
         adele data prepare voc data/raw/VOCdevkit data/voc --pseudo data/raw/seam_pseudo
         adele data check data/colin27
+        adele data cache clear --older-than 30
         """)
     dsub = da.add_subparsers(dest="data_command", metavar="ACTION")
     ex = add_command(dsub, "export", help="write an embedded dataset in the generic format",
