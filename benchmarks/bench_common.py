@@ -29,10 +29,11 @@ def paired_ci(diffs, level: float = 0.95) -> tuple[float, float, float]:
 
 
 def fmt_ci(m, lo, hi) -> str:
-    """``+4.7 [+1.5, +7.9]`` (no finite bounds: ``+4.7``); never a negative zero."""
+    """``+4.7 [+1.5, +7.9]`` (null or non-finite bounds: ``+4.7``); never a negative zero."""
     def pts(x):
         return f"{round(float(x), 1) + 0.0:+.1f}"
-    return f"{pts(m)} [{pts(lo)}, {pts(hi)}]" if np.isfinite(lo) else pts(m)
+    ok = lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi)
+    return f"{pts(m)} [{pts(lo)}, {pts(hi)}]" if ok else pts(m)
 
 
 #: where the result files live: one JSON file per benchmark configuration, read by benchmarks/render_docs.py

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import RESULTS_DIR, paired_ci  # noqa: E402
+from bench_common import RESULTS_DIR, fmt_ci, paired_ci  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"<!-- render: (?P<kind>\w+) (?P<args>.*?) ?-->(?P<text>.*?)<!-- /render -->", re.S)
@@ -136,16 +136,6 @@ def format_value(value, spec: str) -> str:
         return format(value, spec)
     except (TypeError, ValueError) as exc:
         raise RenderError(f"cannot format {value!r} with {spec!r} ({exc})") from None
-
-
-def fmt_ci(m, lo, hi) -> str:
-    ok = lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi)
-    return f"{_points(m)} [{_points(lo)}, {_points(hi)}]" if ok else _points(m)
-
-
-def _points(x: float) -> str:
-    """Signed, one decimal, no negative zero (-0.04 gives +0.0)."""
-    return f"{round(float(x), 1) + 0.0:+.1f}"
 
 
 # --- tables ------------------------------------------------------------------------------------------------------------
