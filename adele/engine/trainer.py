@@ -297,8 +297,10 @@ class Trainer:
             self.save_checkpoint()  # epoch 0: an interruption or divergence in epoch 1 still leaves a state to resume from
         bar = progress(epochs, desc="epochs", position=0) if self.is_main else epochs
         lines = self.is_main and not stdout_is_terminal()  # a log file or job scheduler: one line per epoch
+        stopped = False
         for epoch in bar:
             if self.patience_spent():  # (also a resumed run that had stopped: it stays stopped)
+                stopped = True
                 break
             self.epoch = epoch
             t0 = time.perf_counter()
@@ -328,7 +330,7 @@ class Trainer:
             if not math.isfinite(row["loss"]) or not self._weights_finite():
                 raise self._diverged(epoch, None, None)
             self.save_checkpoint()
-        if self.patience_spent():
+        if stopped:  # (not a run whose last planned epoch came train.patience epochs after its best)
             p = self.cfg.train.patience
             self.stopped_early = {"epoch": self.epoch, "best_epoch": self.best["epoch"], "patience": p}
             if self.is_main:

@@ -269,6 +269,10 @@ def test_patience_stops_after_that_many_epochs_without_a_better_validation_score
     again.resume()
     res2 = again.fit()
     assert len(again.history) == 4 and res2["stopped_early"] == res["stopped_early"] and res2["test"] == res["test"]
+    # a run whose planned epochs end exactly train.patience epochs after its best did not stop early
+    short = trainer(tmp_path / "short", cfg.replace(**{"train.epochs": 4}))
+    short.prepare_run_dir(False, False)
+    assert "stopped_early" not in short.fit() and len(short.history) == 4
     free = trainer(tmp_path / "free", cfg.replace(**{"train.patience": None}))  # null: every epoch
     free.prepare_run_dir(False, False)
     assert len(free.history) == 0 and "stopped_early" not in free.fit() and len(free.history) == 8
