@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..errors import DatasetError
-from .cache import default_cache_dir, mark_used  # noqa: F401 - default_cache_dir: part of this module's interface
+from .cache import mark_used
 from .dataset import ImageList, PreparedSplit, normalize_image, resize_label, stored_image
 from .folder import ArraySplit, FolderSplit, Source, _split_info, check_label_values
 

@@ -15,7 +15,8 @@ from ..config import Config
 from ..data import open_source
 from ..data.dataset import RunData, Synthesize, check_prepared, noisy_labels, prepare_split
 from ..data.folder import Source, check_source
-from ..data.prepared import default_cache_dir, disk_split, estimate_bytes
+from ..data.cache import default_cache_dir
+from ..data.prepared import disk_split, estimate_bytes
 from ..errors import DatasetError
 from ..noise import load_recipe, noise_dataset
 from ..noise.recipes import apply_recipe, check_recipe_classes
