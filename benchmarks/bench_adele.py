@@ -234,12 +234,10 @@ def _differing(a, b, at: str = "") -> list[str]:
 
 
 def verify(run_dir: Path, sets: list[str], data: str, config: str, work: Path) -> dict:
-    """Train a reused run again with this code, in ``work`` (its folder replaced), and compare what the training decided
-    (:func:`trained_values`) with the stored run: a reused run stands for this code only if it is the same."""
-    import shutil
-
-    if work.exists():
-        shutil.rmtree(work)
+    """Train a reused run again with this code, in ``work``, and compare what the training decided
+    (:func:`trained_values`) with the stored run: a reused run stands for this code only if it is the same. A run
+    already in ``work`` is trained again (`adele train --overwrite`, which replaces only a run folder of its own)."""
+    (work / "metrics.json").unlink(missing_ok=True)  # so that train() does not reuse it
     again = train(work, sets, data, config)
     stored = json.loads((run_dir / "metrics.json").read_text())
     diff = _differing(trained_values(stored), trained_values(again))
