@@ -3,7 +3,8 @@
 An entry (:mod:`adele.data.prepared`) is a folder ``<dataset>-<split>-<key>`` whose ``meta.json``, written last,
 marks it complete; a run that opens it touches ``meta.json``, so its modification time is the entry's last use.
 A folder ``.<name>.tmp<pid>`` is an entry being written (or one whose writer was killed); ``.<name>.lock`` the
-lock its writers share. NumPy and the standard library only: listing the cache does not import torch.
+lock its writers share. A folder holding any other file, or a meta.json of another form, is not the cache's: it is
+neither listed nor deleted. NumPy and the standard library only: listing the cache does not import torch.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Optional
 
 _TMP = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")
+#: the files an entry (or a partial one) may hold: anything else means the folder is not the cache's
+_FILE = re.compile(r"^(images|original|clean|noisy)\.(bin|idx\.npy)$|^meta\.json$")
 
 
 def default_cache_dir() -> Path:
@@ -66,6 +69,11 @@ def _size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
+def _only_cache_files(folder: Path) -> bool:
+    """Every item of ``folder`` is a file an entry writes (a folder of anything else is never listed nor deleted)."""
+    return all(f.is_file() and _FILE.match(f.name) for f in folder.iterdir())
+
+
 def list_entries(root: Path) -> list[CacheEntry]:
     """The cache's entries, complete and partial, oldest use first; none when ``root`` does not exist."""
     root = Path(root)
@@ -75,15 +83,19 @@ def list_entries(root: Path) -> list[CacheEntry]:
     for d in sorted(root.iterdir()):
         if not d.is_dir():
             continue
+        if not _only_cache_files(d):
+            continue
         tmp = _TMP.match(d.name)
         if tmp:
             out.append(CacheEntry(tmp["name"], d, _size(d), False, d.stat().st_mtime, pid=int(tmp["pid"])))
-        elif (d / "meta.json").is_file():
+        elif (d / "meta.json").is_file() and (d / "images.idx.npy").is_file():
             try:
-                images = len(json.loads((d / "meta.json").read_text())["ids"])
-            except (ValueError, KeyError, OSError):
-                images = None
-            out.append(CacheEntry(d.name, d, _size(d), True, (d / "meta.json").stat().st_mtime, images))
+                meta = json.loads((d / "meta.json").read_text())
+                images = len(meta["ids"]) if {"version", "ids", "kinds"} <= set(meta) else None
+            except (ValueError, TypeError, OSError):
+                continue
+            if images is not None:
+                out.append(CacheEntry(d.name, d, _size(d), True, (d / "meta.json").stat().st_mtime, images))
     return sorted(out, key=lambda e: e.last_used)
 
 

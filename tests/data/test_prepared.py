@@ -203,6 +203,14 @@ def test_cache_command_lists_and_clears_entries_by_last_use(tmp_path, capsys):
     for d in (dead, live):
         d.mkdir()
         (d / "images.bin").write_bytes(b"x" * 10)
+    # folders that are not the cache's (a --cache-dir pointed at the wrong place): never listed, never deleted
+    mine = cache / "my-results"
+    mine.mkdir()
+    (mine / "meta.json").write_text('{"ids": [1]}')
+    (mine / "images.idx.npy").write_bytes(b"")
+    notes = cache / ".notes.tmp1"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("keep")
     assert main(["data", "cache", "--cache-dir", str(cache)]) == 0
     out = capsys.readouterr().out
     assert "4 images" in out and "(partial: its writer died)" in out and "(being written)" in out and "5 entries" in out
@@ -214,6 +222,7 @@ def test_cache_command_lists_and_clears_entries_by_last_use(tmp_path, capsys):
         fcntl.flock(lock, fcntl.LOCK_EX)
         assert [e.name for e in clear(cache)] == [entries["val"].name]
     assert {e.path for e in list_entries(cache)} == {entries["train"].path, live}
+    assert (mine / "meta.json").is_file() and (notes / "todo.txt").is_file()
     load_run_data(_cfg(ds, cache))  # a cleared entry is prepared again by the next run
     assert (entries["val"].path / "meta.json").is_file() and (entries["test"].path / "meta.json").is_file()
     assert main(["data", "cache", "list", "--older-than", "3", "--cache-dir", str(cache)]) != 0
