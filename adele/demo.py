@@ -14,11 +14,12 @@ The recipe is the one ``adele train`` plans from the data (no config), so the de
 is a plain pair of runs that anyone can reproduce by hand, and the seed-0 runs of
 ``benchmarks/bench_adele.py``::
 
-    adele train --data colin27-structures --method baseline --set data.noise=final:target_area=1000 data.val_labels=noisy
-    adele train --data colin27-structures --method adele --set data.noise=final:target_area=1000 data.val_labels=noisy
+    adele train --data colin27-structures --method baseline --set data.noise=final:target_area=1000
+    adele train --data colin27-structures --method adele --set data.noise=final:target_area=1000
 
-(``data.val_labels=noisy``: the validation masks get the noise too, so model.pt, the best validation epoch, is
-chosen on noisy masks as a user's would be; the training is the benchmark's seed 0, which reads both selections.)
+(Under ``data.noise`` the validation masks get the noise too, ``data.val_labels`` null: model.pt, the best validation
+epoch, is chosen on noisy masks as a user's would be; the training is the benchmark's seed 0, which reads both
+selections.)
 """
 from __future__ import annotations
 
@@ -86,10 +87,11 @@ def run_demo(out: str | Path = "runs/demo", epochs: Optional[int] = None, seed: 
              device: str = "auto", overwrite: bool = False, log=print) -> dict:
     out = Path(out)
     check_output(out, "demo", (), overwrite)
-    # data.val_labels noisy: the validation masks are as noisy as the training ones, as a user's are, so model.pt (the best
-    # validation epoch) is chosen as a user would choose it: for the baseline, that is early stopping
+    # data.val_labels null (the default): under data.noise the validation masks are as noisy as the training ones, as a
+    # user's are, so model.pt (the best validation epoch) is chosen as a user would choose it: for the baseline, that is
+    # early stopping
     settings = {"data.path": DEMO_DATA, "data.noise": recipe or DEMO_NOISE, "train.seed": seed, "data.noise_seed": seed,
-                "train.device": device, "data.val_labels": "noisy"}
+                "train.device": device}
     if epochs is not None:
         settings["train.epochs"] = epochs
     t0 = time.perf_counter()

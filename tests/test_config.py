@@ -169,3 +169,19 @@ def test_the_paper_presets_detect_and_noise_as_the_official_code():
     noise = parse_recipe(load_config("segthor").data.noise).steps[0].kwargs()
     assert noise["order"] == (1, 3, 4, 2) and noise["variant"] == "official" and noise["target_area"] == 1000
     assert parse_recipe("final").steps[0].kwargs()["order"] == "ascending"  # the recipes' default is unchanged
+
+
+def test_validation_labels_default_to_noisy_under_synthetic_noise_and_compare_as_resolved():
+    """data.val_labels null: a run with data.noise selects its checkpoint on noisy val labels, as a user's are; without
+    data.noise, on the labels as given. A resume compares the resolved value, so null and what it stands for agree."""
+    from adele.engine.rundir import config_changes
+
+    noisy = load_config(overrides={"data.noise": "final:target_area=1000"})
+    assert noisy.data.val_labels is None and noisy.data.validation_labels() == "noisy"
+    assert load_config().data.validation_labels() == "clean"
+    assert load_config(overrides={"data.noise": "final", "data.val_labels": "clean"}).data.validation_labels() == "clean"
+    explicit = load_config(overrides={"data.noise": "final:target_area=1000", "data.val_labels": "noisy"})
+    assert config_changes(noisy.to_dict(), explicit.to_dict()) == []
+    clean = noisy.replace(**{"data.val_labels": "clean"})
+    assert config_changes(clean.to_dict(), noisy.to_dict()) == [("data.val_labels", "clean", "noisy")]
+    assert config_changes(load_config().to_dict(), load_config(overrides={"data.val_labels": "clean"}).to_dict()) == []

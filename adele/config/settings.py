@@ -22,6 +22,14 @@ from .validation import build, set_dotted, validate
 EXECUTION_KEYS = ("train.device", "train.threads", "train.keep_last", "data.num_workers", "data.memory_budget_mb", "data.cache_dir")
 
 
+def resolve_val_labels(val_labels: Optional[str], noise: Optional[str]) -> Literal["clean", "noisy"]:
+    """``data.val_labels`` as set, or (null) ``noisy`` when ``data.noise`` draws synthetic noise, ``clean`` (the
+    labels as given) otherwise."""
+    if val_labels is not None:
+        return val_labels  # type: ignore[return-value]
+    return "noisy" if noise else "clean"
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """The dataset, its preprocessing and augmentation, and synthetic noise on its labels."""
@@ -48,8 +56,9 @@ class DataConfig:
     noise_seed: int = 0
     #: labels that validation, and so the best checkpoint (best.pt), is scored against: ``clean`` (the val
     #: split's labels as given) or ``noisy`` (``data.noise`` applied to them as well, with the same seed: a
-    #: user who has only noisy labels selects the checkpoint on noisy labels too). Test always uses the labels as given
-    val_labels: Literal["clean", "noisy"] = "clean"
+    #: user who has only noisy labels selects the checkpoint on noisy labels too). null = ``noisy`` under
+    #: ``data.noise``, the labels as given otherwise. Test always uses the labels as given
+    val_labels: Optional[Literal["clean", "noisy"]] = None
     #: MB the prepared splits (float32 images, labels) may take in memory; a dataset whose prepared form is larger is
     #: written once to ``data.cache_dir`` and read from there image by image (same values, memory independent of the
     #: dataset's size); 0 = always on disk
@@ -57,6 +66,10 @@ class DataConfig:
     #: folder of the prepared on-disk splits (reused while the dataset and the settings that shape them are
     #: unchanged); null = the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``) / adele / prepared
     cache_dir: Optional[str] = None
+
+    def validation_labels(self) -> Literal["clean", "noisy"]:
+        """``val_labels`` resolved (:func:`resolve_val_labels`)."""
+        return resolve_val_labels(self.val_labels, self.noise)
 
 
 @dataclass(frozen=True)
@@ -135,7 +148,7 @@ class TrainConfig:
     #: keep only the last N epoch checkpoints to save disk (``best.pt`` and ``model.pt`` are kept besides)
     keep_last: int = 1
     #: the weights model.pt holds (what ``adele predict`` and the exports use; metrics.json ``test`` scores them):
-    #: ``best_val`` = the best validation epoch on the validation labels as given (``data.val_labels``; best.pt),
+    #: ``best_val`` = the best validation epoch on the validation labels (``data.val_labels``: noisy under ``data.noise``; best.pt),
     #: the last epoch where there is no validation split; ``last`` = the last epoch. Either way metrics.json keeps
     #: the last epoch's scores under ``last_epoch``
     model_weights: Literal["best_val", "last"] = "best_val"

@@ -159,7 +159,7 @@ def _validate_training(cfg: Config) -> None:
 def _validate_data(d: DataConfig, cor: CorrectionConfig) -> None:
     check = _check
     check(bool(d.path.strip()), "data.path", "must name a dataset folder or 'colin27'")
-    check(d.val_labels == "clean" or bool(d.noise), "data.val_labels",
+    check(d.val_labels != "noisy" or bool(d.noise), "data.val_labels",
           "'noisy' applies data.noise to the val labels, so it needs data.noise (a folder's own val labels are used as given: set 'clean')")
     for name, size in (("data.size", d.size), ("data.crop", d.crop)):
         check(size is None or all(s <= MAX_SIDE for s in size), name, f"each side must be <= {MAX_SIDE}, got {list(size or ())}")

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import safety
 from ..config import EXECUTION_KEYS, Config, flatten, saved_config
+from ..config.settings import resolve_val_labels
 from ..data import EMBEDDED, dataset_folder
 from ..data.volumes import copy_volume_spec
 from ..errors import OutputError, RunError
@@ -41,8 +42,12 @@ def _same_setting(key: str, a: Any, b: Any) -> bool:
 
 
 def config_changes(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
-    """``(key, old, new)`` for every setting that differs between two config dicts."""
+    """``(key, old, new)`` for every setting that differs between two config dicts (``data.val_labels`` compared as
+    resolved: null is the value it stands for)."""
     fo, fn = flatten(old), flatten(new)
+    for f in (fo, fn):
+        if "data.val_labels" in f:
+            f["data.val_labels"] = resolve_val_labels(f["data.val_labels"], f.get("data.noise"))
     keys = list(fn) + [k for k in fo if k not in fn]
     return [(k, fo.get(k), fn.get(k)) for k in keys if not _same_setting(k, fo.get(k), fn.get(k))]
 

@@ -99,7 +99,7 @@ class Trainer:
         self.stopped_early: Optional[dict] = None  # where train.patience ended the run
         self._best_weights: Optional[dict] = None  # the eval weights of the best validation epoch (best.pt)
         #: validation labels a checkpoint can be selected on: "noisy" (as a user's own masks) and, where known, "clean"
-        self.val_label_sets = validation_label_sets(self.data.val, cfg.data.noise, cfg.data.val_labels)
+        self.val_label_sets = validation_label_sets(self.data.val, cfg.data.noise, cfg.data.validation_labels())
         #: per label set, the best validation epoch and the test scores of its weights, taken when it was reached
         #: (the competitors "keep the best checkpoint" from this one training: metrics.json best_checkpoint_<set>_val)
         self.best_by: dict[str, dict] = {}

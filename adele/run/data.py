@@ -64,8 +64,8 @@ def prepared_bytes(cfg: Config, source: Source) -> int:
     total = 0
     for name in ("train", "val", "test"):
         if name in source.splits:
-            clean = source.splits[name].has_clean or (d.noise is not None and (name == "train" or (name == "val" and d.val_labels == "noisy")))
-            extra = d.noise is not None and name == "val" and d.val_labels == "clean"
+            clean = source.splits[name].has_clean or (d.noise is not None and (name == "train" or (name == "val" and d.validation_labels() == "noisy")))
+            extra = d.noise is not None and name == "val" and d.validation_labels() == "clean"
             total += estimate_bytes(source, name, d.size, d.normalize, 1 + int(clean) + int(extra))
     return total
 
@@ -84,10 +84,10 @@ def load_run_data(cfg: Config, source: Optional[Source] = None) -> RunData:
         if name not in source.splits:
             splits[name] = None
             continue
-        noisy = name == "train" or (name == "val" and d.val_labels == "noisy")
+        noisy = name == "train" or (name == "val" and d.validation_labels() == "noisy")
         # validation scored on the labels as given; the same noise drawn on them as well, so that the checkpoint a user
         # would select on noisy validation masks is measured in the same run (the trainer scores both every epoch)
-        extra = synthesize if (d.noise and name == "val" and d.val_labels == "clean") else None
+        extra = synthesize if (d.noise and name == "val" and d.validation_labels() == "clean") else None
         if on_disk:
             splits[name] = disk_split(source, name, d.size, d.normalize, cache, d.train_labels, synthesize if noisy else None,
                                       extra, synthesize.identity() if synthesize is not None else None)

@@ -183,8 +183,10 @@ def test_val_labels_noisy_applies_the_noise_to_val_only_and_keeps_test_clean():
 
     src = small_colin27(8, 4)
     base = {"data.size": [56, 48], "data.noise": "final:target_area=1000", "data.noise_seed": 3}
-    clean = load_run_data(load_config(overrides=base), src)
+    clean = load_run_data(load_config(overrides={**base, "data.val_labels": "clean"}), src)
     noisy = load_run_data(load_config(overrides={**base, "data.val_labels": "noisy"}), src)
+    default = load_run_data(load_config(overrides=base), src)  # null: noisy under data.noise, as a user's val masks are
+    assert all(np.array_equal(a, b) for a, b in zip(default.val.original, noisy.val.original))
     assert all(np.array_equal(a, b) for a, b in zip(clean.val.original, clean.val.clean or clean.val.original))
     changed = sum(int((a != b).sum()) for a, b in zip(noisy.val.original, clean.val.original))
     assert changed > 0  # validation now scores against noisy labels
@@ -193,3 +195,4 @@ def test_val_labels_noisy_applies_the_noise_to_val_only_and_keeps_test_clean():
     assert all(np.array_equal(a, b) for a, b in zip(noisy.train.labels, clean.train.labels))  # same training draw
     with pytest.raises(ConfigError, match="data.val_labels"):
         load_config(overrides={"data.val_labels": "noisy"})
+    assert load_config().data.validation_labels() == "clean"  # without data.noise: the labels as given

@@ -170,15 +170,19 @@ def test_one_training_scores_both_early_stopping_competitors(tmp_path):
     clean ones; each selection's best epoch and the test scores of its weights land in metrics.json, and resume exactly."""
     from adele.engine.trainer import validation_label_sets
 
-    cfg = load_config(None, FAST + ["train.epochs=4", "train.seed=2", "data.noise=final:target_area=1000", "data.noise_seed=1"])
+    noise = ["train.epochs=4", "train.seed=2", "data.noise=final:target_area=1000", "data.noise_seed=1"]
+    cfg = load_config(None, FAST + noise + ["data.val_labels=clean"])
     data = small_colin27(8, 4)
     prepared = load_run_data(cfg, data)
-    sets = validation_label_sets(prepared.val, cfg.data.noise, cfg.data.val_labels)
+    sets = validation_label_sets(prepared.val, cfg.data.noise, cfg.data.validation_labels())
     assert set(sets) == {"noisy", "clean"} and sets["clean"] is prepared.val.original
     assert any((a != b).any() for a, b in zip(sets["noisy"], sets["clean"]))  # the noise was drawn on val as well
-    # the same noisy val labels as a run that selects on them (data.val_labels: noisy)
-    other = load_run_data(cfg.replace(**{"data.val_labels": "noisy"}), data).val
+    # the same noisy val labels as a run that selects on them: data.val_labels null (the default) is noisy under data.noise
+    default = load_config(None, FAST + noise)
+    assert default.data.val_labels is None and default.data.validation_labels() == "noisy"
+    other = load_run_data(default, data).val
     assert all(np.array_equal(a, b) for a, b in zip(sets["noisy"], other.original))
+    assert all(np.array_equal(a, b) for a, b in zip(sets["clean"], other.clean))
     tr = Trainer(cfg, tmp_path / "run", data=prepared, log=lambda m: None)
     tr.prepare_run_dir(False, False)
     res = tr.fit()
@@ -195,7 +199,8 @@ def test_one_training_scores_both_early_stopping_competitors(tmp_path):
     assert resumed["best_checkpoint_clean_val"] == res["best_checkpoint_clean_val"]
     # without synthetic noise the labels as given are the user's (noisy) ones; no clean set unless labels_clean
     plain = load_config(None, FAST)
-    assert set(validation_label_sets(load_run_data(plain, data).val, None, "clean")) == {"noisy"}
+    assert plain.data.validation_labels() == "clean"
+    assert set(validation_label_sets(load_run_data(plain, data).val, None, plain.data.validation_labels())) == {"noisy"}
 
 
 def test_correction_with_the_best_noisy_val_weights(tmp_path):
