@@ -37,13 +37,33 @@ VARIANTS = {
     "ADELE, every 2nd step": ["method=adele", "adele.consistency.every_steps=2"],
     "ADELE, every 4th step": ["method=adele", "adele.consistency.every_steps=4"],
     "ADELE, every 5th step": ["method=adele", "adele.consistency.every_steps=5"],
+    "ADELE, every 10th step": ["method=adele", "adele.consistency.every_steps=10"],
+    "ADELE, every 15th step": ["method=adele", "adele.consistency.every_steps=15"],
     "ADELE, default config": ["method=adele"],
 }
 
 
+#: the step section's recipe: None = SETTINGS; (dataset, noise) = the recipe ``adele train`` plans from that dataset
+PLANNED: Optional[tuple[str, str]] = None
+#: settings added to every trainer's (``--smoke``: tiny sizes)
+SMOKE: list[str] = []
+
+
 def make_trainer(extra: list[str], tmp: Path, source=None) -> Trainer:
-    cfg = load_config(None, SETTINGS + extra)
+    if PLANNED is not None and source is None:
+        from adele.plan import planned_config
+
+        sets = [f"data.path={PLANNED[0]}", f"data.noise={PLANNED[1]}", "train.device=cpu", *SMOKE, *extra]
+        cfg = planned_config(None, sets, device="cpu")[0]
+    else:
+        cfg = load_config(None, SETTINGS + extra)
     return Trainer(cfg, tmp, data=load_run_data(cfg, source), log=lambda m: None)
+
+
+def recipe_line(cfg) -> str:
+    """The step section's recipe in words (batch, size, network)."""
+    size = "x".join(map(str, cfg.data.size)) if cfg.data.size else "native size"
+    return f"batch {cfg.train.batch_size}, {size}, width-{cfg.model.width} {cfg.model.name}, {cfg.train.loss}"
 
 
 def time_steps(tr: Trainer, steps: int) -> float:
@@ -77,7 +97,8 @@ def section_step(rounds: int, steps: int, tmp: Path) -> dict:
         for name, tr in trainers.items():
             results[name].append(time_steps(tr, steps))
     base = statistics.median(results["baseline"])
-    print(f"\n### ADELE training-step cost (batch 2, 112x96, width-16 U-Net, CPU, {torch.get_num_threads()} threads; median of {rounds} rounds x {steps} steps)\n")
+    recipe = recipe_line(trainers["baseline"].cfg) + (f", planned from {PLANNED[0]}" if PLANNED else "")
+    print(f"\n### ADELE training-step cost ({recipe}, CPU, {torch.get_num_threads()} threads; median of {rounds} rounds x {steps} steps)\n")
     print("| variant | ms / step | ratio to baseline | goal |")
     print("|---|---:|---:|---|")
     for name, vals in results.items():
@@ -198,13 +219,20 @@ def main() -> None:
     ap.add_argument("--candidate", nargs=2, action="append", default=[], metavar=("NAME", "SETTINGS"),
                     help="run section: one more ADELE variant timed beside the default, e.g. --candidate cons10 "
                          "adele.consistency.every_steps=10 (settings separated by spaces)")
+    ap.add_argument("--planned", action="store_true",
+                    help="step section: time the steps of the recipe `adele train` plans from --dataset (with --noise) "
+                         "instead of the fixed 112x96 settings")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one round of 2 steps: the same code path in seconds")
     add_result_options(ap, "perf, or perf_SECTION with --only")
     args = ap.parse_args()
+    global PLANNED
+    if args.planned:
+        PLANNED = (args.dataset, args.noise)
     if args.smoke:
-        SETTINGS[:] = SETTINGS + ["data.size=[32,32]", "model.width=4", "model.depth=2", "train.threads=1"]
+        SMOKE[:] = ["data.size=[32,32]", "model.width=4", "model.depth=2", "train.threads=1"]
+        SETTINGS[:] = SETTINGS + SMOKE
         args.rounds, args.steps = 1, 2
     run_extra = ["data.size=[32,32]", "model.width=4", "model.depth=2", "train.epochs=3"] if args.smoke else []
     import tempfile
@@ -227,6 +255,7 @@ def main() -> None:
         write_result(target[0], {"only": args.only, "rounds": args.rounds, "steps": args.steps, "smoke": args.smoke,
                                  **({"dataset": args.dataset, "noise": args.noise, "run_extra": run_extra,
                                      "candidates": dict(args.candidate)} if args.only == "run" else {}),
+                                 "planned": {"dataset": args.dataset, "noise": args.noise} if args.planned else None,
                                  "settings": SETTINGS, "variants": VARIANTS, "threads": torch.get_num_threads()},
                      results, out_dir=target[1])
 
