@@ -94,6 +94,7 @@ VARIANTS = {
     # item 8 (item 5 again): the term's extra cost about halved, keeping an upsampled view
     "adele_s15e7": ["method=adele", "adele.consistency.scales=[1.0,1.5]", "adele.consistency.every_steps=7"],
     "adele_s125": ["method=adele", "adele.consistency.scales=[1.0,1.25]"],
+    "adele_s0705": ["method=adele", "adele.consistency.scales=[1.0,0.7,0.5]"],
     "baseline_clean": ["method=baseline", "data.train_labels=clean"],
     "adele_cons": ["method=adele", "adele.consistency.enabled=true"],
     "adele_cons1": ["method=adele", "adele.consistency.enabled=true", "adele.consistency.every_steps=1"],
@@ -124,6 +125,7 @@ LABELS = {"baseline_noisy": "baseline, noisy", "baseline_noisyval": "baseline, n
           "adele_cons2": "ADELE, consistency every 2nd step",
           "adele_s15e7": "ADELE, consistency at scales 1 and 1.5 every 7th step",
           "adele_s125": "ADELE, consistency at scales 1 and 1.25",
+          "adele_s0705": "ADELE, consistency at scales 1, 0.7 and 0.5",
           "baseline_noema": "baseline, no weight average", "baseline_gce": "baseline, generalized CE (q 0.7)", "adele_noema": "ADELE, no weight average"}
 RECIPE_FREE = {"baseline_clean"}
 
