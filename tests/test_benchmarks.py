@@ -179,6 +179,7 @@ def test_label_quality_race_runs_and_skips_cleanlab_when_missing(tmp_path):
 @pytest.mark.parametrize("script,args,expect", [
     ("bench_perf.py", ["--smoke"], "ratio to baseline"),
     ("bench_perf.py", ["--smoke", "--only", "run", "--candidate", "cons10", "adele.consistency.every_steps=10"], "| cons10 |"),
+    ("bench_perf.py", ["--smoke", "--only", "step", "--planned"], "planned from colin27-structures"),
     ("bench_core.py", ["--smoke"], "onset check, 10 classes x 100 epochs"),
     ("bench_noise.py", ["--smoke"], "| `markov` |"),
     ("bench_memory.py", ["--smoke"], "step time on disk / in memory"),
