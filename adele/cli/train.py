@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ def add_parsers(sub) -> None:
         adele train --data data/my-set --config my.yaml --out runs/x --set optim.lr=0.005 train.batch_size=8
         adele train --out runs/x --resume                # continue after an interruption
         torchrun --nproc_per_node 2 -m adele train --data colin27 --out runs/ddp
+        adele train --data data/big-set --prepare-only   # write the on-disk cache once, before a multi-GPU run
         """, notes="""
         A new run starts from a recipe planned from its dataset (`adele plan DATA` prints it):
         defaults <- plan <- --config <- --set (--no-plan: defaults <- --config <- --set).
@@ -50,7 +52,7 @@ def add_parsers(sub) -> None:
         """)
     t.add_argument("--data", default=None, help="dataset folder in the generic format, or 'colin27' (embedded)")
     t.add_argument("--method", choices=["baseline", "adele"], default=None, help="baseline (cross-entropy) or adele")
-    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--out", default=None, help="run folder (required unless --prepare-only)")
     t.add_argument("--config", default=None, help="YAML config file, or an installed preset: colin27, colin27-ce-dice, segthor, voc (see `adele config show`)")
     t.add_argument("--epochs", type=int, default=None, help="number of training epochs (train.epochs)")
     t.add_argument("--seed", type=int, default=None, help="random seed of initialization, sampling and augmentation (train.seed)")
@@ -69,6 +71,10 @@ def add_parsers(sub) -> None:
     add_overrides(t, "override any config field, e.g. optim.lr=0.005 adele.correction.every=5")
     t.add_argument("--no-plan", action="store_true", help="start from the defaults of `adele config show` instead of a recipe planned from the dataset")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--prepare-only", action="store_true",
+                   help="prepare the data splits as this run would (into data.cache_dir when larger than "
+                        "data.memory_budget_mb) and exit without training: run it once before a multi-process run, so "
+                        "that no process waits while the cache is written")
     t.add_argument("--allow-changes", action="store_true", help="with --resume: continue even though data, method or settings differ from the run's (recorded in run.json)")
     add_overwrite(t, "run folder")
     _add_plan_parser(sub)
@@ -222,6 +228,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..engine.trainer import Trainer  # deferred: the engine imports torch
     from ..run.files import write_plan  # deferred: the run folder's files import torch
 
+    if args.prepare_only:
+        if args.resume or args.overwrite:
+            raise ConfigError("--prepare-only writes no run: drop --resume / --overwrite")
+        return prepare_only(train_config_from_args(args)[0])
+    if args.out is None:
+        raise ConfigError("--out is required: the run folder (or pass --prepare-only to prepare the data only)")
     cfg, planned = train_config_from_args(args)
     inputs = (args.config,) if args.config else ()
     changes = check_run_dir(cfg, args.out, args.resume, args.overwrite, args.allow_changes, inputs)  # before any data is read
@@ -248,6 +260,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(format_metrics_table({cfg.method: results}, split="test" if "test" in results else "val"))
         print(f"model.pt: {model_weights_line(results)}")
         print(f"run folder: {args.out}")
+    return 0
+
+
+def prepare_only(cfg) -> int:
+    """``adele train --prepare-only``: the run's data splits prepared as training would (the on-disk cache written
+    when they exceed ``data.memory_budget_mb``); nothing else is written."""
+    from ..data.cache import default_cache_dir
+    from ..run.data import load_run_data, prepared_bytes
+
+    t0 = time.perf_counter()
+    data = load_run_data(cfg)  # validates the dataset as training does, and writes or reuses the cache entries
+    splits = {name: s for name, s in (("train", data.train), ("val", data.val), ("test", data.test)) if s is not None}
+    size = prepared_bytes(cfg, data.source) / 2**20
+    counts = ", ".join(f"{name} {len(s)}" for name, s in splits.items())
+    if any(s.on_disk for s in splits.values()):
+        cache = Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else default_cache_dir()
+        print(f"prepared {counts} images ({size:.0f} MB > data.memory_budget_mb {cfg.data.memory_budget_mb:g}) on disk under "
+              f"{cache}, in {time.perf_counter() - t0:.1f} s: training with these settings reads them from there "
+              "(`adele data cache` lists the entries)")
+    else:
+        print(f"prepared {counts} images ({size:.0f} MB <= data.memory_budget_mb {cfg.data.memory_budget_mb:g}): they fit in "
+              "memory, so training prepares them itself and nothing was cached (data.memory_budget_mb 0 keeps them on disk)")
     return 0
 
 

@@ -227,3 +227,26 @@ def test_cache_command_lists_and_clears_entries_by_last_use(tmp_path, capsys):
     assert (entries["val"].path / "meta.json").is_file() and (entries["test"].path / "meta.json").is_file()
     assert main(["data", "cache", "list", "--older-than", "3", "--cache-dir", str(cache)]) != 0
     assert "go with `adele data cache clear`" in capsys.readouterr().err
+
+
+def test_train_prepare_only_writes_the_cache_a_run_then_reuses(tmp_path, capsys):
+    """`adele train --prepare-only`: the splits prepared as the run would (planned recipe, same settings), on disk when
+    over data.memory_budget_mb; a training run with the same settings then reads those entries (none added); within
+    the budget it says nothing was cached; no run folder is written, and without it --out is required."""
+    from adele.cli import main
+    from adele.data.cache import list_entries
+
+    ds = make_dataset(tmp_path / "ds", n_train=4)
+    cache = tmp_path / "cache"
+    sets = ["--set", "data.memory_budget_mb=0", f"data.cache_dir={cache}", "train.epochs=1", "train.steps_per_epoch=1",
+            "train.device=cpu", "model.width=4", "model.depth=2"]
+    assert main(["train", "--data", str(ds), "--prepare-only", *sets]) == 0
+    assert "on disk under" in capsys.readouterr().out
+    before = {e.path: e for e in list_entries(cache)}
+    assert len(before) == 3 and all(e.complete for e in before.values())
+    assert main(["train", "--data", str(ds), "--out", str(tmp_path / "run"), *sets]) == 0
+    assert {e.path for e in list_entries(cache)} == set(before)  # the run reused them
+    assert main(["train", "--data", str(ds), "--prepare-only", "--set", f"data.cache_dir={tmp_path / 'c2'}"]) == 0
+    assert "nothing was cached" in capsys.readouterr().out and not (tmp_path / "c2").exists()
+    assert main(["train", "--data", str(ds)]) == 2
+    assert "--out is required" in capsys.readouterr().err
