@@ -14,6 +14,7 @@ import yaml
 
 from ..config import load_config, parse_override
 from ..data import EMBEDDED, open_source
+from ..data.cache import default_cache_dir
 from ..errors import ConfigError
 from ..reporting.tables import format_metrics_table
 from ..safety import atomic_write_text
@@ -266,8 +267,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def prepare_only(cfg) -> int:
     """``adele train --prepare-only``: the run's data splits prepared as training would (the on-disk cache written
     when they exceed ``data.memory_budget_mb``); nothing else is written."""
-    from ..data.cache import default_cache_dir
-    from ..run.data import load_run_data, prepared_bytes
+    from ..run.data import load_run_data, prepared_bytes  # deferred: the run data imports torch
 
     t0 = time.perf_counter()
     data = load_run_data(cfg)  # validates the dataset as training does, and writes or reuses the cache entries
