@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..config import load_config
 from ..data import EMBEDDED, export_colin27, open_dataset
-from ..data.cache import clear, default_cache_dir, human_bytes, list_entries
+from ..data.cache import cache_folder, clear, human_bytes, list_entries
 from ..data.colin27 import export_colin27_volumes
 from ..data.folder import check_source
 from ..data.voc import prepare_voc
@@ -243,7 +243,7 @@ def _cache(args: argparse.Namespace) -> int:
         root = Path(args.cache_dir).expanduser()
     else:
         d = load_config(args.config, list(args.set)).data
-        root = Path(d.cache_dir).expanduser() if d.cache_dir else default_cache_dir()
+        root = cache_folder(d.cache_dir)
     if args.action == "list":
         if args.older_than is not None or args.dry_run:
             raise ConfigError("--older-than and --dry-run go with `adele data cache clear`")

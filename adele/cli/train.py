@@ -14,7 +14,7 @@ import yaml
 
 from ..config import load_config, parse_override
 from ..data import EMBEDDED, open_source
-from ..data.cache import default_cache_dir
+from ..data.cache import cache_folder
 from ..errors import ConfigError
 from ..reporting.tables import format_metrics_table
 from ..safety import atomic_write_text
@@ -275,7 +275,7 @@ def prepare_only(cfg) -> int:
     size = prepared_bytes(cfg, data.source) / 2**20
     counts = ", ".join(f"{name} {len(s)}" for name, s in splits.items())
     if any(s.on_disk for s in splits.values()):
-        cache = Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else default_cache_dir()
+        cache = cache_folder(cfg.data.cache_dir)
         print(f"prepared {counts} images ({size:.0f} MB > data.memory_budget_mb {cfg.data.memory_budget_mb:g}) on disk under "
               f"{cache}, in {time.perf_counter() - t0:.1f} s: training with these settings reads them from there "
               "(`adele data cache` lists the entries)")

@@ -29,6 +29,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "adele" / "prepared"
 
 
+def cache_folder(cache_dir: Optional[str]) -> Path:
+    """The folder of the prepared splits: ``data.cache_dir`` (``~`` expanded), or :func:`default_cache_dir` when null."""
+    return Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+
+
 def mark_used(entry: Path) -> None:
     """Record a use of a complete entry (``meta.json``'s modification time); a read-only cache is left as it is."""
     try:

@@ -15,7 +15,7 @@ from ..config import Config
 from ..data import open_source
 from ..data.dataset import RunData, Synthesize, check_prepared, noisy_labels, prepare_split
 from ..data.folder import Source, check_source
-from ..data.cache import default_cache_dir
+from ..data.cache import cache_folder
 from ..data.prepared import disk_split, estimate_bytes
 from ..errors import DatasetError
 from ..noise import load_recipe, noise_dataset
@@ -78,7 +78,7 @@ def load_run_data(cfg: Config, source: Optional[Source] = None) -> RunData:
     check_source(source, d.size, d.normalize, d.crop, cfg.train.batch_size)
     synthesize = label_noise(d.noise, d.noise_seed, source.num_classes, source.ignore_index) if d.noise else None
     on_disk = prepared_bytes(cfg, source) > d.memory_budget_mb * 2**20
-    cache = Path(d.cache_dir).expanduser() if d.cache_dir else default_cache_dir()
+    cache = cache_folder(d.cache_dir)
     splits = {}
     for name in ("train", "val", "test"):
         if name not in source.splits:
