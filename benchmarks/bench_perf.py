@@ -112,12 +112,12 @@ def section_step(rounds: int, steps: int, tmp: Path) -> dict:
             p, m = time_steps(tr, steps)
             plain[name] += p
             multi[name] += m
+    med = {name: {k: statistics.median(v[name]) if v[name] else None for k, v in (("plain", plain), ("multi", multi))}
+           for name in trainers}
     per_step = {}
     for name, tr in trainers.items():
-        every = multiscale_every(tr)
-        med_p = statistics.median(plain[name]) if plain[name] else None
-        med_m = statistics.median(multi[name]) if multi[name] else None
-        per_step[name] = med_p if not every else (med_m if every == 1 else ((every - 1) * med_p + med_m) / every)
+        every, p, m = multiscale_every(tr), med[name]["plain"], med[name]["multi"]
+        per_step[name] = p if not every else (m if every == 1 else ((every - 1) * p + m) / every)
     base = per_step["baseline"]
     recipe = recipe_line(trainers["baseline"].cfg) + (f", planned from {PLANNED[0]}" if PLANNED else "")
     print(f"\n### ADELE training-step cost ({recipe}, CPU, {torch.get_num_threads()} threads; {rounds} rounds x {steps} steps, "
@@ -125,16 +125,14 @@ def section_step(rounds: int, steps: int, tmp: Path) -> dict:
     print("| variant | plain step ms | multi-scale step ms | ms / step | ratio to baseline | goal |")
     print("|---|---:|---:|---:|---:|---|")
     out = {}
-    for name in trainers:
-        med_p = statistics.median(plain[name]) if plain[name] else None
-        med_m = statistics.median(multi[name]) if multi[name] else None
+    for name, tr in trainers.items():
+        p, m = med[name]["plain"], med[name]["multi"]
         goal = "<= 1.6x" if "default" in name else ""
-        print(f"| {name} | {'' if med_p is None else f'{1000 * med_p:.1f}'} | {'' if med_m is None else f'{1000 * med_m:.1f}'} | "
+        print(f"| {name} | {'' if p is None else f'{1000 * p:.1f}'} | {'' if m is None else f'{1000 * m:.1f}'} | "
               f"{1000 * per_step[name]:.1f} | {per_step[name] / base:.2f}x | {goal} |")
         out[name] = {"ms_per_step": 1000 * per_step[name], "ratio_to_baseline": per_step[name] / base,
-                     "plain_step_ms": None if med_p is None else 1000 * med_p,
-                     "multiscale_step_ms": None if med_m is None else 1000 * med_m,
-                     "every_steps": multiscale_every(trainers[name]) or None}
+                     "plain_step_ms": None if p is None else 1000 * p, "multiscale_step_ms": None if m is None else 1000 * m,
+                     "every_steps": multiscale_every(tr) or None}
     return out
 
 
