@@ -250,3 +250,5 @@ def test_train_prepare_only_writes_the_cache_a_run_then_reuses(tmp_path, capsys)
     assert "nothing was cached" in capsys.readouterr().out and not (tmp_path / "c2").exists()
     assert main(["train", "--data", str(ds)]) == 2
     assert "--out is required" in capsys.readouterr().err
+    assert main(["train", "--data", str(ds), "--prepare-only", "--overwrite"]) == 2
+    assert "--prepare-only writes no run" in capsys.readouterr().err
